@@ -1,0 +1,215 @@
+// The configuration file's schema (SPEC §2). Types are inferred from it, so the schema is the one
+// place a key is declared. Unknown keys are errors: a typo must not silently disable a policy.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+const size = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  const n = parseSize(v);
+  if (n === undefined) {
+    ctx.addIssue({ code: 'custom', message: `must be a size like 512kb or 8mb, got "${v}"` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  const n = parseDuration(v);
+  if (n === undefined) {
+    ctx.addIssue({ code: 'custom', message: `must be a duration like 500ms, 30s or 5m, got "${v}"` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+const port = z.number().int().min(0).max(65535);
+const listener = z.strictObject({ host: z.string().min(1).default('0.0.0.0'), port });
+
+const httpsUrl = z.string().refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return u.protocol === 'https:' && u.hostname !== '' && u.username === '' && u.password === '';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an https URL without credentials' },
+);
+
+/** `host:port`, with IPv6 literals in brackets. */
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port');
+
+const pin = z.string().regex(/^sha256\/[A-Za-z0-9+/]{43}=$/, 'must be sha256/<base64 of 32 bytes> (see `aigate pin`)');
+
+export const ACTIONS = ['block', 'redact', 'monitor'] as const;
+const action = z.enum(ACTIONS);
+
+const bucket = z.strictObject({
+  rate: z.number().positive(),
+  burst: z.number().int().positive(),
+});
+
+const hostPattern = z.string().refine(
+  (h) => {
+    const name = h.startsWith('*.') ? h.slice(2) : h;
+    return isIP(name) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(name);
+  },
+  { message: 'must be a host name, an IP address or *.domain' },
+);
+
+const route = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, _ . -'),
+  prefix: z.string().regex(/^\/([A-Za-z0-9._~-]+\/)+$/, 'must look like /name/ (starts and ends with /)'),
+  upstream: httpsUrl,
+  action: action.optional(),
+  rateLimit: bucket.optional(),
+});
+
+const egressRule = z.strictObject({
+  host: hostPattern,
+  ports: z.array(port).min(1).default([443]),
+  inspect: z.boolean().default(true),
+  action: action.optional(),
+});
+
+const redisNode = z.strictObject({ host: z.string(), port });
+
+const customRule = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'must be lower-case letters, digits and -'),
+  pattern: z.string().min(1),
+  description: z.string().optional(),
+  keywords: z.array(z.string().min(1)).optional(),
+  action: action.optional(),
+});
+
+export const configSchema = z.strictObject({
+  listen: z
+    .strictObject({
+      gateway: listener.optional(),
+      forward: listener.optional(),
+      admin: listener.optional(),
+    })
+    .default({ gateway: { host: '0.0.0.0', port: 8443 }, admin: { host: '127.0.0.1', port: 9090 } }),
+
+  tls: z
+    .strictObject({
+      cert: z.string().default('certs/proxy.crt'),
+      key: z.string().default('certs/proxy.key'),
+      ca: z
+        .strictObject({ cert: z.string().default('certs/ca.crt'), key: z.string().default('certs/ca.key') })
+        .default({ cert: 'certs/ca.crt', key: 'certs/ca.key' }),
+      minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2'),
+    })
+    .default({
+      cert: 'certs/proxy.crt',
+      key: 'certs/proxy.key',
+      ca: { cert: 'certs/ca.crt', key: 'certs/ca.key' },
+      minVersion: 'TLSv1.2',
+    }),
+
+  upstreamTls: z
+    .strictObject({
+      ca: z.array(z.string()).default([]),
+      pins: z.record(z.string(), z.array(pin).min(1)).default({}),
+    })
+    .default({ ca: [], pins: {} }),
+
+  timeouts: z
+    .strictObject({
+      connect: duration.default(5_000),
+      firstByte: duration.default(120_000),
+      idle: duration.default(300_000),
+      drain: duration.default(30_000),
+    })
+    .default({ connect: 5_000, firstByte: 120_000, idle: 300_000, drain: 30_000 }),
+
+  auth: z
+    .strictObject({
+      usersFile: z.string().optional(),
+      required: z.boolean().default(false),
+      realm: z.string().default('aigate'),
+    })
+    .default({ required: false, realm: 'aigate' }),
+
+  connectTo: z.record(hostPort, hostPort).default({}),
+
+  routes: z.array(route).default([]),
+
+  egress: z
+    .strictObject({
+      denyPrivateAddresses: z.boolean().default(true),
+      presets: z.array(z.string()).default([]),
+      allow: z.array(egressRule).default([]),
+    })
+    .default({ denyPrivateAddresses: true, presets: [], allow: [] }),
+
+  rateLimit: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      store: z.enum(['memory', 'redis']).default('memory'),
+      redis: z
+        .strictObject({
+          url: z.string().default('redis://127.0.0.1:6379'),
+          prefix: z.string().default('aigate:rl:'),
+          // Sentinel: give `sentinels` and `name`; Cluster: give `cluster` nodes. `url` then only
+          // supplies credentials/db. Passed to ioredis as documented in README.
+          sentinels: z.array(redisNode).optional(),
+          name: z.string().optional(),
+          cluster: z.array(redisNode).optional(),
+          commandTimeout: duration.default(50),
+        })
+        .default({ url: 'redis://127.0.0.1:6379', prefix: 'aigate:rl:', commandTimeout: 50 }),
+      key: z.enum(['ip', 'user']).default('ip'),
+      rate: z.number().positive().default(10),
+      burst: z.number().int().positive().default(20),
+      onStoreError: z.enum(['allow', 'deny']).default('allow'),
+    })
+    .default({
+      enabled: true,
+      store: 'memory',
+      redis: { url: 'redis://127.0.0.1:6379', prefix: 'aigate:rl:', commandTimeout: 50 },
+      key: 'ip',
+      rate: 10,
+      burst: 20,
+      onStoreError: 'allow',
+    }),
+
+  inspect: z
+    .strictObject({
+      action: action.default('block'),
+      maxBodyBytes: size.default(8 * 1024 * 1024),
+      rules: z
+        .strictObject({
+          builtin: z.union([z.literal('all'), z.literal('none'), z.array(z.string())]).default('all'),
+          disable: z.array(z.string()).default([]),
+          // Per-rule action overrides for builtin rules: { generic-password: monitor }.
+          actions: z.record(z.string(), action).default({}),
+          custom: z.array(customRule).default([]),
+        })
+        .default({ builtin: 'all', disable: [], actions: {}, custom: [] }),
+      allowValues: z.array(z.string()).default([]),
+    })
+    .default({
+      action: 'block',
+      maxBodyBytes: 8 * 1024 * 1024,
+      rules: { builtin: 'all', disable: [], actions: {}, custom: [] },
+      allowValues: [],
+    }),
+
+  audit: z
+    .strictObject({
+      file: z.string().nullable().default('logs/audit.log'),
+      stdout: z.boolean().default(false),
+      fingerprintKey: z.string().default(''),
+    })
+    .default({ file: 'logs/audit.log', stdout: false, fingerprintKey: '' }),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type RouteConfig = Config['routes'][number];
+export type EgressRuleConfig = Config['egress']['allow'][number];
+export type InspectConfig = Config['inspect'];
+export type RateLimitConfig = Config['rateLimit'];
+export type Action = (typeof ACTIONS)[number];
+export type BucketConfig = z.infer<typeof bucket>;

@@ -1,0 +1,46 @@
+// Prometheus metrics (SPEC §9). One registry per running proxy, passed to whoever records, so tests
+// can start several proxies in one process without sharing counters.
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'aigate_requests_total',
+    help: 'Requests and tunnels handled, by route (or allowed host), decision and status sent',
+    labelNames: ['route', 'decision', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly findings = new Counter({
+    name: 'aigate_findings_total',
+    help: 'Sensitive-content findings, by rule id',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+  });
+
+  readonly rateLimitStoreErrors = new Counter({
+    name: 'aigate_ratelimit_store_errors_total',
+    help: 'Rate-limit checks answered by onStoreError because the store was unreachable or slow',
+    registers: [this.registry],
+  });
+
+  readonly upstreamDuration = new Histogram({
+    name: 'aigate_upstream_duration_seconds',
+    help: 'Time from sending a request upstream to its response headers',
+    labelNames: ['route'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    registers: [this.registry],
+  });
+
+  readonly upstreamCertificateErrors = new Counter({
+    name: 'aigate_upstream_certificate_errors_total',
+    help: 'Upstream TLS connections refused for a bad chain or a pin mismatch, by host',
+    labelNames: ['host'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+}

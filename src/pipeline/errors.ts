@@ -1,0 +1,36 @@
+// Typed answers a stage can give instead of letting a flow continue (SPEC §7). They become an HTTP
+// response in exactly one place (respond.ts), so every refusal has the same shape.
+
+export const ERROR_STATUS = {
+  sensitive_content: 403,
+  egress_denied: 403,
+  rate_limited: 429,
+  body_too_large: 413,
+  not_found: 404,
+  bad_request: 400,
+  upstream_unavailable: 502,
+  upstream_certificate: 502,
+  upstream_timeout: 504,
+  proxy_auth_required: 407,
+} as const;
+
+export type ErrorType = keyof typeof ERROR_STATUS;
+
+export class ProxyError extends Error {
+  readonly status: number;
+  constructor(
+    readonly type: ErrorType,
+    message: string,
+    /** Extra response headers (Retry-After, Proxy-Authenticate, …). */
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'ProxyError';
+    this.status = ERROR_STATUS[type];
+  }
+}
+
+/** The SPEC §7 body, readable by the OpenAI and Anthropic client libraries. */
+export function errorBody(type: ErrorType, message: string): string {
+  return JSON.stringify({ type: 'error', error: { type, message, code: type } });
+}

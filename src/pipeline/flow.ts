@@ -1,0 +1,46 @@
+// One request's state as it passes the stages (DESIGN "a request is a flow through stages").
+// Stages read and fill it; the audit stage writes it out once when the response is finished.
+import { randomUUID } from 'node:crypto';
+import type { ErrorType } from './errors.js';
+
+export type Mode = 'gateway' | 'forward';
+export type Decision = 'allow' | 'redact' | 'block' | 'deny' | 'rate_limited' | 'error';
+
+export interface Finding {
+  rule: string;
+  line: number;
+  action: 'block' | 'redact' | 'monitor';
+  fingerprint: string;
+}
+
+export interface Client {
+  ip: string;
+  user: string | null;
+}
+
+export class Flow {
+  readonly id = randomUUID();
+  readonly startedAt = Date.now();
+  readonly startedHr = process.hrtime.bigint();
+  route: string | null = null;
+  host: string | null = null;
+  status = 0;
+  decision: Decision = 'allow';
+  reason: ErrorType | null = null;
+  findings: Finding[] = [];
+  bytesIn = 0;
+  bytesOut = 0;
+  /** Seconds from sending upstream to response headers, when the flow reached an upstream. */
+  upstreamSeconds: number | null = null;
+
+  constructor(
+    readonly mode: Mode,
+    readonly client: Client,
+    readonly method: string,
+    readonly path: string,
+  ) {}
+
+  durationMs(): number {
+    return Number(process.hrtime.bigint() - this.startedHr) / 1e6;
+  }
+}
