@@ -1,0 +1,185 @@
+// The ioredis client for `rateLimit.store: redis`, tuned so the limiter never makes a request wait
+// on Redis: it answers from Redis within `commandTimeout` or fails at once and `onStoreError`
+// decides (SPEC §6).
+//
+// ---- README: shared rate limits with Redis -------------------------------------------------
+// With `rateLimit.store: redis` every proxy process and replica takes from the same bucket per
+// key: one Lua script per request, run atomically by Redis on Redis's own clock (EVALSHA, loaded
+// once per connection). Buckets are hashes `<prefix><key>` that expire by themselves once full
+// again, so idle clients leave no keys behind. Redis 4 or later; Redis 6+/7 recommended.
+//
+//   rateLimit:
+//     store: redis
+//     redis:
+//       url: "${REDIS_URL:-redis://127.0.0.1:6379}"  # redis://[user[:password]@]host[:port][/db],
+//                                                    # rediss:// for TLS
+//       prefix: "aigate:rl:"      # key prefix; use one per deployment sharing a Redis
+//       commandTimeout: 50ms      # a check slower than this counts as a store error
+//     onStoreError: allow         # allow (fail open) | deny (429, Retry-After: 1) while Redis is down
+//
+// Sentinel: list the sentinels and the master group name; `url` then only supplies the data
+// nodes' user, password, db and TLS (its host is ignored; rediss:// means TLS to the data nodes,
+// the sentinels are asked in plain text, without a password). Failover is followed automatically.
+//
+//       url: "redis://:${REDIS_PASSWORD}@ignored/0"
+//       sentinels: [ { host: sentinel-1, port: 26379 }, { host: sentinel-2, port: 26379 } ]
+//       name: mymaster
+//
+// Cluster: list some nodes (the rest are discovered); `url` supplies user, password and TLS, the
+// database must be 0. Each bucket is one key, so it lives in one slot.
+//
+//       url: "redis://:${REDIS_PASSWORD}@ignored"
+//       cluster: [ { host: redis-1, port: 6379 }, { host: redis-2, port: 6379 } ]
+//
+// While Redis is unreachable or slower than `commandTimeout`, each check is answered by
+// `onStoreError` at once (nothing is queued), `aigate_ratelimit_store_errors_total` counts them and
+// a warning is logged at most every 10 s with the number of failures since the last one. The client
+// reconnects in the background (backoff capped at 1 s) and shared limiting resumes by itself.
+// ----------------------------------------------------------------------------------------------
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { RateLimitConfig } from '../config/schema.js';
+
+export type RedisConfig = RateLimitConfig['redis'];
+export type RedisClient = Redis | Cluster;
+
+export interface RedisConnection {
+  client: RedisClient;
+  /** Where it connects, fit for logs: never contains the password. */
+  target: string;
+  /** Values to scrub from anything logged (the password, when there is one). */
+  secrets: string[];
+  /** Cluster clients retry internally; the store bounds each take itself then. */
+  isCluster: boolean;
+}
+
+/** Reconnect delay: quick first retries so a restarted Redis is used again within ~1 s. */
+export function reconnectDelay(times: number): number {
+  return Math.min(25 * 2 ** Math.min(times, 6), 1000) + Math.floor(Math.random() * 50);
+}
+
+const CONNECT_TIMEOUT_MS = 2000;
+
+interface UrlParts {
+  host: string;
+  port: number;
+  username: string | undefined;
+  password: string | undefined;
+  db: number;
+  tls: boolean;
+}
+
+function parseUrl(url: string): UrlParts {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    // Not echoing the value: it may hold the password.
+    throw new Error('rateLimit.redis.url: must be a URL like redis://[user[:password]@]host[:port][/db]');
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+    throw new Error(`rateLimit.redis.url: scheme must be redis:// or rediss://, got ${u.protocol}//`);
+  }
+  const dbText = u.pathname.replace(/^\/+/, '');
+  const db = dbText === '' ? 0 : Number(dbText);
+  if (!Number.isInteger(db) || db < 0) {
+    throw new Error(`rateLimit.redis.url: the path must be a database number, got /${dbText}`);
+  }
+  return {
+    host: u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1',
+    port: u.port === '' ? 6379 : Number(u.port),
+    username: u.username === '' ? undefined : decodeURIComponent(u.username),
+    password: u.password === '' ? undefined : decodeURIComponent(u.password),
+    db,
+    tls: u.protocol === 'rediss:',
+  };
+}
+
+function nodeList(nodes: { host: string; port: number }[]): string {
+  return nodes.map((n) => `${n.host}:${n.port}`).join(',');
+}
+
+/** Creates the client; it connects in the background and never throws for an unreachable Redis. */
+export function createRedisConnection(cfg: RedisConfig): RedisConnection {
+  const url = parseUrl(cfg.url);
+  const secrets = url.password ? [url.password] : [];
+  const user = url.username ? `${url.username}@` : '';
+  const scheme = url.tls ? 'rediss' : 'redis';
+
+  // What makes a down Redis cheap: no offline queue (a command while disconnected fails at once),
+  // no retries or replays of a take (it was already answered by onStoreError; replaying would
+  // charge it twice), a per-command timeout for a Redis that is up but stuck, and a socket
+  // timeout so a silently dead connection is dropped and redialled instead of timing out
+  // request after request.
+  const perNode = {
+    username: url.username,
+    password: url.password,
+    tls: url.tls ? {} : undefined,
+    commandTimeout: cfg.commandTimeout,
+    socketTimeout: Math.max(1000, cfg.commandTimeout * 20),
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    connectionName: 'aigate-ratelimit',
+  } satisfies RedisOptions;
+
+  if (cfg.sentinels && cfg.cluster) {
+    throw new Error('rateLimit.redis: give either sentinels (with name) or cluster, not both');
+  }
+
+  if (cfg.cluster) {
+    if (cfg.cluster.length === 0) throw new Error('rateLimit.redis.cluster: must list at least one node');
+    if (url.db !== 0) throw new Error('rateLimit.redis.url: Redis Cluster only has database 0');
+    const options: ClusterOptions = {
+      enableOfflineQueue: false,
+      clusterRetryStrategy: reconnectDelay,
+      // Redirections and failover retries happen inside ioredis; the store's own deadline bounds
+      // the whole take, these keep the retries themselves short.
+      retryDelayOnFailover: 10,
+      retryDelayOnClusterDown: 10,
+      retryDelayOnTryAgain: 10,
+      slotsRefreshTimeout: 1000,
+      redisOptions: perNode,
+    };
+    return {
+      client: new Cluster(cfg.cluster, options),
+      target: `${scheme} cluster ${nodeList(cfg.cluster)}${user ? `, user ${url.username}` : ''}`,
+      secrets,
+      isCluster: true,
+    };
+  }
+
+  const common: RedisOptions = {
+    ...perNode,
+    db: url.db,
+    enableOfflineQueue: false,
+    retryStrategy: reconnectDelay,
+  };
+
+  if (cfg.sentinels) {
+    if (cfg.sentinels.length === 0) throw new Error('rateLimit.redis.sentinels: must list at least one sentinel');
+    if (!cfg.name) throw new Error('rateLimit.redis.name: the Sentinel master group name is required with sentinels');
+    return {
+      client: new Redis({
+        ...common,
+        sentinels: cfg.sentinels,
+        name: cfg.name,
+        sentinelRetryStrategy: reconnectDelay,
+        sentinelCommandTimeout: CONNECT_TIMEOUT_MS,
+        // rediss:// means TLS to the data nodes; the sentinels themselves are asked in plain text.
+        enableTLSForSentinelMode: url.tls,
+      }),
+      target: `${scheme} sentinel master "${cfg.name}" via ${nodeList(cfg.sentinels)}, db ${url.db}${user ? `, user ${url.username}` : ''}`,
+      secrets,
+      isCluster: false,
+    };
+  }
+  if (cfg.name) throw new Error('rateLimit.redis.name: only used with sentinels');
+
+  const hostPort = url.host.includes(':') ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
+  return {
+    client: new Redis({ ...common, host: url.host, port: url.port }),
+    target: `${scheme}://${user}${hostPort}/${url.db}`,
+    secrets,
+    isCluster: false,
+  };
+}

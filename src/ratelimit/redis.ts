@@ -1,0 +1,97 @@
+// Token buckets in Redis, shared by every proxy process and replica: one EVALSHA per take.
+import type { BucketRule, TakeResult } from './bucket.js';
+import type { RedisClient } from './connection.js';
+import { TAKE_SCRIPT } from './script.js';
+import type { BucketStore } from './store.js';
+
+const COMMAND = 'aigateTakeToken';
+
+type TakeCommand = (key: string, rate: number, burst: number, nowUs: string) => Promise<unknown>;
+
+export interface RedisStoreOptions {
+  /** Prepended to every bucket key (`rateLimit.redis.prefix`). */
+  prefix: string;
+  /**
+   * Upper bound on a whole take, for clients that retry internally (Cluster redirections and
+   * failover). A standalone or Sentinel client is bounded by its own `commandTimeout`.
+   */
+  deadlineMs?: number;
+  /** Tests only: drive the script's clock (µs) instead of Redis TIME. */
+  clockUs?: () => number;
+}
+
+export class StoreDeadlineError extends Error {
+  constructor(ms: number) {
+    super(`rate-limit store did not answer within ${ms}ms`);
+    this.name = 'StoreDeadlineError';
+  }
+}
+
+export class RedisBucketStore implements BucketStore {
+  readonly kind = 'redis' as const;
+  private readonly run: TakeCommand;
+
+  constructor(
+    readonly client: RedisClient,
+    private readonly opts: RedisStoreOptions,
+  ) {
+    // defineCommand sends EVAL once per connection and EVALSHA after that, and falls back to EVAL
+    // on NOSCRIPT (a Redis restarted or flushed under us), so the script text crosses the wire
+    // once per connection, not once per request.
+    client.defineCommand(COMMAND, { numberOfKeys: 1, lua: TAKE_SCRIPT });
+    const fn = (client as unknown as Record<string, TakeCommand | undefined>)[COMMAND];
+    if (!fn) throw new Error('ioredis defineCommand did not install the rate-limit script');
+    this.run = fn.bind(client);
+  }
+
+  async take(key: string, rule: BucketRule): Promise<TakeResult> {
+    const now = this.opts.clockUs ? String(this.opts.clockUs()) : '';
+    const pending = this.run(this.opts.prefix + key, rule.rate, rule.burst, now);
+    const reply = this.opts.deadlineMs === undefined ? await pending : await withDeadline(pending, this.opts.deadlineMs);
+    return parseReply(reply);
+  }
+
+  healthy(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  whenReady(timeoutMs: number): Promise<boolean> {
+    if (this.healthy()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.client.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.client.on('ready', onReady);
+    });
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    if (client.status === 'end') return;
+    if (client.status === 'ready') {
+      // QUIT lets in-flight takes finish; a Redis that stopped answering must not hold up shutdown.
+      await withDeadline(client.quit(), 500).catch(() => undefined);
+    }
+    client.disconnect();
+  }
+}
+
+function parseReply(reply: unknown): TakeResult {
+  if (Array.isArray(reply) && reply.length === 2) {
+    const tokens = Number(reply[1]);
+    if (Number.isFinite(tokens)) return { allowed: Number(reply[0]) === 1, tokens };
+  }
+  throw new Error('rate-limit script returned an unexpected reply');
+}
+
+function withDeadline<T>(pending: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreDeadlineError(ms)), ms);
+  });
+  return Promise.race([pending, deadline]).finally(() => clearTimeout(timer));
+}
