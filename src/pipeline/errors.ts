@@ -12,6 +12,9 @@ export const ERROR_STATUS = {
   upstream_certificate: 502,
   upstream_timeout: 504,
   proxy_auth_required: 407,
+  // Not in SPEC §7's list: a bug in aigate itself. Reported as such rather than blamed on the
+  // upstream, so operators look in the right place.
+  internal_error: 500,
 } as const;
 
 export type ErrorType = keyof typeof ERROR_STATUS;

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { ErrorType } from './errors.js';
 
 export type Mode = 'gateway' | 'forward';
+export type AuditEvent = 'request' | 'connect' | 'tunnel';
 export type Decision = 'allow' | 'redact' | 'block' | 'deny' | 'rate_limited' | 'error';
 
 export interface Finding {
@@ -22,6 +23,7 @@ export class Flow {
   readonly id = randomUUID();
   readonly startedAt = Date.now();
   readonly startedHr = process.hrtime.bigint();
+  event: AuditEvent = 'request';
   route: string | null = null;
   host: string | null = null;
   status = 0;
@@ -30,14 +32,15 @@ export class Flow {
   findings: Finding[] = [];
   bytesIn = 0;
   bytesOut = 0;
-  /** Seconds from sending upstream to response headers, when the flow reached an upstream. */
-  upstreamSeconds: number | null = null;
+  /** True when the client went away before the response was complete. */
+  aborted = false;
 
   constructor(
     readonly mode: Mode,
     readonly client: Client,
-    readonly method: string,
-    readonly path: string,
+    readonly method: string | null,
+    /** The normalised path without the query string, once the request target was parsed. */
+    public path: string | null,
   ) {}
 
   durationMs(): number {

@@ -1,0 +1,42 @@
+// What the stages share for one request: the Flow (what gets audited), the HTTP pair, where the
+// request is going once routed, and its body once read.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Action, BucketConfig } from '../config/schema.js';
+import type { Flow } from './flow.js';
+
+export interface Target {
+  /** Route name (gateway) or the allowed host pattern (forward). */
+  route: string;
+  /** `https://host[:port]` of the upstream. */
+  origin: string;
+  hostHeader: string;
+  /** Path and query as sent upstream. */
+  path: string;
+  /** Inspection policy for this destination (route or egress rule override, else global). */
+  action: Action;
+  /** Token bucket for this destination. */
+  bucket: BucketConfig;
+}
+
+export class Exchange {
+  target: Target | undefined;
+  /** The query string of the request target ("?…" or ""), passed upstream unchanged. */
+  query = '';
+  /** The request body as it will be forwarded (possibly redacted); empty until read. */
+  body: Buffer = Buffer.alloc(0);
+  /** True once the body was replaced by a decoded (and redacted) copy: drop Content-Encoding. */
+  bodyDecoded = false;
+  /** Headers every response to this request carries (RateLimit-*, request id). */
+  readonly responseHeaders: Record<string, string>;
+
+  constructor(
+    readonly flow: Flow,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+  ) {
+    this.responseHeaders = { 'x-aigate-request-id': flow.id };
+  }
+}
+
+/** A stage either returns (the flow continues) or throws a ProxyError (the flow is answered). */
+export type Stage = (ex: Exchange) => void | Promise<void>;

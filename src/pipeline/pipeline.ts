@@ -1,0 +1,80 @@
+// Runs a flow through its stages and audits it exactly once when its response is over, whatever
+// happened: answered by a stage, forwarded, failed upstream or abandoned by the client.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { AuditLog } from '../audit/log.js';
+import type { Metrics } from '../metrics.js';
+import { ProxyError } from './errors.js';
+import { Exchange, type Stage } from './exchange.js';
+import { Flow, type Client, type Mode } from './flow.js';
+import { sendError } from './respond.js';
+import { ClientAbortedError } from './stages/read-body.js';
+import type { ActivityTracker } from './activity.js';
+
+export interface PipelineDeps {
+  audit: AuditLog;
+  metrics: Metrics;
+  logger: Logger;
+  activity: ActivityTracker;
+}
+
+/** Status audited for a request the client abandoned before any response (nginx's convention). */
+export const CLIENT_CLOSED = 499;
+
+export class Pipeline {
+  constructor(
+    private readonly stages: readonly Stage[],
+    private readonly deps: PipelineDeps,
+  ) {}
+
+  /** Starts a flow for a request; `configure` lets a listener preset state (forward mode's target). */
+  handle(mode: Mode, client: Client, req: IncomingMessage, res: ServerResponse, configure?: (ex: Exchange) => void): Exchange {
+    const flow = new Flow(mode, client, req.method ?? null, null);
+    const ex = new Exchange(flow, req, res);
+    configure?.(ex);
+    const release = this.deps.activity.begin();
+    res.once('close', () => {
+      this.finish(ex);
+      release();
+    });
+    void this.run(ex);
+    return ex;
+  }
+
+  private async run(ex: Exchange): Promise<void> {
+    try {
+      for (const stage of this.stages) {
+        await stage(ex);
+        if (ex.res.writableEnded || ex.res.destroyed) return;
+      }
+    } catch (err) {
+      this.fail(ex, err);
+    }
+  }
+
+  private fail(ex: Exchange, err: unknown): void {
+    if (err instanceof ClientAbortedError || ex.res.destroyed) {
+      ex.flow.aborted = true;
+      ex.res.destroy();
+      return;
+    }
+    if (err instanceof ProxyError) {
+      sendError(ex, err);
+      return;
+    }
+    this.deps.logger.error({ err, requestId: ex.flow.id }, 'internal error while handling a request');
+    sendError(ex, new ProxyError('internal_error', `internal error in aigate (request id ${ex.flow.id}); the proxy log has details`));
+  }
+
+  private finish(ex: Exchange): void {
+    const { flow, res } = ex;
+    // A stage that took the connection over (WebSocket) sets the status itself.
+    if (flow.status === 0) {
+      if (!res.writableFinished && flow.decision !== 'error') flow.aborted = true;
+      flow.status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
+    }
+    const record = this.deps.audit.writeFlow(flow);
+    this.deps.metrics.requests.inc({ route: flow.route ?? '', decision: record.decision, status: String(record.status) });
+    for (const f of flow.findings) this.deps.metrics.findings.inc({ rule: f.rule });
+  }
+}

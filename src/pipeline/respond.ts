@@ -1,0 +1,43 @@
+// The one place a ProxyError becomes an HTTP response and a Flow decision.
+import type { Decision } from './flow.js';
+import { ProxyError, errorBody, type ErrorType } from './errors.js';
+import type { Exchange } from './exchange.js';
+
+const DECISION: Record<ErrorType, Decision> = {
+  sensitive_content: 'block',
+  body_too_large: 'block',
+  egress_denied: 'deny',
+  not_found: 'deny',
+  proxy_auth_required: 'deny',
+  rate_limited: 'rate_limited',
+  bad_request: 'error',
+  upstream_unavailable: 'error',
+  upstream_certificate: 'error',
+  upstream_timeout: 'error',
+  internal_error: 'error',
+};
+
+export function decisionFor(type: ErrorType): Decision {
+  return DECISION[type];
+}
+
+export function sendError(ex: Exchange, err: ProxyError): void {
+  const { flow, res } = ex;
+  flow.decision = decisionFor(err.type);
+  flow.reason = err.type;
+  if (res.headersSent) {
+    // Too late for an error body (the upstream response already started): cut the stream so
+    // the client sees a truncated response rather than a silently complete one.
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(errorBody(err.type, err.message));
+  flow.bytesOut += body.length;
+  res.writeHead(err.status, {
+    ...ex.responseHeaders,
+    ...err.headers,
+    'content-type': 'application/json',
+    'content-length': String(body.length),
+  });
+  res.end(body);
+}

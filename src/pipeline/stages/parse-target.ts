@@ -1,0 +1,16 @@
+// First stage of every flow: the request target becomes a normalised path (what is routed and
+// audited) and a query string (passed on unchanged). A target that cannot be made safe is a 400.
+import { BadPathError, normalisePath, splitTarget } from '../../route/router.js';
+import { ProxyError } from '../errors.js';
+import type { Stage } from '../exchange.js';
+
+export const parseTargetStage: Stage = (ex) => {
+  try {
+    const { path, query } = splitTarget(ex.req.url ?? '/');
+    ex.flow.path = normalisePath(path);
+    ex.query = query;
+  } catch (err) {
+    if (err instanceof BadPathError) throw new ProxyError('bad_request', `bad request target: ${err.message}`);
+    throw err;
+  }
+};

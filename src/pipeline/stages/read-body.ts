@@ -1,0 +1,72 @@
+// Reads the whole request body before anything goes upstream: inspection needs all of it, and a
+// body over the limit is refused (413) rather than forwarded unscanned (SPEC §5).
+import type { IncomingMessage } from 'node:http';
+import { ProxyError } from '../errors.js';
+import type { Stage } from '../exchange.js';
+
+export class ClientAbortedError extends Error {
+  constructor() {
+    super('client closed the connection while sending the request');
+  }
+}
+
+function tooLarge(limit: number): ProxyError {
+  // Connection: close, so the rest of an oversized upload is not read just to be thrown away.
+  return new ProxyError('body_too_large', `request body exceeds the ${formatBytes(limit)} limit (inspect.maxBodyBytes)`, {
+    connection: 'close',
+  });
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 * 1024 && n % (1024 * 1024) === 0) return `${n / (1024 * 1024)} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
+}
+
+export function readBodyStage(maxBodyBytes: number): Stage {
+  return async (ex) => {
+    const declared = ex.req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > maxBodyBytes) throw tooLarge(maxBodyBytes);
+    ex.body = await readLimited(ex.req, maxBodyBytes, () => tooLarge(maxBodyBytes));
+    ex.flow.bytesIn = ex.body.length;
+  };
+}
+
+function readLimited(req: IncomingMessage, limit: number, onTooLarge: () => Error): Promise<Buffer> {
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const cleanup = () => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        req.pause();
+        reject(onTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onError = () => {
+      cleanup();
+      reject(new ClientAbortedError());
+    };
+    const onClose = () => {
+      if (!req.complete) onError();
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
+}

@@ -1,0 +1,44 @@
+// The admin listener (SPEC §9): plain HTTP, meant for 127.0.0.1 or a cluster-internal port.
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { Metrics } from '../metrics.js';
+
+export interface AdminState {
+  /** True once every listener is up and until draining starts. */
+  ready(): boolean;
+}
+
+export interface AdminRoute {
+  (res: ServerResponse, url: URL): boolean | Promise<boolean>;
+}
+
+export function createAdminServer(metrics: Metrics, state: AdminState, extra: AdminRoute[] = []): Server {
+  return createServer(async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    try {
+      switch (url.pathname) {
+        case '/healthz':
+          res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+          return;
+        case '/readyz': {
+          const ok = state.ready();
+          res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'not ready\n');
+          return;
+        }
+        case '/metrics': {
+          const body = await metrics.registry.metrics();
+          res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body);
+          return;
+        }
+      }
+      for (const route of extra) if (await route(res, url)) return;
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz, /readyz, /metrics\n');
+    } catch (err) {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`error: ${(err as Error).message}\n`);
+    }
+  });
+}

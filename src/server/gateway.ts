@@ -1,0 +1,64 @@
+// The gateway listener (SPEC §3): TLS-terminating, path-routed. Plain requests and WebSocket
+// upgrades run through their pipelines; parser-level errors are answered in client-error.ts.
+import { createServer, type Server } from 'node:https';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AuditLog } from '../audit/log.js';
+import type { Metrics } from '../metrics.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import { handleClientError, socketIp } from './client-error.js';
+
+export interface GatewayOptions {
+  cert: Buffer;
+  key: Buffer;
+  minVersion: 'TLSv1.2' | 'TLSv1.3';
+  requests: Pipeline;
+  upgrades: Pipeline;
+  audit: AuditLog;
+  metrics: Metrics;
+  /** Milliseconds a keep-alive connection may sit idle between requests. */
+  keepAliveTimeout?: number;
+}
+
+export function createGatewayServer(opts: GatewayOptions): Server {
+  const server = createServer({
+    cert: opts.cert,
+    key: opts.key,
+    minVersion: opts.minVersion,
+    // Long prompts upload slowly and LLM answers stream for minutes: only the header phase is
+    // bounded here; upstream timeouts bound the rest.
+    requestTimeout: 0,
+    headersTimeout: 30_000,
+    keepAliveTimeout: opts.keepAliveTimeout ?? 65_000,
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    opts.requests.handle('gateway', { ip: socketIp(req.socket), user: null }, req, res);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    handleUpgrade(opts.upgrades, 'gateway', { ip: socketIp(req.socket), user: null }, req, socket, head);
+  });
+  server.on('clientError', (err: Error, socket: Duplex) => {
+    handleClientError(err, socket, { audit: opts.audit, metrics: opts.metrics, mode: 'gateway', clientIp: (s) => socketIp(s as never) });
+  });
+  return server;
+}
+
+/** Runs an upgrade request through the upgrade pipeline with a response bound to its socket. */
+export function handleUpgrade(
+  pipeline: Pipeline,
+  mode: 'gateway' | 'forward',
+  client: { ip: string; user: string | null },
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  configure?: Parameters<Pipeline['handle']>[4],
+): void {
+  socket.on('error', () => socket.destroy());
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as never);
+  pipeline.handle(mode, client, req, res, (ex) => {
+    ex.body = head;
+    configure?.(ex);
+  });
+}

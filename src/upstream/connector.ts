@@ -1,0 +1,111 @@
+// How aigate dials an upstream: TLS with SNI = the upstream host, the system trust store plus
+// `upstreamTls.ca`, SPKI pins checked on every new connection, and `connectTo` / a destination
+// policy deciding which address is dialled (the name in SNI and Host never changes).
+import { rootCertificates, type TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
+import { buildConnector } from 'undici';
+import { spkiPin } from '../tls/spki.js';
+
+export class PinMismatchError extends Error {
+  readonly code = 'ERR_AIGATE_PIN_MISMATCH';
+  constructor(
+    readonly host: string,
+    readonly seen: string,
+  ) {
+    super(`certificate of ${host} does not match any configured pin (saw ${seen})`);
+    this.name = 'PinMismatchError';
+  }
+}
+
+/** A refusal to dial, decided before any packet is sent (forward mode's private-address rule). */
+export class DestinationDeniedError extends Error {
+  readonly code = 'ERR_AIGATE_DESTINATION_DENIED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'DestinationDeniedError';
+  }
+}
+
+export interface DialTarget {
+  host: string;
+  port: number;
+}
+
+export interface ConnectorOptions {
+  /** Extra PEM CA certificates trusted beside the system store. */
+  extraCa: string[];
+  /** host (lower-case) → accepted `sha256/<base64>` SPKI pins. */
+  pins: Record<string, string[]>;
+  /** Milliseconds for TCP + TLS. */
+  connectTimeout: number;
+  /**
+   * Chooses the address to dial for host:port. Gateway mode maps through `connectTo`; forward
+   * mode also resolves and checks the address here, at dial time, so the address that was
+   * checked is the address that is dialled (no DNS-rebinding window).
+   */
+  dialTarget: (host: string, port: number) => DialTarget | Promise<DialTarget>;
+  onPinMismatch?: (err: PinMismatchError) => void;
+}
+
+export function createConnector(opts: ConnectorOptions): buildConnector.connector {
+  const base = buildConnector({
+    ca: [...rootCertificates, ...opts.extraCa],
+    timeout: opts.connectTimeout,
+    keepAlive: true,
+    maxCachedSessions: 1000,
+  });
+  const pins = new Map(Object.entries(opts.pins).map(([h, p]) => [h.toLowerCase(), new Set(p)]));
+
+  return (connectOpts, callback) => {
+    const host = connectOpts.hostname;
+    const port = Number(connectOpts.port) || 443;
+    const finish = (target: DialTarget) =>
+      base(
+        {
+          ...connectOpts,
+          hostname: target.host,
+          port: String(target.port),
+          // SNI and certificate verification stay on the name the request was for.
+          servername: connectOpts.servername || (isIpLiteral(host) ? undefined : host),
+        } as buildConnector.Options,
+        (err, socket) => {
+          if (err || !socket) return callback(err ?? new Error('connect failed'), null);
+          const expected = pins.get(host.toLowerCase());
+          if (expected) {
+            const cert = (socket as TLSSocket).getPeerX509Certificate();
+            const seen = cert ? spkiPin(cert) : 'no certificate';
+            if (!expected.has(seen)) {
+              (socket as Socket).destroy();
+              const pinErr = new PinMismatchError(host, seen);
+              opts.onPinMismatch?.(pinErr);
+              return callback(pinErr, null);
+            }
+          }
+          callback(null, socket);
+        },
+      );
+    let target: DialTarget | Promise<DialTarget>;
+    try {
+      target = opts.dialTarget(host, port);
+    } catch (err) {
+      callback(err as Error, null);
+      return;
+    }
+    if (target instanceof Promise) target.then(finish, (err: Error) => callback(err, null));
+    else finish(target);
+  };
+}
+
+function isIpLiteral(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
+
+/** `connectTo` lookup: "host:port" → where to dial instead (like curl --connect-to). */
+export function connectToMap(entries: Record<string, string>): (host: string, port: number) => DialTarget | undefined {
+  const map = new Map<string, DialTarget>();
+  for (const [from, to] of Object.entries(entries)) {
+    const sep = to.lastIndexOf(':');
+    map.set(from.toLowerCase(), { host: to.slice(0, sep).replace(/^\[|\]$/g, ''), port: Number(to.slice(sep + 1)) });
+  }
+  return (host, port) => map.get(`${host.toLowerCase()}:${port}`) ?? map.get(`[${host.toLowerCase()}]:${port}`);
+}

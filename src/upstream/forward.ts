@@ -1,0 +1,136 @@
+// Sends a routed request upstream and streams the response back as it arrives: each chunk
+// undici hands us is written to the client at once (SSE events are never held back), with
+// backpressure both ways and the upstream request cancelled when the client goes away.
+import type { Dispatcher } from 'undici';
+import type { Metrics } from '../metrics.js';
+import { ProxyError } from '../pipeline/errors.js';
+import type { Exchange, Stage } from '../pipeline/exchange.js';
+import { DestinationDeniedError, PinMismatchError } from './connector.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+
+export interface ForwardOptions {
+  dispatcher: Dispatcher;
+  /** Milliseconds to wait for response headers. */
+  firstByteTimeout: number;
+  /** Milliseconds without a byte on an open response. */
+  idleTimeout: number;
+  metrics: Metrics;
+}
+
+const CERT_ERROR = /CERT|ALTNAME|UNABLE_TO_(GET|VERIFY)|SELF_SIGNED|ERR_SSL_/;
+
+/** Maps a failure to reach the upstream onto a SPEC §7 answer the client can act on. */
+export function upstreamError(err: unknown, host: string): ProxyError {
+  if (err instanceof ProxyError) return err;
+  if (err instanceof PinMismatchError) {
+    return new ProxyError('upstream_certificate', `${host} presented a certificate that matches none of its pins (upstreamTls.pins)`);
+  }
+  if (err instanceof DestinationDeniedError) return new ProxyError('egress_denied', err.message);
+  const code = String((err as { code?: unknown }).code ?? '');
+  const message = (err as Error).message ?? String(err);
+  if (CERT_ERROR.test(code)) {
+    return new ProxyError('upstream_certificate', `TLS certificate of ${host} failed verification (${code})`);
+  }
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new ProxyError('upstream_timeout', `connecting to ${host} timed out (timeouts.connect)`);
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return new ProxyError('upstream_timeout', `${host} did not answer in time (timeouts.firstByte)`);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new ProxyError('upstream_unavailable', `cannot resolve ${host}`);
+    case 'ECONNREFUSED':
+      return new ProxyError('upstream_unavailable', `${host} refused the connection`);
+    default:
+      return new ProxyError('upstream_unavailable', `${host} is unavailable (${code || message})`);
+  }
+}
+
+export function forwardStage(opts: ForwardOptions): Stage {
+  return (ex) => forward(ex, opts);
+}
+
+function forward(ex: Exchange, opts: ForwardOptions): Promise<void> {
+  const { req, res, flow } = ex;
+  const target = ex.target!;
+  const headers = upstreamRequestHeaders(req.rawHeaders, {
+    host: target.hostHeader,
+    clientIp: flow.client.ip,
+    dropContentEncoding: ex.bodyDecoded,
+  });
+  const hasBody = ex.body.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  const started = process.hrtime.bigint();
+
+  return new Promise<void>((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let settled = false;
+    const done = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      res.off('close', onClientClose);
+      res.off('drain', onDrain);
+      if (err === undefined) resolve();
+      else reject(upstreamError(err, target.hostHeader));
+    };
+    const onClientClose = () => {
+      if (!res.writableFinished) {
+        flow.aborted = true;
+        controller?.abort(new Error('client closed the connection'));
+        done();
+      }
+    };
+    const onDrain = () => controller?.resume();
+    res.on('close', onClientClose);
+    res.on('drain', onDrain);
+
+    opts.dispatcher.dispatch(
+      {
+        origin: target.origin,
+        path: target.path,
+        method: req.method as Dispatcher.HttpMethod,
+        headers,
+        body: hasBody ? ex.body : null,
+        headersTimeout: opts.firstByteTimeout,
+        bodyTimeout: opts.idleTimeout,
+      },
+      {
+        onRequestStart(c) {
+          controller = c;
+          if (res.destroyed) c.abort(new Error('client closed the connection'));
+        },
+        onResponseStart(_c, statusCode, upstreamHeaders) {
+          if (statusCode < 200) return;
+          const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+          opts.metrics.upstreamDuration.observe({ route: target.route }, seconds);
+          res.writeHead(statusCode, { ...clientResponseHeaders(upstreamHeaders), ...ex.responseHeaders });
+          // Headers go out now, before the first body chunk: an SSE client sees the stream open.
+          res.flushHeaders();
+        },
+        onResponseData(c, chunk) {
+          flow.bytesOut += chunk.length;
+          if (!res.write(chunk)) c.pause();
+        },
+        onResponseEnd() {
+          res.end();
+          done();
+        },
+        onResponseError(_c, err) {
+          if (res.headersSent) {
+            // Mid-stream failure (idle timeout, upstream reset): the status is already out, so the
+            // client must see a cut stream, never a complete-looking one.
+            if (!settled) {
+              flow.decision = 'error';
+              flow.reason = 'upstream_unavailable';
+              if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') flow.reason = 'upstream_timeout';
+            }
+            res.destroy();
+            done();
+            return;
+          }
+          if (flow.aborted) return done();
+          done(err);
+        },
+      },
+    );
+  });
+}

@@ -1,0 +1,77 @@
+// Header rewriting between client and upstream (RFC 9110 §7.6.1 hop-by-hop fields).
+
+/** Never forwarded in either direction; plus whatever the Connection header lists. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Set by aigate itself: client-supplied values would let a client forge its origin. */
+const SET_BY_PROXY = new Set(['host', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+
+export type HeaderMap = Record<string, string | string[]>;
+
+function connectionListed(value: string | string[] | undefined): Set<string> {
+  const out = new Set<string>();
+  if (value === undefined) return out;
+  for (const v of Array.isArray(value) ? value : [value]) {
+    for (const token of v.split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t) out.add(t);
+    }
+  }
+  return out;
+}
+
+/**
+ * Headers to send upstream, from the client's raw header list (keeps repeated fields).
+ * `bodyHeaders: false` also drops Content-Length (undici sets it from the body actually sent) and
+ * Expect (the body is already read).
+ */
+export function upstreamRequestHeaders(
+  rawHeaders: string[],
+  opts: { host: string; clientIp: string; dropContentEncoding: boolean },
+): HeaderMap {
+  let listed: Set<string> | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.toLowerCase() === 'connection') {
+      listed ??= new Set();
+      for (const t of connectionListed(rawHeaders[i + 1])) listed.add(t);
+    }
+  }
+  const out: HeaderMap = {};
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(name) || SET_BY_PROXY.has(name) || listed?.has(name)) continue;
+    if (name === 'content-length' || name === 'expect') continue;
+    if (opts.dropContentEncoding && name === 'content-encoding') continue;
+    const value = rawHeaders[i + 1]!;
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = [prev, value];
+  }
+  out['host'] = opts.host;
+  out['x-real-ip'] = opts.clientIp;
+  out['x-forwarded-for'] = opts.clientIp;
+  out['x-forwarded-proto'] = 'https';
+  return out;
+}
+
+/** Upstream response headers minus hop-by-hop fields, ready for `res.writeHead`. */
+export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>): HeaderMap {
+  const listed = connectionListed(headers['connection']);
+  const out: HeaderMap = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
