@@ -16,6 +16,8 @@ export interface Target {
   action: Action;
   /** Token bucket for this destination. */
   bucket: BucketConfig;
+  /** True when `bucket` is the destination's own override rather than the global one. */
+  bucketIsOverride: boolean;
 }
 
 export class Exchange {

@@ -11,7 +11,9 @@ import { Metrics } from '../metrics.js';
 import { ActivityTracker } from '../pipeline/activity.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
+import { limitStage } from '../pipeline/stages/limit.js';
 import { readBodyStage } from '../pipeline/stages/read-body.js';
+import { createRateLimiter, type RateLimiter } from '../ratelimit/index.js';
 import { gatewayRouteStage } from '../pipeline/stages/route-gateway.js';
 import { connectToMap, createConnector } from '../upstream/connector.js';
 import { forwardStage } from '../upstream/forward.js';
@@ -30,6 +32,7 @@ export interface RunningProxy {
   readonly config: Config;
   readonly metrics: Metrics;
   readonly audit: AuditLog;
+  readonly limiter: RateLimiter | undefined;
   readonly addresses: { gateway?: AddressInfo; forward?: AddressInfo; admin?: AddressInfo };
   /** Stops accepting, lets open requests and streams finish within `graceMs`, then closes all. */
   drain(graceMs?: number): Promise<{ forced: number }>;
@@ -64,8 +67,26 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     keepAliveMaxTimeout: 300_000,
   });
 
+  const limiter: RateLimiter | undefined = config.rateLimit.enabled
+    ? createRateLimiter(config.rateLimit, { logger, metrics })
+    : undefined;
+
+  if (limiter && config.rateLimit.store === 'redis') {
+    // Give Redis a moment so the first requests are limited by the shared bucket; a Redis that is
+    // down must not stop the proxy, so after the wait requests get rateLimit.onStoreError.
+    const waitMs = Math.min(config.timeouts.connect, 3000);
+    if (!(await limiter.whenReady(waitMs))) {
+      logger.warn({ waitedMs: waitMs, onStoreError: config.rateLimit.onStoreError }, 'rate-limit Redis not reachable at start-up; requests get onStoreError until it is');
+    }
+  }
+
   const pipelineDeps = { audit, metrics, logger, activity };
-  const routed = [parseTargetStage, gatewayRouteStage(config)];
+  // Stages in SPEC order; a stage that is switched off in config is left out, not stubbed.
+  const routed = [
+    parseTargetStage,
+    gatewayRouteStage(config),
+    ...(limiter ? [limitStage(config.rateLimit, limiter)] : []),
+  ];
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
   const requests = new Pipeline(
     [...routed, readBodyStage(config.inspect.maxBodyBytes), forwardStage({ dispatcher, metrics, ...timeouts })],
@@ -102,6 +123,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   } catch (err) {
     for (const s of servers) s.server.close();
     await dispatcher.close();
+    await limiter?.close();
     audit.close();
     throw err;
   }
@@ -111,6 +133,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     config,
     metrics,
     audit,
+    limiter,
     addresses,
     reopenAudit: () => audit.reopen(),
     async drain(graceMs = config.timeouts.drain) {
@@ -133,6 +156,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       }
       if (!finished) await activity.idle(1000);
       await dispatcher.destroy().catch(() => undefined);
+      await limiter?.close().catch(() => undefined);
       audit.close();
       return { forced };
     },

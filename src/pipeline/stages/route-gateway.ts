@@ -21,6 +21,7 @@ export function gatewayRouteStage(config: Config): Stage {
       path: match.path,
       action: match.action ?? config.inspect.action,
       bucket: match.bucket ?? defaultBucket,
+      bucketIsOverride: match.bucket !== undefined,
     };
   };
 }
