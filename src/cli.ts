@@ -26,6 +26,18 @@ async function main(argv: string[]): Promise<number> {
       exitCode = await runStart({ config: o.config, initCerts: Boolean(o.initCerts), logger: createLogger(), stderr: process.stderr });
     });
 
+  program
+    .command('certs')
+    .description('manage the aigate CA and gateway certificate')
+    .command('init')
+    .description('create a CA (if none exists) and a gateway certificate signed by it')
+    .option('--dir <dir>', 'where to write ca.crt, ca.key, proxy.crt, proxy.key', 'certs')
+    .option('--host <name>', 'DNS name or IP for the certificate (repeatable)', collect, [] as string[])
+    .action(async (o: { dir: string; host: string[] }) => {
+      const { runCertsInit } = await import('./commands/certs.js');
+      exitCode = runCertsInit({ dir: o.dir, hosts: o.host, stdout: process.stdout, stderr: process.stderr });
+    });
+
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -36,6 +48,10 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   return exitCode;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 main(process.argv).then(

@@ -40,13 +40,26 @@ export class AuditLog {
       first === undefined
         ? null
         : pino(
-            { base: null, timestamp: false, formatters: { level: () => ({}) } },
+            {
+              base: null,
+              // No level and no pid/hostname: an audit line is exactly the SPEC §8 record. pino
+              // emits the timestamp right after '{' when the level is empty, so it carries no
+              // leading comma here (the file test parses every line to keep this honest).
+              timestamp: () => `"time":"${this.lineTime}"`,
+              formatters: { level: () => ({}) },
+            },
             streams.length === 1 ? first : pino.multistream(streams),
           );
   }
 
+  private lineTime = '';
+
   write(record: AuditRecord): void {
-    this.logger?.info(record);
+    if (this.logger) {
+      const { time, ...rest } = record;
+      this.lineTime = time;
+      this.logger.info(rest);
+    }
     for (const l of this.listeners) l(record);
   }
 

@@ -1,13 +1,13 @@
 // `aigate start`: load and validate the config, start the listeners, and run until SIGTERM/SIGINT
 // (drain, flush the audit log, exit 0). SIGHUP reopens the audit log for logrotate.
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { startProxy, type RunningProxy } from '../server/proxy.js';
-import { initCerts } from '../tls/ca.js';
+import { runCertsInit } from './certs.js';
 
 export interface StartCommandOptions {
   config: string;
@@ -18,6 +18,38 @@ export interface StartCommandOptions {
 }
 
 export async function runStart(opts: StartCommandOptions): Promise<number> {
+  // Signal handlers go in before anything else: without a listener, a SIGTERM that arrives while
+  // starting would kill the process outright instead of draining it.
+  let stopSignal: string | undefined;
+  let onStop: ((signal: string) => void) | undefined;
+  const requestStop = (signal: string) => {
+    stopSignal ??= signal;
+    onStop?.(signal);
+  };
+  const onTerm = () => requestStop('SIGTERM');
+  const onInt = () => requestStop('SIGINT');
+  let onHup = () => {};
+  const hup = () => onHup();
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  process.on('SIGHUP', hup);
+  try {
+    return await run(opts, (stop) => {
+      onStop = stop;
+      if (stopSignal) stop(stopSignal);
+    }, (reopen) => (onHup = reopen));
+  } finally {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    process.off('SIGHUP', hup);
+  }
+}
+
+async function run(
+  opts: StartCommandOptions,
+  whenStopRequested: (stop: (signal: string) => void) => void,
+  onReopen: (reopen: () => void) => void,
+): Promise<number> {
   let config: Config;
   let proxy: RunningProxy;
   try {
@@ -40,23 +72,22 @@ export async function runStart(opts: StartCommandOptions): Promise<number> {
     },
     'aigate started',
   );
+  onReopen(() => {
+    proxy.reopenAudit();
+    opts.logger.info('audit log reopened (SIGHUP)');
+  });
 
   return new Promise<number>((done) => {
     let stopping = false;
-    const stop = async (signal: string) => {
+    whenStopRequested((signal) => {
       if (stopping) return;
       stopping = true;
       opts.logger.info({ signal, graceMs: config.timeouts.drain }, 'draining: no new connections, waiting for open requests and streams');
-      const { forced } = await proxy.drain();
-      if (forced > 0) opts.logger.warn({ forced }, 'drain grace period over; closed the remaining connections');
-      opts.logger.info('aigate stopped');
-      done(0);
-    };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      proxy.reopenAudit();
-      opts.logger.info('audit log reopened (SIGHUP)');
+      void proxy.drain().then(({ forced }) => {
+        if (forced > 0) opts.logger.warn({ forced }, 'drain grace period over; closed the remaining connections');
+        opts.logger.info('aigate stopped');
+        done(0);
+      });
     });
   });
 }
@@ -65,21 +96,18 @@ function fmt(a: { address: string; port: number }): string {
   return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
-/** Dev convenience: a fresh clone has no certificates, so make them and say how to trust them. */
+/**
+ * Dev convenience (`npm start`): a fresh clone has no certificates, so make them with
+ * `certs init` — which also prints where they are and how to trust the CA.
+ */
 function ensureDevCerts(config: Config, stderr: Writable): void {
-  const needed = [config.tls.cert, config.tls.key, config.tls.ca.cert, config.tls.ca.key];
+  const { tls } = config;
+  const needed = [tls.cert, tls.key, tls.ca.cert, tls.ca.key];
   if (needed.every((f) => existsSync(f))) return;
-  const dir = resolve(config.tls.cert, '..');
-  const result = initCerts({ dir });
-  const ca = resolve(dir, 'ca.crt');
-  stderr.write(
-    [
-      `aigate: created development certificates in ${dir}: ${result.created.join(', ')}`,
-      `  Trust the development CA in your clients:`,
-      `    Node-based tools (Claude Code, Copilot CLI): export NODE_EXTRA_CA_CERTS=${ca}`,
-      `    curl: curl --cacert ${ca} https://localhost:${config.listen.gateway?.port ?? 8443}/...`,
-      `    VS Code / Cursor: add the CA to the OS trust store (or, for a quick local trial only, "http.proxyStrictSSL": false)`,
-      '',
-    ].join('\n'),
-  );
+  const dir = dirname(resolve(tls.cert));
+  const expected = ['proxy.crt', 'proxy.key', 'ca.crt', 'ca.key'].map((f) => join(dir, f));
+  if (needed.some((f, i) => resolve(f) !== expected[i])) {
+    throw new Error(`--init-certs creates ${dir}/{proxy,ca}.{crt,key}; tls.* names other files: create them with \`aigate certs init\` or your own CA`);
+  }
+  if (runCertsInit({ dir, stdout: stderr, stderr }) !== 0) throw new Error(`could not create development certificates in ${dir}`);
 }

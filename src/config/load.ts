@@ -99,12 +99,13 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
     const code = (err as NodeJS.ErrnoException).code;
     throw new ConfigError(file, '', code === 'ENOENT' ? 'file not found' : `cannot read: ${(err as Error).message}`);
   }
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text);
   const yamlError = doc.errors[0];
   if (yamlError) {
     const pos = yamlError.linePos?.[0];
     const where = pos ? `line ${pos.line} col ${pos.col}` : '';
-    throw new ConfigError(file, where, `YAML syntax error: ${yamlError.message.split('\n')[0]}`);
+    const message = (yamlError.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(file, where, `YAML syntax error: ${message}`);
   }
   return parseConfig(doc.toJS(), file, env);
 }

@@ -90,6 +90,8 @@ export function baseRawConfig(vendors: FakeVendors, dir: string): RawConfig {
       { name: 'openai', prefix: '/openai/', upstream: 'https://api.openai.com/v1' },
     ],
     audit: { file: join(dir, 'audit.log') },
+    // Generous, so tests that are not about rate limiting never meet it.
+    rateLimit: { rate: 10_000, burst: 10_000 },
   };
 }
 
