@@ -140,8 +140,15 @@ export function createRedisConnection(cfg: RedisConfig): RedisConnection {
       slotsRefreshTimeout: 1000,
       redisOptions: perNode,
     };
+    const cluster = new Cluster(cfg.cluster, options);
+    // ioredis opens a connection to a cluster node lazily, on the first command for it, and with
+    // no offline queue the checks that race that connect fail. Open each one as soon as the node
+    // is known instead (at start-up, after failover, after resharding).
+    cluster.on('+node', (node: Redis) => {
+      if (node.status === 'wait') node.connect().catch(() => undefined);
+    });
     return {
-      client: new Cluster(cfg.cluster, options),
+      client: cluster,
       target: `${scheme} cluster ${nodeList(cfg.cluster)}${user ? `, user ${url.username}` : ''}`,
       secrets,
       isCluster: true,

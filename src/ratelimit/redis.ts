@@ -1,4 +1,5 @@
 // Token buckets in Redis, shared by every proxy process and replica: one EVALSHA per take.
+import { Cluster } from 'ioredis';
 import type { BucketRule, TakeResult } from './bucket.js';
 import type { RedisClient } from './connection.js';
 import { TAKE_SCRIPT } from './script.js';
@@ -55,8 +56,21 @@ export class RedisBucketStore implements BucketStore {
     return this.client.status === 'ready';
   }
 
-  whenReady(timeoutMs: number): Promise<boolean> {
-    if (this.healthy()) return Promise.resolve(true);
+  async whenReady(timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    if (!this.healthy() && !(await this.nextReady(timeoutMs))) return false;
+    if (!(this.client instanceof Cluster)) return true;
+    // A Cluster is "ready" once it knows the slots; connections to the masters are opened lazily
+    // and, without an offline queue, checks racing such a connection fail. PING opens them all.
+    const masters = this.client.nodes('master');
+    const pings = Promise.all(masters.map((node) => node.ping())).then(
+      () => true,
+      () => false,
+    );
+    return withDeadline(pings, Math.max(0, deadline - performance.now())).catch(() => false);
+  }
+
+  private nextReady(timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
         clearTimeout(timer);

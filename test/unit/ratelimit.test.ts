@@ -1,9 +1,6 @@
 // Token-bucket semantics (SPEC §6) on the memory store with a controlled clock, the onStoreError
 // policy, the failure-log throttle and the header values.
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { RateLimitConfig } from '../../src/config/schema.js';
 import { Metrics } from '../../src/metrics.js';
 import { decide, refill, storeErrorDecision, takeOne } from '../../src/ratelimit/bucket.js';
 import {
@@ -16,43 +13,13 @@ import {
   rateLimitHeaders,
 } from '../../src/ratelimit/index.js';
 import { StoreFailureReporter } from '../../src/ratelimit/reporter.js';
-
-function clock(startMs = 1_000) {
-  let t = startMs;
-  return { now: () => t, advance: (ms: number) => void (t += ms) };
-}
-
-function memoryConfig(over: Partial<RateLimitConfig> = {}): RateLimitConfig {
-  return {
-    enabled: true,
-    store: 'memory',
-    redis: { url: 'redis://127.0.0.1:6379', prefix: 'aigate:rl:', commandTimeout: 50 },
-    key: 'ip',
-    rate: 10,
-    burst: 20,
-    onStoreError: 'allow',
-    ...over,
-  };
-}
-
-export function captureLogger() {
-  const lines: Record<string, unknown>[] = [];
-  const raw: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      raw.push(chunk.toString());
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines, raw };
-}
-
-async function counter(metrics: Metrics): Promise<number> {
-  return (await metrics.rateLimitStoreErrors.get()).values[0]?.value ?? 0;
-}
-
-const logger = pino({ level: 'silent' });
+import {
+  captureLogger,
+  clock,
+  rateLimitConfig as memoryConfig,
+  silentLogger as logger,
+  storeErrorCount as counter,
+} from './ratelimit-helpers.js';
 
 describe('token bucket, memory store', () => {
   it('lets exactly `burst` requests through in one instant and refuses the next', async () => {

@@ -1,0 +1,240 @@
+// The Redis store against a real redis-server on a free port (or REDIS_URL): exact burst and
+// refill on Redis's clock, parity with the memory store under a driven clock, two limiters
+// (= two proxy processes) sharing one bucket, key layout, expiry and EVALSHA.
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type BucketRule, MemoryBucketStore, type RateLimiter, RedisBucketStore, createRateLimiter } from '../../src/ratelimit/index.js';
+import { createRedisConnection } from '../../src/ratelimit/connection.js';
+import { StoreDeadlineError } from '../../src/ratelimit/redis.js';
+import { type RedisServer, startRedis, until } from '../support/redis.js';
+import { redisConfig, silentLogger } from './ratelimit-helpers.js';
+
+let server: RedisServer;
+let url: string;
+let raw: Redis;
+const prefix = `aigate:test:${process.pid}:${randomBytes(4).toString('hex')}:`;
+const cleanup: (() => Promise<void> | void)[] = [];
+
+beforeAll(async () => {
+  server = await startRedis();
+  url = process.env.REDIS_URL ?? server.url;
+  raw = new Redis(url);
+});
+
+afterAll(async () => {
+  for (const c of cleanup.reverse()) await c();
+  raw?.disconnect();
+  await server?.stop();
+});
+
+async function limiter(target = url): Promise<RateLimiter> {
+  const rl = createRateLimiter(redisConfig({ url: target, prefix }), { logger: silentLogger });
+  cleanup.push(() => rl.close());
+  expect(await rl.whenReady(5000)).toBe(true);
+  return rl;
+}
+
+let n = 0;
+const freshKey = (name: string) => `${name}-${++n}`;
+
+describe('Redis store', () => {
+  it('lets exactly `burst` requests through and refuses the next (Redis clock)', async () => {
+    const rl = await limiter();
+    const key = freshKey('burst');
+    // 0.001 tokens/s: refill while the test runs (well under 1 s) is < 0.001 token, so the values
+    // below are exact, not approximate.
+    const rule = { rate: 0.001, burst: 20 };
+    for (let i = 0; i < 20; i++) {
+      expect(await rl.take(key, rule)).toEqual({
+        allowed: true,
+        limit: 20,
+        remaining: 19 - i,
+        resetSeconds: (i + 1) * 1000,
+        retryAfterSeconds: 0,
+        storeError: false,
+      });
+    }
+    expect(await rl.take(key, rule)).toEqual({
+      allowed: false,
+      limit: 20,
+      remaining: 0,
+      resetSeconds: 20_000,
+      retryAfterSeconds: 1000,
+      storeError: false,
+    });
+  });
+
+  it('refills on the Redis clock: a drained bucket admits again after 1/rate, not before', async () => {
+    const rl = await limiter();
+    const key = freshKey('refill');
+    const rule = { rate: 4, burst: 1 }; // one token per 250 ms
+    const t0 = performance.now();
+    expect((await rl.take(key, rule)).allowed).toBe(true);
+    expect(await rl.take(key, rule)).toMatchObject({ allowed: false, retryAfterSeconds: 1, storeError: false });
+    let refused = 0;
+    await until(async () => {
+      const d = await rl.take(key, rule);
+      expect(d.storeError).toBe(false);
+      if (!d.allowed) refused++;
+      return d.allowed;
+    }, 'the bucket to refill', 3000);
+    const elapsed = performance.now() - t0;
+    // The token cannot exist before 250 ms of Redis time after the first take, which was sent
+    // after t0 (1 ms slack for clock granularity).
+    expect(elapsed).toBeGreaterThanOrEqual(249);
+    expect(elapsed).toBeLessThan(2000);
+    expect(refused).toBeGreaterThan(0);
+    expect((await rl.take(key, rule)).allowed).toBe(false);
+  });
+
+  it('computes exactly what the memory store computes for the same times and takes', async () => {
+    let nowMs = 1_700_000_000_000;
+    const conn = createRedisConnection(redisConfig({ url, prefix }).redis);
+    const redisStore = new RedisBucketStore(conn.client, { prefix: `${prefix}parity:`, clockUs: () => nowMs * 1000 });
+    cleanup.push(() => redisStore.close());
+    const memStore = new MemoryBucketStore({ now: () => nowMs });
+    expect(await redisStore.whenReady(5000)).toBe(true);
+
+    // Slow rates keep every key's Redis TTL (>= 2 s of real time) far beyond this test's runtime,
+    // so Redis expiry cannot interfere with the driven clock.
+    const rules: BucketRule[] = [
+      { rate: 0.5, burst: 3 },
+      { rate: 0.25, burst: 5 },
+      { rate: 0.3, burst: 2 },
+    ];
+    let seed = 42; // mulberry32: a fixed, reproducible sequence
+    const rnd = (k: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * k | 0;
+    };
+    let allowed = 0;
+    let refusedCount = 0;
+    for (let i = 0; i < 400; i++) {
+      nowMs += rnd(8) === 0 ? rnd(6000) : rnd(150);
+      const key = `k${rnd(3)}`;
+      const rule = rules[Number(key.slice(1))]!;
+      const fromRedis = await redisStore.take(key, rule);
+      const fromMemory = memStore.takeSync(key, rule);
+      expect(fromRedis, `step ${i}, key ${key}`).toEqual(fromMemory);
+      if (fromRedis.allowed) allowed++;
+      else refusedCount++;
+    }
+    expect(allowed).toBeGreaterThan(50);
+    expect(refusedCount).toBeGreaterThan(50);
+  });
+
+  it('shares one bucket between two limiters (two proxy processes): 30 concurrent takes, exactly 20 pass', async () => {
+    const [a, b] = [await limiter(), await limiter()];
+    const key = freshKey('shared');
+    const rule = { rate: 0.001, burst: 20 };
+    const decisions = await Promise.all(Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? a : b).take(key, rule)));
+    expect(decisions.every((d) => !d.storeError)).toBe(true);
+    const passed = decisions.filter((d) => d.allowed);
+    expect(passed).toHaveLength(20);
+    // Atomic takes: each admitted request saw a different count.
+    expect(passed.map((d) => d.remaining).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    // Both processes had requests admitted and refused: the bucket really is shared.
+    expect(decisions.filter((d, i) => i % 2 === 0 && d.allowed).length).toBeGreaterThan(0);
+    expect(decisions.filter((d, i) => i % 2 === 1 && d.allowed).length).toBeGreaterThan(0);
+    expect((await a.take(key, rule)).allowed).toBe(false);
+    expect((await b.take(key, rule)).allowed).toBe(false);
+  });
+
+  it('keeps different keys independent', async () => {
+    const rl = await limiter();
+    const rule = { rate: 0.001, burst: 2 };
+    const [k1, k2] = [freshKey('ind'), freshKey('ind')];
+    const seq = async (k: string) => [await rl.take(k, rule), await rl.take(k, rule), await rl.take(k, rule)].map((d) => d.allowed);
+    expect(await seq(k1)).toEqual([true, true, false]);
+    expect(await seq(k2)).toEqual([true, true, false]);
+  });
+
+  it('stores tokens and Redis time under prefix + key, expiring when the bucket would be full', async () => {
+    const rl = await limiter();
+    const key = freshKey('layout');
+    await rl.take(key, { rate: 1, burst: 10 });
+    const [hash, pttl, [sec, usec], bare] = await Promise.all([
+      raw.hgetall(prefix + key),
+      raw.pttl(prefix + key),
+      raw.time(),
+      raw.exists(key),
+    ]);
+    expect(hash.tk).toBe('9');
+    expect(hash.ts).toMatch(/^\d{16}$/); // µs since the epoch, on Redis's clock
+    expect(Math.abs(Number(hash.ts) - (Number(sec) * 1e6 + Number(usec)))).toBeLessThan(5e6);
+    // One token short of full at 1 token/s: full again in 1 s.
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(1000);
+    expect(bare).toBe(0);
+  });
+
+  it('lets idle keys leave Redis, and an expired key is a full bucket', async () => {
+    const rl = await limiter();
+    const key = freshKey('expiry');
+    const rule = { rate: 1000, burst: 1 }; // full again 1 ms after a take
+    expect((await rl.take(key, rule)).allowed).toBe(true);
+    await until(async () => (await raw.exists(prefix + key)) === 0, 'the bucket key to expire', 2000);
+    expect(await rl.take(key, rule)).toMatchObject({ allowed: true, remaining: 0, storeError: false });
+  });
+
+  it('does not extend a drained bucket\'s life with refused takes', async () => {
+    const rl = await limiter();
+    const key = freshKey('refused');
+    const rule = { rate: 0.001, burst: 1 };
+    await rl.take(key, rule);
+    const before = await raw.hget(prefix + key, 'ts');
+    for (let i = 0; i < 5; i++) expect((await rl.take(key, rule)).allowed).toBe(false);
+    expect(await raw.hget(prefix + key, 'ts')).toBe(before);
+  });
+});
+
+describe('Redis store deadline', () => {
+  it('bounds a take that the client keeps retrying (Cluster) by deadlineMs', async () => {
+    // A client whose command never settles, as a Cluster client looping over redirections might.
+    const stuck = {
+      status: 'ready',
+      defineCommand(name: string) {
+        (this as unknown as Record<string, unknown>)[name] = () => new Promise(() => undefined);
+      },
+    };
+    const store = new RedisBucketStore(stuck as unknown as ConstructorParameters<typeof RedisBucketStore>[0], {
+      prefix: 'p:',
+      deadlineMs: 30,
+    });
+    const t = performance.now();
+    await expect(store.take('k', { rate: 1, burst: 1 })).rejects.toBeInstanceOf(StoreDeadlineError);
+    const ms = performance.now() - t;
+    expect(ms).toBeGreaterThanOrEqual(29);
+    expect(ms).toBeLessThan(200);
+  });
+});
+
+describe('Redis script loading', () => {
+  async function stats(client: Redis): Promise<{ eval: number; evalsha: number }> {
+    const info = await client.info('commandstats');
+    const calls = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
+    return { eval: calls('eval'), evalsha: calls('evalsha') };
+  }
+
+  it('runs the script by SHA (EVAL once per connection) and reloads it after SCRIPT FLUSH', async () => {
+    // Always the tests' own server: command counters on a shared REDIS_URL would be noisy.
+    const own = new Redis(server.url);
+    cleanup.push(() => own.disconnect());
+    const rl = await limiter(server.url);
+    const rule = { rate: 1000, burst: 1000 };
+    await rl.take('warm', rule);
+    const s0 = await stats(own);
+    for (let i = 0; i < 50; i++) await rl.take(`sha-${i}`, rule);
+    const s1 = await stats(own);
+    expect(s1.evalsha - s0.evalsha).toBe(50);
+    expect(s1.eval - s0.eval).toBe(0);
+
+    await own.script('FLUSH');
+    expect(await rl.take('after-flush', rule)).toMatchObject({ allowed: true, storeError: false });
+    const s2 = await stats(own);
+    expect(s2.eval - s1.eval).toBe(1);
+  });
+});
