@@ -20,10 +20,24 @@ export interface Target {
   bucketIsOverride: boolean;
 }
 
+/** Where a forward-mode request goes: fixed by the CONNECT (or absolute-form URL) it arrived on. */
+export interface ForwardDestination {
+  scheme: 'https' | 'http';
+  /** Canonical host name the client asked for (SNI, Host and verification use it). */
+  host: string;
+  port: number;
+  /** The egress.allow / preset entry that allowed it. */
+  rule: { host: string; action?: Action | undefined };
+}
+
 export class Exchange {
   target: Target | undefined;
   /** The query string of the request target ("?…" or ""), passed upstream unchanged. */
   query = '';
+  /** The request target's path exactly as the client sent it (forward mode sends it on as is). */
+  rawPath = '/';
+  /** Forward mode only: the destination the tunnel or absolute-form URL named. */
+  destination: ForwardDestination | undefined;
   /** The request body as it will be forwarded (possibly redacted); empty until read. */
   body: Buffer = Buffer.alloc(0);
   /** True once the body was replaced by a decoded (and redacted) copy: drop Content-Encoding. */

@@ -1,10 +1,41 @@
 // Requests Node's HTTP parser rejects (oversized headers, malformed syntax) never reach a stage;
 // they still get the SPEC §7 body and their audit line here.
+import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AuditLog } from '../audit/log.js';
 import type { Metrics } from '../metrics.js';
-import { errorBody } from '../pipeline/errors.js';
+import { errorBody, ProxyError } from '../pipeline/errors.js';
 import { Flow, type Mode } from '../pipeline/flow.js';
+import { decisionFor } from '../pipeline/respond.js';
+
+/**
+ * Answers on a raw socket (no ServerResponse exists: parser errors, refused CONNECTs) with the
+ * SPEC §7 body, records the answer in the flow, and closes the connection.
+ */
+export function writeRawError(socket: Duplex, flow: Flow, err: ProxyError): void {
+  const body = errorBody(err.type, err.message);
+  flow.status = err.status;
+  flow.decision = decisionFor(err.type);
+  flow.reason = err.type;
+  flow.bytesOut = Buffer.byteLength(body);
+  const extra = Object.entries(err.headers)
+    .filter(([k]) => k.toLowerCase() !== 'connection')
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(
+    `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Error'}\r\n` +
+      'Content-Type: application/json\r\n' +
+      `X-Aigate-Request-Id: ${flow.id}\r\n` +
+      extra +
+      `Content-Length: ${flow.bytesOut}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}
 
 const MESSAGES: Record<string, string> = {
   HPE_HEADER_OVERFLOW: 'request headers are too large (limit 16 KiB)',
@@ -27,21 +58,9 @@ export function handleClientError(
     return;
   }
   const flow = new Flow(deps.mode, { ip: deps.clientIp(socket), user: null }, null, null);
-  const body = errorBody('bad_request', MESSAGES[code] ?? `malformed request (${code})`);
-  flow.status = 400;
-  flow.decision = 'error';
-  flow.reason = 'bad_request';
-  flow.bytesOut = Buffer.byteLength(body);
-  socket.end(
-    'HTTP/1.1 400 Bad Request\r\n' +
-      'Content-Type: application/json\r\n' +
-      `X-Aigate-Request-Id: ${flow.id}\r\n` +
-      `Content-Length: ${flow.bytesOut}\r\n` +
-      'Connection: close\r\n\r\n' +
-      body,
-  );
+  writeRawError(socket, flow, new ProxyError('bad_request', MESSAGES[code] ?? `malformed request (${code})`));
   deps.audit.writeFlow(flow);
-  deps.metrics.requests.inc({ route: '', decision: 'error', status: '400' });
+  deps.metrics.requests.inc({ route: '', decision: flow.decision, status: String(flow.status) });
 }
 
 /** The client's address as audited: IPv4-mapped IPv6 shown as plain IPv4. */

@@ -1,24 +1,32 @@
 // Assembles a running aigate from a validated config: shared parts built once (metrics, audit,
-// upstream agent, limiter, inspector), the pipelines, and the listeners. Also owns the drain.
-import type { Server } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { Agent } from 'undici';
+// upstream agents, limiter, inspector, minter), the pipelines of each mode, and the listeners.
+// Also owns the drain.
+import type { AddressInfo, Server } from 'node:net';
 import type { Logger } from 'pino';
 import { AuditLog } from '../audit/log.js';
-import { readConfiguredFile } from '../config/load.js';
+import { HtpasswdError } from '../auth/htpasswd.js';
+import { ProxyAuthenticator } from '../auth/proxy-auth.js';
+import { ConfigError, readConfiguredFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Metrics } from '../metrics.js';
 import { ActivityTracker } from '../pipeline/activity.js';
+import { ProxyError } from '../pipeline/errors.js';
+import type { Stage } from '../pipeline/exchange.js';
 import { Pipeline } from '../pipeline/pipeline.js';
-import { parseTargetStage } from '../pipeline/stages/parse-target.js';
 import { limitStage } from '../pipeline/stages/limit.js';
+import { parseTargetStage } from '../pipeline/stages/parse-target.js';
 import { readBodyStage } from '../pipeline/stages/read-body.js';
-import { createRateLimiter, type RateLimiter } from '../ratelimit/index.js';
+import { forwardRouteStage } from '../pipeline/stages/route-forward.js';
 import { gatewayRouteStage } from '../pipeline/stages/route-gateway.js';
-import { connectToMap, createConnector } from '../upstream/connector.js';
+import { createRateLimiter, type RateLimiter } from '../ratelimit/index.js';
+import { canonicalHost, compileConnectTo, formatHostPort, resolveDestination } from '../route/address.js';
+import { compileEgress } from '../route/egress.js';
+import { LeafMinter } from '../tls/mint.js';
+import { createUpstreamAgent } from '../upstream/agent.js';
 import { forwardStage } from '../upstream/forward.js';
 import { websocketStage } from '../upstream/websocket.js';
 import { createAdminServer } from './admin.js';
+import { absoluteFormStage, createForwardServer, type Authenticate } from './forward.js';
 import { createGatewayServer } from './gateway.js';
 
 export interface StartOptions {
@@ -39,92 +47,138 @@ export interface RunningProxy {
   reopenAudit(): void;
 }
 
+type ListenerName = 'gateway' | 'forward' | 'admin';
+
 export async function startProxy(config: Config, opts: StartOptions): Promise<RunningProxy> {
   const { configFile, logger } = opts;
-  const extraCa = config.upstreamTls.ca.map((file, i) =>
-    readConfiguredFile(configFile, `upstreamTls.ca[${i}]`, file).toString('utf8'),
-  );
+  const extraCa = config.upstreamTls.ca.map((file, i) => readConfiguredFile(configFile, `upstreamTls.ca[${i}]`, file).toString('utf8'));
   const metrics = new Metrics({ processMetrics: opts.processMetrics });
   const audit = new AuditLog(config.audit);
   const activity = new ActivityTracker();
+  const closers: Array<() => Promise<unknown> | void> = [() => audit.close()];
   let draining = false;
   let ready = false;
 
-  const connectTo = connectToMap(config.connectTo);
-  const dispatcher = new Agent({
-    connect: createConnector({
-      extraCa,
-      pins: config.upstreamTls.pins,
-      connectTimeout: config.timeouts.connect,
-      // Gateway upstreams are named in config by the operator, so they are dialled as named.
-      dialTarget: (host, port) => connectTo(host, port) ?? { host, port },
-      onPinMismatch: (err) => {
-        metrics.upstreamCertificateErrors.inc({ host: err.host });
-        logger.warn({ host: err.host, seenPin: err.seen }, 'upstream certificate matches no configured pin; connection refused');
-      },
-    }),
-    keepAliveTimeout: 30_000,
-    keepAliveMaxTimeout: 300_000,
-  });
+  const connectTo = compileConnectTo(config.connectTo);
+  const limiter = config.rateLimit.enabled ? createRateLimiter(config.rateLimit, { logger, metrics }) : undefined;
+  if (limiter) closers.unshift(() => limiter.close());
 
-  const limiter: RateLimiter | undefined = config.rateLimit.enabled
-    ? createRateLimiter(config.rateLimit, { logger, metrics })
-    : undefined;
-
-  if (limiter && config.rateLimit.store === 'redis') {
-    // Give Redis a moment so the first requests are limited by the shared bucket; a Redis that is
-    // down must not stop the proxy, so after the wait requests get rateLimit.onStoreError.
-    const waitMs = Math.min(config.timeouts.connect, 3000);
-    if (!(await limiter.whenReady(waitMs))) {
-      logger.warn({ waitedMs: waitMs, onStoreError: config.rateLimit.onStoreError }, 'rate-limit Redis not reachable at start-up; requests get onStoreError until it is');
-    }
-  }
-
-  const pipelineDeps = { audit, metrics, logger, activity };
-  // Stages in SPEC order; a stage that is switched off in config is left out, not stubbed.
-  const routed = [
-    parseTargetStage,
-    gatewayRouteStage(config),
-    ...(limiter ? [limitStage(config.rateLimit, limiter)] : []),
-  ];
+  // Stages shared by both modes, in SPEC order. A stage switched off in config is left out.
+  const limit: Stage[] = limiter ? [limitStage(config.rateLimit, limiter)] : [];
+  const readBody = readBodyStage(config.inspect.maxBodyBytes);
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
-  const requests = new Pipeline(
-    [...routed, readBodyStage(config.inspect.maxBodyBytes), forwardStage({ dispatcher, metrics, ...timeouts })],
-    pipelineDeps,
-  );
-  const upgrades = new Pipeline([...routed, websocketStage({ dispatcher, ...timeouts })], pipelineDeps);
+  const pipelineDeps = { audit, metrics, logger, activity };
 
-  const servers: Array<{ name: 'gateway' | 'forward' | 'admin'; server: Server; host: string; port: number }> = [];
+  const servers: Array<{ name: ListenerName; server: Server; host: string; port: number }> = [];
+  /** Servers whose idle keep-alive connections a drain closes (includes the tunnel server). */
+  const trafficServers: Server[] = [];
+
   if (config.listen.gateway) {
+    // Gateway upstreams are named in config by the operator, so they are dialled as named.
+    const dispatcher = createUpstreamAgent({
+      config,
+      extraCa,
+      metrics,
+      logger,
+      dialTarget: (host, port) => connectTo.get(formatHostPort(canonicalHost(host)?.host ?? host, port)) ?? { host, port },
+    });
+    closers.unshift(() => dispatcher.destroy());
+    const routed = [parseTargetStage, gatewayRouteStage(config), ...limit];
     const gateway = createGatewayServer({
       cert: readConfiguredFile(configFile, 'tls.cert', config.tls.cert),
       key: readConfiguredFile(configFile, 'tls.key', config.tls.key),
       minVersion: config.tls.minVersion,
-      requests,
-      upgrades,
+      requests: new Pipeline([...routed, readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
+      upgrades: new Pipeline([...routed, websocketStage({ dispatcher, ...timeouts })], pipelineDeps),
       audit,
       metrics,
     });
-    gateway.on('request', (_req, res) => {
+    servers.push({ name: 'gateway', server: gateway, ...config.listen.gateway });
+    trafficServers.push(gateway);
+  }
+
+  if (config.listen.forward) {
+    const egress = compileEgress(config.egress, undefined, configFile);
+    const resolve = (host: string, port: number) =>
+      resolveDestination(host, port, { connectTo, denyPrivateAddresses: config.egress.denyPrivateAddresses });
+    // Forward destinations are whatever clients ask for: the address is resolved and checked at
+    // dial time and the checked address is the one dialled (no DNS-rebinding window).
+    const dispatcher = createUpstreamAgent({
+      config,
+      extraCa,
+      metrics,
+      logger,
+      dialTarget: async (host, port) => {
+        const dest = await resolve(host, port);
+        return { host: dest.address, port: dest.port };
+      },
+    });
+    closers.unshift(() => dispatcher.destroy());
+    const minter = new LeafMinter(
+      {
+        certPem: readConfiguredFile(configFile, 'tls.ca.cert', config.tls.ca.cert).toString('utf8'),
+        keyPem: readConfiguredFile(configFile, 'tls.ca.key', config.tls.ca.key).toString('utf8'),
+      },
+      { secureContextOptions: { minVersion: config.tls.minVersion } },
+    );
+    await minter.ready();
+    const auth = loadProxyAuth(config, configFile);
+    closers.unshift(() => auth.close());
+    const authenticate: Authenticate = async (header) => {
+      const outcome = await auth.authenticate(header);
+      if (outcome.ok) return outcome.user;
+      throw new ProxyError('proxy_auth_required', outcome.message, { 'proxy-authenticate': outcome.challenge });
+    };
+    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...limit];
+    const forward = createForwardServer({
+      config,
+      egress,
+      minter,
+      requests: new Pipeline([...accepted, readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
+      upgrades: new Pipeline([...accepted, websocketStage({ dispatcher, ...timeouts })], pipelineDeps),
+      audit,
+      metrics,
+      activity,
+      logger,
+      authenticate,
+      resolve,
+    });
+    servers.push({ name: 'forward', server: forward.outer, ...config.listen.forward });
+    trafficServers.push(forward.outer, forward.inner);
+  }
+
+  for (const server of trafficServers) {
+    server.on('request', (_req, res) => {
       if (draining) res.shouldKeepAlive = false;
     });
-    servers.push({ name: 'gateway', server: gateway, ...config.listen.gateway });
   }
   if (config.listen.admin) {
     servers.push({ name: 'admin', server: createAdminServer(metrics, { ready: () => ready && !draining }), ...config.listen.admin });
   }
 
+  const closeAll = async () => {
+    for (const close of closers) await Promise.resolve(close()).catch(() => undefined);
+  };
   const addresses: RunningProxy['addresses'] = {};
   try {
+    if (limiter && config.rateLimit.store === 'redis') {
+      // Give Redis a moment so the first requests are limited by the shared bucket; a Redis that
+      // is down must not stop the proxy: after the wait requests get rateLimit.onStoreError.
+      const waitMs = Math.min(config.timeouts.connect, 3000);
+      if (!(await limiter.whenReady(waitMs))) {
+        logger.warn(
+          { waitedMs: waitMs, onStoreError: config.rateLimit.onStoreError },
+          'rate-limit Redis not reachable at start-up; requests get onStoreError until it is',
+        );
+      }
+    }
     for (const s of servers) {
       await listen(s.server, s.host, s.port);
       addresses[s.name] = s.server.address() as AddressInfo;
     }
   } catch (err) {
     for (const s of servers) s.server.close();
-    await dispatcher.close();
-    await limiter?.close();
-    audit.close();
+    await closeAll();
     throw err;
   }
   ready = true;
@@ -138,29 +192,37 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     reopenAudit: () => audit.reopen(),
     async drain(graceMs = config.timeouts.drain) {
       draining = true;
-      const traffic = servers.filter((s) => s.name !== 'admin');
-      for (const s of traffic) s.server.close();
+      for (const s of servers) if (s.name !== 'admin') s.server.close();
       // Keep-alive connections between requests would hold the drain open: close them now and
       // again as in-flight responses finish (their connections turn idle).
       const closeIdle = () => {
-        for (const s of traffic) (s.server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        for (const server of trafficServers) (server as unknown as { closeIdleConnections(): void }).closeIdleConnections();
       };
       closeIdle();
       const sweeper = setInterval(closeIdle, 100);
       const finished = await activity.idle(graceMs);
       clearInterval(sweeper);
       const forced = finished ? 0 : activity.active;
-      for (const s of servers) {
-        (s.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-        s.server.close();
+      for (const server of [...trafficServers, ...servers.map((s) => s.server)]) {
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+        server.close();
       }
+      // Forced-closed flows write their audit lines as their sockets close.
       if (!finished) await activity.idle(1000);
-      await dispatcher.destroy().catch(() => undefined);
-      await limiter?.close().catch(() => undefined);
-      audit.close();
+      await closeAll();
       return { forced };
     },
   };
+}
+
+/** `auth.usersFile` loaded once; a refusal becomes a 407 with Proxy-Authenticate. */
+function loadProxyAuth(config: Config, configFile: string): ProxyAuthenticator {
+  try {
+    return ProxyAuthenticator.fromConfig(config.auth);
+  } catch (err) {
+    if (err instanceof HtpasswdError) throw new ConfigError(configFile, 'auth.usersFile', err.message);
+    throw err;
+  }
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {

@@ -17,15 +17,6 @@ export class PinMismatchError extends Error {
   }
 }
 
-/** A refusal to dial, decided before any packet is sent (forward mode's private-address rule). */
-export class DestinationDeniedError extends Error {
-  readonly code = 'ERR_AIGATE_DESTINATION_DENIED';
-  constructor(message: string) {
-    super(message);
-    this.name = 'DestinationDeniedError';
-  }
-}
-
 export interface DialTarget {
   host: string;
   port: number;
@@ -98,14 +89,4 @@ export function createConnector(opts: ConnectorOptions): buildConnector.connecto
 
 function isIpLiteral(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');
-}
-
-/** `connectTo` lookup: "host:port" → where to dial instead (like curl --connect-to). */
-export function connectToMap(entries: Record<string, string>): (host: string, port: number) => DialTarget | undefined {
-  const map = new Map<string, DialTarget>();
-  for (const [from, to] of Object.entries(entries)) {
-    const sep = to.lastIndexOf(':');
-    map.set(from.toLowerCase(), { host: to.slice(0, sep).replace(/^\[|\]$/g, ''), port: Number(to.slice(sep + 1)) });
-  }
-  return (host, port) => map.get(`${host.toLowerCase()}:${port}`) ?? map.get(`[${host.toLowerCase()}]:${port}`);
 }

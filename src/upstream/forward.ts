@@ -5,7 +5,8 @@ import type { Dispatcher } from 'undici';
 import type { Metrics } from '../metrics.js';
 import { ProxyError } from '../pipeline/errors.js';
 import type { Exchange, Stage } from '../pipeline/exchange.js';
-import { DestinationDeniedError, PinMismatchError } from './connector.js';
+import { DestinationError } from '../route/address.js';
+import { PinMismatchError } from './connector.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
 
 export interface ForwardOptions {
@@ -25,7 +26,10 @@ export function upstreamError(err: unknown, host: string): ProxyError {
   if (err instanceof PinMismatchError) {
     return new ProxyError('upstream_certificate', `${host} presented a certificate that matches none of its pins (upstreamTls.pins)`);
   }
-  if (err instanceof DestinationDeniedError) return new ProxyError('egress_denied', err.message);
+  if (err instanceof DestinationError) {
+    // Checked at dial time, on the address actually dialled (forward mode's private-address rule).
+    return new ProxyError(err.reason === 'unresolvable' ? 'upstream_unavailable' : 'egress_denied', err.message);
+  }
   const code = String((err as { code?: unknown }).code ?? '');
   const message = (err as Error).message ?? String(err);
   if (CERT_ERROR.test(code)) {

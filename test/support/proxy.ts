@@ -30,7 +30,7 @@ export function testPki(): TestPki {
   if (pki) return pki;
   const vendorCa = createCA({ commonName: 'Fake Vendors Test CA' });
   const vendorCerts: TestPki['vendorCerts'] = {};
-  for (const host of [...VENDOR_HOSTS, 'localhost']) {
+  for (const host of [...VENDOR_HOSTS, 'copilot-proxy.githubcopilot.com', 'localhost']) {
     const pair = issueServerCert(vendorCa, [host]);
     vendorCerts[host] = { cert: pair.certPem, key: pair.keyPem };
   }
@@ -95,10 +95,10 @@ export function baseRawConfig(vendors: FakeVendors, dir: string): RawConfig {
   };
 }
 
-export async function startTestProxy(vendors: FakeVendors, edit?: (raw: RawConfig) => void): Promise<TestProxy> {
+export async function startTestProxy(vendors: FakeVendors, edit?: (raw: RawConfig, dir: string) => void): Promise<TestProxy> {
   const dir = mkdtempSync(join(tmpdir(), 'aigate-test-'));
   const raw = baseRawConfig(vendors, dir);
-  edit?.(raw);
+  edit?.(raw, dir);
   const configFile = join(dir, 'aigate.yaml');
   const config = parseConfig(raw, configFile);
   const logger = pino({ level: process.env['AIGATE_TEST_LOG'] ?? 'silent' });

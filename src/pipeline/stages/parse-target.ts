@@ -8,6 +8,7 @@ export const parseTargetStage: Stage = (ex) => {
   try {
     const { path, query } = splitTarget(ex.req.url ?? '/');
     ex.flow.path = normalisePath(path);
+    ex.rawPath = path;
     ex.query = query;
   } catch (err) {
     if (err instanceof BadPathError) throw new ProxyError('bad_request', `bad request target: ${err.message}`);

@@ -1,0 +1,244 @@
+// The forward listener (SPEC §4): what IDEs use through `http.proxy` / HTTPS_PROXY.
+//   CONNECT host:port   → proxy auth, default-deny allowlist, private-address check, then either a
+//                          blind tunnel (inspect: false) or TLS interception with a minted leaf whose
+//                          decrypted requests run through the same pipeline as the gateway's.
+//   GET http://host/…   → absolute-form plain HTTP, same allowlist, same pipeline.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { AuditLog } from '../audit/log.js';
+import type { Config } from '../config/schema.js';
+import type { Metrics } from '../metrics.js';
+import type { ActivityTracker } from '../pipeline/activity.js';
+import { ProxyError } from '../pipeline/errors.js';
+import type { ForwardDestination, Stage } from '../pipeline/exchange.js';
+import { Flow, type Client } from '../pipeline/flow.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import { DestinationError, type Destination } from '../route/address.js';
+import type { EgressPolicy } from '../route/egress.js';
+import type { LeafMinter } from '../tls/mint.js';
+import { handleClientError, socketIp, writeRawError } from './client-error.js';
+import { handleUpgrade } from './gateway.js';
+
+/** Checks Proxy-Authorization; resolves the user name, or null for an anonymous client. */
+export type Authenticate = (header: string | undefined) => Promise<string | null>;
+
+export interface ForwardServerOptions {
+  config: Config;
+  egress: EgressPolicy;
+  minter: LeafMinter;
+  requests: Pipeline;
+  upgrades: Pipeline;
+  audit: AuditLog;
+  metrics: Metrics;
+  activity: ActivityTracker;
+  logger: Logger;
+  authenticate: Authenticate;
+  /** Resolves and checks where host:port may be dialled (connectTo, denyPrivateAddresses). */
+  resolve: (host: string, port: number) => Promise<Destination>;
+}
+
+interface TunnelContext {
+  client: Client;
+  destination: ForwardDestination;
+}
+
+const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+
+export interface ForwardServers {
+  /** Accepts CONNECT and absolute-form requests. */
+  outer: Server;
+  /** Serves the decrypted HTTP of intercepted tunnels (never listens itself). */
+  inner: Server;
+}
+
+export function createForwardServer(opts: ForwardServerOptions): ForwardServers {
+  const tunnels = new WeakMap<Duplex, TunnelContext>();
+  const httpOptions = { requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 65_000 };
+  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'forward' as const };
+
+  const inner = createServer(httpOptions);
+  inner.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const ctx = tunnels.get(req.socket);
+    if (!ctx) return res.destroy();
+    opts.requests.handle('forward', ctx.client, req, res, (ex) => (ex.destination = ctx.destination));
+  });
+  inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const ctx = tunnels.get(socket);
+    if (!ctx) return socket.destroy();
+    handleUpgrade(opts.upgrades, 'forward', ctx.client, req, socket, head, (ex) => (ex.destination = ctx.destination));
+  });
+  inner.on('clientError', (err: Error, socket: Duplex) => {
+    handleClientError(err, socket, { ...clientErrors, clientIp: (s) => tunnels.get(s)?.client.ip ?? '' });
+  });
+
+  const outer = createServer(httpOptions);
+  // Absolute-form requests: the pipeline's first forward stage checks them (absoluteFormStage).
+  outer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    opts.requests.handle('forward', { ip: socketIp(req.socket), user: null }, req, res);
+  });
+  outer.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    void handleConnect(opts, tunnels, inner, req, socket as Socket, head);
+  });
+  outer.on('clientError', (err: Error, socket: Duplex) => {
+    handleClientError(err, socket, { ...clientErrors, clientIp: (s) => socketIp(s as Socket) });
+  });
+  return { outer, inner };
+}
+
+/** `host:port` of a CONNECT request target, IPv6 in brackets. */
+export function parseAuthority(target: string | undefined): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:/?#@[\]]+):(\d{1,5})$/.exec(target ?? '');
+  const port = Number(m?.[2]);
+  if (!m || port < 1 || port > 65535) throw new ProxyError('bad_request', `CONNECT needs host:port, got "${target ?? ''}"`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+async function handleConnect(
+  opts: ForwardServerOptions,
+  tunnels: WeakMap<Duplex, TunnelContext>,
+  inner: Server,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+): Promise<void> {
+  const flow = new Flow('forward', { ip: socketIp(socket), user: null }, 'CONNECT', null);
+  flow.event = 'connect';
+  socket.on('error', () => socket.destroy());
+  const finish = () => {
+    opts.audit.writeFlow(flow);
+    opts.metrics.requests.inc({ route: flow.route ?? '', decision: flow.decision, status: String(flow.status) });
+  };
+  let destination: ForwardDestination;
+  let dest: Destination;
+  try {
+    flow.client.user = await opts.authenticate(req.headers['proxy-authorization']);
+    const { host, port } = parseAuthority(req.url);
+    flow.host = host;
+    const match = opts.egress.match(host, port);
+    if ('denied' in match) throw new ProxyError('egress_denied', `CONNECT ${req.url} denied: ${match.denied}`);
+    flow.route = match.rule.host;
+    flow.host = match.host;
+    dest = await opts.resolve(match.host, port).catch((err: unknown) => {
+      if (err instanceof DestinationError) {
+        throw new ProxyError(err.reason === 'unresolvable' ? 'upstream_unavailable' : 'egress_denied', `CONNECT ${req.url} denied: ${err.message}`);
+      }
+      throw err;
+    });
+    destination = { scheme: 'https', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
+    if (!match.rule.inspect) return blindTunnel(opts, flow, socket, head, dest);
+    const context = await opts.minter.contextFor(match.host);
+    if (socket.destroyed) return;
+    socket.write(ESTABLISHED);
+    flow.status = 200;
+    if (head.length > 0) socket.unshift(head);
+    const tls = new TLSSocket(socket, {
+      isServer: true,
+      secureContext: context,
+      ALPNProtocols: ['http/1.1'],
+    });
+    tunnels.set(tls, { client: flow.client, destination });
+    tls.on('error', (err: Error & { code?: string }) => {
+      opts.logger.info({ host: match.host, client: flow.client.ip, code: err.code }, 'intercepted TLS failed (does the client trust the aigate CA?)');
+      tls.destroy();
+    });
+    tls.once('close', () => {
+      flow.bytesIn = socket.bytesRead;
+      flow.bytesOut = socket.bytesWritten;
+      finish();
+    });
+    inner.emit('connection', tls);
+  } catch (err) {
+    const answer =
+      err instanceof ProxyError ? err : new ProxyError('internal_error', `internal error in aigate (request id ${flow.id}); the proxy log has details`);
+    if (!(err instanceof ProxyError)) opts.logger.error({ err, requestId: flow.id }, 'internal error while handling CONNECT');
+    writeRawError(socket, flow, answer);
+    finish();
+  }
+}
+
+/** `inspect: false`: bytes are relayed untouched and audited once, when the tunnel closes. */
+function blindTunnel(opts: ForwardServerOptions, flow: Flow, client: Socket, head: Buffer, dest: Destination): void {
+  flow.event = 'tunnel';
+  const release = opts.activity.begin();
+  const upstream = netConnect({ host: dest.address, port: dest.port });
+  const connectTimer = setTimeout(() => {
+    upstream.destroy();
+    fail(new ProxyError('upstream_timeout', `connecting to ${dest.host}:${dest.port} timed out (timeouts.connect)`));
+  }, opts.config.timeouts.connect);
+  let established = false;
+  let audited = false;
+  const done = () => {
+    if (audited) return;
+    audited = true;
+    opts.audit.writeFlow(flow);
+    opts.metrics.requests.inc({ route: flow.route ?? '', decision: flow.decision, status: String(flow.status) });
+    release();
+  };
+  const fail = (err: ProxyError) => {
+    clearTimeout(connectTimer);
+    if (established) return;
+    writeRawError(client, flow, err);
+    done();
+  };
+  upstream.once('error', (err: NodeJS.ErrnoException) => {
+    if (!established) fail(new ProxyError('upstream_unavailable', `${dest.host}:${dest.port} is unavailable (${err.code ?? err.message})`));
+  });
+  upstream.once('connect', () => {
+    clearTimeout(connectTimer);
+    if (client.destroyed) return upstream.destroy();
+    established = true;
+    flow.status = 200;
+    client.write(ESTABLISHED);
+    if (head.length > 0) upstream.write(head);
+    client.on('data', (c: Buffer) => (flow.bytesIn += c.length));
+    upstream.on('data', (c: Buffer) => (flow.bytesOut += c.length));
+    for (const s of [client, upstream]) s.setTimeout(opts.config.timeouts.idle, () => s.destroy());
+    let closed = 0;
+    const onClose = () => {
+      client.destroy();
+      upstream.destroy();
+      if (++closed === 2) done();
+    };
+    client.once('close', onClose);
+    upstream.once('close', onClose);
+    upstream.on('error', () => upstream.destroy());
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+}
+
+/**
+ * First forward-mode stage. Requests from an intercepted tunnel already carry their destination;
+ * an absolute-form `http://` request on the forward listener is checked here against the same
+ * allowlist (with proxy authentication); anything else is not a proxy request.
+ */
+export function absoluteFormStage(egress: EgressPolicy, authenticate: Authenticate): Stage {
+  return async (ex) => {
+    if (ex.destination) return;
+    const target = ex.req.url ?? '';
+    if (!/^http:\/\//i.test(target)) {
+      throw new ProxyError(
+        'bad_request',
+        /^https:\/\//i.test(target)
+          ? 'send https:// requests through CONNECT (set HTTPS_PROXY / http.proxy to this proxy)'
+          : 'this is aigate\'s forward proxy: send CONNECT host:port or an absolute http:// URL',
+      );
+    }
+    ex.flow.client.user = await authenticate(ex.req.headers['proxy-authorization']);
+    let url: URL;
+    try {
+      url = new URL(target);
+    } catch {
+      throw new ProxyError('bad_request', `bad request target "${target.slice(0, 200)}"`);
+    }
+    const port = url.port ? Number(url.port) : 80;
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const match = egress.match(host, port);
+    ex.flow.host = host;
+    if ('denied' in match) throw new ProxyError('egress_denied', `${url.origin} denied: ${match.denied}`);
+    ex.destination = { scheme: 'http', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
+  };
+}
