@@ -2,6 +2,7 @@
 // The `aigate` command (SPEC §1). Each subcommand is a thin wrapper over a module in commands/.
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
+import type { Config } from './config/schema.js';
 
 const DEFAULT_CONFIG = 'config/aigate.yaml';
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -38,6 +39,19 @@ async function main(argv: string[]): Promise<number> {
       exitCode = runCertsInit({ dir: o.dir, hosts: o.host, stdout: process.stdout, stderr: process.stderr });
     });
 
+  program
+    .command('pin')
+    .description('print the SPKI pin (sha256/<base64>) of HOST\'s certificate, for upstreamTls.pins')
+    .argument('<host[:port]>', 'host to connect to (port 443 by default)')
+    .option('-c, --config <file>', 'apply connectTo and upstreamTls.ca from this config')
+    .option('-k, --insecure', 'print the pin even if the certificate does not verify')
+    .action(async (target: string, o: { config?: string; insecure?: boolean }) => {
+      const { runPin } = await import('./commands/pin.js');
+      const config = o.config ? await loadOrReport(o.config) : undefined;
+      if (config === null) return void (exitCode = 1);
+      exitCode = await runPin({ target, config, insecure: Boolean(o.insecure), stdout: process.stdout, stderr: process.stderr });
+    });
+
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -48,6 +62,17 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   return exitCode;
+}
+
+/** Loads a config for a command that only reads it; prints the one-line error and returns null. */
+async function loadOrReport(file: string): Promise<Config | null> {
+  const { loadConfig, ConfigError } = await import('./config/load.js');
+  try {
+    return loadConfig(file);
+  } catch (err) {
+    process.stderr.write(`aigate: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
+    return null;
+  }
 }
 
 function collect(value: string, previous: string[]): string[] {

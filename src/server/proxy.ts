@@ -13,6 +13,8 @@ import { ActivityTracker } from '../pipeline/activity.js';
 import { ProxyError } from '../pipeline/errors.js';
 import type { Stage } from '../pipeline/exchange.js';
 import { Pipeline } from '../pipeline/pipeline.js';
+import { createInspector, type Inspector } from '../inspect/index.js';
+import { inspectStage } from '../pipeline/stages/inspect.js';
 import { limitStage } from '../pipeline/stages/limit.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
 import { readBodyStage } from '../pipeline/stages/read-body.js';
@@ -65,7 +67,15 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
 
   // Stages shared by both modes, in SPEC order. A stage switched off in config is left out.
   const limit: Stage[] = limiter ? [limitStage(config.rateLimit, limiter)] : [];
-  const readBody = readBodyStage(config.inspect.maxBodyBytes);
+  let inspector: Inspector;
+  try {
+    inspector = createInspector(config.inspect, { fingerprintKey: config.audit.fingerprintKey });
+  } catch (err) {
+    // Messages already lead with the key path (inspect.rules.custom[0].pattern: …).
+    throw new ConfigError(configFile, '', (err as Error).message);
+  }
+  // Reading and inspecting the body always go together: nothing is forwarded unscanned.
+  const readBody: Stage[] = [readBodyStage(config.inspect.maxBodyBytes), inspectStage(inspector, config.inspect.maxBodyBytes)];
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
   const pipelineDeps = { audit, metrics, logger, activity };
 
@@ -88,7 +98,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       cert: readConfiguredFile(configFile, 'tls.cert', config.tls.cert),
       key: readConfiguredFile(configFile, 'tls.key', config.tls.key),
       minVersion: config.tls.minVersion,
-      requests: new Pipeline([...routed, readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
+      requests: new Pipeline([...routed, ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
       upgrades: new Pipeline([...routed, websocketStage({ dispatcher, ...timeouts })], pipelineDeps),
       audit,
       metrics,
@@ -134,7 +144,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       config,
       egress,
       minter,
-      requests: new Pipeline([...accepted, readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
+      requests: new Pipeline([...accepted, ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
       upgrades: new Pipeline([...accepted, websocketStage({ dispatcher, ...timeouts })], pipelineDeps),
       audit,
       metrics,
