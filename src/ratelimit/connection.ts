@@ -48,7 +48,6 @@ export interface RedisConnection {
   target: string;
   /** Values to scrub from anything logged (the password, when there is one). */
   secrets: string[];
-  /** Cluster clients retry internally; the store bounds each take itself then. */
   isCluster: boolean;
 }
 
@@ -107,14 +106,14 @@ export function createRedisConnection(cfg: RedisConfig): RedisConnection {
 
   // What makes a down Redis cheap: no offline queue (a command while disconnected fails at once),
   // no retries or replays of a take (it was already answered by onStoreError; replaying would
-  // charge it twice), a per-command timeout for a Redis that is up but stuck, and a socket
-  // timeout so a silently dead connection is dropped and redialled instead of timing out
-  // request after request.
+  // charge it twice), and a socket timeout so a silently dead connection is dropped and redialled
+  // instead of timing out request after request. The per-take timeout for a Redis that is up but
+  // stuck (`commandTimeout`) is the store's own (redis.ts: withDeadline), not ioredis's, which
+  // misfires after event-loop stalls.
   const perNode = {
     username: url.username,
     password: url.password,
     tls: url.tls ? {} : undefined,
-    commandTimeout: cfg.commandTimeout,
     socketTimeout: Math.max(1000, cfg.commandTimeout * 20),
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
@@ -132,8 +131,8 @@ export function createRedisConnection(cfg: RedisConfig): RedisConnection {
     const options: ClusterOptions = {
       enableOfflineQueue: false,
       clusterRetryStrategy: reconnectDelay,
-      // Redirections and failover retries happen inside ioredis; the store's own deadline bounds
-      // the whole take, these keep the retries themselves short.
+      // Redirections and failover retries happen inside ioredis; the store's timeout bounds the
+      // whole take, these keep the retries themselves short.
       retryDelayOnFailover: 10,
       retryDelayOnClusterDown: 10,
       retryDelayOnTryAgain: 10,

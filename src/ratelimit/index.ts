@@ -90,7 +90,7 @@ export function createRateLimiter(cfg: RateLimitConfig, deps: RateLimiterDeps): 
 
   const store = new RedisBucketStore(conn.client, {
     prefix: cfg.redis.prefix,
-    deadlineMs: conn.isCluster ? cfg.redis.commandTimeout : undefined,
+    timeoutMs: cfg.redis.commandTimeout,
   });
   return new StoreRateLimiter(store, cfg.onStoreError, reporter);
 }

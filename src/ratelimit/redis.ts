@@ -13,10 +13,10 @@ export interface RedisStoreOptions {
   /** Prepended to every bucket key (`rateLimit.redis.prefix`). */
   prefix: string;
   /**
-   * Upper bound on a whole take, for clients that retry internally (Cluster redirections and
-   * failover). A standalone or Sentinel client is bounded by its own `commandTimeout`.
+   * How long a take may wait for Redis (`rateLimit.redis.commandTimeout`) before it counts as a
+   * store error; it bounds the whole take, Cluster redirections and retries included.
    */
-  deadlineMs?: number;
+  timeoutMs: number;
   /** Tests only: drive the script's clock (µs) instead of Redis TIME. */
   clockUs?: () => number;
 }
@@ -48,8 +48,7 @@ export class RedisBucketStore implements BucketStore {
   async take(key: string, rule: BucketRule): Promise<TakeResult> {
     const now = this.opts.clockUs ? String(this.opts.clockUs()) : '';
     const pending = this.run(this.opts.prefix + key, rule.rate, rule.burst, now);
-    const reply = this.opts.deadlineMs === undefined ? await pending : await withDeadline(pending, this.opts.deadlineMs);
-    return parseReply(reply);
+    return parseReply(await withDeadline(pending, this.opts.timeoutMs));
   }
 
   healthy(): boolean {
@@ -102,10 +101,39 @@ function parseReply(reply: unknown): TakeResult {
   throw new Error('rate-limit script returned an unexpected reply');
 }
 
+/**
+ * Rejects with StoreDeadlineError if `pending` has not settled `ms` after the call.
+ *
+ * Why not ioredis's own commandTimeout: after the event loop has been busy (TLS handshakes,
+ * a large body, GC) for longer than the timeout, Node runs expired timers before it reads the
+ * sockets, so a reply already sitting in the socket would be declared late — and a refusal turned
+ * into an onStoreError "allow". Measured: a 100 ms stall made every in-flight check a store error.
+ * Here an expired deadline first lets one poll phase run (setImmediate comes after it), so only a
+ * reply that really has not arrived counts as a timeout.
+ */
 function withDeadline<T>(pending: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreDeadlineError(ms)), ms);
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      setImmediate(() => {
+        if (settled) return;
+        settled = true;
+        reject(new StoreDeadlineError(ms));
+      });
+    }, ms);
+    pending.then(
+      (value) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
   });
-  return Promise.race([pending, deadline]).finally(() => clearTimeout(timer));
 }

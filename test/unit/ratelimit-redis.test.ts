@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type BucketRule, MemoryBucketStore, type RateLimiter, RedisBucketStore, createRateLimiter } from '../../src/ratelimit/index.js';
+import { type BucketRule, MemoryBucketStore, type RateDecision, type RateLimiter, RedisBucketStore, createRateLimiter } from '../../src/ratelimit/index.js';
 import { createRedisConnection } from '../../src/ratelimit/connection.js';
 import { StoreDeadlineError } from '../../src/ratelimit/redis.js';
 import { type RedisServer, startRedis, until } from '../support/redis.js';
@@ -91,7 +91,11 @@ describe('Redis store', () => {
   it('computes exactly what the memory store computes for the same times and takes', async () => {
     let nowMs = 1_700_000_000_000;
     const conn = createRedisConnection(redisConfig({ url, prefix }).redis);
-    const redisStore = new RedisBucketStore(conn.client, { prefix: `${prefix}parity:`, clockUs: () => nowMs * 1000 });
+    const redisStore = new RedisBucketStore(conn.client, {
+      prefix: `${prefix}parity:`,
+      timeoutMs: 1000,
+      clockUs: () => nowMs * 1000,
+    });
     cleanup.push(() => redisStore.close());
     const memStore = new MemoryBucketStore({ now: () => nowMs });
     expect(await redisStore.whenReady(5000)).toBe(true);
@@ -191,24 +195,45 @@ describe('Redis store', () => {
   });
 });
 
-describe('Redis store deadline', () => {
-  it('bounds a take that the client keeps retrying (Cluster) by deadlineMs', async () => {
-    // A client whose command never settles, as a Cluster client looping over redirections might.
+describe('Redis store timeout', () => {
+  type StoreClient = ConstructorParameters<typeof RedisBucketStore>[0];
+  const rule = { rate: 1, burst: 1 };
+
+  it('bounds a take the client never answers (a Cluster client looping over redirections)', async () => {
     const stuck = {
       status: 'ready',
       defineCommand(name: string) {
         (this as unknown as Record<string, unknown>)[name] = () => new Promise(() => undefined);
       },
     };
-    const store = new RedisBucketStore(stuck as unknown as ConstructorParameters<typeof RedisBucketStore>[0], {
-      prefix: 'p:',
-      deadlineMs: 30,
-    });
+    const store = new RedisBucketStore(stuck as unknown as StoreClient, { prefix: 'p:', timeoutMs: 30 });
     const t = performance.now();
-    await expect(store.take('k', { rate: 1, burst: 1 })).rejects.toBeInstanceOf(StoreDeadlineError);
+    await expect(store.take('k', rule)).rejects.toBeInstanceOf(StoreDeadlineError);
     const ms = performance.now() - t;
     expect(ms).toBeGreaterThanOrEqual(29);
     expect(ms).toBeLessThan(200);
+  });
+
+  it('does not call a reply late that arrived while the event loop was busy past the timeout', async () => {
+    const rl = createRateLimiter(redisConfig({ url, prefix, commandTimeout: 20 }), { logger: silentLogger });
+    cleanup.push(() => rl.close());
+    expect(await rl.whenReady(5000)).toBe(true);
+    const key = freshKey('stall');
+    const drained = { rate: 0.001, burst: 1 };
+    await rl.take(key, drained);
+    // Redis answers within microseconds while this process spins for 150 ms — over seven times
+    // the timeout — as a burst of TLS handshakes would. Spinning inside a setImmediate callback
+    // makes the timers phase the next to run, before the socket is read. With ioredis's
+    // commandTimeout this refusal came back as a store error, i.e. `allow` under onStoreError.
+    const decision = await new Promise<RateDecision>((resolve, reject) =>
+      setImmediate(() => {
+        const pending = rl.take(key, drained);
+        const t = performance.now();
+        while (performance.now() - t < 150); // a busy event loop
+        pending.then(resolve, reject);
+      }),
+    );
+    expect(decision).toMatchObject({ allowed: false, storeError: false });
   });
 });
 
