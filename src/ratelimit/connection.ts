@@ -12,7 +12,8 @@
 //     store: redis
 //     redis:
 //       url: "${REDIS_URL:-redis://127.0.0.1:6379}"  # redis://[user[:password]@]host[:port][/db],
-//                                                    # rediss:// for TLS
+//                                                    # rediss:// for TLS; percent-encode @ : / in
+//                                                    # the password. It is never logged.
 //       prefix: "aigate:rl:"      # key prefix; use one per deployment sharing a Redis
 //       commandTimeout: 50ms      # a check slower than this counts as a store error
 //     onStoreError: allow         # allow (fail open) | deny (429, Retry-After: 1) while Redis is down
