@@ -105,7 +105,7 @@ describe('redis failures', () => {
       raw['rateLimit'] = { store: 'redis', redis: { url: own.url, prefix: 'kill:' }, rate: 0.001, burst: 3, onStoreError: 'allow' };
     });
     try {
-      await gw.proxy.limiter!.whenReady(5000);
+      expect(await gw.proxy.limiter!.whenReady(5000)).toBe(true);
       const before = await Promise.all(Array.from({ length: 4 }, () => hit(gw)));
       expect(before.filter((r) => r.status === 429)).toHaveLength(1);
 
