@@ -40,6 +40,21 @@ async function main(argv: string[]): Promise<number> {
     });
 
   program
+    .command('scan')
+    .description('run the detector over files, directories (recursively, honouring .gitignore) or stdin')
+    .argument('[paths...]', 'files or directories; none or - reads stdin')
+    .option('-c, --config <file>', `rules, allowValues and actions from this config (default: ${DEFAULT_CONFIG} when present)`)
+    .option('--json', 'one JSON object per finding')
+    .action(async (paths: string[], o: { config?: string; json?: boolean }) => {
+      const { runScan } = await import('./commands/scan.js');
+      const { existsSync } = await import('node:fs');
+      const file = o.config ?? (existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined);
+      const config = file ? await loadOrReport(file) : undefined;
+      if (config === null) return void (exitCode = 2);
+      exitCode = await runScan({ config, paths, json: Boolean(o.json), stdout: process.stdout, stderr: process.stderr });
+    });
+
+  program
     .command('pin')
     .description('print the SPKI pin (sha256/<base64>) of HOST\'s certificate, for upstreamTls.pins')
     .argument('<host[:port]>', 'host to connect to (port 443 by default)')
