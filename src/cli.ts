@@ -40,6 +40,17 @@ async function main(argv: string[]): Promise<number> {
     });
 
   program
+    .command('check')
+    .description('validate the configuration and, unless --offline, reach every upstream and allowed host')
+    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+    .option('--offline', 'validate the configuration only (no DNS, no connections)')
+    .option('--json', 'one JSON object per host')
+    .action(async (o: { config: string; offline?: boolean; json?: boolean }) => {
+      const { runCheck } = await import('./commands/check.js');
+      exitCode = await runCheck({ configFile: o.config, offline: Boolean(o.offline), json: Boolean(o.json), stdout: process.stdout, stderr: process.stderr });
+    });
+
+  program
     .command('scan')
     .description('run the detector over files, directories (recursively, honouring .gitignore) or stdin')
     .argument('[paths...]', 'files or directories; none or - reads stdin')

@@ -1,12 +1,11 @@
 // `aigate pin HOST[:PORT] [--config FILE]` (SPEC §1): connect as aigate would and print the leaf's
 // SPKI pin for `upstreamTls.pins`. The pin goes alone to stdout (so `$(aigate pin host)` works);
 // everything meant for a human goes to stderr.
-import type { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { checkServerIdentity, connect, rootCertificates, type TLSSocket } from 'node:tls';
+import { rootCertificates } from 'node:tls';
 import type { Config } from '../config/schema.js';
 import { canonicalHost, compileConnectTo, formatHostPort } from '../route/address.js';
+import { describeError, handshake, loadExtraCAs, type Handshake } from '../tls/probe.js';
 import { spkiPin } from '../tls/spki.js';
 
 export interface Output {
@@ -38,94 +37,6 @@ export function parseTarget(target: string): { host: string; port: number } | nu
   const c = canonicalHost(hostPart);
   if (!c || port < 1 || port > 65535) return null;
   return { host: c.host, port };
-}
-
-const CERT_ERRORS = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REVOKED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
-function describeError(err: NodeJS.ErrnoException, where: string, insecureHint: boolean): string {
-  const code = err.code ?? '';
-  if (CERT_ERRORS.has(code)) {
-    const hint = insecureHint ? '; trust its CA with upstreamTls.ca (--config), or pass --insecure to print the pin anyway' : '';
-    return `${where}: certificate rejected (${code}: ${err.message})${hint}`;
-  }
-  if (code === 'ECONNREFUSED') return `${where}: connection refused`;
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `${where}: cannot resolve host (${code})`;
-  if (code === 'ETIMEDOUT') return `${where}: ${err.message}`;
-  return `${where}: ${code ? `${code}: ` : ''}${err.message}`;
-}
-
-function loadExtraCAs(config: Config | undefined): string[] {
-  return (config?.upstreamTls.ca ?? []).map((path, i) => {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (err) {
-      throw new Error(`cannot read upstreamTls.ca[${i}] (${path}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-    }
-  });
-}
-
-interface Handshake {
-  leaf: X509Certificate;
-  authorized: boolean;
-  authorizationError: string | null;
-  protocol: string | null;
-}
-
-function handshake(opts: {
-  /** The name (or IP) the certificate must be valid for. */
-  host: string;
-  dialHost: string;
-  dialPort: number;
-  servername: string | undefined;
-  ca: string[] | undefined;
-  insecure: boolean;
-  timeoutMs: number;
-}): Promise<Handshake> {
-  return new Promise((resolve, reject) => {
-    const socket: TLSSocket = connect({
-      host: opts.dialHost,
-      port: opts.dialPort,
-      servername: opts.servername,
-      ca: opts.ca,
-      rejectUnauthorized: !opts.insecure,
-      // Check the certificate against the requested host, not the connectTo address dialled.
-      checkServerIdentity: (_name, cert) => checkServerIdentity(opts.host, cert),
-      ALPNProtocols: ['http/1.1'],
-    });
-    const timer = setTimeout(() => {
-      const err: NodeJS.ErrnoException = new Error(`no TLS handshake within ${opts.timeoutMs} ms`);
-      err.code = 'ETIMEDOUT';
-      socket.destroy(err);
-    }, opts.timeoutMs);
-    socket.once('secureConnect', () => {
-      clearTimeout(timer);
-      const leaf = socket.getPeerX509Certificate();
-      const result = {
-        authorized: socket.authorized,
-        authorizationError: socket.authorizationError ? String(socket.authorizationError) : null,
-        protocol: socket.getProtocol(),
-      };
-      socket.end();
-      socket.destroy();
-      if (!leaf) reject(new Error('the server presented no certificate'));
-      else resolve({ leaf, ...result });
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
 }
 
 export async function runPin(opts: PinOptions): Promise<number> {

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { AuditLog } from '../audit/log.js';
 import { HtpasswdError } from '../auth/htpasswd.js';
 import { ProxyAuthenticator } from '../auth/proxy-auth.js';
-import { ConfigError, readConfiguredFile } from '../config/load.js';
+import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Metrics } from '../metrics.js';
 import { ActivityTracker } from '../pipeline/activity.js';
@@ -23,6 +23,7 @@ import { gatewayRouteStage } from '../pipeline/stages/route-gateway.js';
 import { createRateLimiter, type RateLimiter } from '../ratelimit/index.js';
 import { canonicalHost, compileConnectTo, formatHostPort, resolveDestination } from '../route/address.js';
 import { compileEgress } from '../route/egress.js';
+import { loadGatewayKeyPair, loadInterceptionCa, loadUpstreamCas } from '../tls/files.js';
 import { LeafMinter } from '../tls/mint.js';
 import { createUpstreamAgent } from '../upstream/agent.js';
 import { forwardStage } from '../upstream/forward.js';
@@ -53,7 +54,7 @@ type ListenerName = 'gateway' | 'forward' | 'admin';
 
 export async function startProxy(config: Config, opts: StartOptions): Promise<RunningProxy> {
   const { configFile, logger } = opts;
-  const extraCa = config.upstreamTls.ca.map((file, i) => readConfiguredFile(configFile, `upstreamTls.ca[${i}]`, file).toString('utf8'));
+  const extraCa = loadUpstreamCas(config, configFile);
   const metrics = new Metrics({ processMetrics: opts.processMetrics });
   const audit = new AuditLog(config.audit);
   const activity = new ActivityTracker();
@@ -94,9 +95,10 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     });
     closers.unshift(() => dispatcher.destroy());
     const routed = [parseTargetStage, gatewayRouteStage(config), ...limit];
+    const { cert, key } = loadGatewayKeyPair(config, configFile);
     const gateway = createGatewayServer({
-      cert: readConfiguredFile(configFile, 'tls.cert', config.tls.cert),
-      key: readConfiguredFile(configFile, 'tls.key', config.tls.key),
+      cert,
+      key,
       minVersion: config.tls.minVersion,
       requests: new Pipeline([...routed, ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
       upgrades: new Pipeline([...routed, websocketStage({ dispatcher, ...timeouts })], pipelineDeps),
@@ -124,13 +126,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       },
     });
     closers.unshift(() => dispatcher.destroy());
-    const minter = new LeafMinter(
-      {
-        certPem: readConfiguredFile(configFile, 'tls.ca.cert', config.tls.ca.cert).toString('utf8'),
-        keyPem: readConfiguredFile(configFile, 'tls.ca.key', config.tls.ca.key).toString('utf8'),
-      },
-      { secureContextOptions: { minVersion: config.tls.minVersion } },
-    );
+    const minter = new LeafMinter(loadInterceptionCa(config, configFile).pair, { secureContextOptions: { minVersion: config.tls.minVersion } });
     await minter.ready();
     const auth = loadProxyAuth(config, configFile);
     closers.unshift(() => auth.close());
