@@ -37,8 +37,8 @@ export interface RunningCli {
 }
 
 /** Starts a long-running aigate (e.g. `start`); stderr carries its JSON operational log. */
-export function spawnCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): RunningCli {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; cliPath?: string } = {}): RunningCli {
+  const child = spawn(process.execPath, [opts.cliPath ?? CLI, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   const waiters: Array<{ msg: string; resolve: (v: Record<string, unknown>) => void }> = [];
   const lines: Record<string, unknown>[] = [];
