@@ -1,0 +1,299 @@
+// The detector's public face. Knows nothing of HTTP: the proxy passes a body with its
+// Content-Type/Content-Encoding and the route's policy action; `aigate scan` passes file text.
+//
+// Action of a finding, first that applies:
+//   inspect.rules.actions[rule id]  →  the custom rule's `action`  →  'monitor' for the few
+//   low-confidence builtin rules (defaultAction)  →  the policy action passed in (route/egress
+//   override, else inspect.action).
+// Decision for a request: 'block' if any finding blocks, else 'redact' if any redacts, else
+// 'monitor' if there are findings (all monitor-only), else 'allow'. Under 'redact' only the
+// findings whose action is 'redact' are replaced; monitor-only findings are left as sent.
+import { isUtf8 } from 'node:buffer';
+import { createHmac, randomBytes } from 'node:crypto';
+import type { Action, InspectConfig } from '../config/schema.js';
+import { compileCustomRule, type CompiledCustomRule } from './custom.js';
+import { DecodeError, decodeContent } from './decode.js';
+import { Detector, type Candidate } from './detector.js';
+import { jsonStrings, looksLikeJson, type JsonString } from './json.js';
+import { BUILTIN_RULES } from './rules/index.js';
+
+export { BUILTIN_RULES } from './rules/index.js';
+export type { Rule } from './rules/index.js';
+
+export class InspectError extends Error {
+  constructor(
+    readonly kind: 'too_large' | 'undecodable',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'InspectError';
+  }
+}
+
+export interface ScanFinding {
+  rule: string;
+  description: string;
+  /** 1-based line in the scanned text; for a JSON body, the line inside the string value. */
+  line: number;
+  /** 1-based column (UTF-16 code units) on that line. */
+  col: number;
+  /** Offsets of the secret in the scanned text (for a JSON body: in the string value). */
+  start: number;
+  end: number;
+  /** e.g. `ghp_…abcd`: a format prefix and at most the last 4 characters, never the value. */
+  masked: string;
+  action: Action;
+  /** First 16 hex characters of HMAC-SHA256(fingerprintKey, value). */
+  fingerprint: string;
+}
+
+export type InspectDecision = 'allow' | 'block' | 'redact' | 'monitor';
+
+export interface InspectOutcome {
+  findings: ScanFinding[];
+  decision: InspectDecision;
+  /** The body to forward when decision is 'redact' (identity-encoded: drop Content-Encoding, fix Content-Length). */
+  redactedBody?: Buffer;
+  /** Size of the body after Content-Encoding was undone. */
+  decodedBytes: number;
+}
+
+export interface InspectBodyMeta {
+  contentType?: string | undefined;
+  contentEncoding?: string | undefined;
+  /** The route's (or egress rule's) policy action, else inspect.action. */
+  action: Action;
+}
+
+export interface Inspector {
+  /** Scans plain text (a file, stdin) with the configured policy action `inspect.action`. */
+  scanText(text: string): ScanFinding[];
+  /** Decodes, scans and applies the actions to a request body. Throws InspectError. */
+  inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome>;
+}
+
+/** JSON strings nested inside JSON strings (tool-call arguments) are walked this deep. */
+const MAX_NESTED_JSON = 3;
+/** No rule can match in fewer characters; shorter JSON strings are not scanned alone. */
+const MIN_SCAN_LENGTH = 8;
+const PAIR_KEY = /pass|pwd|key|token|secret|credential/i;
+
+interface JsonNode {
+  token: JsonString;
+  candidates: Candidate[];
+  nested: { text: string; nodes: JsonNode[] } | null;
+}
+
+function isJsonContentType(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const mime = contentType.split(';')[0]!.trim().toLowerCase();
+  return mime === 'application/json' || mime.endsWith('+json') || mime.endsWith('/json');
+}
+
+export function maskValue(value: string, prefix: number): string {
+  if (value.startsWith('-----BEGIN')) {
+    const end = value.indexOf('-----', 11);
+    return `${value.slice(0, end < 0 ? 10 : end + 5)}…`;
+  }
+  const p = Math.min(prefix, Math.floor(value.length / 2));
+  const rest = value.length - p;
+  const tail = rest >= 16 ? 4 : rest >= 10 ? 2 : 0;
+  return `${value.slice(0, p)}…${tail > 0 ? value.slice(-tail) : ''}`;
+}
+
+function splice(text: string, spans: ReadonlyArray<{ start: number; end: number }>, label: (i: number) => string): string {
+  let out = '';
+  let last = 0;
+  spans.forEach((s, i) => {
+    out += text.slice(last, s.start) + label(i);
+    last = s.end;
+  });
+  return out + text.slice(last);
+}
+
+function checkRuleIds(ids: readonly string[], known: ReadonlySet<string>, key: (i: number) => string): void {
+  ids.forEach((id, i) => {
+    if (!known.has(id)) throw new Error(`${key(i)}: unknown rule "${id}" (see README for the rule list)`);
+  });
+}
+
+class DetectorInspector implements Inspector {
+  private readonly detector: Detector;
+  private readonly key: Buffer;
+  private readonly actionOverride: ReadonlyMap<string, Action>;
+  private readonly customAction = new Map<string, Action>();
+
+  constructor(
+    private readonly cfg: InspectConfig,
+    fingerprintKey: string | Buffer,
+  ) {
+    this.key = fingerprintKey.length > 0 ? Buffer.from(fingerprintKey) : randomBytes(32);
+    const builtinIds = new Set(BUILTIN_RULES.map((r) => r.id));
+    const { builtin, disable, actions, custom } = cfg.rules;
+    if (Array.isArray(builtin)) checkRuleIds(builtin, builtinIds, (i) => `inspect.rules.builtin[${i}]`);
+    const compiledIds = new Set<string>();
+    const compiled: CompiledCustomRule[] = custom.map((c, i) => {
+      if (builtinIds.has(c.id)) throw new Error(`inspect.rules.custom[${i}].id: "${c.id}" is a builtin rule id; choose another`);
+      if (compiledIds.has(c.id)) throw new Error(`inspect.rules.custom[${i}].id: duplicate id "${c.id}"`);
+      compiledIds.add(c.id);
+      return compileCustomRule(c, i);
+    });
+    const allIds = new Set([...builtinIds, ...compiledIds]);
+    checkRuleIds(disable, allIds, (i) => `inspect.rules.disable[${i}]`);
+    checkRuleIds(Object.keys(actions), allIds, () => 'inspect.rules.actions');
+    const disabled = new Set(disable);
+    const selected = builtin === 'all' ? builtinIds : builtin === 'none' ? new Set<string>() : new Set(builtin);
+    const rules = BUILTIN_RULES.filter((r) => selected.has(r.id) && !disabled.has(r.id));
+    const customRules = compiled.filter((c) => !disabled.has(c.id));
+    for (const c of customRules) if (c.action) this.customAction.set(c.id, c.action);
+    this.actionOverride = new Map(Object.entries(actions));
+    this.detector = new Detector(rules, customRules, new Set(cfg.allowValues));
+  }
+
+  scanText(text: string): ScanFinding[] {
+    return this.toFindings(text, this.detector.detect(text), this.cfg.action);
+  }
+
+  async inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome> {
+    const max = this.cfg.maxBodyBytes;
+    if (body.length > max) throw new InspectError('too_large', `body exceeds ${max} bytes`);
+    let decoded: Buffer;
+    try {
+      decoded = await decodeContent(body, meta.contentEncoding, max);
+    } catch (err) {
+      if (err instanceof DecodeError) throw new InspectError(err.kind, err.message);
+      throw err;
+    }
+    // Bytes that are not UTF-8 are read as latin1: one character per byte, so redaction can
+    // splice and re-encode without changing any byte it does not replace.
+    const encoding: BufferEncoding = isUtf8(decoded) ? 'utf8' : 'latin1';
+    const text = decoded.toString(encoding);
+    const tokens = isJsonContentType(meta.contentType) || looksLikeJson(text) ? jsonStrings(text) : null;
+
+    let findings: ScanFinding[];
+    let redacted: () => string | null;
+    if (tokens !== null) {
+      const nodes = this.analyseJson(tokens, 0);
+      findings = [];
+      this.collectJsonFindings(nodes, meta.action, findings);
+      redacted = () => this.rebuildJson(text, nodes, meta.action);
+    } else {
+      const candidates = this.detector.detect(text);
+      findings = this.toFindings(text, candidates, meta.action);
+      redacted = () => this.redactText(text, candidates, meta.action);
+    }
+
+    const decision: InspectDecision = findings.some((f) => f.action === 'block')
+      ? 'block'
+      : findings.some((f) => f.action === 'redact')
+        ? 'redact'
+        : findings.length > 0
+          ? 'monitor'
+          : 'allow';
+    const outcome: InspectOutcome = { findings, decision, decodedBytes: decoded.length };
+    if (decision === 'redact') outcome.redactedBody = Buffer.from(redacted() ?? text, encoding);
+    return outcome;
+  }
+
+  private actionFor(ruleIndex: number, policy: Action): Action {
+    const rule = this.detector.rules[ruleIndex]!;
+    return this.actionOverride.get(rule.id) ?? this.customAction.get(rule.id) ?? rule.defaultAction ?? policy;
+  }
+
+  private fingerprint(value: string): string {
+    return createHmac('sha256', this.key).update(value).digest('hex').slice(0, 16);
+  }
+
+  private toFindings(text: string, candidates: readonly Candidate[], policy: Action): ScanFinding[] {
+    const out: ScanFinding[] = [];
+    let line = 1;
+    let lineStart = 0;
+    for (const c of candidates) {
+      // Candidates are sorted by start: count newlines incrementally.
+      for (let nl = text.indexOf('\n', lineStart); nl !== -1 && nl < c.start; nl = text.indexOf('\n', lineStart)) {
+        line++;
+        lineStart = nl + 1;
+      }
+      const rule = this.detector.rules[c.rule]!;
+      out.push({
+        rule: rule.id,
+        description: rule.description,
+        line,
+        col: c.start - lineStart + 1,
+        start: c.start,
+        end: c.end,
+        masked: maskValue(c.value, rule.maskPrefix),
+        action: this.actionFor(c.rule, policy),
+        fingerprint: this.fingerprint(c.value),
+      });
+    }
+    return out;
+  }
+
+  private redactText(text: string, candidates: readonly Candidate[], policy: Action): string | null {
+    const spans = candidates.filter((c) => this.actionFor(c.rule, policy) === 'redact');
+    if (spans.length === 0) return null;
+    return splice(text, spans, (i) => `[REDACTED:${this.detector.rules[spans[i]!.rule]!.id}]`);
+  }
+
+  private analyseJson(tokens: readonly JsonString[], depth: number): JsonNode[] {
+    const nodes: JsonNode[] = tokens.map((token) => {
+      const v = token.value;
+      if (depth < MAX_NESTED_JSON && v.length >= MIN_SCAN_LENGTH && looksLikeJson(v)) {
+        const inner = jsonStrings(v);
+        if (inner !== null) return { token, candidates: [], nested: { text: v, nodes: this.analyseJson(inner, depth + 1) } };
+      }
+      return { token, candidates: v.length >= MIN_SCAN_LENGTH ? this.detector.detect(v) : [], nested: null };
+    });
+    // `"password": "hunter2!"` as JSON: key and value are separate strings, so run the rules over
+    // the pair once more, as the text it is, and keep what falls inside the value.
+    for (let i = 0; i + 1 < nodes.length; i++) {
+      const k = nodes[i]!.token;
+      const v = nodes[i + 1]!;
+      if (!k.isKey || v.token.isKey || v.nested || !PAIR_KEY.test(k.value) || k.value.length > 64) continue;
+      if (v.token.value.length > 256 || /["\\\n]/.test(k.value + v.token.value)) continue;
+      const prefix = `"${k.value}": "`;
+      const pair = `${prefix}${v.token.value}"`;
+      const shift = prefix.length;
+      const extra = this.detector
+        .detect(pair)
+        .filter((c) => c.start >= shift && c.end <= pair.length - 1)
+        .map((c) => ({ ...c, start: c.start - shift, end: c.end - shift }));
+      if (extra.length > 0) v.candidates = this.detector.resolve([...v.candidates, ...extra]);
+    }
+    return nodes;
+  }
+
+  private collectJsonFindings(nodes: readonly JsonNode[], policy: Action, out: ScanFinding[]): void {
+    for (const node of nodes) {
+      if (node.nested) this.collectJsonFindings(node.nested.nodes, policy, out);
+      else if (node.candidates.length > 0) out.push(...this.toFindings(node.token.value, node.candidates, policy));
+    }
+  }
+
+  /** The JSON text with redacted string tokens re-encoded, or null when nothing changed. */
+  private rebuildJson(text: string, nodes: readonly JsonNode[], policy: Action): string | null {
+    let out = '';
+    let last = 0;
+    let changed = false;
+    for (const node of nodes) {
+      const replacement = node.nested
+        ? this.rebuildJson(node.nested.text, node.nested.nodes, policy)
+        : this.redactText(node.token.value, node.candidates, policy);
+      if (replacement === null) continue;
+      out += text.slice(last, node.token.start) + JSON.stringify(replacement);
+      last = node.token.end;
+      changed = true;
+    }
+    return changed ? out + text.slice(last) : null;
+  }
+}
+
+/**
+ * Builds an inspector from the `inspect` config section. Throws an Error whose message starts with
+ * the offending key (`inspect.rules.custom[2].pattern: …`) for an invalid custom rule or an
+ * unknown rule id, so `aigate start`/`check` can print it as a start-up error.
+ */
+export function createInspector(cfg: InspectConfig, opts: { fingerprintKey: string | Buffer }): Inspector {
+  return new DetectorInspector(cfg, opts.fingerprintKey);
+}
