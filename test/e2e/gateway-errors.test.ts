@@ -30,7 +30,7 @@ beforeAll(async () => {
     connectTo['down.example.com:443'] = `127.0.0.1:${closedPort}`;
     // The fake vendor's certificate is not for this name: verification must fail.
     connectTo['wrong.example.com:443'] = `127.0.0.1:${vendors.port}`;
-    raw['timeouts'] = { connect: '2s', firstByte: '300ms', idle: '5s', drain: '2s' };
+    raw['timeouts'] = { connect: '2s', firstByte: '300ms', idle: '1s', drain: '2s' };
     raw['inspect'] = { maxBodyBytes: '64kb' };
   });
 });
@@ -124,6 +124,24 @@ describe('upstream failures', () => {
   it('slow upstream: 504 upstream_timeout after timeouts.firstByte', async () => {
     const { body } = await expectError(await get('/copilot/slow'), 504, 'upstream_timeout');
     expect(body.error.message).toContain('timeouts.firstByte');
+  });
+
+  it('a stream silent for timeouts.idle is cut (never made to look complete) and audited as upstream_timeout', async () => {
+    const res = await request(`${gw.gatewayUrl}/openai/chat/completions`, {
+      method: 'POST',
+      dispatcher: gw.client,
+      headers: { 'content-type': 'application/json', 'x-test-hold': 'idle' },
+      body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] }),
+    });
+    expect(res.statusCode).toBe(200);
+    const it = res.body[Symbol.asyncIterator]();
+    await it.next(); // first event; the upstream now says nothing
+    await expect((async () => {
+      for (let r = await it.next(); !r.done; r = await it.next());
+    })()).rejects.toThrow();
+    const record = await gw.auditWhere((r) => r.id === res.headers['x-aigate-request-id']);
+    expect(record).toMatchObject({ status: 200, decision: 'error', reason: 'upstream_timeout' });
+    vendors.release('idle');
   });
 
   it('passes upstream error statuses through unchanged', async () => {
