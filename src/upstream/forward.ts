@@ -61,6 +61,8 @@ function forward(ex: Exchange, opts: ForwardOptions): Promise<void> {
     host: target.hostHeader,
     clientIp: flow.client.ip,
     dropContentEncoding: ex.bodyDecoded,
+    // How the client reached aigate: TLS, except absolute-form http:// on the forward listener.
+    proto: ex.destination?.scheme ?? 'https',
   });
   const hasBody = ex.body.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   const started = process.hrtime.bigint();

@@ -37,7 +37,7 @@ function connectionListed(value: string | string[] | undefined): Set<string> {
  */
 export function upstreamRequestHeaders(
   rawHeaders: string[],
-  opts: { host: string; clientIp: string; dropContentEncoding: boolean },
+  opts: { host: string; clientIp: string; dropContentEncoding: boolean; proto: 'https' | 'http' },
 ): HeaderMap {
   let listed: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -61,7 +61,7 @@ export function upstreamRequestHeaders(
   out['host'] = opts.host;
   out['x-real-ip'] = opts.clientIp;
   out['x-forwarded-for'] = opts.clientIp;
-  out['x-forwarded-proto'] = 'https';
+  out['x-forwarded-proto'] = opts.proto;
   return out;
 }
 

@@ -30,6 +30,7 @@ export function websocketStage(opts: WebSocketOptions): Stage {
       host: target.hostHeader,
       clientIp: flow.client.ip,
       dropContentEncoding: false,
+      proto: ex.destination?.scheme ?? 'https',
     });
     let upgraded: Dispatcher.UpgradeData;
     try {

@@ -5,7 +5,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest, type Server } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
@@ -20,6 +20,8 @@ import type { FakeVendors } from '../support/vendors.js';
 
 const run = promisify(execFile);
 let vendors: FakeVendors;
+let plain: Server;
+const plainSeen: Array<{ url: string; headers: Record<string, unknown>; body: string }> = [];
 let fw: TestProxy;
 let proxyUrl: string;
 let forwardPort: number;
@@ -35,12 +37,24 @@ const ALLOW = [
 
 beforeAll(async () => {
   vendors = await startVendors();
+  // A plain-HTTP upstream for absolute-form requests.
+  plain = createHttpServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      plainSeen.push({ url: req.url ?? '', headers: req.headers, body });
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('plain ok');
+    });
+  });
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+  const plainPort = (plain.address() as { port: number }).port;
   fw = await startTestProxy(vendors, (raw) => {
     (raw['listen'] as Record<string, unknown>)['forward'] = { host: '127.0.0.1', port: 0 };
     raw['egress'] = { allow: ALLOW };
     const connectTo = raw['connectTo'] as Record<string, string>;
     connectTo['licensing.example.com:443'] = `127.0.0.1:${vendors.port}`;
     connectTo['copilot-proxy.githubcopilot.com:443'] = `127.0.0.1:${vendors.port}`;
+    connectTo['plain.example.com:80'] = `127.0.0.1:${plainPort}`;
   });
   forwardPort = fw.proxy.addresses.forward!.port;
   proxyUrl = `http://127.0.0.1:${forwardPort}`;
@@ -48,6 +62,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await fw?.stop();
   await vendors?.close();
+  plain?.close();
 });
 
 /** Sends a raw CONNECT and returns the status line and the socket (for TLS on top). */
@@ -218,6 +233,34 @@ describe('default deny', () => {
     });
     expect(res.status).toBe(403);
     expect(JSON.parse(res.body)).toMatchObject({ error: { type: 'egress_denied' } });
+  });
+
+  it('absolute-form http:// to an allowed host is forwarded and inspected like everything else', async () => {
+    const send = (body: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest(
+          { host: '127.0.0.1', port: forwardPort, method: 'POST', path: 'http://plain.example.com/v1/complete?x=1', headers: { host: 'plain.example.com', 'content-type': 'text/plain' } },
+          (r) => {
+            let b = '';
+            r.on('data', (c: Buffer) => (b += c.toString()));
+            r.on('end', () => resolve({ status: r.statusCode ?? 0, body: b }));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    const ok = await send('def add(a, b): return a + b');
+    expect(ok).toEqual({ status: 200, body: 'plain ok' });
+    expect(plainSeen[plainSeen.length - 1]).toMatchObject({ url: '/v1/complete?x=1', body: 'def add(a, b): return a + b' });
+    expect(plainSeen[plainSeen.length - 1]!.headers['x-forwarded-proto']).toBe('http');
+    const record = await fw.auditWhere((r) => r.mode === 'forward' && r.host === 'plain.example.com' && r.status === 200);
+    expect(record).toMatchObject({ route: 'plain.example.com', path: '/v1/complete', decision: 'allow' });
+
+    const before = plainSeen.length;
+    const blocked = await send('db_password = "Tr0ub4dor-and-3"');
+    expect(blocked.status).toBe(403);
+    expect(JSON.parse(blocked.body)).toMatchObject({ error: { type: 'sensitive_content' } });
+    expect(plainSeen.length).toBe(before);
   });
 
   it('an origin-form request on the forward port is told how to use the proxy', async () => {
