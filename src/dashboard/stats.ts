@@ -4,12 +4,14 @@
 // rule ids and actions are kept (never fingerprints, which would let a watcher correlate values).
 import type { AuditRecord } from '../audit/log.js';
 import type { Decision, Mode } from '../pipeline/flow.js';
+import { UpstreamHealthTracker, type UpstreamHealth } from './upstreams.js';
+
+export type { UpstreamHealth } from './upstreams.js';
 
 export const DECISIONS = ['allow', 'redact', 'block', 'deny', 'rate_limited', 'error'] as const satisfies readonly Decision[];
 const DECISION_INDEX: Record<Decision, number> = { allow: 0, redact: 1, block: 2, deny: 3, rate_limited: 4, error: 5 };
 /** Decisions listed as "attempts" on the dashboard and pushed to live viewers at once. */
 const ATTEMPT_DECISIONS: ReadonlySet<Decision> = new Set(['block', 'deny', 'rate_limited', 'error']);
-const UPSTREAM_ERRORS: ReadonlySet<string> = new Set(['upstream_unavailable', 'upstream_certificate', 'upstream_timeout']);
 const ACTIONS = ['block', 'redact', 'monitor'] as const;
 /** Paths are client-controlled and unbounded in principle; the dashboard needs only their start. */
 const MAX_PATH_CHARS = 300;
@@ -45,20 +47,6 @@ export interface TopRule {
   rule: string;
   findings: number;
   byAction: Record<(typeof ACTIONS)[number], number>;
-}
-
-export interface UpstreamHealth {
-  /** Route name (gateway) or allowed host (forward). */
-  name: string;
-  mode: Mode;
-  /** The configured upstream, when known (gateway routes). */
-  target: string | null;
-  state: 'ok' | 'failing' | 'unknown';
-  lastOkAt: string | null;
-  lastErrorAt: string | null;
-  lastError: string | null;
-  /** Upstream failures since the last success. */
-  consecutiveErrors: number;
 }
 
 export interface RateLimitHealth {
@@ -111,17 +99,6 @@ interface MinuteBucket {
   otherRules: number;
 }
 
-interface UpstreamState {
-  name: string;
-  mode: Mode;
-  target: string | null;
-  lastOk: number;
-  lastError: number;
-  lastErrorReason: string | null;
-  consecutiveErrors: number;
-  touched: number;
-}
-
 const N_DECISIONS = DECISIONS.length;
 
 export class DashboardStats {
@@ -132,7 +109,6 @@ export class DashboardStats {
   private readonly topMinutes: number;
   private readonly maxKeys: number;
   private readonly topN: number;
-  private readonly maxUpstreams: number;
   private readonly rateLimit: (() => RateLimitHealth | undefined) | undefined;
   private readonly startedAt: number;
 
@@ -142,7 +118,7 @@ export class DashboardStats {
   private readonly minutes: Array<MinuteBucket | undefined>;
   private readonly recent: Array<Attempt | undefined>;
   private attemptSeq = 0;
-  private readonly upstreams = new Map<string, UpstreamState>();
+  private readonly upstreams: UpstreamHealthTracker;
   private readonly attemptListeners = new Set<(a: Attempt) => void>();
   /** Bumped on every record, so a cached snapshot knows when it went stale. */
   private version = 0;
@@ -156,14 +132,13 @@ export class DashboardStats {
     this.topMinutes = opts.topMinutes ?? 60;
     this.maxKeys = opts.maxKeysPerBucket ?? 1000;
     this.topN = opts.topN ?? 10;
-    this.maxUpstreams = opts.maxUpstreams ?? 256;
     this.rateLimit = opts.rateLimit;
     this.startedAt = this.now();
     this.secondCounts = new Float64Array(this.seriesSeconds * N_DECISIONS);
     this.secondStamps = new Float64Array(this.seriesSeconds).fill(-1);
     this.minutes = new Array<MinuteBucket | undefined>(this.topMinutes).fill(undefined);
     this.recent = new Array<Attempt | undefined>(this.recentSize).fill(undefined);
-    for (const u of opts.upstreams ?? []) this.upstreamState(u.mode, u.name, u.target);
+    this.upstreams = new UpstreamHealthTracker(opts.maxUpstreams ?? 256, opts.upstreams ?? []);
   }
 
   /** Subscribe with `audit.onRecord((r) => stats.record(r))`. */
@@ -201,7 +176,7 @@ export class DashboardStats {
       if (a >= 0) byAction[a]! += 1;
     }
 
-    this.trackUpstream(r, nowMs);
+    this.upstreams.record(r, nowMs);
 
     if (ATTEMPT_DECISIONS.has(r.decision)) {
       const attempt = toAttempt(r, ++this.attemptSeq);
@@ -302,7 +277,7 @@ export class DashboardStats {
       otherClients: other.requests > 0 ? { ip: '(other)', user: null, ...other } : null,
       topRules,
       otherRules,
-      health: { rateLimit: this.rateLimit?.() ?? null, upstreams: this.upstreamHealth() },
+      health: { rateLimit: this.rateLimit?.() ?? null, upstreams: this.upstreams.list() },
     };
   }
 
@@ -325,61 +300,6 @@ export class DashboardStats {
 
   private *liveBuckets(currentMinute: number): Generator<MinuteBucket> {
     for (const b of this.minutes) if (b && b.minute > currentMinute - this.topMinutes && b.minute <= currentMinute) yield b;
-  }
-
-  private upstreamState(mode: Mode, name: string, target: string | null): UpstreamState {
-    const key = `${mode}\u0000${name}`;
-    let s = this.upstreams.get(key);
-    if (!s) {
-      if (this.upstreams.size >= this.maxUpstreams) {
-        // Forget the one least recently heard of (forward mode can see many hosts under a wildcard).
-        let oldest: [string, UpstreamState] | undefined;
-        for (const e of this.upstreams) if (!oldest || e[1].touched < oldest[1].touched) oldest = e;
-        if (oldest) this.upstreams.delete(oldest[0]);
-      }
-      s = { name, mode, target, lastOk: 0, lastError: 0, lastErrorReason: null, consecutiveErrors: 0, touched: 0 };
-      this.upstreams.set(key, s);
-    }
-    return s;
-  }
-
-  /**
-   * An upstream is healthy when the last request that reached it got a response; requests that
-   * never went upstream (blocked, denied, limited, bad requests) say nothing about it.
-   */
-  private trackUpstream(r: AuditRecord, nowMs: number): void {
-    if (r.route === null || r.event === 'connect') return;
-    const failed = r.decision === 'error' && r.reason !== null && UPSTREAM_ERRORS.has(r.reason);
-    // Any upstream answer counts as reachable, 5xx included: this is about the path to the vendor.
-    const reached = (r.decision === 'allow' || r.decision === 'redact') && r.status > 0;
-    if (!failed && !reached) return;
-    const s = this.upstreamState(r.mode, r.route, null);
-    s.touched = nowMs;
-    if (failed) {
-      s.lastError = nowMs;
-      s.lastErrorReason = r.reason;
-      s.consecutiveErrors++;
-    } else {
-      s.lastOk = nowMs;
-      s.consecutiveErrors = 0;
-    }
-  }
-
-  private upstreamHealth(): UpstreamHealth[] {
-    const iso = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
-    return [...this.upstreams.values()]
-      .map((s) => ({
-        name: s.name,
-        mode: s.mode,
-        target: s.target,
-        state: s.lastOk === 0 && s.lastError === 0 ? ('unknown' as const) : s.lastError > s.lastOk ? ('failing' as const) : ('ok' as const),
-        lastOkAt: iso(s.lastOk),
-        lastErrorAt: iso(s.lastError),
-        lastError: s.lastErrorReason,
-        consecutiveErrors: s.consecutiveErrors,
-      }))
-      // Configured gateway routes first, then forward-mode hosts as they are met.
-      .sort((a, b) => (a.mode === b.mode ? 0 : a.mode === 'gateway' ? -1 : 1) || a.name.localeCompare(b.name));
   }
 }
 
