@@ -28,6 +28,7 @@ import { LeafMinter } from '../tls/mint.js';
 import { createUpstreamAgent } from '../upstream/agent.js';
 import { forwardStage } from '../upstream/forward.js';
 import { websocketStage } from '../upstream/websocket.js';
+import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
 import { absoluteFormStage, createForwardServer, type Authenticate } from './forward.js';
 import { createGatewayServer } from './gateway.js';
@@ -158,8 +159,10 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       if (draining) res.shouldKeepAlive = false;
     });
   }
+  let dashboard: ReturnType<typeof createDashboard> | undefined;
   if (config.listen.admin) {
-    servers.push({ name: 'admin', server: createAdminServer(metrics, { ready: () => ready && !draining }), ...config.listen.admin });
+    dashboard = createDashboard({ audit, limiter, config });
+    servers.push({ name: 'admin', server: createAdminServer(metrics, { ready: () => ready && !draining }, dashboard.routes), ...config.listen.admin });
   }
 
   const closeAll = async () => {
@@ -209,6 +212,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       const finished = await activity.idle(graceMs);
       clearInterval(sweeper);
       const forced = finished ? 0 : activity.active;
+      dashboard?.close(); // open dashboard event streams end before the admin server closes
       for (const server of [...trafficServers, ...servers.map((s) => s.server)]) {
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
         server.close();
