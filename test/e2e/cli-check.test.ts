@@ -1,23 +1,20 @@
 // `aigate check` and `aigate pin` against the fake vendors: green on a good setup, and one precise
 // red line for each way a deployment breaks.
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spkiPin } from '../../src/tls/spki.js';
 import { runCli } from '../support/cli.js';
 import { baseRawConfig, startVendors, testPki, type RawConfig } from '../support/proxy.js';
+import { freePort } from '../support/ports.js';
 import type { FakeVendors } from '../support/vendors.js';
 
 let vendors: FakeVendors;
 let closedPort: number;
 beforeAll(async () => {
   vendors = await startVendors();
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  closedPort = (probe.address() as { port: number }).port;
-  await new Promise<void>((r) => probe.close(() => r()));
+  closedPort = await freePort(); // free a moment ago: nothing listens there
 });
 afterAll(() => vendors?.close());
 

@@ -1,11 +1,11 @@
 // Gateway failures: every refusal has the SPEC §7 body, a request id and exactly one audit line.
 import { connect as tlsConnect } from 'node:tls';
-import { createServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsRequest } from '../support/http.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
+import { freePort } from '../support/ports.js';
 import type { FakeVendors } from '../support/vendors.js';
 
 let vendors: FakeVendors;
@@ -14,11 +14,7 @@ let closedPort: number;
 
 beforeAll(async () => {
   vendors = await startVendors();
-  // A port that is certainly closed: bind, note, release.
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  closedPort = (probe.address() as { port: number }).port;
-  await new Promise<void>((r) => probe.close(() => r()));
+  closedPort = await freePort(); // free a moment ago: nothing listens there
 
   gw = await startTestProxy(vendors, (raw) => {
     (raw['routes'] as unknown[]).push(
