@@ -5,7 +5,8 @@
 // the client side is always consumed; these tests pin that a second request on the same client
 // connection completes, with large bodies sent with Content-Length and chunked.
 // Waits are bounded by the test timeout, never by sleeps.
-import { Agent, request, type IncomingMessage } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { Agent, request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
