@@ -1,0 +1,91 @@
+// aigate processes of a bench run: `node dist/cli.js start --config FILE`, exactly as deployed,
+// configured like the nginx proxy (same routes, same front certificate, upstream verification)
+// and with inspection, rate limiting and the audit log all on unless a variant turns one off.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startChild } from './proc.mjs';
+import { ANTHROPIC, OPENAI } from './pki.mjs';
+
+/**
+ * variant: { name, rateLimit: 'memory' | 'redis' | 'off', redisUrl?, rules?: 'all' | 'none',
+ *            forward?: boolean, nodeArgs?: string[], cli?: string (another build, for A/B runs) }
+ */
+export function aigateConfig(dir, pki, ports, variant) {
+  const rl =
+    variant.rateLimit === 'off'
+      ? { enabled: false }
+      : {
+          enabled: true,
+          store: variant.rateLimit,
+          // Never refuses during a bench: the cost of the check is what is measured.
+          rate: 1_000_000,
+          burst: 1_000_000,
+          ...(variant.rateLimit === 'redis' ? { redis: { url: variant.redisUrl, prefix: `aigate:bench:${variant.name}:` } } : {}),
+        };
+  return {
+    listen: {
+      gateway: { host: '127.0.0.1', port: 0 },
+      ...(variant.forward ? { forward: { host: '127.0.0.1', port: 0 } } : {}),
+      admin: { host: '127.0.0.1', port: 0 },
+    },
+    tls: { cert: pki.files.frontCert, key: pki.files.frontKey, ca: { cert: pki.files.proxyCa, key: pki.files.proxyCaKey } },
+    upstreamTls: { ca: [pki.files.vendorCa] },
+    timeouts: { connect: '5s', firstByte: '60s', idle: '300s', drain: '2s' },
+    connectTo: {
+      [`${OPENAI}:443`]: `127.0.0.1:${ports.upstream}`,
+      [`${ANTHROPIC}:443`]: `127.0.0.1:${ports.sse}`,
+    },
+    routes: [
+      { name: 'openai', prefix: '/openai/', upstream: `https://${OPENAI}/v1` },
+      { name: 'anthropic', prefix: '/anthropic/', upstream: `https://${ANTHROPIC}` },
+    ],
+    egress: { allow: [{ host: OPENAI, ports: [443], inspect: true }] },
+    rateLimit: rl,
+    inspect: { action: 'block', rules: { builtin: variant.rules ?? 'all' } },
+    audit: { file: variant.audit === false ? null : join(dir, `audit-${variant.name}.log`) },
+  };
+}
+
+export async function startAigate(dir, pki, ports, variant) {
+  const file = join(dir, `aigate-${variant.name}.yaml`);
+  // JSON is YAML: the loader reads it as written.
+  writeFileSync(file, JSON.stringify(aigateConfig(dir, pki, ports, variant), null, 2));
+  const entry = startChild(process.execPath, [...(variant.nodeArgs ?? []), variant.cli ?? 'dist/cli.js', 'start', '--config', file], {
+    name: `aigate ${variant.name}`,
+    env: { AIGATE_LOG_LEVEL: 'info' },
+    graceMs: 15_000,
+  });
+  const started = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`aigate ${variant.name} did not start in 15 s:\n${entry.stderr.slice(-3000)}`)), 15_000);
+    let buf = '';
+    const onData = (d) => {
+      buf += d.toString();
+      for (const line of buf.split('\n')) {
+        if (!line.includes('aigate started')) continue;
+        try {
+          const rec = JSON.parse(line);
+          clearTimeout(timer);
+          entry.child.stderr.off('data', onData);
+          resolve(rec);
+          return;
+        } catch {
+          // partial line
+        }
+      }
+    };
+    entry.child.stderr.on('data', onData);
+    entry.child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`aigate ${variant.name} exited with ${code} during start-up:\n${entry.stderr.slice(-3000)}`));
+    });
+  });
+  const port = (url) => (url ? Number(new URL(url).port) : undefined);
+  return {
+    ...entry,
+    pid: entry.child.pid,
+    variant,
+    gatewayPort: port(started.gateway),
+    forwardPort: port(started.forward),
+    adminPort: port(started.admin),
+  };
+}

@@ -1,0 +1,30 @@
+// A private redis-server for S4, on a free loopback port, no persistence.
+import net from 'node:net';
+import { freePort, sleep, startChild } from './proc.mjs';
+
+function ping(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    const done = (ok) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(500, () => done(false));
+    s.on('error', () => done(false));
+    s.on('connect', () => s.write('PING\r\n'));
+    s.on('data', (d) => done(d.toString().startsWith('+PONG')));
+  });
+}
+
+export async function startRedis() {
+  const port = await freePort();
+  const entry = startChild('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    name: 'redis-server',
+  });
+  const deadline = Date.now() + 10_000;
+  while (!(await ping(port))) {
+    if (entry.child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server did not start on ${port}: ${entry.stderr}`);
+    await sleep(20);
+  }
+  return { ...entry, url: `redis://127.0.0.1:${port}`, port };
+}

@@ -1,0 +1,192 @@
+// The scenarios S1–S6 of issue 7. Each returns plain figures; report.mjs turns them into tables.
+// Contenders are interleaved round by round (and the order rotated each round), so a drift of the
+// machine (thermal, other tenants) lands on every contender alike.
+import { spawn } from 'node:child_process';
+import { ANTHROPIC, OPENAI } from './pki.mjs';
+import { childPids, rssKiB, sleep } from './proc.mjs';
+import { handshakeKinds, handshakeTimes, tunnelDispatchers, undiciLoad } from './forward.mjs';
+import { sseRun, sseAgent, streamOnce } from './sse-client.mjs';
+import { pct, sorted } from './stats.mjs';
+import { runWrk } from './wrk.mjs';
+
+async function interleave(ctx, contenders, fn) {
+  const out = Object.fromEntries(contenders.map((c) => [c.name, []]));
+  for (let r = 0; r < ctx.opts.rounds; r++) {
+    const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
+    for (const c of order) {
+      const result = await fn(c, r);
+      out[c.name].push(result);
+      ctx.log(`  round ${r + 1}/${ctx.opts.rounds} ${c.name.padEnd(22)} ${describe(result)}`);
+    }
+  }
+  return out;
+}
+
+function describe(r) {
+  if (r && typeof r.rps === 'number') {
+    const errs = r.errors ? Object.entries(r.errors).filter(([, v]) => v > 0) : [];
+    return `${Math.round(r.rps)} req/s  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms${errs.length ? `  errors ${errs.map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`;
+  }
+  return '';
+}
+const fmt = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
+
+/** wrk contenders for a path under each front door. */
+function httpContenders(ctx, { direct = true, aigates = ['aigate'] } = {}) {
+  const { ports, procs } = ctx;
+  const list = [];
+  if (direct) list.push({ name: 'direct', url: (p) => `https://127.0.0.1:${ports.upstream}/v1/${p}` });
+  list.push({ name: 'nginx', url: (p) => `https://127.0.0.1:${ports.nginx}/openai/${p}` });
+  const names = { aigate: 'full', 'aigate (no rules)': 'norules', 'aigate (limiter off)': 'off', 'aigate (memory)': 'full', 'aigate (redis)': 'redis' };
+  for (const a of aigates) list.push({ name: a, url: (p) => `https://127.0.0.1:${procs.aigate[names[a]].gatewayPort}/openai/${p}` });
+  return list;
+}
+
+function wrkScenario(ctx, contenders, { body, path = 'chat/completions', connections = 32, seconds = ctx.opts.seconds }) {
+  return interleave(ctx, contenders, (c) => runWrk({ url: c.url(path), lua: body.lua, connections, seconds }));
+}
+
+/** Short unmeasured load on every front door: JIT, TLS session caches, upstream pools. */
+export async function warmUp(ctx) {
+  const all = httpContenders(ctx, { aigates: ['aigate', 'aigate (no rules)', 'aigate (limiter off)', ...(ctx.procs.aigate.redis ? ['aigate (redis)'] : [])] });
+  for (const c of all) {
+    for (const body of [ctx.bodies.small, ctx.bodies.large]) {
+      await runWrk({ url: c.url('chat/completions'), lua: body.lua, connections: 8, seconds: ctx.opts.quick ? 1 : 2 });
+    }
+  }
+}
+
+export const S1 = (ctx) => wrkScenario(ctx, httpContenders(ctx), { body: ctx.bodies.small });
+
+export async function S2(ctx) {
+  const throughput = await wrkScenario(ctx, httpContenders(ctx, { aigates: ['aigate', 'aigate (no rules)'] }), { body: ctx.bodies.large });
+  // What the scan adds to one 256 KiB request: one connection, one request at a time.
+  ctx.log('  S2 latency, 1 connection:');
+  const single = await wrkScenario(ctx, httpContenders(ctx, { direct: false, aigates: ['aigate', 'aigate (no rules)'] }), {
+    body: ctx.bodies.large,
+    connections: 1,
+    seconds: Math.max(2, Math.round(ctx.opts.seconds / 2)),
+  });
+  return { throughput, single };
+}
+
+/** Issue 7's trap: an upstream that answers before reading a 256 KiB body, keep-alive clients. */
+export function S2early(ctx) {
+  return wrkScenario(ctx, httpContenders(ctx), {
+    body: ctx.bodies.large,
+    path: 'early/chat/completions',
+    connections: 8,
+    seconds: Math.max(2, Math.round(ctx.opts.seconds / 2)),
+  });
+}
+
+export function S3(ctx) {
+  const { ports, procs, pki } = ctx;
+  const query = 'v1/messages?events=10&gap=1';
+  const contenders = [
+    { name: 'direct', port: ports.sse, servername: ANTHROPIC, ca: pki.vendorCaPem, path: `/${query}` },
+    { name: 'nginx', port: ports.nginx, servername: 'localhost', ca: pki.proxyCaPem, path: `/anthropic/${query}` },
+    { name: 'aigate', port: procs.aigate.full.gatewayPort, servername: 'localhost', ca: pki.proxyCaPem, path: `/anthropic/${query}` },
+  ];
+  return interleave(ctx, contenders, (c) => sseRun(c, { iterations: ctx.opts.sseIterations }));
+}
+
+export const S4 = (ctx) =>
+  wrkScenario(ctx, httpContenders(ctx, { direct: false, aigates: ['aigate (limiter off)', 'aigate (memory)', 'aigate (redis)'] }).filter((c) => c.name !== 'nginx'), {
+    body: ctx.bodies.small,
+  });
+
+export async function S5(ctx) {
+  const { ports, procs, pki } = ctx;
+  const a = procs.aigate.full;
+  const kinds = handshakeKinds({ upstreamPort: ports.upstream, gatewayPort: a.gatewayPort, forwardPort: a.forwardPort, vendorCa: pki.vendorCaPem, proxyCa: pki.proxyCaPem, host: OPENAI });
+  ctx.log(`  handshakes: ${ctx.opts.handshakes} of each kind, interleaved`);
+  const handshakes = await handshakeTimes(kinds, ctx.opts.handshakes);
+  const d = tunnelDispatchers({ gatewayPort: a.gatewayPort, forwardPort: a.forwardPort, proxyCa: pki.proxyCaPem, connections: 32 });
+  const body = ctx.bodies.small.body;
+  try {
+    // Warm both (tunnels opened, leaf minted, pools full).
+    for (const k of ['gateway', 'tunnel']) await undiciLoad({ ...d[k], body, seconds: 1, connections: 32 });
+    const contenders = [
+      { name: 'gateway (undici client)', ...d.gateway },
+      { name: 'forward tunnel (undici ProxyAgent)', ...d.tunnel },
+    ];
+    const load = await interleave(ctx, contenders, async (c) => {
+      const r = await undiciLoad({ dispatcher: c.dispatcher, url: c.url, body, seconds: ctx.opts.seconds, connections: 32 });
+      const s = sorted(r.lat);
+      return { rps: r.rps, p50: pct(s, 50), p99: pct(s, 99), errors: { failed: r.errors } };
+    });
+    return { handshakes, load };
+  } finally {
+    await Promise.all([d.gateway.dispatcher.close(), d.tunnel.dispatcher.close()]);
+  }
+}
+
+/** Opens `count` idle SSE streams through a front door from a separate process; resolves when open. */
+function holdStreams(ctx, { port, servername, caFile, path, count }) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bench/lib/sse-holder.mjs', String(port), servername, caFile, path, String(count)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error('S6: streams did not open within 90 s'));
+    }, 90_000);
+    child.stdout.once('data', (d) => {
+      clearTimeout(timer);
+      const m = /open (\d+) failed (\d+)/.exec(d.toString());
+      resolve({
+        open: Number(m?.[1] ?? 0),
+        failed: Number(m?.[2] ?? count),
+        stop: () =>
+          new Promise((r) => {
+            child.once('exit', r);
+            child.kill('SIGTERM');
+          }),
+      });
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`S6 holder exited (${code}) before the streams were open`));
+    });
+  });
+}
+
+async function settledRss(pids) {
+  const samples = [];
+  for (let i = 0; i < 5; i++) {
+    await sleep(500);
+    samples.push(pids.reduce((sum, pid) => sum + rssKiB(pid), 0));
+  }
+  samples.sort((x, y) => x - y);
+  return samples[2];
+}
+
+/** RSS over baseline with N idle SSE streams; aigate in a fresh process, nginx's worker for reference. */
+export async function S6(ctx, freshAigate) {
+  const { pki, ports } = ctx;
+  const count = ctx.opts.streams;
+  const path = (prefix) => `${prefix}/v1/messages?hold=1`;
+  const fronts = [
+    { name: 'aigate', port: freshAigate.gatewayPort, pids: () => [freshAigate.pid], prefix: '/anthropic' },
+    { name: 'nginx (worker)', port: ports.nginx, pids: () => childPids(ctx.procs.nginx.child.pid), prefix: '/anthropic' },
+  ];
+  const out = {};
+  for (const f of fronts) {
+    // Warm-up: a few streams opened and finished, so lazily built parts exist in the baseline.
+    const c = { name: f.name, port: f.port, servername: 'localhost', ca: pki.proxyCaPem, path: `${f.prefix}/v1/messages?events=3&gap=1` };
+    const agent = sseAgent(c);
+    for (let i = 0; i < 50; i++) await streamOnce(c, agent);
+    agent.destroy();
+    await sleep(1000);
+    const base = await settledRss(f.pids());
+    const held = await holdStreams(ctx, { port: f.port, servername: 'localhost', caFile: pki.files.proxyCa, path: path(f.prefix), count });
+    await sleep(1000);
+    const loaded = await settledRss(f.pids());
+    await held.stop();
+    out[f.name] = { streams: held.open, failed: held.failed, baseKiB: base, loadedKiB: loaded, perStreamKiB: (loaded - base) / Math.max(1, held.open) };
+    ctx.log(`  ${f.name}: ${held.open} streams open (${held.failed} failed), RSS ${base} → ${loaded} KiB, ${out[f.name].perStreamKiB.toFixed(1)} KiB/stream`);
+    await sleep(1000);
+  }
+  return out;
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env node
+// `npm run bench`: aigate against nginx (the guide's proxy) and against going direct, on loopback,
+// in one run — issue 7's scenarios S1–S6 plus the component benches of issues 3, 4 and 5.
+//
+//   sudo bash bench/setup.sh          # once: nginx, wrk, redis-server from Debian's packages
+//   npm run bench                      # full run (~8 min on 2 cores), rewrites BENCHMARKS.md
+//   npm run bench -- --quick           # smoke run (~1 min), prints only
+//   options: --only S1,S3,sections  --rounds N  --seconds N  --streams N  --keep (keep the temp dir)
+//            --no-write (do not touch BENCHMARKS.md)
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Agent, request } from 'undici';
+import { startAigate } from './lib/aigate.mjs';
+import { writeBodies } from './lib/bodies.mjs';
+import { machine, requireTools, versions } from './lib/env.mjs';
+import { proxyConfig, startNginx, upstreamConfig } from './lib/nginx.mjs';
+import { makePki, OPENAI } from './lib/pki.mjs';
+import { freePort, startChild, stopAll, waitForTls } from './lib/proc.mjs';
+import { startRedis } from './lib/redis.mjs';
+import { renderReport } from './lib/report.mjs';
+import * as S from './lib/scenarios.mjs';
+import { runSections } from './lib/sections.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
+    streams: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+const quick = args.quick;
+const opts = {
+  quick,
+  rounds: Number(args.rounds ?? (quick ? 1 : 3)),
+  seconds: Number(args.seconds ?? (quick ? 2 : 8)),
+  sseIterations: quick ? 30 : 200,
+  handshakes: quick ? 30 : 200,
+  streams: Number(args.streams ?? (quick ? 200 : 2000)),
+};
+const only = args.only ? new Set(args.only.split(',').map((s) => s.trim())) : null;
+const wants = (name) => !only || only.has(name);
+const log = (msg) => process.stderr.write(`${msg}\n`);
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
+process.chdir(ROOT);
+requireTools();
+
+const startedAt = new Date();
+const dir = mkdtempSync(join(tmpdir(), 'aigate-bench-'));
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`\n${sig}: stopping everything this bench started`);
+    void stopAll().finally(() => {
+      if (!args.keep) rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  });
+}
+
+/** One request through a front door; the bench refuses to measure a door that does not answer 200. */
+async function preflight(name, { port, servername, ca, path, body }) {
+  const dispatcher = new Agent({ connect: { ca, servername } });
+  try {
+    const res = await request(`https://127.0.0.1:${port}${path}`, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/json', host: servername },
+      dispatcher,
+    });
+    const text = await res.body.text();
+    if (res.statusCode !== 200 || !text.includes('chatcmpl-bench')) {
+      throw new Error(`preflight ${name} ${path}: status ${res.statusCode}: ${text.slice(0, 500)}`);
+    }
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+async function main() {
+  log(`aigate bench${quick ? ' (quick)' : ''}: temp dir ${dir}`);
+  const pki = makePki(dir);
+  const bodies = writeBodies(dir, ROOT);
+  const ports = { upstream: await freePort(), nginx: await freePort(), sse: await freePort() };
+
+  const procs = { aigate: {} };
+  procs.upstream = await startNginx(dir, 'upstream', upstreamConfig(dir, pki, ports.upstream), ports.upstream);
+  procs.sse = startChild(process.execPath, ['bench/lib/sse-server.mjs', String(ports.sse), pki.files.anthropicCert, pki.files.anthropicKey], { name: 'sse server' });
+  await waitForTls(ports.sse, { entry: procs.sse });
+  procs.nginx = await startNginx(dir, 'proxy', proxyConfig(dir, pki, ports), ports.nginx);
+  const needRedis = wants('S4');
+  if (needRedis) procs.redis = await startRedis();
+  const variants = [
+    { name: 'full', rateLimit: 'memory', forward: true },
+    { name: 'norules', rateLimit: 'memory', rules: 'none' },
+    { name: 'off', rateLimit: 'off' },
+    ...(needRedis ? [{ name: 'redis', rateLimit: 'redis', redisUrl: procs.redis.url }] : []),
+  ];
+  for (const v of variants) procs.aigate[v.name] = await startAigate(dir, pki, ports, v);
+  log(`upstream nginx :${ports.upstream}, sse :${ports.sse}, nginx proxy :${ports.nginx}, aigate ${variants.map((v) => `${v.name} :${procs.aigate[v.name].gatewayPort}`).join(', ')}`);
+
+  for (const [kind, body] of [['small', bodies.small.body], ['large', bodies.large.body]]) {
+    await preflight(`direct ${kind}`, { port: ports.upstream, servername: OPENAI, ca: pki.vendorCaPem, path: '/v1/chat/completions', body });
+    await preflight(`nginx ${kind}`, { port: ports.nginx, servername: 'localhost', ca: pki.proxyCaPem, path: '/openai/chat/completions', body });
+    for (const v of variants) {
+      await preflight(`aigate ${v.name} ${kind}`, { port: procs.aigate[v.name].gatewayPort, servername: 'localhost', ca: pki.proxyCaPem, path: '/openai/chat/completions', body });
+    }
+  }
+
+  const ctx = { opts, pki, bodies, ports, procs, log };
+  const results = {};
+  log('warm-up');
+  await S.warmUp(ctx);
+  const scenario = async (name, title, fn) => {
+    if (!wants(name)) return;
+    log(`${name}: ${title}`);
+    results[name] = await fn(ctx);
+  };
+  await scenario('S1', 'small chat request, 32 connections', S.S1);
+  await scenario('S2', 'large request (256 KiB), 32 connections', S.S2);
+  await scenario('S2early', 'upstream answers before reading the body', S.S2early);
+  await scenario('S3', 'SSE first event and stream time', S.S3);
+  await scenario('S4', 'rate limiter off / memory / redis', S.S4);
+  await scenario('S5', 'forward mode: CONNECT + interception', S.S5);
+
+  // The load-bearing aigates are done: S6 measures a fresh process on a quiet machine.
+  for (const a of Object.values(procs.aigate)) await a.stop();
+  if (procs.redis) await procs.redis.stop();
+  if (wants('S6')) {
+    log(`S6: RSS with ${opts.streams} idle SSE streams`);
+    const fresh = await startAigate(dir, pki, ports, { name: 'memory', rateLimit: 'memory' });
+    results.S6 = await S.S6(ctx, fresh);
+    await fresh.stop();
+  }
+  await stopAll();
+
+  const sections = wants('sections') ? await runSections({ quick, log }) : [];
+  const md = renderReport({ opts, machine: machine(), versions: versions(), results, sections, startedAt, durationS: (Date.now() - startedAt) / 1000 });
+  process.stdout.write(`\n${md}\n`);
+  if (!quick && !only && !args['no-write']) {
+    writeFileSync(join(ROOT, 'BENCHMARKS.md'), `${md}\n`);
+    log('wrote BENCHMARKS.md');
+  }
+}
+
+try {
+  await main();
+} catch (err) {
+  log(`bench failed: ${err.stack ?? err}`);
+  process.exitCode = 1;
+} finally {
+  await stopAll();
+  if (args.keep) log(`kept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
+}
