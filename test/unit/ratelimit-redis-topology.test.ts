@@ -76,7 +76,8 @@ describe('Redis topologies', () => {
     for (const k of keys) {
       const t = performance.now();
       const d = await a.take(k, { rate: 0.001, burst: 1 });
-      expect(performance.now() - t).toBeLessThan(200);
+      // commandTimeout is 50 ms; a second allows for a busy machine yet catches waiting on failover.
+      expect(performance.now() - t).toBeLessThan(1000);
       if (d.storeError) failed++;
       else served++;
     }
