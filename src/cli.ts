@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `aigate` command (SPEC §1). Each subcommand is a thin wrapper over a module in commands/.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import type { Config } from './config/schema.js';
 
@@ -21,10 +22,11 @@ async function main(argv: string[]): Promise<number> {
     .description('run the proxy until SIGTERM/SIGINT')
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
     .option('--init-certs', 'create a development CA and gateway certificate when missing (npm start does this)')
-    .action(async (o: { config: string; initCerts?: boolean }) => {
+    .option('--workers <n>', 'worker processes sharing the listeners, for multi-core hosts (a number or "auto")', parseWorkers, 1)
+    .action(async (o: { config: string; initCerts?: boolean; workers: number }) => {
       const { runStart } = await import('./commands/start.js');
       const { createLogger } = await import('./log.js');
-      exitCode = await runStart({ config: o.config, initCerts: Boolean(o.initCerts), logger: createLogger(), stderr: process.stderr });
+      exitCode = await runStart({ config: o.config, initCerts: Boolean(o.initCerts), logger: createLogger(), stderr: process.stderr, workers: o.workers });
     });
 
   program
@@ -99,6 +101,13 @@ async function loadOrReport(file: string): Promise<Config | null> {
     process.stderr.write(`aigate: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
     return null;
   }
+}
+
+function parseWorkers(value: string): number {
+  if (value === 'auto') return availableParallelism();
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('must be a whole number from 1 to 256, or "auto"');
+  return n;
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import { announceWorker, isWorker, leaveCluster, runPrimary, workerConfig } from '../server/cluster.js';
 import { startProxy, type RunningProxy } from '../server/proxy.js';
 import { runCertsInit } from './certs.js';
 
@@ -15,6 +16,8 @@ export interface StartCommandOptions {
   initCerts: boolean;
   logger: Logger;
   stderr: Writable;
+  /** More than 1: node:cluster workers each run the proxy; this process supervises (server/cluster.ts). */
+  workers?: number;
 }
 
 export async function runStart(opts: StartCommandOptions): Promise<number> {
@@ -42,6 +45,7 @@ export async function runStart(opts: StartCommandOptions): Promise<number> {
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);
     process.off('SIGHUP', hup);
+    leaveCluster();
   }
 }
 
@@ -55,6 +59,10 @@ async function run(
   try {
     config = loadConfig(opts.config);
     if (opts.initCerts) ensureDevCerts(config, opts.stderr);
+    if ((opts.workers ?? 1) > 1 && !isWorker()) {
+      return await runPrimary({ config, workers: opts.workers!, logger: opts.logger, whenStopRequested, onReopen });
+    }
+    if (isWorker()) config = workerConfig(config);
     proxy = await startProxy(config, { configFile: opts.config, logger: opts.logger });
   } catch (err) {
     opts.stderr.write(`aigate: ${err instanceof ConfigError ? err.message : `${opts.config}: ${(err as Error).message}`}\n`);
@@ -70,8 +78,9 @@ async function run(
       rateLimitStore: config.rateLimit.enabled ? config.rateLimit.store : 'off',
       audit: [config.audit.file && resolve(config.audit.file), config.audit.stdout && 'stdout'].filter(Boolean),
     },
-    'aigate started',
+    isWorker() ? 'aigate worker started' : 'aigate started',
   );
+  if (isWorker()) announceWorker(proxy.metrics.registry, addresses);
   onReopen(() => {
     proxy.reopenAudit();
     opts.logger.info('audit log reopened (SIGHUP)');

@@ -1,0 +1,225 @@
+// Multi-process mode (`aigate start --workers N`) for multi-core hosts. One Node process runs one
+// event loop on one core; node:cluster forks N workers that each run the whole proxy on the same
+// listening sockets (the primary hands accepted connections out round-robin). The primary runs no
+// traffic: it owns the admin listener (/healthz, /readyz once every worker is up, /metrics summed
+// over the workers), forwards SIGTERM/SIGINT (each worker drains) and SIGHUP (each reopens its
+// audit log), and replaces a worker that dies. Audit lines from all workers go to the one file:
+// each line is one append-mode write, so lines never interleave.
+// Per-process state stays per process: with `rateLimit.store: memory` every worker has its own
+// buckets (a client gets up to N × burst), so use `store: redis` with more than one worker.
+import cluster, { type Worker } from 'node:cluster';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+
+const READY = 'aigate:worker-ready';
+/** More unexpected worker exits than this within RESTART_WINDOW_MS: stop instead of looping. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+
+type Addresses = { gateway?: AddressInfo; forward?: AddressInfo; admin?: AddressInfo };
+
+export function isWorker(): boolean {
+  return cluster.isWorker;
+}
+
+/** A worker's config: the admin listener belongs to the primary. */
+export function workerConfig(config: Config): Config {
+  const { admin: _admin, ...listen } = config.listen;
+  return { ...config, listen };
+}
+
+/**
+ * In a worker whose proxy has drained (or failed to start): close the IPC channel, which is what
+ * keeps a worker alive (its listeners are the primary's), so the process exits with its status.
+ */
+export function leaveCluster(): void {
+  // worker.disconnect(), not process.disconnect(): the latter makes node:cluster exit(0) at once,
+  // losing the exit status (and unflushed logs).
+  if (cluster.isWorker && process.connected) cluster.worker?.disconnect();
+}
+
+/**
+ * In a worker, once its listeners are up: answer the primary's metric requests from this
+ * worker's registry and report the addresses.
+ */
+export function announceWorker(registry: Registry, addresses: Addresses): void {
+  // Constructing one in a worker is what makes prom-client answer the primary's requests.
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([registry]);
+  process.send?.({ type: READY, addresses });
+}
+
+export interface PrimaryOptions {
+  config: Config;
+  workers: number;
+  logger: Logger;
+  /** start.ts's signal plumbing: called with the function that stops the cluster. */
+  whenStopRequested: (stop: (signal: string) => void) => void;
+  onReopen: (reopen: () => void) => void;
+}
+
+/** Runs the primary until a stop signal has drained every worker; resolves the exit status. */
+export async function runPrimary(opts: PrimaryOptions): Promise<number> {
+  const { config, logger } = opts;
+  const n = opts.workers;
+  if (config.rateLimit.enabled && config.rateLimit.store === 'memory') {
+    logger.warn(
+      { workers: n },
+      'rateLimit.store is memory: each worker keeps its own buckets, so a client may get up to workers × burst; use store: redis to share them',
+    );
+  }
+  const aggregator = new AggregatorRegistry<PrometheusContentType>();
+  const ready = new Set<Worker>();
+  const restarts: number[] = [];
+  let addresses: Addresses = {};
+  let started = false;
+  let stopping = false;
+  let admin: Server | undefined;
+  let finished!: (code: number) => void;
+  const stopped = new Promise<number>((resolve) => (finished = resolve));
+  const liveWorkers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+
+  const stop = (reason: string, code = 0) => {
+    if (stopping) return;
+    stopping = true;
+    startupStopped?.();
+    const live = liveWorkers();
+    logger.info({ signal: reason, workers: live.length }, 'draining: stopping every worker');
+    // Each worker drains within timeouts.drain; one still there well after that is killed.
+    const killer = setTimeout(() => {
+      for (const w of live) if (!w.isDead()) w.process.kill('SIGKILL');
+    }, config.timeouts.drain + 10_000);
+    killer.unref();
+    let left = live.length;
+    const exited = () => {
+      if (--left > 0) return;
+      clearTimeout(killer);
+      admin?.close();
+      if (started) logger.info('aigate stopped');
+      finished(code);
+    };
+    if (left === 0) return exited();
+    for (const w of live) {
+      if (w.isDead()) exited();
+      else {
+        w.once('exit', exited);
+        w.process.kill('SIGTERM');
+      }
+    }
+  };
+
+  let startupFailed: ((err: Error) => void) | undefined;
+  let startupStopped: (() => void) | undefined;
+  const allUp = new Promise<void>((resolve, reject) => {
+    startupFailed = reject;
+    startupStopped = resolve;
+    cluster.on('message', (worker, msg: { type?: string; addresses?: Addresses }) => {
+      if (msg?.type !== READY) return;
+      ready.add(worker);
+      addresses = msg.addresses ?? addresses;
+      if (ready.size === n) resolve();
+    });
+  });
+
+  const fork = () => {
+    const worker = cluster.fork({ AIGATE_WORKER: '1' });
+    // IPC to a worker that just died (EPIPE): its exit is handled below; nothing else to do.
+    worker.on('error', (err: NodeJS.ErrnoException) => {
+      if (!stopping) logger.debug({ pid: worker.process.pid, code: err.code }, 'IPC to a worker failed');
+    });
+    return worker;
+  };
+  cluster.on('exit', (worker, code, signal) => {
+    ready.delete(worker);
+    if (stopping) return;
+    if (!started) {
+      // A worker that cannot start (its own message is on stderr) would not start on a retry.
+      startupFailed?.(new Error(`a worker exited during start-up (${signal ?? `exit ${code}`})`));
+      return;
+    }
+    const now = Date.now();
+    restarts.push(now);
+    while (restarts.length > 0 && restarts[0]! < now - RESTART_WINDOW_MS) restarts.shift();
+    if (restarts.length > MAX_RESTARTS) {
+      logger.error({ restarts: restarts.length, windowMs: RESTART_WINDOW_MS }, 'workers keep dying; stopping aigate');
+      stop('worker-crash-loop', 1);
+      return;
+    }
+    logger.error({ pid: worker.process.pid, code, signal }, 'worker exited unexpectedly; starting a new one');
+    setTimeout(() => !stopping && fork(), 1000).unref();
+  });
+  opts.whenStopRequested((signal) => stop(signal));
+
+  for (let i = 0; i < n; i++) fork();
+  try {
+    await allUp;
+    if (config.listen.admin) {
+      admin = adminServer(aggregator, () => ready.size === n && !stopping);
+      await listen(admin, config.listen.admin.host, config.listen.admin.port);
+      addresses = { ...addresses, admin: admin.address() as AddressInfo };
+    }
+  } catch (err) {
+    stop('start-up failed', 1);
+    await stopped;
+    throw err;
+  }
+  if (stopping) return stopped; // a stop signal arrived while starting
+  started = true;
+  logger.info(
+    {
+      gateway: addresses.gateway && `https://${fmt(addresses.gateway)}`,
+      forward: addresses.forward && `http://${fmt(addresses.forward)}`,
+      admin: addresses.admin && `http://${fmt(addresses.admin)}`,
+      workers: n,
+      routes: config.routes.map((r) => `${r.prefix} -> ${r.upstream}`),
+      rateLimitStore: config.rateLimit.enabled ? config.rateLimit.store : 'off',
+    },
+    'aigate started',
+  );
+  opts.onReopen(() => {
+    for (const w of liveWorkers()) w.process.kill('SIGHUP');
+  });
+  return stopped;
+}
+
+/** The primary's admin listener: the workers' metrics summed, readiness of the whole cluster. */
+function adminServer(aggregator: AggregatorRegistry<PrometheusContentType>, isReady: () => boolean): Server {
+  return createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://admin').pathname;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    if (path === '/readyz') {
+      const ok = isReady();
+      return void res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'not ready\n');
+    }
+    if (path === '/metrics') {
+      aggregator.clusterMetrics().then(
+        (body) => res.writeHead(200, { 'content-type': aggregator.contentType }).end(body),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`error: ${err.message}\n`),
+      );
+      return;
+    }
+    res
+      .writeHead(404, { 'content-type': 'text/plain' })
+      .end('not found: try /healthz, /readyz, /metrics (the dashboard is served only without --workers)\n');
+  });
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`)),
+    );
+    server.listen(port, host, () => resolve());
+  });
+}
+
+function fmt(a: { address: string; port: number }): string {
+  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}

@@ -1,0 +1,97 @@
+// `aigate start --workers N` (server/cluster.ts): N worker processes serve the same listeners, the
+// primary answers /readyz and /metrics summed over the workers, SIGTERM drains every worker and
+// exits 0, and a worker that cannot start stops the whole start with exit 1.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, spawnCli } from '../support/cli.js';
+import { baseRawConfig, startVendors, testPki } from '../support/proxy.js';
+import type { FakeVendors } from '../support/vendors.js';
+
+let vendors: FakeVendors;
+beforeAll(async () => {
+  vendors = await startVendors();
+});
+afterAll(() => vendors?.close());
+
+function writeConfig(dir: string, edit: (raw: Record<string, unknown>) => void = () => {}): string {
+  const raw = baseRawConfig(vendors, dir);
+  edit(raw);
+  const file = join(dir, 'aigate.yaml');
+  writeFileSync(file, JSON.stringify(raw, null, 2));
+  return file;
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+describe('aigate start --workers', () => {
+  it('two workers serve the gateway; the primary sums their metrics; SIGTERM drains and exits 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aigate-cluster-'));
+    const file = writeConfig(dir);
+    const cli = spawnCli(['start', '--config', file, '--workers', '2']);
+    try {
+      const started = await cli.logLine('aigate started');
+      expect(started['workers']).toBe(2);
+      const gateway = new URL(String(started['gateway']));
+      const admin = String(started['admin']);
+      expect(childPids(cli.child.pid!)).toHaveLength(2);
+
+      const client = new Agent({ connect: { ca: testPki().proxyCa.certPem, servername: 'localhost' }, pipelining: 0 });
+      const n = 20;
+      for (let i = 0; i < n; i++) {
+        // A new connection each time, so the primary hands them to both workers.
+        const res = await request(`https://localhost:${gateway.port}/openai/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', connection: 'close' },
+          body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: `hello ${i}` }] }),
+          dispatcher: client,
+        });
+        expect(res.statusCode).toBe(200);
+        await res.body.text();
+      }
+      await client.close();
+
+      expect((await request(`${admin}/readyz`)).statusCode).toBe(200);
+      const metrics = await (await request(`${admin}/metrics`)).body.text();
+      expect(metrics).toMatch(new RegExp(`aigate_requests_total\\{route="openai",decision="allow",status="200"\\} ${n}\\b`));
+      const audit = readFileSync(join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path: string });
+      expect(audit.filter((r) => r.path === '/openai/chat/completions')).toHaveLength(n);
+
+      cli.child.kill('SIGTERM');
+      expect(await cli.exited).toBe(0);
+      expect(cli.stderr()).toContain('aigate stopped');
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  }, 30_000);
+
+  it('a worker that cannot listen stops the start with exit 1 and says why', async () => {
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const dir = mkdtempSync(join(tmpdir(), 'aigate-cluster-'));
+      const file = writeConfig(dir, (raw) => ((raw['listen'] as Record<string, unknown>)['gateway'] = { host: '127.0.0.1', port }));
+      const { code, stderr } = await runCli(['start', '--config', file, '--workers', '2']);
+      expect(code).toBe(1);
+      expect(stderr).toContain(`cannot listen on 127.0.0.1:${port}: address already in use`);
+    } finally {
+      taken.close();
+    }
+  }, 30_000);
+
+  it('--workers must be a whole number or auto', async () => {
+    const { code, stderr } = await runCli(['start', '--workers', 'many']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/--workers.*whole number/);
+  });
+});
