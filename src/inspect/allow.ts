@@ -3,18 +3,36 @@
 // all rules; generic (keyword = "value") rules add stop words and entropy on top (rules/generic.ts).
 import { createHash } from 'node:crypto';
 
+const asciiCounts = new Int32Array(128);
+
 /** Shannon entropy in bits per character. */
 export function shannonEntropy(s: string): number {
-  if (s.length === 0) return 0;
-  const counts = new Map<number, number>();
-  for (let i = 0; i < s.length; i++) {
+  const n = s.length;
+  if (n === 0) return 0;
+  let other: Map<number, number> | null = null;
+  for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    counts.set(c, (counts.get(c) ?? 0) + 1);
+    if (c < 128) asciiCounts[c]!++;
+    else {
+      other ??= new Map();
+      other.set(c, (other.get(c) ?? 0) + 1);
+    }
   }
   let h = 0;
-  for (const n of counts.values()) {
-    const p = n / s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128) continue;
+    const k = asciiCounts[c]!;
+    if (k === 0) continue; // already counted
+    const p = k / n;
     h -= p * Math.log2(p);
+    asciiCounts[c] = 0;
+  }
+  if (other) {
+    for (const k of other.values()) {
+      const p = k / n;
+      h -= p * Math.log2(p);
+    }
   }
   return h;
 }
@@ -42,7 +60,11 @@ const DOCUMENTED_EXAMPLES = new Set([
   'b8e148545b13c78bc74da2f1a7275dd7',
 ]);
 
+/** Lengths of the documented examples: only a value of one of these lengths is hashed. */
+const DOCUMENTED_LENGTHS = new Set([10, 15, 20, 22, 28, 36, 39, 40, 88, 155]);
+
 export function isDocumentedExample(value: string): boolean {
+  if (!DOCUMENTED_LENGTHS.has(value.length)) return false;
   return DOCUMENTED_EXAMPLES.has(createHash('sha256').update(value).digest('hex').slice(0, 32));
 }
 

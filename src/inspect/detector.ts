@@ -7,12 +7,12 @@
 //    expression at that exact position. Rule patterns only use bounded quantifiers and start with a
 //    look-behind that fails inside a run of their own characters, so one attempt costs at most a
 //    few hundred steps and attempts from inside a run fail at once: the total is O(length).
-// 3. Custom rules (user patterns, see custom.ts) are run in bounded windows around their keywords
-//    or in bounded line chunks.
+// 3. Custom rules (user patterns, see custom.ts) are tried the same way, after a static check
+//    that rules out the patterns that backtrack badly.
 // 4. Candidates are validated (checksum, entropy, allow-lists) and overlaps are resolved: the higher
 //    priority rule wins, then the longer match, then the earlier-declared rule.
 import { isPlaceholder } from './allow.js';
-import { CUSTOM_CHUNK, CUSTOM_WINDOW_AFTER, CUSTOM_WINDOW_BEFORE, type CompiledCustomRule } from './custom.js';
+import type { CompiledCustomRule } from './custom.js';
 import type { MatchContext, Rule } from './rules/types.js';
 
 /** A validated candidate: offsets into the scanned text, and which rule (index into `Detector.rules`). */
@@ -39,8 +39,17 @@ interface StickyRule {
   sticky: RegExp;
   offset: number;
   groups: readonly number[] | null;
+  /** Custom patterns may capture in the middle: their group offsets come from match indices. */
+  indices: boolean;
+  /** Scan that `lastTried`/`skipUntil` belong to (reset lazily: a JSON body is thousands of scans). */
+  generation: number;
   /** Position of the last attempt, so one rule is tried once per position. */
   lastTried: number;
+  /**
+   * End of the rule's last match: occurrences inside it are not tried again. A keyword repeated
+   * through a long candidate (`password=password=…`) then costs one validation, not one per repeat.
+   */
+  skipUntil: number;
 }
 
 const CUSTOM_PRIORITY = 5;
@@ -83,16 +92,21 @@ export class Detector {
   private readonly sticky = new Map<string, StickyRule[]>();
   /** keyword → other keywords that can occur at the same position (one is a prefix of the other). */
   private readonly related = new Map<string, string[]>();
-  private readonly customByKeyword = new Map<string, number[]>();
-  private readonly customRules = new Map<number, CompiledCustomRule>();
-  private readonly chunkCustom: number[] = [];
+  private generation = 0;
 
   constructor(
     builtins: readonly Rule[],
     custom: readonly CompiledCustomRule[],
     private readonly allowValues: ReadonlySet<string>,
   ) {
-    for (const rule of builtins) {
+    const all: Array<{ rule: Rule; custom: boolean }> = [
+      ...builtins.map((rule) => ({ rule, custom: false })),
+      ...custom.map((c) => ({
+        rule: { id: c.id, description: c.description, keywords: c.keywords, pattern: c.pattern, priority: CUSTOM_PRIORITY, boundary: 'word' as const },
+        custom: true,
+      })),
+    ];
+    for (const { rule, custom: isCustom } of all) {
       const index = this.rules.length;
       this.rules.push({
         id: rule.id,
@@ -100,9 +114,12 @@ export class Detector {
         priority: rule.priority ?? 2,
         maskPrefix: rule.maskPrefix ?? 0,
         defaultAction: rule.defaultAction,
-        custom: false,
+        custom: isCustom,
       });
-      const flags = rule.pattern.flags.replace(/[gyd]/g, '') + 'yd';
+      // No `d` flag for builtins: match indices cost an allocation per group on every match, which
+      // dominates on hostile input; a builtin's secret group ends its match (up to a one-character
+      // closing delimiter), so its offset is found with lastIndexOf instead.
+      const flags = rule.pattern.flags.replace(/[gyd]/g, '') + (isCustom ? 'yd' : 'y');
       const groups = rule.secretGroup === undefined ? null : typeof rule.secretGroup === 'number' ? [rule.secretGroup] : rule.secretGroup;
       const compiled: StickyRule = {
         index,
@@ -110,7 +127,10 @@ export class Detector {
         sticky: new RegExp(rule.pattern.source, flags),
         offset: rule.offset ?? 0,
         groups,
+        indices: isCustom,
+        generation: 0,
         lastTried: -1,
+        skipUntil: -1,
       };
       for (const kw of new Set(rule.keywords)) {
         const list = this.sticky.get(kw) ?? [];
@@ -118,18 +138,7 @@ export class Detector {
         this.sticky.set(kw, list);
       }
     }
-    for (const rule of custom) {
-      const index = this.rules.length;
-      this.rules.push({ id: rule.id, description: rule.description, priority: CUSTOM_PRIORITY, maskPrefix: 0, custom: true });
-      this.customRules.set(index, rule);
-      if (rule.keywords.length === 0) this.chunkCustom.push(index);
-      for (const kw of new Set(rule.keywords)) {
-        const list = this.customByKeyword.get(kw) ?? [];
-        list.push(index);
-        this.customByKeyword.set(kw, list);
-      }
-    }
-    const keywords = [...new Set([...this.sticky.keys(), ...this.customByKeyword.keys()])].sort();
+    const keywords = [...this.sticky.keys()].sort();
     for (const a of keywords) {
       const rel = keywords.filter((b) => b !== a && (b.startsWith(a) || a.startsWith(b)));
       if (rel.length > 0) this.related.set(a, rel);
@@ -140,8 +149,7 @@ export class Detector {
   /** Candidates in `text`, validated and with overlaps resolved, sorted by start. */
   detect(text: string): Candidate[] {
     const found: Candidate[] = [];
-    const customHits = new Map<number, number[]>();
-    for (const list of this.sticky.values()) for (const r of list) r.lastTried = -1;
+    this.generation++;
 
     const re = this.keywordRe;
     if (re !== null) {
@@ -150,12 +158,12 @@ export class Detector {
       while ((m = re.exec(text)) !== null) {
         const at = m.index;
         const kw = m[0].toLowerCase();
-        this.tryKeyword(kw, at, text, found, customHits);
+        this.tryKeyword(kw, at, text, found);
         const rel = this.related.get(kw);
         if (rel) {
           for (const other of rel) {
             if (other.length <= kw.length || text.slice(at, at + other.length).toLowerCase() === other) {
-              this.tryKeyword(other, at, text, found, customHits);
+              this.tryKeyword(other, at, text, found);
             }
           }
         }
@@ -164,29 +172,28 @@ export class Detector {
         re.lastIndex = at + 1;
       }
     }
-    for (const [index, hits] of customHits) this.runCustomInWindows(index, hits, text, found);
-    for (const index of this.chunkCustom) this.runCustomInChunks(index, text, found);
     return this.resolve(found);
   }
 
-  private tryKeyword(kw: string, at: number, text: string, found: Candidate[], customHits: Map<number, number[]>): void {
+  private tryKeyword(kw: string, at: number, text: string, found: Candidate[]): void {
     const rules = this.sticky.get(kw);
     if (rules) {
       for (const r of rules) {
         const start = at - r.offset;
-        if (start < 0 || r.lastTried === start) continue;
+        if (r.generation !== this.generation) {
+          r.generation = this.generation;
+          r.lastTried = -1;
+          r.skipUntil = -1;
+        }
+        if (start < 0 || r.lastTried === start || start < r.skipUntil) continue;
+        if (r.rule.boundary === 'word' && !startsWord(text, at)) continue;
         r.lastTried = start;
         r.sticky.lastIndex = start;
         const m = r.sticky.exec(text);
-        if (m !== null) this.accept(r, m, kw, at, text, found);
-      }
-    }
-    const custom = this.customByKeyword.get(kw);
-    if (custom) {
-      for (const index of custom) {
-        const list = customHits.get(index);
-        if (list) list.push(at);
-        else customHits.set(index, [at]);
+        if (m !== null) {
+          r.skipUntil = start + m[0].length;
+          this.accept(r, m, kw, at, text, found);
+        }
       }
     }
   }
@@ -194,19 +201,19 @@ export class Detector {
   private accept(r: StickyRule, m: RegExpExecArray, kw: string, at: number, text: string, found: Candidate[]): void {
     let start = m.index;
     let end = start + m[0].length;
-    const indices = m.indices;
-    if (indices) {
-      const groups = r.groups ?? range(1, m.length);
-      for (const g of groups) {
-        const span = indices[g];
-        if (span) {
-          start = span[0];
-          end = span[1];
+    let value = m[0];
+    if (m.length > 1) {
+      for (const g of r.groups ?? range(1, m.length)) {
+        const group = m[g];
+        if (group !== undefined) {
+          const span = r.indices ? m.indices?.[g] : undefined;
+          start = span ? span[0] : m.index + m[0].lastIndexOf(group);
+          end = start + group.length;
+          value = group;
           break;
         }
       }
     }
-    let value = text.slice(start, end);
     if (value.length === 0) return;
     if (r.rule.validate) {
       const ctx: MatchContext = { text, keywordAt: at, keyword: kw, match: m, start, end };
@@ -223,67 +230,6 @@ export class Detector {
     found.push({ rule: r.index, start, end, value });
   }
 
-  private runCustomInWindows(index: number, hits: number[], text: string, found: Candidate[]): void {
-    hits.sort((a, b) => a - b);
-    let winStart = -1;
-    let winEnd = -1;
-    for (const at of hits) {
-      const s = Math.max(0, at - CUSTOM_WINDOW_BEFORE);
-      const e = Math.min(text.length, at + CUSTOM_WINDOW_AFTER);
-      if (winEnd >= s) {
-        winEnd = Math.max(winEnd, e);
-        continue;
-      }
-      if (winStart >= 0) this.runCustom(index, text, winStart, winEnd, found);
-      winStart = s;
-      winEnd = e;
-    }
-    if (winStart >= 0) this.runCustom(index, text, winStart, winEnd, found);
-  }
-
-  private runCustomInChunks(index: number, text: string, found: Candidate[]): void {
-    let pos = 0;
-    while (pos < text.length) {
-      let end = text.indexOf('\n', pos);
-      if (end < 0) end = text.length;
-      // Long lines are cut into overlapping chunks; a match found twice is de-duplicated later.
-      let s = pos;
-      while (end - s > CUSTOM_CHUNK) {
-        this.runCustom(index, text, s, s + CUSTOM_CHUNK, found);
-        s += CUSTOM_CHUNK - CUSTOM_WINDOW_BEFORE;
-      }
-      this.runCustom(index, text, s, end, found);
-      pos = end + 1;
-    }
-  }
-
-  private runCustom(index: number, text: string, from: number, to: number, found: Candidate[]): void {
-    const rule = this.customRules.get(index)!;
-    const re = rule.regex;
-    const slice = text.slice(from, to);
-    re.lastIndex = 0;
-    let m: RegExpExecArray | null;
-    while ((m = re.exec(slice)) !== null) {
-      if (m[0].length === 0) {
-        re.lastIndex++;
-        continue;
-      }
-      let start = m.index;
-      let end = start + m[0].length;
-      for (let g = 1; g < m.length; g++) {
-        const span = m.indices?.[g];
-        if (span) {
-          start = span[0];
-          end = span[1];
-          break;
-        }
-      }
-      const value = slice.slice(start, end);
-      if (value.length === 0 || this.allowValues.has(value) || isPlaceholder(value)) continue;
-      found.push({ rule: index, start: from + start, end: from + end, value });
-    }
-  }
-
   /** Keeps, among overlapping candidates, the higher priority, then longer, then earlier rule. */
   resolve(found: Candidate[]): Candidate[] {
     if (found.length <= 1) return found;
@@ -293,7 +239,7 @@ export class Detector {
     let clusterEnd = -1;
     const flush = (): void => {
       if (cluster.length === 1) out.push(cluster[0]!);
-      else if (cluster.length > 1) out.push(...this.pickInCluster(cluster));
+      else if (cluster.length > 1) for (const c of this.pickInCluster(cluster)) out.push(c);
       cluster = [];
     };
     for (const c of found) {
@@ -333,6 +279,16 @@ export class Detector {
     }
     return kept;
   }
+}
+
+/** The character before `at` is not a letter or digit, or `at` starts a camelCase word (`dbPassword`). */
+function startsWord(text: string, at: number): boolean {
+  if (at === 0) return true;
+  const p = text.charCodeAt(at - 1);
+  const c = text.charCodeAt(at);
+  const pAlnum = (p >= 48 && p <= 57) || (p >= 65 && p <= 90) || (p >= 97 && p <= 122);
+  if (!pAlnum) return true;
+  return c >= 65 && c <= 90 && !(p >= 65 && p <= 90);
 }
 
 function range(from: number, to: number): number[] {

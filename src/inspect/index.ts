@@ -56,7 +56,15 @@ export interface InspectOutcome {
   redactedBody?: Buffer;
   /** Size of the body after Content-Encoding was undone. */
   decodedBytes: number;
+  /**
+   * Findings beyond MAX_FINDINGS that were counted (and acted on: decided, redacted) but not listed,
+   * so a body stuffed with a million candidates cannot turn the audit line into a million entries.
+   */
+  omittedFindings?: number;
 }
+
+/** At most this many findings are listed per body or text; the rest still count and are redacted. */
+export const MAX_FINDINGS = 1000;
 
 export interface InspectBodyMeta {
   contentType?: string | undefined;
@@ -66,7 +74,7 @@ export interface InspectBodyMeta {
 }
 
 export interface Inspector {
-  /** Scans plain text (a file, stdin) with the configured policy action `inspect.action`. */
+  /** Scans plain text (a file, stdin) with the configured policy action `inspect.action`; lists at most MAX_FINDINGS. */
   scanText(text: string): ScanFinding[];
   /** Decodes, scans and applies the actions to a request body. Throws InspectError. */
   inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome>;
@@ -151,7 +159,7 @@ class DetectorInspector implements Inspector {
   }
 
   scanText(text: string): ScanFinding[] {
-    return this.toFindings(text, this.detector.detect(text), this.cfg.action);
+    return this.toFindings(text, this.detector.detect(text), this.cfg.action, MAX_FINDINGS);
   }
 
   async inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome> {
@@ -170,27 +178,35 @@ class DetectorInspector implements Inspector {
     const text = decoded.toString(encoding);
     const tokens = isJsonContentType(meta.contentType) || looksLikeJson(text) ? jsonStrings(text) : null;
 
+    // Every candidate counts towards the decision; only the first MAX_FINDINGS become findings.
+    let total = 0;
+    let blocks = false;
+    let redacts = false;
+    const count = (candidates: readonly Candidate[]): void => {
+      for (const c of candidates) {
+        total++;
+        const action = this.actionFor(c.rule, meta.action);
+        if (action === 'block') blocks = true;
+        else if (action === 'redact') redacts = true;
+      }
+    };
     let findings: ScanFinding[];
     let redacted: () => string | null;
     if (tokens !== null) {
       const nodes = this.analyseJson(tokens, 0);
       findings = [];
-      this.collectJsonFindings(nodes, meta.action, findings);
+      this.collectJsonFindings(nodes, meta.action, findings, count);
       redacted = () => this.rebuildJson(text, nodes, meta.action);
     } else {
       const candidates = this.detector.detect(text);
-      findings = this.toFindings(text, candidates, meta.action);
+      count(candidates);
+      findings = this.toFindings(text, candidates, meta.action, MAX_FINDINGS);
       redacted = () => this.redactText(text, candidates, meta.action);
     }
 
-    const decision: InspectDecision = findings.some((f) => f.action === 'block')
-      ? 'block'
-      : findings.some((f) => f.action === 'redact')
-        ? 'redact'
-        : findings.length > 0
-          ? 'monitor'
-          : 'allow';
+    const decision: InspectDecision = blocks ? 'block' : redacts ? 'redact' : total > 0 ? 'monitor' : 'allow';
     const outcome: InspectOutcome = { findings, decision, decodedBytes: decoded.length };
+    if (total > findings.length) outcome.omittedFindings = total - findings.length;
     if (decision === 'redact') outcome.redactedBody = Buffer.from(redacted() ?? text, encoding);
     return outcome;
   }
@@ -204,11 +220,12 @@ class DetectorInspector implements Inspector {
     return createHmac('sha256', this.key).update(value).digest('hex').slice(0, 16);
   }
 
-  private toFindings(text: string, candidates: readonly Candidate[], policy: Action): ScanFinding[] {
+  private toFindings(text: string, candidates: readonly Candidate[], policy: Action, limit: number): ScanFinding[] {
     const out: ScanFinding[] = [];
     let line = 1;
     let lineStart = 0;
     for (const c of candidates) {
+      if (out.length >= limit) break;
       // Candidates are sorted by start: count newlines incrementally.
       for (let nl = text.indexOf('\n', lineStart); nl !== -1 && nl < c.start; nl = text.indexOf('\n', lineStart)) {
         line++;
@@ -264,10 +281,18 @@ class DetectorInspector implements Inspector {
     return nodes;
   }
 
-  private collectJsonFindings(nodes: readonly JsonNode[], policy: Action, out: ScanFinding[]): void {
+  private collectJsonFindings(
+    nodes: readonly JsonNode[],
+    policy: Action,
+    out: ScanFinding[],
+    count: (candidates: readonly Candidate[]) => void,
+  ): void {
     for (const node of nodes) {
-      if (node.nested) this.collectJsonFindings(node.nested.nodes, policy, out);
-      else if (node.candidates.length > 0) out.push(...this.toFindings(node.token.value, node.candidates, policy));
+      if (node.nested) this.collectJsonFindings(node.nested.nodes, policy, out, count);
+      else if (node.candidates.length > 0) {
+        count(node.candidates);
+        for (const f of this.toFindings(node.token.value, node.candidates, policy, MAX_FINDINGS - out.length)) out.push(f);
+      }
     }
   }
 

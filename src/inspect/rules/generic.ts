@@ -100,8 +100,11 @@ const G_BARE = 7;
 function patternFor(word: string): RegExp {
   return new RegExp(
     `(${word})` +
-      // rest of the identifier: passwordHash, token_url, secret.value
-      `([\\w.\\-]{0,40})` +
+      // rest of the identifier: passwordHash, token_url, secret.value. Taken atomically (look-ahead
+      // capture + back-reference): nothing after it can start with these characters, so giving
+      // some back could never help, and on a keyword repeated a million times it would cost 40
+      // steps per attempt.
+      `(?=([\\w.\\-]{0,40}))\\2` +
       // closing quote of a quoted key, or ] of config["password"], or TS optional `?`
       `\\??(?:["'\`]\\]?|\\])?` +
       `[ \\t]{0,4}` +
@@ -183,8 +186,11 @@ function unquotedContext(text: string, idStart: number, sep: string, value: stri
   if (sep !== '=' && sep !== ':') return null;
   if (sep === '=' && (before === 63 /* ? */ || before === 38) /* & */) return 'query';
   if (sep === '=' && (before === 59 /* ; */ || /^[^;]+;[ \t]?[A-Za-z][A-Za-z ]{0,30}=/.test(value))) return 'connection';
-  const lineStart = text.lastIndexOf('\n', idStart - 1) + 1;
-  if (idStart - lineStart <= 80) {
+  // Look back at most 80 characters for the line start: an unbounded lastIndexOf per candidate
+  // would make a newline-free body quadratic.
+  let lineStart = idStart;
+  while (lineStart > 0 && idStart - lineStart <= 80 && text.charCodeAt(lineStart - 1) !== 10) lineStart--;
+  if (lineStart === 0 || text.charCodeAt(lineStart - 1) === 10) {
     const lead = text.slice(lineStart, idStart);
     if (/^[ \t]*(?:-[ \t]+)?(?:(?:export|set|setx|ENV|ARG|declare(?:[ \t]+-x)?|local|readonly)[ \t]+)?$/i.test(lead)) {
       return 'line';
@@ -260,12 +266,16 @@ function looksLikeSecret(value: string, family: Family): boolean {
 }
 
 function makeValidator(family: Family) {
+  // Cheap checks first: on hostile input (a keyword repeated a million times) every attempt that
+  // matches the pattern reaches this function, so rejecting must cost little.
   return (value: string, ctx: MatchContext): boolean | string => {
     const { text, match } = ctx;
     const kwStart = match.index;
     const word = match[G_WORD] ?? '';
     const tail = match[G_TAIL] ?? '';
-    const sep = (match[G_SEP] ?? '').startsWith(':') && (match[G_SEP] ?? '').length > 2 ? ':T=' : (match[G_SEP] ?? '');
+    const rawSep = match[G_SEP] ?? '';
+    const sep = rawSep.length > 2 && rawSep.startsWith(':') ? ':T=' : rawSep;
+    const quoted = match[G_DQ] ?? match[G_SQ] ?? match[G_BQ];
 
     // The keyword must be a whole word of the identifier: `bypass`, `passport`, `tokenizer` are not.
     const prev = kwStart > 0 ? text.charCodeAt(kwStart - 1) : 32;
@@ -276,60 +286,62 @@ function makeValidator(family: Family) {
       const lastOfWord = word.charCodeAt(word.length - 1);
       if ((next >= 97 && next <= 122) || (isUpper(next) && !isLowerOrDigit(lastOfWord))) return false;
     }
+    if (quoted === undefined ? sep === ',' || sep === '=>' || sep === ':=' || sep === ':T=' || sep.length > 1 : sep === '>') {
+      return false;
+    }
+    if (value.length < (family.strength === 'password' ? 6 : 8) || family.selfReference.test(value)) return false;
 
     // The whole identifier, e.g. `settings.DB_PASSWORD_FILE` or `--db-password`.
     let idStart = kwStart;
     while (idStart > 0 && kwStart - idStart < 64 && isIdentChar(text.charCodeAt(idStart - 1))) idStart--;
-    let identifier = text.slice(idStart, kwStart) + word + tail;
     let flag = false;
-    while (identifier.startsWith('-')) {
-      identifier = identifier.slice(1);
+    while (idStart < kwStart && text.charCodeAt(idStart) === 45 /* - */) {
       idStart++;
       flag = true;
     }
+    const quoteBefore = idStart > 0 ? text.charCodeAt(idStart - 1) : 0;
+    if (sep === ',') {
+      // put("password", "…") / define('DB_PASSWORD', '…'): a quoted key that is a call's first
+      // argument, and a quoted value — not one item of a list of strings.
+      if (quoteBefore !== 34 && quoteBefore !== 39) return false;
+      if (!/\([ \t]{0,4}$/.test(text.slice(Math.max(0, idStart - 6), idStart - 1))) return false;
+    }
+
+    // An unquoted value is a literal only where a config format allows one; in code it is an expression.
+    let v = value;
+    if (quoted === undefined) {
+      switch (flag && sep === '=' ? 'flag' : unquotedContext(text, idStart, sep, value, ctx.end)) {
+        case null:
+          return false;
+        case 'query':
+          v = v.split(/[&#]/)[0] ?? '';
+          break;
+        case 'connection':
+          v = v.split(';')[0] ?? '';
+          break;
+        case 'line':
+          if (!restOfLineIsEmpty(text, ctx.end)) return false;
+          v = v.replace(/[,;]+$/, '');
+          break;
+        default:
+          break;
+      }
+      if (/[()[\]{}]/.test(v) && !/^\{[^{}]*\}$/.test(v)) return false; // an expression
+      if (/^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+$/.test(v)) return false; // a member access
+      if (/^[A-Za-z_$][\w$]*$/.test(v) && !/\d/.test(v)) return false; // an identifier
+    }
+
+    const identifier = text.slice(idStart, kwStart) + word + tail;
     const words = identifierWords(identifier);
     const lastDot = identifier.lastIndexOf('.', kwStart - idStart);
-    const localWords = identifierWords(lastDot >= 0 ? identifier.slice(lastDot + 1) : identifier);
+    const localWords = lastDot >= 0 ? identifierWords(identifier.slice(lastDot + 1)) : words;
     if (localWords.length > 0 && STOP_FIRST_WORDS.has(localWords[0]!)) return false;
     const lastWord = words[words.length - 1];
     if (lastWord !== undefined && STOP_LAST_WORDS.has(lastWord) && !(lastWord === 'id' && words.includes('secret'))) {
       return false;
     }
-
-    const quoted = match[G_DQ] ?? match[G_SQ] ?? match[G_BQ];
-    const quoteBefore = idStart > 0 ? text.charCodeAt(idStart - 1) : 0;
-    if (sep === ',') {
-      // put("password", "…") / define('DB_PASSWORD', '…'): a quoted key that is a call's first
-      // argument, and a quoted value — not one item of a list of strings.
-      if (quoted === undefined || (quoteBefore !== 34 && quoteBefore !== 39)) return false;
-      if (!/\([ \t]{0,4}$/.test(text.slice(Math.max(0, idStart - 6), idStart - 1))) return false;
-    }
-    if (quoted !== undefined) return sep !== '>' && looksLikeSecret(value, family);
-
-    // An unquoted value: a literal only where a config format allows one; in code it is an expression.
-    if (sep === ',') return false;
-    const context = flag && sep === '=' ? 'flag' : unquotedContext(text, idStart, sep, value, ctx.end);
-    let v = value;
-    switch (context) {
-      case null:
-        return false;
-      case 'query':
-        v = v.split(/[&#]/)[0] ?? '';
-        break;
-      case 'connection':
-        v = v.split(';')[0] ?? '';
-        break;
-      case 'line':
-        if (!restOfLineIsEmpty(text, ctx.end)) return false;
-        v = v.replace(/[,;]+$/, '');
-        break;
-      default:
-        break;
-    }
-    if (/[()[\]{}]/.test(v) && !/^\{[^{}]*\}$/.test(v)) return false; // an expression
-    if (/^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+$/.test(v)) return false; // a member access
-    if (/^[A-Za-z_$][\w$]*$/.test(v) && !/\d/.test(v)) return false; // an identifier
-    return looksLikeSecret(v, family) ? v : false;
+    if (!looksLikeSecret(v, family)) return false;
+    return v === value ? true : v;
   };
 }
 
@@ -337,6 +349,7 @@ export const GENERIC_RULES: Rule[] = FAMILIES.map((family) => ({
   id: family.id,
   description: family.description,
   keywords: family.keywords,
+  boundary: 'word',
   pattern: patternFor(family.word),
   secretGroup: [G_DQ, G_SQ, G_BQ, G_BARE],
   priority: 1,

@@ -58,7 +58,8 @@ function base64UrlJson(segment: string): unknown {
 }
 
 function validateJwt(value: string): boolean {
-  const [header, payload] = value.split('.');
+  const [header, payload, signature] = value.split('.');
+  if (signature?.startsWith('eyJ')) return false; // a signature is random bytes, not base64 JSON
   const h = base64UrlJson(header ?? '');
   if (typeof h !== 'object' || h === null || Array.isArray(h)) return false;
   const alg = (h as { alg?: unknown }).alg;

@@ -34,11 +34,19 @@ export interface Rule {
    * class, so an attempt from inside a run fails at once instead of rescanning the run.
    */
   readonly pattern: RegExp;
+  /**
+   * 'word': the keyword must start a word (the character before is not a letter or digit, or the
+   * keyword starts a camelCase word), checked before the pattern is tried, so a keyword repeated
+   * inside one long word costs one comparison per occurrence.
+   */
+  readonly boundary?: 'word';
   /** Characters between the start of a match and the keyword (0: the match starts at the keyword). */
   readonly offset?: number;
   /**
    * Capture group holding the secret, or several (alternatives): the first that participated.
    * Default: the first group that participated in the match, or the whole match without groups.
+   * The group must end the match, or be followed only by a one-character delimiter (`"`, `@`):
+   * its offset is found from the end of the match.
    */
   readonly secretGroup?: number | readonly number[];
   /** Only for low-confidence rules: their findings are audited, never blocked or redacted by default. */
