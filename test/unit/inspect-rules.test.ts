@@ -206,6 +206,8 @@ describe('generic assignments (the five patterns of the original guide, and conf
     ["'password' => '{V}',", 'generic-password'],
     ['val token: String = "{V}"', 'generic-token'],
     ['if password == "{V}":', 'generic-password'],
+    ['client_secret={V}&grant_type=client_credentials', 'generic-secret'],
+    ['client_id=app&client_secret={V}&scope=read', 'generic-secret'],
   ])('finds %s', (line, rule) => {
     const text = line.replace('{V}', value);
     const found = scan(text);

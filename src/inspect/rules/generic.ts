@@ -185,6 +185,8 @@ function unquotedContext(text: string, idStart: number, sep: string, value: stri
   if (sep === '>') return before === 60 /* < */ && text.startsWith('</', valueEnd) ? 'xml' : null;
   if (sep !== '=' && sep !== ':') return null;
   if (sep === '=' && (before === 63 /* ? */ || before === 38) /* & */) return 'query';
+  // A form body or query string starting with the key: client_secret=…&grant_type=…
+  if (sep === '=' && /^[^&\s]+&[A-Za-z_][\w.-]{0,40}=/.test(value)) return 'query';
   if (sep === '=' && (before === 59 /* ; */ || /^[^;]+;[ \t]?[A-Za-z][A-Za-z ]{0,30}=/.test(value))) return 'connection';
   // Look back at most 80 characters for the line start: an unbounded lastIndexOf per candidate
   // would make a newline-free body quadratic.
@@ -289,7 +291,8 @@ function makeValidator(family: Family) {
     if (quoted === undefined ? sep === ',' || sep === '=>' || sep === ':=' || sep === ':T=' || sep.length > 1 : sep === '>') {
       return false;
     }
-    if (value.length < (family.strength === 'password' ? 6 : 8) || family.selfReference.test(value)) return false;
+    if (value.length < (family.strength === 'password' ? 6 : 8)) return false;
+    if (quoted !== undefined && family.selfReference.test(value)) return false;
 
     // The whole identifier, e.g. `settings.DB_PASSWORD_FILE` or `--db-password`.
     let idStart = kwStart;
