@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { announceWorker, isWorker, leaveCluster, runPrimary, workerConfig } from '../server/cluster.js';
+import { formatAddress } from '../server/listen.js';
 import { startProxy, type RunningProxy } from '../server/proxy.js';
 import { runCertsInit } from './certs.js';
 
@@ -71,9 +72,9 @@ async function run(
   const { addresses } = proxy;
   opts.logger.info(
     {
-      gateway: addresses.gateway && `https://${fmt(addresses.gateway)}`,
-      forward: addresses.forward && `http://${fmt(addresses.forward)}`,
-      admin: addresses.admin && `http://${fmt(addresses.admin)}`,
+      gateway: addresses.gateway && `https://${formatAddress(addresses.gateway)}`,
+      forward: addresses.forward && `http://${formatAddress(addresses.forward)}`,
+      admin: addresses.admin && `http://${formatAddress(addresses.admin)}`,
       routes: config.routes.map((r) => `${r.prefix} -> ${r.upstream}`),
       rateLimitStore: config.rateLimit.enabled ? config.rateLimit.store : 'off',
       audit: [config.audit.file && resolve(config.audit.file), config.audit.stdout && 'stdout'].filter(Boolean),
@@ -101,9 +102,6 @@ async function run(
   });
 }
 
-function fmt(a: { address: string; port: number }): string {
-  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
-}
 
 /**
  * Dev convenience (`npm start`): a fresh clone has no certificates, so make them with

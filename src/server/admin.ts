@@ -1,6 +1,10 @@
 // The admin listener (SPEC §9): plain HTTP, meant for 127.0.0.1 or a cluster-internal port.
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { Metrics } from '../metrics.js';
+/** Where /metrics comes from: one process's registry, or the cluster primary's aggregate. */
+export interface MetricsSource {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+}
 
 export interface AdminState {
   /** True once every listener is up and until draining starts. */
@@ -11,7 +15,7 @@ export interface AdminRoute {
   (res: ServerResponse, url: URL): boolean | Promise<boolean>;
 }
 
-export function createAdminServer(metrics: Metrics, state: AdminState, extra: AdminRoute[] = []): Server {
+export function createAdminServer(metrics: MetricsSource, state: AdminState, extra: AdminRoute[] = [], notFound = 'not found: try /healthz, /readyz, /metrics\n'): Server {
   return createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -29,13 +33,13 @@ export function createAdminServer(metrics: Metrics, state: AdminState, extra: Ad
           return;
         }
         case '/metrics': {
-          const body = await metrics.registry.metrics();
-          res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body);
+          const body = await metrics.metrics();
+          res.writeHead(200, { 'content-type': metrics.contentType }).end(body);
           return;
         }
       }
       for (const route of extra) if (await route(res, url)) return;
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz, /readyz, /metrics\n');
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(notFound);
     } catch (err) {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
       res.end(`error: ${(err as Error).message}\n`);

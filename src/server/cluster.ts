@@ -8,11 +8,13 @@
 // Per-process state stays per process: with `rateLimit.store: memory` every worker has its own
 // buckets (a client gets up to N × burst), so use `store: redis` with more than one worker.
 import cluster, { type Worker } from 'node:cluster';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import { createAdminServer } from './admin.js';
+import { formatAddress, listen } from './listen.js';
 
 const READY = 'aigate:worker-ready';
 /** More unexpected worker exits than this within RESTART_WINDOW_MS: stop instead of looping. */
@@ -157,7 +159,12 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   try {
     await allUp;
     if (config.listen.admin) {
-      admin = adminServer(aggregator, () => ready.size === n && !stopping);
+      admin = createAdminServer(
+        { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() },
+        { ready: () => ready.size === n && !stopping },
+        [],
+        'not found: try /healthz, /readyz, /metrics (the dashboard is served only without --workers)\n',
+      );
       await listen(admin, config.listen.admin.host, config.listen.admin.port);
       addresses = { ...addresses, admin: admin.address() as AddressInfo };
     }
@@ -170,9 +177,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   started = true;
   logger.info(
     {
-      gateway: addresses.gateway && `https://${fmt(addresses.gateway)}`,
-      forward: addresses.forward && `http://${fmt(addresses.forward)}`,
-      admin: addresses.admin && `http://${fmt(addresses.admin)}`,
+      gateway: addresses.gateway && `https://${formatAddress(addresses.gateway)}`,
+      forward: addresses.forward && `http://${formatAddress(addresses.forward)}`,
+      admin: addresses.admin && `http://${formatAddress(addresses.admin)}`,
       workers: n,
       routes: config.routes.map((r) => `${r.prefix} -> ${r.upstream}`),
       rateLimitStore: config.rateLimit.enabled ? config.rateLimit.store : 'off',
@@ -183,43 +190,4 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     for (const w of liveWorkers()) w.process.kill('SIGHUP');
   });
   return stopped;
-}
-
-/** The primary's admin listener: the workers' metrics summed, readiness of the whole cluster. */
-function adminServer(aggregator: AggregatorRegistry<PrometheusContentType>, isReady: () => boolean): Server {
-  return createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://admin').pathname;
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
-      return;
-    }
-    if (path === '/healthz') return void res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-    if (path === '/readyz') {
-      const ok = isReady();
-      return void res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ready\n' : 'not ready\n');
-    }
-    if (path === '/metrics') {
-      aggregator.clusterMetrics().then(
-        (body) => res.writeHead(200, { 'content-type': aggregator.contentType }).end(body),
-        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`error: ${err.message}\n`),
-      );
-      return;
-    }
-    res
-      .writeHead(404, { 'content-type': 'text/plain' })
-      .end('not found: try /healthz, /readyz, /metrics (the dashboard is served only without --workers)\n');
-  });
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(`cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`)),
-    );
-    server.listen(port, host, () => resolve());
-  });
-}
-
-function fmt(a: { address: string; port: number }): string {
-  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }

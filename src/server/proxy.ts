@@ -32,6 +32,7 @@ import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
 import { absoluteFormStage, createForwardServer, type Authenticate } from './forward.js';
 import { createGatewayServer } from './gateway.js';
+import { listen } from './listen.js';
 
 export interface StartOptions {
   configFile: string;
@@ -162,7 +163,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   let dashboard: ReturnType<typeof createDashboard> | undefined;
   if (config.listen.admin) {
     dashboard = createDashboard({ audit, limiter, config });
-    servers.push({ name: 'admin', server: createAdminServer(metrics, { ready: () => ready && !draining }, dashboard.routes), ...config.listen.admin });
+    servers.push({ name: 'admin', server: createAdminServer(metrics.registry, { ready: () => ready && !draining }, dashboard.routes), ...config.listen.admin });
   }
 
   const closeAll = async () => {
@@ -233,17 +234,4 @@ function loadProxyAuth(config: Config, configFile: string): ProxyAuthenticator {
     if (err instanceof HtpasswdError) throw new ConfigError(configFile, 'auth.usersFile', err.message);
     throw err;
   }
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      reject(new Error(`cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`));
-    };
-    server.once('error', onError);
-    server.listen(port, host, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
 }

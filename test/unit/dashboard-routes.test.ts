@@ -58,7 +58,7 @@ async function start(opts: { intervalMs?: number; maxStreams?: number } = {}) {
     config: { listen: { gateway: { host: '127.0.0.1', port: 0 } }, routes: [{ name: 'copilot', prefix: '/copilot/', upstream: 'https://api.githubcopilot.com' }] } as never,
     ...opts,
   });
-  server = createAdminServer(new Metrics({ processMetrics: false }), { ready: () => true }, dashboard.routes);
+  server = createAdminServer(new Metrics({ processMetrics: false }).registry, { ready: () => true }, dashboard.routes);
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
   return { audit, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
