@@ -186,7 +186,7 @@ export class Detector {
           r.skipUntil = -1;
         }
         if (start < 0 || r.lastTried === start || start < r.skipUntil) continue;
-        if (r.rule.boundary === 'word' && !startsWord(text, at)) continue;
+        if (r.rule.boundary === 'word' && isWordChar(kw.charCodeAt(0)) && !startsWord(text, at)) continue;
         r.lastTried = start;
         r.sticky.lastIndex = start;
         const m = r.sticky.exec(text);
@@ -279,6 +279,10 @@ export class Detector {
     }
     return kept;
   }
+}
+
+function isWordChar(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 }
 
 /** The character before `at` is not a letter or digit, or `at` starts a camelCase word (`dbPassword`). */
