@@ -104,6 +104,8 @@ async function main() {
     { name: 'norules', rateLimit: 'memory', rules: 'none' },
     { name: 'off', rateLimit: 'off' },
     ...(needRedis ? [{ name: 'redis', rateLimit: 'redis', redisUrl: procs.redis.url }] : []),
+    // Multi-process mode, for reference: on 2 cores it competes with wrk and the upstream.
+    ...(wants('S1') || wants('S2') ? [{ name: 'workers2', rateLimit: 'memory', args: ['--workers', '2'] }] : []),
   ];
   for (const v of variants) procs.aigate[v.name] = await startAigate(dir, pki, ports, v);
   log(`upstream nginx :${ports.upstream}, sse :${ports.sse}, nginx proxy :${ports.nginx}, aigate ${variants.map((v) => `${v.name} :${procs.aigate[v.name].gatewayPort}`).join(', ')}`);

@@ -8,7 +8,8 @@ import { ANTHROPIC, OPENAI } from './pki.mjs';
 
 /**
  * variant: { name, rateLimit: 'memory' | 'redis' | 'off', redisUrl?, rules?: 'all' | 'none',
- *            forward?: boolean, nodeArgs?: string[], cli?: string (another build, for A/B runs) }
+ *            forward?: boolean, nodeArgs?: string[], args?: string[] (e.g. --workers 2),
+ *            cli?: string (another build, for A/B runs), audit?: false }
  */
 export function aigateConfig(dir, pki, ports, variant) {
   const rl =
@@ -50,7 +51,7 @@ export async function startAigate(dir, pki, ports, variant) {
   const file = join(dir, `aigate-${variant.name}.yaml`);
   // JSON is YAML: the loader reads it as written.
   writeFileSync(file, JSON.stringify(aigateConfig(dir, pki, ports, variant), null, 2));
-  const entry = startChild(process.execPath, [...(variant.nodeArgs ?? []), variant.cli ?? 'dist/cli.js', 'start', '--config', file], {
+  const entry = startChild(process.execPath, [...(variant.nodeArgs ?? []), variant.cli ?? 'dist/cli.js', 'start', '--config', file, ...(variant.args ?? [])], {
     name: `aigate ${variant.name}`,
     env: { AIGATE_LOG_LEVEL: 'info' },
     graceMs: 15_000,

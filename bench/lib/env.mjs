@@ -42,8 +42,8 @@ export function versions() {
   return {
     aigate: commit,
     node: process.version,
-    nginx: versionOf('nginx', ['-v'], (s) => s.trim().replace(/^nginx version: /, '')),
-    wrk: versionOf('wrk', ['-v'], (s) => s.split('\n')[0].replace(/\s*Copyright.*$/, '').trim()),
+    nginx: versionOf('nginx', ['-v'], (s) => s.trim().replace(/^nginx version: nginx\//, '')),
+    wrk: versionOf('wrk', ['-v'], (s) => s.split('\n')[0].replace(/\s*Copyright.*$/, '').replace(/^wrk /, '').trim()),
     redis: versionOf('redis-server', ['--version'], (s) => (/v=(\S+)/.exec(s)?.[1] ?? s.trim())),
     openssl: process.versions.openssl,
   };

@@ -37,7 +37,14 @@ function httpContenders(ctx, { direct = true, aigates = ['aigate'] } = {}) {
   const list = [];
   if (direct) list.push({ name: 'direct', url: (p) => `https://127.0.0.1:${ports.upstream}/v1/${p}` });
   list.push({ name: 'nginx', url: (p) => `https://127.0.0.1:${ports.nginx}/openai/${p}` });
-  const names = { aigate: 'full', 'aigate (no rules)': 'norules', 'aigate (limiter off)': 'off', 'aigate (memory)': 'full', 'aigate (redis)': 'redis' };
+  const names = {
+    aigate: 'full',
+    'aigate (no rules)': 'norules',
+    'aigate (limiter off)': 'off',
+    'aigate (memory)': 'full',
+    'aigate (redis)': 'redis',
+    'aigate --workers 2': 'workers2',
+  };
   for (const a of aigates) list.push({ name: a, url: (p) => `https://127.0.0.1:${procs.aigate[names[a]].gatewayPort}/openai/${p}` });
   return list;
 }
@@ -48,7 +55,8 @@ function wrkScenario(ctx, contenders, { body, path = 'chat/completions', connect
 
 /** Short unmeasured load on every front door: JIT, TLS session caches, upstream pools. */
 export async function warmUp(ctx) {
-  const all = httpContenders(ctx, { aigates: ['aigate', 'aigate (no rules)', 'aigate (limiter off)', ...(ctx.procs.aigate.redis ? ['aigate (redis)'] : [])] });
+  const names = { full: 'aigate', norules: 'aigate (no rules)', off: 'aigate (limiter off)', redis: 'aigate (redis)', workers2: 'aigate --workers 2' };
+  const all = httpContenders(ctx, { aigates: Object.keys(ctx.procs.aigate).map((k) => names[k]) });
   for (const c of all) {
     for (const body of [ctx.bodies.small, ctx.bodies.large]) {
       await runWrk({ url: c.url('chat/completions'), lua: body.lua, connections: 8, seconds: ctx.opts.quick ? 1 : 2 });
@@ -56,10 +64,12 @@ export async function warmUp(ctx) {
   }
 }
 
-export const S1 = (ctx) => wrkScenario(ctx, httpContenders(ctx), { body: ctx.bodies.small });
+const withWorkers = (ctx, list) => (ctx.procs.aigate.workers2 ? [...list, 'aigate --workers 2'] : list);
+
+export const S1 = (ctx) => wrkScenario(ctx, httpContenders(ctx, { aigates: withWorkers(ctx, ['aigate']) }), { body: ctx.bodies.small });
 
 export async function S2(ctx) {
-  const throughput = await wrkScenario(ctx, httpContenders(ctx, { aigates: ['aigate', 'aigate (no rules)'] }), { body: ctx.bodies.large });
+  const throughput = await wrkScenario(ctx, httpContenders(ctx, { aigates: withWorkers(ctx, ['aigate', 'aigate (no rules)']) }), { body: ctx.bodies.large });
   // What the scan adds to one 256 KiB request: one connection, one request at a time.
   ctx.log('  S2 latency, 1 connection:');
   const single = await wrkScenario(ctx, httpContenders(ctx, { direct: false, aigates: ['aigate', 'aigate (no rules)'] }), {

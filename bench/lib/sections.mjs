@@ -36,7 +36,9 @@ export async function runSections({ quick, log }) {
     }
     log(`${s.title}: ${command}`);
     const t = Date.now();
-    const r = await runScript(s.script, args, 180_000);
+    let r = await runScript(s.script, args, 180_000);
+    // Once more on failure: a build running at the same moment can leave dist/ half written.
+    if (r.code !== 0) r = await runScript(s.script, args, 180_000);
     const ok = r.code === 0;
     out.push({
       title: s.title,
