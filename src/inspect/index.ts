@@ -262,7 +262,7 @@ class DetectorInspector implements Inspector {
       }
       return { token, candidates: v.length >= MIN_SCAN_LENGTH ? this.detector.detect(v) : [], nested: null };
     });
-    // `"password": "hunter2!"` as JSON: key and value are separate strings, so run the rules over
+    // `"password": "<value>"` as JSON: key and value are separate strings, so run the rules over
     // the pair once more, as the text it is, and keep what falls inside the value.
     for (let i = 0; i + 1 < nodes.length; i++) {
       const k = nodes[i]!.token;
