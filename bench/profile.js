@@ -4,7 +4,7 @@
 // where the time went (self time by function and by module). The .cpuprofile is kept and its path
 // printed: open it in Chrome DevTools (Performance → Load profile) or speedscope for a flame graph.
 //
-//   npm run build && node bench/profile.js [--body small|large] [--seconds 10] [--variant full|norules|off]
+//   npm run build && node bench/profile.js [--body small|large] [--seconds 10] [--variant full|norules|off|minimal]
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -36,6 +36,7 @@ const VARIANTS = {
   full: { rateLimit: 'memory' },
   norules: { rateLimit: 'memory', rules: 'none' },
   off: { rateLimit: 'off', rules: 'none' },
+  minimal: { rateLimit: 'off', rules: 'none', audit: false },
 };
 const dir = mkdtempSync(join(tmpdir(), 'aigate-profile-'));
 const profDir = join(dir, 'prof');

@@ -97,6 +97,15 @@ async function main() {
   procs.sse = startChild(process.execPath, ['bench/lib/sse-server.mjs', String(ports.sse), pki.files.anthropicCert, pki.files.anthropicKey], { name: 'sse server' });
   await waitForTls(ports.sse, { entry: procs.sse });
   procs.nginx = await startNginx(dir, 'proxy', proxyConfig(dir, pki, ports), ports.nginx);
+  if (wants('S1') || wants('S2')) {
+    ports.bare = await freePort();
+    procs.bare = startChild(
+      process.execPath,
+      ['bench/lib/bare-proxy.mjs', String(ports.bare), pki.files.frontCert, pki.files.frontKey, String(ports.upstream), pki.files.vendorCa, OPENAI],
+      { name: 'bare node proxy' },
+    );
+    await waitForTls(ports.bare, { entry: procs.bare });
+  }
   const needRedis = wants('S4');
   if (needRedis) procs.redis = await startRedis();
   const variants = [
@@ -113,6 +122,7 @@ async function main() {
   for (const [kind, body] of [['small', bodies.small.body], ['large', bodies.large.body]]) {
     await preflight(`direct ${kind}`, { port: ports.upstream, servername: OPENAI, ca: pki.vendorCaPem, path: '/v1/chat/completions', body });
     await preflight(`nginx ${kind}`, { port: ports.nginx, servername: 'localhost', ca: pki.proxyCaPem, path: '/openai/chat/completions', body });
+    if (procs.bare) await preflight(`bare node proxy ${kind}`, { port: ports.bare, servername: 'localhost', ca: pki.proxyCaPem, path: '/openai/chat/completions', body });
     for (const v of variants) {
       await preflight(`aigate ${v.name} ${kind}`, { port: procs.aigate[v.name].gatewayPort, servername: 'localhost', ca: pki.proxyCaPem, path: '/openai/chat/completions', body });
     }

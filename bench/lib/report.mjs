@@ -136,6 +136,10 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
     md.push('');
     md.push(loadTable(r.S1));
     md.push('');
+    if (r.S1['bare Node proxy']) {
+      md.push('`bare Node proxy` (bench/lib/bare-proxy.mjs) is the floor for any Node proxy on this path: TLS in, body read, one undici dispatch, response streamed back — no routing, inspection, limiter, audit or metrics.');
+      md.push('');
+    }
     if (r.S1['aigate --workers 2']) {
       md.push('`aigate --workers 2` is multi-process mode (node:cluster, memory limiter per worker) for reference: the targets compare one process with one nginx worker, and on 2 cores its workers share the CPUs with wrk and the upstream.');
       md.push('');

@@ -32,11 +32,12 @@ function describe(r) {
 const fmt = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 
 /** wrk contenders for a path under each front door. */
-function httpContenders(ctx, { direct = true, aigates = ['aigate'] } = {}) {
+function httpContenders(ctx, { direct = true, bare = false, aigates = ['aigate'] } = {}) {
   const { ports, procs } = ctx;
   const list = [];
   if (direct) list.push({ name: 'direct', url: (p) => `https://127.0.0.1:${ports.upstream}/v1/${p}` });
   list.push({ name: 'nginx', url: (p) => `https://127.0.0.1:${ports.nginx}/openai/${p}` });
+  if (bare && procs.bare) list.push({ name: 'bare Node proxy', url: (p) => `https://127.0.0.1:${ports.bare}/openai/${p}` });
   const names = {
     aigate: 'full',
     'aigate (no rules)': 'norules',
@@ -56,7 +57,7 @@ function wrkScenario(ctx, contenders, { body, path = 'chat/completions', connect
 /** Short unmeasured load on every front door: JIT, TLS session caches, upstream pools. */
 export async function warmUp(ctx) {
   const names = { full: 'aigate', norules: 'aigate (no rules)', off: 'aigate (limiter off)', redis: 'aigate (redis)', workers2: 'aigate --workers 2' };
-  const all = httpContenders(ctx, { aigates: Object.keys(ctx.procs.aigate).map((k) => names[k]) });
+  const all = httpContenders(ctx, { bare: true, aigates: Object.keys(ctx.procs.aigate).map((k) => names[k]) });
   for (const c of all) {
     for (const body of [ctx.bodies.small, ctx.bodies.large]) {
       await runWrk({ url: c.url('chat/completions'), lua: body.lua, connections: 8, seconds: ctx.opts.quick ? 1 : 2 });
@@ -66,10 +67,10 @@ export async function warmUp(ctx) {
 
 const withWorkers = (ctx, list) => (ctx.procs.aigate.workers2 ? [...list, 'aigate --workers 2'] : list);
 
-export const S1 = (ctx) => wrkScenario(ctx, httpContenders(ctx, { aigates: withWorkers(ctx, ['aigate']) }), { body: ctx.bodies.small });
+export const S1 = (ctx) => wrkScenario(ctx, httpContenders(ctx, { bare: true, aigates: withWorkers(ctx, ['aigate']) }), { body: ctx.bodies.small });
 
 export async function S2(ctx) {
-  const throughput = await wrkScenario(ctx, httpContenders(ctx, { aigates: withWorkers(ctx, ['aigate', 'aigate (no rules)']) }), { body: ctx.bodies.large });
+  const throughput = await wrkScenario(ctx, httpContenders(ctx, { bare: true, aigates: withWorkers(ctx, ['aigate', 'aigate (no rules)']) }), { body: ctx.bodies.large });
   // What the scan adds to one 256 KiB request: one connection, one request at a time.
   ctx.log('  S2 latency, 1 connection:');
   const single = await wrkScenario(ctx, httpContenders(ctx, { direct: false, aigates: ['aigate', 'aigate (no rules)'] }), {
