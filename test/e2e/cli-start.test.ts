@@ -74,13 +74,17 @@ describe('configuration errors stop start-up with the key path', () => {
 });
 
 describe('running process', () => {
-  it('--init-certs on a fresh checkout creates the dev CA and says how to trust it', async () => {
+  it('npm start on a fresh checkout creates the dev CA and says how to trust it', async () => {
+    // The arguments `npm start` passes, so a broken start script fails here.
+    const pkg = JSON.parse(readFileSync(resolve(import.meta.dirname, '../../package.json'), 'utf8')) as { scripts: { start: string } };
+    const startArgs = pkg.scripts.start.split(/\s+/).slice(pkg.scripts.start.split(/\s+/).indexOf('dist/cli.js') + 1);
+    expect(startArgs[0]).toBe('start');
     const dir = mkdtempSync(join(tmpdir(), 'aigate-fresh-'));
     cpSync(resolve(import.meta.dirname, '../../config/aigate.yaml'), join(dir, 'aigate.yaml'));
     // the shipped config, on free ports
     const text = readFileSync(join(dir, 'aigate.yaml'), 'utf8').replace('port: 8443', 'port: 0').replace('port: 9090', 'port: 0');
     writeFileSync(join(dir, 'aigate.yaml'), text);
-    const proc = spawnCli(['start', '--init-certs', '--config', 'aigate.yaml'], { cwd: dir });
+    const proc = spawnCli([...startArgs, '--config', 'aigate.yaml'], { cwd: dir });
     const started = await proc.logLine('aigate started');
     expect(proc.stderr()).toContain('NODE_EXTRA_CA_CERTS=');
     expect(statSync(join(dir, 'certs/ca.key')).mode & 0o777).toBe(0o600);
