@@ -82,7 +82,7 @@ describe('running process', () => {
     const dir = mkdtempSync(join(tmpdir(), 'aigate-fresh-'));
     cpSync(resolve(import.meta.dirname, '../../config/aigate.yaml'), join(dir, 'aigate.yaml'));
     // the shipped config, on free ports
-    const text = readFileSync(join(dir, 'aigate.yaml'), 'utf8').replace('port: 8443', 'port: 0').replace('port: 9090', 'port: 0');
+    const text = readFileSync(join(dir, 'aigate.yaml'), 'utf8').replace(/port: (8443|3128|9090)/g, 'port: 0');
     writeFileSync(join(dir, 'aigate.yaml'), text);
     const proc = spawnCli([...startArgs, '--config', 'aigate.yaml'], { cwd: dir });
     const started = await proc.logLine('aigate started');
@@ -95,6 +95,7 @@ describe('running process', () => {
       '/claude/ -> https://api.anthropic.com',
     ]);
     expect(started['rateLimitStore']).toBe('memory');
+    expect(started['forward']).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     proc.child.kill('SIGTERM');
     expect(await proc.exited).toBe(0);
   });

@@ -59,7 +59,7 @@ describe('container image', () => {
       // start it as the container would (certs and config mounted), on free ports
       const certs = await run(process.execPath, [join(app, 'dist/cli.js'), 'certs', 'init', '--dir', join(app, 'certs')]);
       expect(certs.stdout).toContain('ca.crt');
-      const config = readFileSync(join(app, 'config/aigate.yaml'), 'utf8').replace('port: 8443', 'port: 0').replace('port: 9090', 'port: 0');
+      const config = readFileSync(join(app, 'config/aigate.yaml'), 'utf8').replace(/port: (8443|3128|9090)/g, 'port: 0');
       writeFileSync(join(app, 'config/test.yaml'), config);
       const proc = spawnCli(['start', '--config', 'config/test.yaml'], { cwd: app, cliPath: join(app, 'dist/cli.js') });
       try {
