@@ -109,7 +109,8 @@ function forward(ex: Exchange, opts: ForwardOptions): Promise<void> {
           if (statusCode < 200) return;
           const seconds = Number(process.hrtime.bigint() - started) / 1e9;
           opts.metrics.upstreamDuration.observe({ route: target.route }, seconds);
-          res.writeHead(statusCode, { ...clientResponseHeaders(upstreamHeaders), ...ex.responseHeaders });
+          // aigate's own headers (request id, RateLimit-*) win over the upstream's.
+          res.writeHead(statusCode, Object.assign(clientResponseHeaders(upstreamHeaders), ex.responseHeaders));
           // Headers go out with the body when it came in the same read from upstream (undici calls
           // start, data and end synchronously then): one TLS record and one syscall for the whole
           // response instead of a separate one for the headers (measured: flushHeaders' own write

@@ -18,9 +18,11 @@ const SET_BY_PROXY = new Set(['host', 'x-real-ip', 'x-forwarded-for', 'x-forward
 
 export type HeaderMap = Record<string, string | string[]>;
 
-function connectionListed(value: string | string[] | undefined): Set<string> {
+const NONE_LISTED: ReadonlySet<string> = new Set();
+
+function connectionListed(value: string | string[] | undefined): ReadonlySet<string> {
+  if (value === undefined) return NONE_LISTED;
   const out = new Set<string>();
-  if (value === undefined) return out;
   for (const v of Array.isArray(value) ? value : [value]) {
     for (const token of v.split(',')) {
       const t = token.trim().toLowerCase();
@@ -69,7 +71,8 @@ export function upstreamRequestHeaders(
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>): HeaderMap {
   const listed = connectionListed(headers['connection']);
   const out: HeaderMap = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name in headers) {
+    const value = headers[name];
     if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue;
     out[name] = value;
   }
