@@ -78,13 +78,15 @@ describe('aigate start --workers', () => {
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
     const port = (taken.address() as { port: number }).port;
+    const dir = mkdtempSync(join(tmpdir(), 'aigate-cluster-'));
+    const file = writeConfig(dir, (raw) => ((raw['listen'] as Record<string, unknown>)['gateway'] = { host: '127.0.0.1', port }));
+    // spawnCli, not runCli: if this ever hangs, the finally below still ends the primary and its workers.
+    const cli = spawnCli(['start', '--config', file, '--workers', '2']);
     try {
-      const dir = mkdtempSync(join(tmpdir(), 'aigate-cluster-'));
-      const file = writeConfig(dir, (raw) => ((raw['listen'] as Record<string, unknown>)['gateway'] = { host: '127.0.0.1', port }));
-      const { code, stderr } = await runCli(['start', '--config', file, '--workers', '2']);
-      expect(code).toBe(1);
-      expect(stderr).toContain(`cannot listen on 127.0.0.1:${port}: address already in use`);
+      expect(await cli.exited).toBe(1);
+      expect(cli.stderr()).toContain(`cannot listen on 127.0.0.1:${port}: address already in use`);
     } finally {
+      if (cli.child.exitCode === null) cli.child.kill('SIGTERM');
       taken.close();
     }
   }, 30_000);
