@@ -3,11 +3,10 @@
 // redis-server on a free port (or uses REDIS_URL).
 //
 //   npx tsc -p tsconfig.build.json && node bench/ratelimit.mjs [--n 20000] [--concurrency 64] [--json]
-import { spawn } from 'node:child_process';
-import net from 'node:net';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { createRateLimiter } from '../dist/ratelimit/index.js';
+import { startRedis } from './lib/redis.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -22,44 +21,6 @@ const CONCURRENCY = Number(args.concurrency);
 const KEYS = Array.from({ length: Number(args.keys) }, (_, i) => `10.0.${(i >> 8) & 255}.${i & 255}`);
 // Every take admitted, so every take writes: the expensive path.
 const RULE = { rate: 1e6, burst: 1e6 };
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function ping(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: '127.0.0.1' });
-    const done = (ok) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(500, () => done(false));
-    s.on('error', () => done(false));
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
-}
-
-async function startRedis() {
-  const port = await freePort();
-  const child = spawn('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  const deadline = Date.now() + 10_000;
-  while (!(await ping(port))) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`redis-server did not start on ${port}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
-}
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 
@@ -126,7 +87,7 @@ try {
   await memory.close();
   await redis.close();
 } finally {
-  redisServer.stop();
+  await redisServer.stop();
 }
 
 const base = results[0];

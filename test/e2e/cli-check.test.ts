@@ -1,12 +1,12 @@
 // `aigate check` and `aigate pin` against the fake vendors: green on a good setup, and one precise
 // red line for each way a deployment breaks.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spkiPin } from '../../src/tls/spki.js';
 import { runCli } from '../support/cli.js';
-import { baseRawConfig, startVendors, testPki, type RawConfig } from '../support/proxy.js';
+import { startVendors, testPki, writeTestConfig, type RawConfig } from '../support/proxy.js';
 import { freePort } from '../support/ports.js';
 import type { FakeVendors } from '../support/vendors.js';
 
@@ -20,14 +20,12 @@ afterAll(() => vendors?.close());
 
 function configFile(edit: (raw: RawConfig) => void = () => {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'aigate-check-'));
-  const raw = baseRawConfig(vendors, dir);
-  (raw['listen'] as Record<string, unknown>)['forward'] = { host: '127.0.0.1', port: 0 };
-  raw['egress'] = { allow: [{ host: 'api.anthropic.com', ports: [443] }, { host: '*.githubcopilot.com', ports: [443] }] };
-  raw['audit'] = { file: join(dir, 'audit.log'), fingerprintKey: 'test-key' };
-  edit(raw);
-  const file = join(dir, 'aigate.yaml');
-  writeFileSync(file, JSON.stringify(raw));
-  return file;
+  return writeTestConfig(vendors, dir, (raw) => {
+    (raw['listen'] as Record<string, unknown>)['forward'] = { host: '127.0.0.1', port: 0 };
+    raw['egress'] = { allow: [{ host: 'api.anthropic.com', ports: [443] }, { host: '*.githubcopilot.com', ports: [443] }] };
+    raw['audit'] = { file: join(dir, 'audit.log'), fingerprintKey: 'test-key' };
+    edit(raw);
+  });
 }
 
 const vendorPin = () => spkiPin(testPki().vendorCerts['api.githubcopilot.com']!.cert);

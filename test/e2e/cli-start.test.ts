@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, spawnCli } from '../support/cli.js';
-import { baseRawConfig, startVendors, testPki } from '../support/proxy.js';
+import { startVendors, testPki, writeTestConfig, type RawConfig } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
 
 let vendors: FakeVendors;
@@ -15,13 +15,7 @@ beforeAll(async () => {
 });
 afterAll(() => vendors?.close());
 
-function writeConfig(dir: string, edit: (raw: Record<string, unknown>) => void = () => {}): string {
-  const raw = baseRawConfig(vendors, dir);
-  edit(raw);
-  const file = join(dir, 'aigate.yaml');
-  writeFileSync(file, JSON.stringify(raw, null, 2));
-  return file;
-}
+const writeConfig = (dir: string, edit?: (raw: RawConfig) => void) => writeTestConfig(vendors, dir, edit);
 
 describe('configuration errors stop start-up with the key path', () => {
   const cases: Array<[string, (raw: Record<string, unknown>) => void, RegExp]> = [

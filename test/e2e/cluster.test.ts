@@ -1,14 +1,14 @@
 // `aigate start --workers N` (server/cluster.ts): N worker processes serve the same listeners, the
 // primary answers /readyz and /metrics summed over the workers, SIGTERM drains every worker and
 // exits 0, and a worker that cannot start stops the whole start with exit 1.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, spawnCli } from '../support/cli.js';
-import { baseRawConfig, startVendors, testPki } from '../support/proxy.js';
+import { startVendors, testPki, writeTestConfig, type RawConfig } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
 
 let vendors: FakeVendors;
@@ -17,13 +17,7 @@ beforeAll(async () => {
 });
 afterAll(() => vendors?.close());
 
-function writeConfig(dir: string, edit: (raw: Record<string, unknown>) => void = () => {}): string {
-  const raw = baseRawConfig(vendors, dir);
-  edit(raw);
-  const file = join(dir, 'aigate.yaml');
-  writeFileSync(file, JSON.stringify(raw, null, 2));
-  return file;
-}
+const writeConfig = (dir: string, edit?: (raw: RawConfig) => void) => writeTestConfig(vendors, dir, edit);
 
 function childPids(pid: number): number[] {
   try {

@@ -1,13 +1,13 @@
 // Graceful drain under load, as a real process: on SIGTERM /readyz turns 503 at once, the
 // listener stops accepting, open SSE streams finish within timeouts.drain and are audited, and the
 // process exits 0; streams still open when the grace period ends are cut.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCli } from '../support/cli.js';
-import { baseRawConfig, startVendors, testPki } from '../support/proxy.js';
+import { startVendors, testPki, writeTestConfig } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
 
 let vendors: FakeVendors;
@@ -18,10 +18,7 @@ afterAll(() => vendors?.close());
 
 async function startAigate(drain: string) {
   const dir = mkdtempSync(join(tmpdir(), 'aigate-drain-'));
-  const raw = baseRawConfig(vendors, dir);
-  raw['timeouts'] = { connect: '2s', firstByte: '5s', idle: '30s', drain };
-  const file = join(dir, 'aigate.yaml');
-  writeFileSync(file, JSON.stringify(raw));
+  const file = writeTestConfig(vendors, dir, (raw) => (raw['timeouts'] = { connect: '2s', firstByte: '5s', idle: '30s', drain }));
   const proc = spawnCli(['start', '--config', file]);
   const started = await proc.logLine('aigate started');
   return {

@@ -95,6 +95,15 @@ export function baseRawConfig(vendors: FakeVendors, dir: string): RawConfig {
   };
 }
 
+/** Writes the base config (edited) to `dir/aigate.yaml` for tests that run the aigate binary. */
+export function writeTestConfig(vendors: FakeVendors, dir: string, edit: (raw: RawConfig) => void = () => {}): string {
+  const raw = baseRawConfig(vendors, dir);
+  edit(raw);
+  const file = join(dir, 'aigate.yaml');
+  writeFileSync(file, JSON.stringify(raw, null, 2));
+  return file;
+}
+
 export async function startTestProxy(vendors: FakeVendors, edit?: (raw: RawConfig, dir: string) => void): Promise<TestProxy> {
   const dir = mkdtempSync(join(tmpdir(), 'aigate-test-'));
   const raw = baseRawConfig(vendors, dir);
