@@ -1,28 +1,20 @@
 // Shared by the rate-limit test files.
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import type { RateLimitConfig } from '../../src/config/schema.js';
+import { configSchema, type RateLimitConfig } from '../../src/config/schema.js';
 import type { Metrics } from '../../src/metrics.js';
 
 export type RedisSection = RateLimitConfig['redis'];
 
+/** The schema's own defaults for `rateLimit`, with overrides. */
 export function rateLimitConfig(over: Partial<RateLimitConfig> = {}): RateLimitConfig {
-  return {
-    enabled: true,
-    store: 'memory',
-    redis: { url: 'redis://127.0.0.1:6379', prefix: 'aigate:rl:', commandTimeout: 50 },
-    key: 'ip',
-    rate: 10,
-    burst: 20,
-    onStoreError: 'allow',
-    ...over,
-  };
+  return { ...configSchema.parse({}).rateLimit, ...over };
 }
 
 export function redisConfig(redis: Partial<RedisSection> & { url: string }, over: Partial<RateLimitConfig> = {}): RateLimitConfig {
   return rateLimitConfig({
     store: 'redis',
-    redis: { prefix: 'aigate:rl:', commandTimeout: 50, ...redis },
+    redis: { ...rateLimitConfig().redis, ...redis },
     ...over,
   });
 }
