@@ -51,22 +51,8 @@ function cpuMs(start) {
   return (u.user + u.system) / 1000;
 }
 
-function time(fn, seconds) {
-  for (let i = 0; i < 3; i++) fn();
-  const wall = [];
-  const cpu = [];
-  const until = performance.now() + seconds * 1000;
-  do {
-    const c = process.cpuUsage();
-    const t = performance.now();
-    fn();
-    wall.push(performance.now() - t);
-    cpu.push(cpuMs(c));
-  } while (performance.now() < until || wall.length < 5);
-  return { wall: wall.sort((a, b) => a - b), cpu: cpu.sort((a, b) => a - b) };
-}
-
-async function timeAsync(fn, seconds) {
+/** Runs `fn` (sync or async) repeatedly for `seconds`; per-call wall and CPU milliseconds, sorted. */
+async function measure(fn, seconds) {
   for (let i = 0; i < 3; i++) await fn();
   const wall = [];
   const cpu = [];
@@ -117,18 +103,18 @@ const row = (name, bytes, t, latency) => {
 };
 
 const findings = inspector.scanText(code).length;
-row(`clean code, scanText (${findings} findings)`, codeBytes, time(() => inspector.scanText(code), SECONDS), false);
+row(`clean code, scanText (${findings} findings)`, codeBytes, await measure(() => inspector.scanText(code), SECONDS), false);
 
 for (const [label, size] of [['1 KiB', 1024], ['256 KiB', 256 * 1024], ['4 MiB', 4 * 1024 * 1024]]) {
   const body = chatBody(size);
   const meta = { contentType: 'application/json', action: 'block' };
-  row(`JSON body ${label}, inspectBody`, body.length, await timeAsync(() => inspector.inspectBody(body, meta), SECONDS), size <= 256 * 1024);
+  row(`JSON body ${label}, inspectBody`, body.length, await measure(() => inspector.inspectBody(body, meta), SECONDS), size <= 256 * 1024);
 }
 {
   const body = chatBody(256 * 1024);
   const gz = gzipSync(body);
   const meta = { contentType: 'application/json', contentEncoding: 'gzip', action: 'block' };
-  row('JSON body 256 KiB gzip, inspectBody', body.length, await timeAsync(() => inspector.inspectBody(gz, meta), SECONDS), true);
+  row('JSON body 256 KiB gzip, inspectBody', body.length, await measure(() => inspector.inspectBody(gz, meta), SECONDS), true);
 }
 {
   const secret = 'password = "' + 'Zq8' + 'vLm2pRt7!x' + '"\n';
@@ -137,7 +123,7 @@ for (const [label, size] of [['1 KiB', 1024], ['256 KiB', 256 * 1024], ['4 MiB',
   const withSecrets = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: secret.repeat(20) + content }] });
   const body = Buffer.from(withSecrets);
   const meta = { contentType: 'application/json', action: 'redact' };
-  row('JSON body 256 KiB, 20 secrets, redact', body.length, await timeAsync(() => inspector.inspectBody(body, meta), SECONDS), true);
+  row('JSON body 256 KiB, 20 secrets, redact', body.length, await measure(() => inspector.inspectBody(body, meta), SECONDS), true);
 }
 
 console.log(`node ${process.version}, one core, ${SECONDS} s per case, median run (MB = MiB; cpu = bytes per CPU-second of this process)`);
