@@ -1,20 +1,25 @@
-// Token buckets in Redis, shared by every proxy process and replica: one EVALSHA per take.
+// Token buckets in Redis, shared by every proxy process and replica: one EVALSHA per event-loop
+// turn, carrying every take that arrived in that turn.
 import { Cluster } from 'ioredis';
 import type { BucketRule, TakeResult } from './bucket.js';
 import type { RedisClient } from './connection.js';
 import { TAKE_SCRIPT } from './script.js';
 import type { BucketStore } from './store.js';
 
-const COMMAND = 'aigateTakeToken';
+const COMMAND = 'aigateTakeTokens';
 
-type TakeCommand = (key: string, rate: number, burst: number, nowUs: string) => Promise<unknown>;
+/** Bounds one script run (each take is an HMGET, HSET and PEXPIRE inside Redis). */
+const MAX_BATCH = 64;
+
+type TakeCommand = (numKeys: number, ...keysThenArgs: (string | number)[]) => Promise<unknown>;
 
 export interface RedisStoreOptions {
   /** Prepended to every bucket key (`rateLimit.redis.prefix`). */
   prefix: string;
   /**
    * How long a take may wait for Redis (`rateLimit.redis.commandTimeout`) before it counts as a
-   * store error; it bounds the whole take, Cluster redirections and retries included.
+   * store error, from the moment its command is sent; it bounds the whole take, Cluster
+   * redirections and retries included.
    */
   timeoutMs: number;
   /** Tests only: drive the script's clock (µs) instead of Redis TIME. */
@@ -28,9 +33,22 @@ export class StoreDeadlineError extends Error {
   }
 }
 
+interface PendingTake {
+  key: string;
+  rate: number;
+  burst: number;
+  /** '' = Redis TIME. */
+  nowUs: string;
+  resolve(result: TakeResult): void;
+  reject(err: unknown): void;
+}
+
 export class RedisBucketStore implements BucketStore {
   readonly kind = 'redis' as const;
   private readonly run: TakeCommand;
+  /** A Cluster refuses a script over keys in different slots, so there each take goes alone. */
+  private readonly batchLimit: number;
+  private queue: PendingTake[] = [];
 
   constructor(
     readonly client: RedisClient,
@@ -38,17 +56,65 @@ export class RedisBucketStore implements BucketStore {
   ) {
     // defineCommand sends EVAL once per connection and EVALSHA after that, and falls back to EVAL
     // on NOSCRIPT (a Redis restarted or flushed under us), so the script text crosses the wire
-    // once per connection, not once per request.
-    client.defineCommand(COMMAND, { numberOfKeys: 1, lua: TAKE_SCRIPT });
+    // once per connection, not once per request. No numberOfKeys: a call passes its key count.
+    client.defineCommand(COMMAND, { lua: TAKE_SCRIPT });
     const fn = (client as unknown as Record<string, TakeCommand | undefined>)[COMMAND];
     if (!fn) throw new Error('ioredis defineCommand did not install the rate-limit script');
     this.run = fn.bind(client);
+    this.batchLimit = client instanceof Cluster ? 1 : MAX_BATCH;
   }
 
-  async take(key: string, rule: BucketRule): Promise<TakeResult> {
-    const now = this.opts.clockUs ? String(this.opts.clockUs()) : '';
-    const pending = this.run(this.opts.prefix + key, rule.rate, rule.burst, now);
-    return parseReply(await withDeadline(pending, this.opts.timeoutMs));
+  /**
+   * Queues the take; the queue goes to Redis in the check phase of this event-loop turn, after
+   * every socket that was readable in it has been handled. Under load the requests of one turn
+   * share one command — one write, one script run, one reply to parse — instead of paying Redis
+   * and ioredis per request; alone, a take waits for nothing but the end of its turn.
+   */
+  take(key: string, rule: BucketRule): Promise<TakeResult> {
+    return new Promise<TakeResult>((resolve, reject) => {
+      const nowUs = this.opts.clockUs ? String(this.opts.clockUs()) : '';
+      if (this.queue.length === 0) setImmediate(this.flush);
+      this.queue.push({ key: this.opts.prefix + key, rate: rule.rate, burst: rule.burst, nowUs, resolve, reject });
+    });
+  }
+
+  private readonly flush = (): void => {
+    const queue = this.queue;
+    this.queue = [];
+    for (let i = 0; i < queue.length; i += this.batchLimit) this.send(queue.slice(i, i + this.batchLimit));
+  };
+
+  private send(batch: PendingTake[]): void {
+    const keys: string[] = [];
+    const args: (string | number)[] = [];
+    for (const t of batch) {
+      keys.push(t.key);
+      args.push(t.rate, t.burst, t.nowUs);
+    }
+    let pending: Promise<unknown>;
+    try {
+      pending = this.run(keys.length, ...keys, ...args);
+    } catch (err) {
+      for (const t of batch) t.reject(err);
+      return;
+    }
+    // The deadline starts now that the command is written: time the event loop spent busy before
+    // this turn's check phase is not Redis being slow.
+    withDeadline(pending, this.opts.timeoutMs).then(
+      (reply) => {
+        let results: TakeResult[];
+        try {
+          results = parseReply(reply, batch.length);
+        } catch (err) {
+          for (const t of batch) t.reject(err);
+          return;
+        }
+        batch.forEach((t, i) => t.resolve(results[i]!));
+      },
+      (err: unknown) => {
+        for (const t of batch) t.reject(err);
+      },
+    );
   }
 
   healthy(): boolean {
@@ -83,6 +149,7 @@ export class RedisBucketStore implements BucketStore {
   }
 
   async close(): Promise<void> {
+    this.flush(); // takes queued in this turn go out ahead of QUIT, which lets them finish
     const client = this.client;
     if (client.status === 'end') return;
     if (client.status === 'ready') {
@@ -93,12 +160,17 @@ export class RedisBucketStore implements BucketStore {
   }
 }
 
-function parseReply(reply: unknown): TakeResult {
-  if (Array.isArray(reply) && reply.length === 2) {
-    const tokens = Number(reply[1]);
-    if (Number.isFinite(tokens)) return { allowed: Number(reply[0]) === 1, tokens };
+function parseReply(reply: unknown, count: number): TakeResult[] {
+  if (!Array.isArray(reply) || reply.length !== 2 * count) {
+    throw new Error('rate-limit script returned an unexpected reply');
   }
-  throw new Error('rate-limit script returned an unexpected reply');
+  const results: TakeResult[] = [];
+  for (let i = 0; i < count; i++) {
+    const tokens = Number(reply[2 * i + 1]);
+    if (!Number.isFinite(tokens)) throw new Error('rate-limit script returned an unexpected reply');
+    results.push({ allowed: Number(reply[2 * i]) === 1, tokens });
+  }
+  return results;
 }
 
 /**

@@ -223,17 +223,17 @@ describe('Redis store timeout', () => {
     const drained = { rate: 0.001, burst: 1 };
     await rl.take(key, drained);
     // Redis answers within microseconds while this process spins for 150 ms — over seven times
-    // the timeout — as a burst of TLS handshakes would. Spinning inside a setImmediate callback
-    // makes the timers phase the next to run, before the socket is read. With ioredis's
+    // the timeout — as a burst of TLS handshakes would. The take is sent in the check phase of
+    // the turn it was made in; the spin runs right after it, in a later setImmediate callback of
+    // that phase, so the timers phase runs next, before the socket is read. With ioredis's
     // commandTimeout this refusal came back as a store error, i.e. `allow` under onStoreError.
-    const decision = await new Promise<RateDecision>((resolve, reject) =>
+    const decision = await new Promise<RateDecision>((resolve, reject) => {
+      rl.take(key, drained).then(resolve, reject);
       setImmediate(() => {
-        const pending = rl.take(key, drained);
         const t = performance.now();
         while (performance.now() - t < 150); // a busy event loop
-        pending.then(resolve, reject);
-      }),
-    );
+      });
+    });
     expect(decision).toMatchObject({ allowed: false, storeError: false });
   });
 });
@@ -262,5 +262,31 @@ describe('Redis script loading', () => {
     expect(await rl.take('after-flush', rule)).toMatchObject({ allowed: true, storeError: false });
     const s2 = await stats(own);
     expect(s2.eval - s1.eval).toBe(1);
+  });
+
+  it('sends the takes of one event-loop turn as one script call, exact per key and in order', async () => {
+    const own = new Redis(server.url);
+    cleanup.push(() => own.disconnect());
+    const rl = await limiter(server.url);
+    const rule = { rate: 0.001, burst: 20 };
+    await rl.take('batch-warm', rule);
+    const s0 = await stats(own);
+    // 30 takes on one key interleaved with 10 on another, all made in the same turn, as the
+    // requests read from many sockets in one poll phase are.
+    const a = freshKey('batch-a');
+    const b = freshKey('batch-b');
+    const takes = [];
+    for (let i = 0; i < 40; i++) takes.push(rl.take(i % 4 === 3 ? b : a, rule));
+    const decisions = await Promise.all(takes);
+    const s1 = await stats(own);
+    expect(s1.evalsha - s0.evalsha).toBe(1);
+    const onA = decisions.filter((_, i) => i % 4 !== 3);
+    const onB = decisions.filter((_, i) => i % 4 === 3);
+    // In order: the first 20 takes on `a` pass with 19, 18, … 0 left, the other 10 are refused.
+    expect(onA.map((d) => d.allowed)).toEqual([...Array(20).fill(true), ...Array(10).fill(false)]);
+    expect(onA.slice(0, 20).map((d) => d.remaining)).toEqual(Array.from({ length: 20 }, (_, i) => 19 - i));
+    expect(onB.every((d) => d.allowed)).toBe(true);
+    expect(onB.at(-1)?.remaining).toBe(10);
+    expect(decisions.every((d) => !d.storeError)).toBe(true);
   });
 });
