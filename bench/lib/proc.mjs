@@ -84,6 +84,27 @@ export function rssKiB(pid) {
   return m ? Number(m[1]) : NaN;
 }
 
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+/**
+ * CPU seconds (user + system) used so far by the given processes; a pid that is gone counts 0.
+ * Unlike req/s under a shared 2-core load, CPU per request barely moves with what else runs.
+ */
+export function cpuSeconds(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the command name (which may contain spaces), from field 3: utime is 14, stime 15.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // exited
+    }
+  }
+  return ticks / CLK_TCK;
+}
+
 /** Pids of a process's direct children (nginx workers under their master). */
 export function childPids(pid) {
   try {

@@ -31,6 +31,7 @@ export function loadTable(results, { ref = 'nginx', base = 'direct', baseLabel =
     const rps = summary(runs.map((r) => r.rps));
     const p50 = summary(runs.map((r) => r.p50));
     const p99 = summary(runs.map((r) => r.p99));
+    const cpu = median(runs.map((r) => r.cpuUsPerRequest));
     return [
       name,
       spread(rps, n0),
@@ -38,10 +39,11 @@ export function loadTable(results, { ref = 'nginx', base = 'direct', baseLabel =
       spread(p99, n2),
       ...(hasRef ? [x2(roundRatio(runs, results[ref]))] : []),
       ...(hasBase ? [x2(roundRatio(runs, results[base]))] : []),
+      n0(cpu),
       errorsOf(runs),
     ];
   });
-  return table(['contender', 'req/s median (min–max)', 'p50 ms', 'p99 ms median (min–max)', ...(hasRef ? [refLabel] : []), ...(hasBase ? [baseLabel] : []), 'errors'], rows);
+  return table(['contender', 'req/s median (min–max)', 'p50 ms', 'p99 ms median (min–max)', ...(hasRef ? [refLabel] : []), ...(hasBase ? [baseLabel] : []), 'CPU µs/req', 'errors'], rows);
 }
 
 const signed = (v) => (Number.isFinite(v) ? `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(2)}` : '–');
@@ -179,6 +181,14 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
     md.push('## S4 — rate limiter on S1 load (one process each)');
     md.push('');
     md.push(loadTable(r.S4, { ref: 'aigate (limiter off)', refLabel: '× limiter off' }));
+    md.push('');
+    const cpu = (name) => median((r.S4[name] ?? []).map((x) => x.cpuUsPerRequest));
+    const off = cpu('aigate (limiter off)');
+    const extra = (name) => `${n0(cpu(name) - off)} µs (${signed(((cpu(name) - off) / off) * 100)}%)`;
+    md.push(
+      `CPU per request, which a shared 2-core machine disturbs far less than req/s: the memory limiter adds ${extra('aigate (memory)')}, ` +
+        `the Redis limiter ${extra('aigate (redis)')} counting redis-server's CPU with aigate's.`,
+    );
     md.push('');
   }
   if (r.S5) {

@@ -3,7 +3,7 @@
 // machine (thermal, other tenants) lands on every contender alike.
 import { spawn } from 'node:child_process';
 import { ANTHROPIC, OPENAI } from './pki.mjs';
-import { childPids, rssKiB, sleep } from './proc.mjs';
+import { childPids, cpuSeconds, rssKiB, sleep } from './proc.mjs';
 import { handshakeKinds, handshakeTimes, tunnelDispatchers, undiciLoad } from './forward.mjs';
 import { sseRun, sseAgent, streamOnce } from './sse-client.mjs';
 import { pct, sorted } from './stats.mjs';
@@ -25,19 +25,26 @@ async function interleave(ctx, contenders, fn) {
 function describe(r) {
   if (r && typeof r.rps === 'number') {
     const errs = r.errors ? Object.entries(r.errors).filter(([, v]) => v > 0) : [];
-    return `${Math.round(r.rps)} req/s  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms${errs.length ? `  errors ${errs.map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`;
+    const cpu = Number.isFinite(r.cpuUsPerRequest) ? `  cpu ${Math.round(r.cpuUsPerRequest)} µs/req` : '';
+    return `${Math.round(r.rps)} req/s  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms${cpu}${errs.length ? `  errors ${errs.map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}`;
   }
   return '';
 }
 const fmt = (n) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 
-/** wrk contenders for a path under each front door. */
+/** A process and its children (nginx's workers, aigate --workers' workers). */
+const tree = (pid) => [pid, ...childPids(pid)];
+
+/**
+ * wrk contenders for a path under each front door. `pids` are the processes whose CPU time a
+ * request through that door costs (the door itself; for the Redis limiter, redis-server too).
+ */
 function httpContenders(ctx, { direct = true, bare = false, aigates = ['aigate'] } = {}) {
   const { ports, procs } = ctx;
   const list = [];
-  if (direct) list.push({ name: 'direct', url: (p) => `https://127.0.0.1:${ports.upstream}/v1/${p}` });
-  list.push({ name: 'nginx', url: (p) => `https://127.0.0.1:${ports.nginx}/openai/${p}` });
-  if (bare && procs.bare) list.push({ name: 'bare Node proxy', url: (p) => `https://127.0.0.1:${ports.bare}/openai/${p}` });
+  if (direct) list.push({ name: 'direct', url: (p) => `https://127.0.0.1:${ports.upstream}/v1/${p}`, pids: () => [] });
+  list.push({ name: 'nginx', url: (p) => `https://127.0.0.1:${ports.nginx}/openai/${p}`, pids: () => tree(procs.nginx.child.pid) });
+  if (bare && procs.bare) list.push({ name: 'bare Node proxy', url: (p) => `https://127.0.0.1:${ports.bare}/openai/${p}`, pids: () => [procs.bare.child.pid] });
   const names = {
     aigate: 'full',
     'aigate (no rules)': 'norules',
@@ -46,12 +53,22 @@ function httpContenders(ctx, { direct = true, bare = false, aigates = ['aigate']
     'aigate (redis)': 'redis',
     'aigate --workers 2': 'workers2',
   };
-  for (const a of aigates) list.push({ name: a, url: (p) => `https://127.0.0.1:${procs.aigate[names[a]].gatewayPort}/openai/${p}` });
+  for (const a of aigates) {
+    const proc = procs.aigate[names[a]];
+    const extra = names[a] === 'redis' && procs.redis ? [procs.redis.child.pid] : [];
+    list.push({ name: a, url: (p) => `https://127.0.0.1:${proc.gatewayPort}/openai/${p}`, pids: () => [...tree(proc.pid), ...extra] });
+  }
   return list;
 }
 
 function wrkScenario(ctx, contenders, { body, path = 'chat/completions', connections = 32, seconds = ctx.opts.seconds }) {
-  return interleave(ctx, contenders, (c) => runWrk({ url: c.url(path), lua: body.lua, connections, seconds }));
+  return interleave(ctx, contenders, async (c) => {
+    const pids = c.pids?.() ?? [];
+    const cpu0 = cpuSeconds(pids);
+    const r = await runWrk({ url: c.url(path), lua: body.lua, connections, seconds });
+    const cpu = cpuSeconds(pids) - cpu0;
+    return { ...r, cpuUsPerRequest: pids.length && r.requests ? (cpu * 1e6) / r.requests : NaN };
+  });
 }
 
 /** Short unmeasured load on every front door: JIT, TLS session caches, upstream pools. */
@@ -102,10 +119,16 @@ export function S3(ctx) {
   return interleave(ctx, contenders, (c) => sseRun(c, { iterations: ctx.opts.sseIterations }));
 }
 
+/**
+ * The limiters differ by a few per cent, less than this machine drifts over a few seconds: S4
+ * interleaves three times as many rounds, each a third as long, so drift cancels out.
+ */
 export const S4 = (ctx) =>
-  wrkScenario(ctx, httpContenders(ctx, { direct: false, aigates: ['aigate (limiter off)', 'aigate (memory)', 'aigate (redis)'] }).filter((c) => c.name !== 'nginx'), {
-    body: ctx.bodies.small,
-  });
+  wrkScenario(
+    { ...ctx, opts: { ...ctx.opts, rounds: ctx.opts.rounds * 3 } },
+    httpContenders(ctx, { direct: false, aigates: ['aigate (limiter off)', 'aigate (memory)', 'aigate (redis)'] }).filter((c) => c.name !== 'nginx'),
+    { body: ctx.bodies.small, seconds: Math.max(2, Math.round(ctx.opts.seconds / 3)) },
+  );
 
 export async function S5(ctx) {
   const { ports, procs, pki } = ctx;
