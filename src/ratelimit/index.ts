@@ -101,15 +101,14 @@ export function bucketRule(cfg: RateLimitConfig, routeOverride?: BucketConfig): 
 }
 
 /**
- * SPEC §6 response headers for a decision: RateLimit-Limit/Remaining/Reset on every limited
- * response, Retry-After (whole seconds, rounded up) on a refusal.
+ * SPEC §6 response headers for a decision, named in lower case as Node's header maps are:
+ * ratelimit-limit/remaining/reset on every limited response, retry-after (whole seconds, rounded
+ * up) on a refusal. Written into `into`, which is returned.
  */
-export function rateLimitHeaders(d: RateDecision): Record<string, string> {
-  const headers: Record<string, string> = {
-    'RateLimit-Limit': String(d.limit),
-    'RateLimit-Remaining': String(d.remaining),
-    'RateLimit-Reset': String(d.resetSeconds),
-  };
-  if (!d.allowed) headers['Retry-After'] = String(d.retryAfterSeconds);
-  return headers;
+export function rateLimitHeaders(d: RateDecision, into: Record<string, string> = {}): Record<string, string> {
+  into['ratelimit-limit'] = String(d.limit);
+  into['ratelimit-remaining'] = String(d.remaining);
+  into['ratelimit-reset'] = String(d.resetSeconds);
+  if (!d.allowed) into['retry-after'] = String(d.retryAfterSeconds);
+  return into;
 }

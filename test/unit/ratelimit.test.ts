@@ -186,15 +186,15 @@ describe('bucket arithmetic', () => {
   it('maps decisions to the SPEC §6 headers', () => {
     const rule = { rate: 10, burst: 20 };
     expect(rateLimitHeaders(decide({ allowed: true, tokens: 19 }, rule))).toEqual({
-      'RateLimit-Limit': '20',
-      'RateLimit-Remaining': '19',
-      'RateLimit-Reset': '1',
+      'ratelimit-limit': '20',
+      'ratelimit-remaining': '19',
+      'ratelimit-reset': '1',
     });
     expect(rateLimitHeaders(decide({ allowed: false, tokens: 0.5 }, rule))).toEqual({
-      'RateLimit-Limit': '20',
-      'RateLimit-Remaining': '0',
-      'RateLimit-Reset': '2',
-      'Retry-After': '1',
+      'ratelimit-limit': '20',
+      'ratelimit-remaining': '0',
+      'ratelimit-reset': '2',
+      'retry-after': '1',
     });
   });
 

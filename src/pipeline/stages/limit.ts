@@ -14,7 +14,7 @@ export function limitStage(cfg: RateLimitConfig, limiter: RateLimiter): Stage {
     const key = target?.bucketIsOverride ? `route:${target.route}|${who}` : who;
     const bucket = target?.bucket ?? { rate: cfg.rate, burst: cfg.burst };
     const decision = await limiter.take(key, bucket);
-    for (const [name, value] of Object.entries(rateLimitHeaders(decision))) ex.responseHeaders[name.toLowerCase()] = value;
+    rateLimitHeaders(decision, ex.responseHeaders);
     if (!decision.allowed) {
       const why = decision.storeError
         ? 'rate-limit store unavailable and rateLimit.onStoreError is deny; try again shortly'
