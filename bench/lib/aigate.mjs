@@ -9,7 +9,7 @@ import { ANTHROPIC, OPENAI } from './pki.mjs';
 /**
  * variant: { name, rateLimit: 'memory' | 'redis' | 'off', redisUrl?, rules?: 'all' | 'none',
  *            forward?: boolean, nodeArgs?: string[], args?: string[] (e.g. --workers 2),
- *            cli?: string (another build, for A/B runs), audit?: false }
+ *            cli?: string (another build, for A/B runs), audit?: false, scanThreads?: number | 'auto' }
  */
 export function aigateConfig(dir, pki, ports, variant) {
   const rl =
@@ -42,7 +42,7 @@ export function aigateConfig(dir, pki, ports, variant) {
     ],
     egress: { allow: [{ host: OPENAI, ports: [443], inspect: true }] },
     rateLimit: rl,
-    inspect: { action: 'block', rules: { builtin: variant.rules ?? 'all' } },
+    inspect: { action: 'block', rules: { builtin: variant.rules ?? 'all' }, scanThreads: variant.scanThreads ?? 'auto' },
     audit: { file: variant.audit === false ? null : join(dir, `audit-${variant.name}.log`) },
   };
 }

@@ -189,12 +189,16 @@ export const configSchema = z.strictObject({
         })
         .default({ builtin: 'all', disable: [], actions: {}, custom: [] }),
       allowValues: z.array(z.string()).default([]),
+      // Worker threads that scan bodies of 64 KiB and more (inspect/pool.ts); 0 scans everything
+      // on the event loop.
+      scanThreads: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
     })
     .default({
       action: 'block',
       maxBodyBytes: 8 * 1024 * 1024,
       rules: { builtin: 'all', disable: [], actions: {}, custom: [] },
       allowValues: [],
+      scanThreads: 'auto',
     }),
 
   audit: z

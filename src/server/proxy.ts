@@ -1,6 +1,7 @@
 // Assembles a running aigate from a validated config: shared parts built once (metrics, audit,
 // upstream agents, limiter, inspector, minter), the pipelines of each mode, and the listeners.
 // Also owns the drain.
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo, Server } from 'node:net';
 import type { Logger } from 'pino';
 import { AuditLog } from '../audit/log.js';
@@ -14,6 +15,7 @@ import { ProxyError } from '../pipeline/errors.js';
 import type { Stage } from '../pipeline/exchange.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { createInspector, type Inspector } from '../inspect/index.js';
+import { PooledInspector, resolveScanThreads } from '../inspect/pool.js';
 import { inspectStage } from '../pipeline/stages/inspect.js';
 import { limitStage } from '../pipeline/stages/limit.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
@@ -30,6 +32,7 @@ import { forwardStage } from '../upstream/forward.js';
 import { websocketStage } from '../upstream/websocket.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
+import { isWorker } from './cluster.js';
 import { absoluteFormStage, createForwardServer, type Authenticate } from './forward.js';
 import { createGatewayServer } from './gateway.js';
 import { listen } from './listen.js';
@@ -71,11 +74,20 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   // Stages shared by both modes, in SPEC order. A stage switched off in config is left out.
   const limit: Stage[] = limiter ? [limitStage(config.rateLimit, limiter)] : [];
   let inspector: Inspector;
+  // One key for the event loop and the scan threads: a finding's fingerprint must not depend on
+  // which thread scanned the body.
+  const fingerprintKey = config.audit.fingerprintKey ? Buffer.from(config.audit.fingerprintKey) : randomBytes(32);
   try {
-    inspector = createInspector(config.inspect, { fingerprintKey: config.audit.fingerprintKey });
+    inspector = createInspector(config.inspect, { fingerprintKey });
   } catch (err) {
     // Messages already lead with the key path (inspect.rules.custom[0].pattern: …).
     throw new ConfigError(configFile, '', (err as Error).message);
+  }
+  const threads = resolveScanThreads(config.inspect.scanThreads, { clusterWorker: isWorker() });
+  if (threads > 0) {
+    const pooled = new PooledInspector(inspector, { config: config.inspect, fingerprintKey, threads });
+    closers.push(() => pooled.close());
+    inspector = pooled;
   }
   // Reading and inspecting the body always go together: nothing is forwarded unscanned.
   const readBody: Stage[] = [readBodyStage(config.inspect.maxBodyBytes), inspectStage(inspector, config.inspect.maxBodyBytes)];

@@ -146,6 +146,32 @@ describe('redact (route override)', () => {
   });
 });
 
+describe('large bodies (scanned on a worker thread)', () => {
+  /** ~400 KiB of harmless code with the secrets near the end: well past the thread threshold. */
+  const largeChat = () => {
+    const filler = Array.from({ length: 9000 }, (_, i) => `  total += weigh(items[${i}], "row ${i}");`).join('\n');
+    return JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: `${filler}\n${code()}` }] });
+  };
+
+  it('blocks, naming the line inside the prompt, and redacts exactly as for a small body', async () => {
+    const body = largeChat();
+    expect(body.length).toBeGreaterThan(256 * 1024);
+    const blocked = await post('/copilot/echo', body);
+    expect(blocked.status).toBe(403);
+    expect(blocked.text).toContain('line 9003');
+    expectNoSecretsIn(blocked.text);
+
+    const redacted = await post('/cursor/echo', body);
+    expect(redacted.status).toBe(200);
+    const seen = vendors.requests[vendors.requests.length - 1]!;
+    expect(Number(seen.headers['content-length'])).toBe(seen.body.length);
+    const content = (JSON.parse(seen.body.toString('utf8')) as { messages: Array<{ content: string }> }).messages[0]!.content;
+    expect(content).toContain('password = "[REDACTED:generic-password]"');
+    expect(content).toContain('row 8999');
+    expectNoSecretsIn(seen.body.toString('utf8'));
+  });
+});
+
 describe('monitor (route override)', () => {
   it('forwards unchanged and audits the findings', async () => {
     const body = chatBody();
