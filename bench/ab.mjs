@@ -1,0 +1,82 @@
+#!/usr/bin/env node
+// A/B of aigate variants on one load, against the bare Node proxy as the yardstick: contenders
+// interleaved in short rounds (this machine's speed drifts over tens of seconds), req/s as a ratio
+// to the bare proxy in the same round, and CPU µs per request of each process.
+//
+//   npm run build && node bench/ab.mjs [--body small|large] [--rounds 6] [--seconds 2] VARIANT...
+//   variants: full (as `npm run bench`'s aigate), norules, nolimit, noaudit, minimal, inline
+//             (scanThreads 0), threads2, and `build` (--cli PATH: another build's dist/cli.js)
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startAigate } from './lib/aigate.mjs';
+import { writeBodies } from './lib/bodies.mjs';
+import { requireTools } from './lib/env.mjs';
+import { startNginx, upstreamConfig } from './lib/nginx.mjs';
+import { makePki, OPENAI } from './lib/pki.mjs';
+import { cpuSeconds, freePort, startChild, stopAll, waitForTls } from './lib/proc.mjs';
+import { median } from './lib/stats.mjs';
+import { runWrk } from './lib/wrk.mjs';
+
+const { values: args, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    body: { type: 'string', default: 'small' },
+    rounds: { type: 'string', default: '6' },
+    seconds: { type: 'string', default: '2' },
+    cli: { type: 'string' },
+  },
+});
+const VARIANTS = {
+  full: { rateLimit: 'memory' },
+  norules: { rateLimit: 'memory', rules: 'none' },
+  nolimit: { rateLimit: 'off' },
+  noaudit: { rateLimit: 'memory', audit: false },
+  minimal: { rateLimit: 'off', rules: 'none', audit: false },
+  inline: { rateLimit: 'memory', scanThreads: 0 },
+  threads2: { rateLimit: 'memory', scanThreads: 2 },
+  build: { rateLimit: 'memory', cli: args.cli },
+};
+const names = positionals.length ? positionals : ['full'];
+for (const n of names) if (!VARIANTS[n]) throw new Error(`unknown variant ${n}; one of ${Object.keys(VARIANTS).join(', ')}`);
+if (names.includes('build') && !args.cli) throw new Error('variant build needs --cli PATH/dist/cli.js');
+
+process.chdir(resolve(fileURLToPath(new URL('..', import.meta.url))));
+requireTools();
+const dir = mkdtempSync(join(tmpdir(), 'aigate-ab-'));
+try {
+  const pki = makePki(dir);
+  const body = writeBodies(dir, process.cwd())[args.body];
+  const ports = { upstream: await freePort(), sse: await freePort(), bare: await freePort() };
+  await startNginx(dir, 'upstream', upstreamConfig(dir, pki, ports.upstream), ports.upstream);
+  const bare = startChild(process.execPath, ['bench/lib/bare-proxy.mjs', String(ports.bare), pki.files.frontCert, pki.files.frontKey, String(ports.upstream), pki.files.vendorCa, OPENAI], { name: 'bare' });
+  await waitForTls(ports.bare, { entry: bare });
+  const contenders = [{ name: 'bare', pids: () => [bare.child.pid], port: ports.bare }];
+  for (const n of names) {
+    const a = await startAigate(dir, pki, ports, { name: n, ...VARIANTS[n] });
+    contenders.push({ name: n, pids: () => [a.pid], port: a.gatewayPort });
+  }
+  const url = (c) => `https://127.0.0.1:${c.port}/openai/chat/completions`;
+  for (const c of contenders) await runWrk({ url: url(c), lua: body.lua, connections: 32, seconds: 2 });
+  const results = Object.fromEntries(contenders.map((c) => [c.name, []]));
+  for (let r = 0; r < Number(args.rounds); r++) {
+    for (let i = 0; i < contenders.length; i++) {
+      const c = contenders[(i + r) % contenders.length];
+      const cpu0 = cpuSeconds(c.pids());
+      const w = await runWrk({ url: url(c), lua: body.lua, connections: 32, seconds: Number(args.seconds) });
+      results[c.name].push({ rps: w.rps, p99: w.p99, cpuUs: ((cpuSeconds(c.pids()) - cpu0) * 1e6) / w.requests });
+    }
+  }
+  console.log(`${args.body} body, 32 connections, ${args.rounds} rounds × ${args.seconds} s (medians)`);
+  for (const c of contenders) {
+    const rs = results[c.name];
+    const ratio = median(rs.map((x, i) => x.rps / results.bare[i].rps));
+    const f = (k, d = 0) => median(rs.map((x) => x[k])).toFixed(d);
+    console.log(`${c.name.padEnd(10)} ${f('rps').padStart(6)} req/s  × bare ${ratio.toFixed(2)}  CPU ${f('cpuUs').padStart(5)} µs/req  p99 ${f('p99', 2)} ms`);
+  }
+} finally {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+}
