@@ -3,9 +3,9 @@
 // interleaved in short rounds (this machine's speed drifts over tens of seconds), req/s as a ratio
 // to the bare proxy in the same round, and CPU µs per request of each process.
 //
-//   npm run build && node bench/ab.mjs [--body small|large] [--rounds 6] [--seconds 2] VARIANT...
+//   npm run build && node bench/ab.mjs [--body small|large] [--connections 32] [--rounds 6] [--seconds 2] VARIANT...
 //   variants: full (as `npm run bench`'s aigate), norules, nolimit, noaudit, minimal, inline
-//             (scanThreads 0), threads2, and `build` (--cli PATH: another build's dist/cli.js)
+//             (scanThreads 0), threads1, threads2, and `build` (--cli PATH: another build's dist/cli.js)
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,6 +27,7 @@ const { values: args, positionals } = parseArgs({
     rounds: { type: 'string', default: '6' },
     seconds: { type: 'string', default: '2' },
     cli: { type: 'string' },
+    connections: { type: 'string', default: '32' },
   },
 });
 const VARIANTS = {
@@ -36,6 +37,7 @@ const VARIANTS = {
   noaudit: { rateLimit: 'memory', audit: false },
   minimal: { rateLimit: 'off', rules: 'none', audit: false },
   inline: { rateLimit: 'memory', scanThreads: 0 },
+  threads1: { rateLimit: 'memory', scanThreads: 1 },
   threads2: { rateLimit: 'memory', scanThreads: 2 },
   build: { rateLimit: 'memory', cli: args.cli },
 };
@@ -65,16 +67,16 @@ try {
     for (let i = 0; i < contenders.length; i++) {
       const c = contenders[(i + r) % contenders.length];
       const cpu0 = cpuSeconds(c.pids());
-      const w = await runWrk({ url: url(c), lua: body.lua, connections: 32, seconds: Number(args.seconds) });
-      results[c.name].push({ rps: w.rps, p99: w.p99, cpuUs: ((cpuSeconds(c.pids()) - cpu0) * 1e6) / w.requests });
+      const w = await runWrk({ url: url(c), lua: body.lua, connections: Number(args.connections), seconds: Number(args.seconds) });
+      results[c.name].push({ rps: w.rps, p50: w.p50, p99: w.p99, cpuUs: ((cpuSeconds(c.pids()) - cpu0) * 1e6) / w.requests });
     }
   }
-  console.log(`${args.body} body, 32 connections, ${args.rounds} rounds × ${args.seconds} s (medians)`);
+  console.log(`${args.body} body, ${args.connections} connections, ${args.rounds} rounds × ${args.seconds} s (medians)`);
   for (const c of contenders) {
     const rs = results[c.name];
     const ratio = median(rs.map((x, i) => x.rps / results.bare[i].rps));
     const f = (k, d = 0) => median(rs.map((x) => x[k])).toFixed(d);
-    console.log(`${c.name.padEnd(10)} ${f('rps').padStart(6)} req/s  × bare ${ratio.toFixed(2)}  CPU ${f('cpuUs').padStart(5)} µs/req  p99 ${f('p99', 2)} ms`);
+    console.log(`${c.name.padEnd(10)} ${f('rps').padStart(6)} req/s  × bare ${ratio.toFixed(2)}  CPU ${f('cpuUs').padStart(5)} µs/req  p50 ${f('p50', 2)} ms  p99 ${f('p99', 2)} ms`);
   }
 } finally {
   await stopAll();

@@ -85,7 +85,9 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   }
   const threads = resolveScanThreads(config.inspect.scanThreads, { clusterWorker: isWorker() });
   if (threads > 0) {
-    const pooled = new PooledInspector(inspector, { config: config.inspect, fingerprintKey, threads });
+    // Every flow, WebSocket and blind tunnel counts itself while open, the scanned request included.
+    const alone = () => activity.active <= 1;
+    const pooled = new PooledInspector(inspector, { config: config.inspect, fingerprintKey, threads, alone });
     closers.push(() => pooled.close());
     inspector = pooled;
   }

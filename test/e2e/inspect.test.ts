@@ -146,16 +146,14 @@ describe('redact (route override)', () => {
   });
 });
 
-describe('large bodies (scanned on a worker thread)', () => {
+describe('large bodies (inline when alone, on a scan thread while other requests are open)', () => {
   /** ~400 KiB of harmless code with the secrets near the end: well past the thread threshold. */
   const largeChat = () => {
     const filler = Array.from({ length: 9000 }, (_, i) => `  total += weigh(items[${i}], "row ${i}");`).join('\n');
     return JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: `${filler}\n${code()}` }] });
   };
 
-  it('blocks, naming the line inside the prompt, and redacts exactly as for a small body', async () => {
-    const body = largeChat();
-    expect(body.length).toBeGreaterThan(256 * 1024);
+  async function expectBlockedAndRedacted(body: string) {
     const blocked = await post('/copilot/echo', body);
     expect(blocked.status).toBe(403);
     expect(blocked.text).toContain('line 9003');
@@ -169,6 +167,24 @@ describe('large bodies (scanned on a worker thread)', () => {
     expect(content).toContain('password = "[REDACTED:generic-password]"');
     expect(content).toContain('row 8999');
     expectNoSecretsIn(seen.body.toString('utf8'));
+  }
+
+  it('blocks, naming the line inside the prompt, and redacts exactly as for a small body', async () => {
+    const body = largeChat();
+    expect(body.length).toBeGreaterThan(256 * 1024);
+    await expectBlockedAndRedacted(body);
+
+    // An SSE stream held open upstream keeps another request in flight meanwhile.
+    const stream = request(`${gw.gatewayUrl}/copilot/chat/completions`, {
+      method: 'POST',
+      dispatcher: gw.client,
+      headers: { 'content-type': 'application/json', 'x-test-hold': 'large-body' },
+      body: JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    await vendors.held('large-body');
+    await expectBlockedAndRedacted(body);
+    vendors.release('large-body');
+    expect((await (await stream).body.text())).toContain('[DONE]');
   });
 });
 

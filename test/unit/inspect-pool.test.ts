@@ -125,6 +125,18 @@ describe('scan threads', () => {
     expect(p.size).toBe(0);
   });
 
+  it('scan a large body inline when its request is the only work in flight', async () => {
+    let others = 0;
+    const p = new PooledInspector(local, { config, fingerprintKey: key, threads: 2, alone: () => others === 0 });
+    pools.push(p);
+    const body = chatBody(THREAD_MIN_BYTES * 2, [`k = "${tokens[1]}"`]);
+    expectSameOutcome(await p.inspectBody(body, meta('block')), await local.inspectBody(body, meta('block')));
+    expect(p.size).toBe(0);
+    others = 3;
+    expectSameOutcome(await p.inspectBody(body, meta('block')), await local.inspectBody(body, meta('block')));
+    expect(p.size).toBe(1);
+  });
+
   it('size the pool: a number as given, auto one per core up to 4, one per --workers process', () => {
     expect(resolveScanThreads(0, { clusterWorker: false })).toBe(0);
     expect(resolveScanThreads(3, { clusterWorker: true })).toBe(3);
