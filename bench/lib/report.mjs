@@ -184,7 +184,7 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
     md.push('');
     const cpu = (name) => median((r.S4[name] ?? []).map((x) => x.cpuUsPerRequest));
     const off = cpu('aigate (limiter off)');
-    const extra = (name) => `${n0(cpu(name) - off)} µs (${signed(((cpu(name) - off) / off) * 100)}%)`;
+    const extra = (name) => `${signed(cpu(name) - off).replace(/\.\d+$/, '')} µs (${signed(((cpu(name) - off) / off) * 100)}%)`;
     md.push(
       `CPU per request, which a shared 2-core machine disturbs far less than req/s: the memory limiter adds ${extra('aigate (memory)')}, ` +
         `the Redis limiter ${extra('aigate (redis)')} counting redis-server's CPU with aigate's.`,
