@@ -2,8 +2,9 @@
 // time. It mirrors bucket.ts (`refill`, `takeOne`, `msUntilFull`) step for step.
 //
 // One call takes one token from each of N buckets, in order — the store batches the takes that
-// arrive in one event-loop turn into a single call (redis.ts). The same key may appear twice; the
-// second take sees the first one's write, exactly as two calls would.
+// arrive in one event-loop turn into a single call (redis.ts). A key that appears several times
+// (one developer's burst) is read once and written once: later takes see the earlier ones' state,
+// exactly as separate calls would, but the Redis work is per key, not per take.
 //
 // KEYS[i]        bucket hash { tk = tokens (%.17g, round-trips a double exactly), ts = µs }
 // ARGV[3i-2]     rate, tokens per second
@@ -20,6 +21,8 @@
 export const TAKE_SCRIPT = `
 if redis.replicate_commands then redis.replicate_commands() end
 local redisNow
+local buckets = {}
+local order = {}
 local out = {}
 for i = 1, #KEYS do
   local key = KEYS[i]
@@ -35,30 +38,42 @@ for i = 1, #KEYS do
     end
     now = redisNow
   end
-  local state = redis.call('HMGET', key, 'tk', 'ts')
+  local b = buckets[key]
+  if b == nil then
+    local state = redis.call('HMGET', key, 'tk', 'ts')
+    b = { stored = tonumber(state[1]), updated = tonumber(state[2]) }
+    buckets[key] = b
+  end
   local tokens = burst
-  local stored = tonumber(state[1])
-  local updated = tonumber(state[2])
-  if stored ~= nil and updated ~= nil then
-    tokens = stored
-    local elapsed = now - updated
-    if elapsed > 0 then tokens = stored + (elapsed * rate) / 1000000 end
+  if b.stored ~= nil and b.updated ~= nil then
+    tokens = b.stored
+    local elapsed = now - b.updated
+    if elapsed > 0 then tokens = b.stored + (elapsed * rate) / 1000000 end
     if tokens > burst then tokens = burst end
   end
   if tokens >= 1 - 1e-9 then
     tokens = tokens - 1
     if tokens < 0 then tokens = 0 end
     local left = string.format('%.17g', tokens)
+    -- What a write would store, read back as the next take on this key would read it.
+    b.stored = tonumber(left)
+    b.updated = now
     local ttl = math.ceil(((burst - tokens) * 1000) / rate)
     if ttl < 1 then ttl = 1 end
-    redis.call('HSET', key, 'tk', left, 'ts', string.format('%.17g', now))
-    redis.call('PEXPIRE', key, ttl)
+    if b.ttl == nil then order[#order + 1] = key end
+    b.left = left
+    b.ttl = ttl
     out[2 * i - 1] = 1
     out[2 * i] = left
   else
     out[2 * i - 1] = 0
     out[2 * i] = string.format('%.17g', tokens)
   end
+end
+for _, key in ipairs(order) do
+  local b = buckets[key]
+  redis.call('HSET', key, 'tk', b.left, 'ts', string.format('%.17g', b.updated))
+  redis.call('PEXPIRE', key, b.ttl)
 end
 return out
 `;

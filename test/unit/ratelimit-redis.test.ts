@@ -239,10 +239,11 @@ describe('Redis store timeout', () => {
 });
 
 describe('Redis script loading', () => {
-  async function stats(client: Redis): Promise<{ eval: number; evalsha: number }> {
+  /** Command counts; those a script runs (HMGET, HSET) are counted too. */
+  async function stats(client: Redis): Promise<{ eval: number; evalsha: number; hmget: number; hset: number }> {
     const info = await client.info('commandstats');
     const calls = (cmd: string) => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(info)?.[1] ?? 0);
-    return { eval: calls('eval'), evalsha: calls('evalsha') };
+    return { eval: calls('eval'), evalsha: calls('evalsha'), hmget: calls('hmget'), hset: calls('hset') };
   }
 
   it('runs the script by SHA (EVAL once per connection) and reloads it after SCRIPT FLUSH', async () => {
@@ -264,7 +265,7 @@ describe('Redis script loading', () => {
     expect(s2.eval - s1.eval).toBe(1);
   });
 
-  it('sends the takes of one event-loop turn as one script call, exact per key and in order', async () => {
+  it('sends the takes of one event-loop turn as one script call, exact per key and in order, one read and write per key', async () => {
     const own = new Redis(server.url);
     cleanup.push(() => own.disconnect());
     const rl = await limiter(server.url);
@@ -280,6 +281,8 @@ describe('Redis script loading', () => {
     const decisions = await Promise.all(takes);
     const s1 = await stats(own);
     expect(s1.evalsha - s0.evalsha).toBe(1);
+    expect(s1.hmget - s0.hmget).toBe(2);
+    expect(s1.hset - s0.hset).toBe(2);
     const onA = decisions.filter((_, i) => i % 4 !== 3);
     const onB = decisions.filter((_, i) => i % 4 === 3);
     // In order: the first 20 takes on `a` pass with 19, 18, … 0 left, the other 10 are refused.
