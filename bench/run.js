@@ -2,7 +2,7 @@
 // `npm run bench`: aigate against nginx (the guide's proxy) and against going direct, on loopback,
 // in one run — issue 7's scenarios S1–S6 plus the component benches of issues 3, 4 and 5.
 //
-//   sudo bash bench/setup.sh          # once: nginx, wrk, redis-server from Debian's packages
+//   bash bench/setup.sh               # once (uses sudo when not root): nginx, wrk, redis-server from Debian's packages
 //   npm run bench                      # full run (~8 min on 2 cores), rewrites BENCHMARKS.md
 //   npm run bench -- --quick           # smoke run (~1 min), prints only
 //   options: --only S1,S3,sections  --rounds N  --seconds N  --streams N  --keep (keep the temp dir)

@@ -15,7 +15,7 @@ export function requireTools() {
   if (missing.length === 0) return;
   process.stderr.write(
     `bench: missing ${missing.map((t) => `${t.cmd} (${t.why})`).join(', ')}.\n` +
-      `Install them with:  sudo bash bench/setup.sh   (apt-get install ${missing.map((t) => t.pkg).join(' ')})\n`,
+      `Install them with:  bash bench/setup.sh   (apt-get install ${missing.map((t) => t.pkg).join(' ')})\n`,
   );
   process.exit(2);
 }

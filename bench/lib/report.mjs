@@ -117,7 +117,7 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
   md.push('');
   md.push(
     `Produced by \`npm run bench\` (${opts.quick ? '**--quick smoke run**, not representative' : `${opts.rounds} rounds, ${opts.seconds} s per load`}) on ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC in ${Math.round(durationS)} s. ` +
-      'Install the tools once with `sudo bash bench/setup.sh`. Everything runs on 127.0.0.1: an nginx fake upstream (TLS + SNI, answers after reading the body), ' +
+      'Install the tools once with `bash bench/setup.sh`. Everything runs on 127.0.0.1: an nginx fake upstream (TLS + SNI, answers after reading the body), ' +
       'a Node SSE upstream, nginx as the guide\'s reverse proxy (1 worker) and aigate (1 process) with inspection, rate limiting (memory store unless stated) and the audit log on. ' +
       'Contenders are interleaved round by round; figures are medians over rounds with the spread (min–max), ratios are medians of the per-round ratios. ' +
       'The load generator shares the 2 cores with the servers, so only the ratios within one run mean anything.',
