@@ -181,7 +181,9 @@ export const configSchema = z.strictObject({
       maxBodyBytes: size.default(8 * 1024 * 1024),
       rules: z
         .strictObject({
-          builtin: z.union([z.literal('all'), z.literal('none'), z.array(z.string())]).default('all'),
+          builtin: z
+            .union([z.literal('all'), z.literal('none'), z.array(z.string())], { message: 'must be all, none or a list of rule ids' })
+            .default('all'),
           disable: z.array(z.string()).default([]),
           // Per-rule action overrides for builtin rules: { generic-password: monitor }.
           actions: z.record(z.string(), action).default({}),
@@ -191,7 +193,9 @@ export const configSchema = z.strictObject({
       allowValues: z.array(z.string()).default([]),
       // Worker threads that scan bodies of 64 KiB and more (inspect/pool.ts); 0 scans everything
       // on the event loop.
-      scanThreads: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
+      scanThreads: z
+        .union([z.literal('auto'), z.number().int().min(0).max(64)], { message: 'must be auto or a number of threads from 0 to 64' })
+        .default('auto'),
     })
     .default({
       action: 'block',
