@@ -49,7 +49,7 @@ function httpContenders(ctx, { direct = true, bare = false, aigates = ['aigate']
     aigate: 'full',
     'aigate (no rules)': 'norules',
     'aigate (limiter off)': 'off',
-    'aigate (memory)': 'full',
+    'aigate (memory)': 'memory',
     'aigate (redis)': 'redis',
     'aigate --workers 2': 'workers2',
   };
@@ -73,7 +73,7 @@ function wrkScenario(ctx, contenders, { body, path = 'chat/completions', connect
 
 /** Short unmeasured load on every front door: JIT, TLS session caches, upstream pools. */
 export async function warmUp(ctx) {
-  const names = { full: 'aigate', norules: 'aigate (no rules)', off: 'aigate (limiter off)', redis: 'aigate (redis)', workers2: 'aigate --workers 2' };
+  const names = { full: 'aigate', norules: 'aigate (no rules)', off: 'aigate (limiter off)', memory: 'aigate (memory)', redis: 'aigate (redis)', workers2: 'aigate --workers 2' };
   const all = httpContenders(ctx, { bare: true, aigates: Object.keys(ctx.procs.aigate).map((k) => names[k]) });
   for (const c of all) {
     for (const body of [ctx.bodies.small, ctx.bodies.large]) {
