@@ -94,6 +94,17 @@ describe('scan threads', () => {
     expect(inlineTicks).toBeLessThan(5);
   });
 
+  it('spread concurrent bodies over at most `threads` threads, each getting its own outcome', async () => {
+    const p = pool(2);
+    const bodies = Array.from({ length: 12 }, (_, i) => chatBody(THREAD_MIN_BYTES + i * 1024, i % 3 === 0 ? [`t = "${tokens[i % 3]}"`] : []));
+    const outcomes = await Promise.all(bodies.map((b) => p.inspectBody(b, meta('block'))));
+    expect(p.size).toBe(2);
+    for (let i = 0; i < bodies.length; i++) {
+      expectSameOutcome(outcomes[i]!, await local.inspectBody(bodies[i]!, meta('block')));
+      expect(outcomes[i]!.decision).toBe(i % 3 === 0 ? 'redact' : 'allow'); // github-pat is set to redact above
+    }
+  });
+
   it('refuse a compression bomb with the same InspectError', async () => {
     const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024, 'a'));
     const padded = Buffer.concat([bomb, Buffer.alloc(0)]);
