@@ -56,12 +56,15 @@ class ScanThread {
   readonly pending = new Map<number, Pending>();
   private readonly worker: Worker;
   dead = false;
+  /** Whether it ever answered: a thread that dies before that cannot start at all. */
+  answered = false;
 
   constructor(url: URL, workerData: unknown, onDeath: (thread: ScanThread) => void) {
     this.worker = new Worker(url, { workerData });
     // An idle pool must not keep the process alive, nor a busy one delay its exit.
     this.worker.unref();
     this.worker.on('message', (reply: ScanReply) => {
+      this.answered = true;
       const task = this.pending.get(reply.id);
       if (!task) return;
       this.pending.delete(reply.id);
@@ -104,19 +107,29 @@ export interface PooledInspectorOptions {
   minBytes?: number;
   /** True when the body's own request is the only work in flight: it is then scanned inline. */
   alone?: () => boolean;
+  /** Called once if threads cannot start and the pool falls back to scanning inline. */
+  onDisabled?: (reason: string) => void;
+  /** Test hook: the worker script (default: scan-worker.js beside this module). */
+  workerUrl?: URL;
 }
+
+/** Threads that die this many times in a row before answering anything mean threads cannot start. */
+const MAX_FAILED_STARTS = 3;
 
 export class PooledInspector implements Inspector {
   private readonly threads: ScanThread[] = [];
-  private readonly url = workerUrl();
+  private readonly url: URL;
   private readonly minBytes: number;
   private nextId = 0;
+  private failedStarts = 0;
+  private disabled = false;
 
   constructor(
     private readonly local: Inspector,
     private readonly opts: PooledInspectorOptions,
   ) {
     this.minBytes = opts.minBytes ?? THREAD_MIN_BYTES;
+    this.url = opts.workerUrl ?? workerUrl();
   }
 
   scanText(text: string): ScanFinding[] {
@@ -124,9 +137,17 @@ export class PooledInspector implements Inspector {
   }
 
   inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome> {
-    if (this.opts.threads === 0 || body.length < this.minBytes || this.opts.alone?.()) return this.local.inspectBody(body, meta);
+    if (this.disabled || this.opts.threads === 0 || body.length < this.minBytes || this.opts.alone?.()) {
+      return this.local.inspectBody(body, meta);
+    }
+    let thread: ScanThread;
+    try {
+      thread = this.leastBusy();
+    } catch {
+      return this.local.inspectBody(body, meta); // a thread could not even be created
+    }
     return new Promise<InspectOutcome>((resolve, reject) => {
-      this.leastBusy().post(this.nextId++, { body, meta, resolve, reject });
+      thread.post(this.nextId++, { body, meta, resolve, reject });
     });
   }
 
@@ -160,6 +181,13 @@ export class PooledInspector implements Inspector {
     const i = this.threads.indexOf(thread);
     if (i !== -1) this.threads.splice(i, 1);
     this.rescan(thread);
+    // A missing or broken scan-worker.js (a partial copy of dist/) would otherwise cost a thread
+    // start per large body, forever.
+    this.failedStarts = thread.answered ? 0 : this.failedStarts + 1;
+    if (this.failedStarts >= MAX_FAILED_STARTS && !this.disabled) {
+      this.disabled = true;
+      this.opts.onDisabled?.(`${MAX_FAILED_STARTS} scan threads in a row stopped before answering (${fileURLToPath(this.url)})`);
+    }
   }
 
   private rescan(thread: ScanThread): void {

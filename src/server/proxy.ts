@@ -87,7 +87,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   if (threads > 0) {
     // Every flow, WebSocket and blind tunnel counts itself while open, the scanned request included.
     const alone = () => activity.active <= 1;
-    const pooled = new PooledInspector(inspector, { config: config.inspect, fingerprintKey, threads, alone });
+    const onDisabled = (reason: string) => logger.warn({ reason }, 'scan threads unavailable: large bodies are scanned on the event loop');
+    const pooled = new PooledInspector(inspector, { config: config.inspect, fingerprintKey, threads, alone, onDisabled });
     closers.push(() => pooled.close());
     inspector = pooled;
   }

@@ -129,6 +129,24 @@ describe('scan threads', () => {
     expect(p.size).toBe(1);
   });
 
+  it('fall back to scanning inline, and say so once, when threads cannot start', async () => {
+    const reasons: string[] = [];
+    const p = new PooledInspector(local, {
+      config,
+      fingerprintKey: key,
+      threads: 2,
+      workerUrl: new URL('file:///nonexistent/aigate/scan-worker.js'),
+      onDisabled: (reason) => reasons.push(reason),
+    });
+    pools.push(p);
+    const body = chatBody(THREAD_MIN_BYTES * 2, [`k = "${tokens[2]}"`]);
+    const expected = await local.inspectBody(body, meta('block'));
+    for (let i = 0; i < 5; i++) expectSameOutcome(await p.inspectBody(body, meta('block')), expected);
+    expect(reasons).toHaveLength(1);
+    expect(reasons[0]).toContain('/nonexistent/aigate/scan-worker.js');
+    expect(p.size).toBe(0);
+  });
+
   it('leave small bodies on the event loop and start no thread for them', async () => {
     const p = pool();
     const small = chatBody(4 * 1024, ['password = "Zq8vLm2pRt7x"']);
