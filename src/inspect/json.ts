@@ -27,7 +27,7 @@ export function jsonStrings(text: string): JsonString[] | null {
   let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   for (;;) {
     BETWEEN.lastIndex = i;
-    BETWEEN.exec(text);
+    BETWEEN.test(text); // always matches (possibly nothing); test() skips building a match array
     i = BETWEEN.lastIndex;
     if (i >= text.length) break;
     if (text.charCodeAt(i) !== 34 /* " */) return null;
@@ -65,8 +65,10 @@ export function jsonStrings(text: string): JsonString[] | null {
   return out;
 }
 
+const OPENS_JSON = /^\uFEFF?\s{0,1024}[[{]/;
+
 /** True when the first non-blank character opens an object or array. */
 export function looksLikeJson(text: string): boolean {
-  const m = /^\uFEFF?\s{0,1024}([[{])/.exec(text.slice(0, 1100));
-  return m !== null;
+  // Anchored and bounded: never reads past the first 1,026 characters, so no slice is needed.
+  return OPENS_JSON.test(text);
 }
