@@ -165,9 +165,9 @@ class DetectorInspector implements Inspector {
   async inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome> {
     const max = this.cfg.maxBodyBytes;
     if (body.length > max) throw new InspectError('too_large', `body exceeds ${max} bytes`);
-    let decoded: Buffer;
+    let decoded = body; // already checked against the limit above
     try {
-      decoded = await decodeContent(body, meta.contentEncoding, max);
+      if (meta.contentEncoding) decoded = await decodeContent(body, meta.contentEncoding, max);
     } catch (err) {
       if (err instanceof DecodeError) throw new InspectError(err.kind, err.message);
       throw err;
