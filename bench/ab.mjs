@@ -11,12 +11,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startAigate } from './lib/aigate.mjs';
+import { VARIANTS as AIGATE_VARIANTS, startAigate } from './lib/aigate.mjs';
+import { startBareProxy } from './lib/bare.mjs';
 import { writeBodies } from './lib/bodies.mjs';
 import { requireTools } from './lib/env.mjs';
 import { startNginx, upstreamConfig } from './lib/nginx.mjs';
-import { makePki, OPENAI } from './lib/pki.mjs';
-import { cpuSeconds, freePort, startChild, stopAll, waitForTls } from './lib/proc.mjs';
+import { makePki } from './lib/pki.mjs';
+import { cpuSeconds, freePort, stopAll } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
 import { runWrk } from './lib/wrk.mjs';
 
@@ -30,17 +31,7 @@ const { values: args, positionals } = parseArgs({
     connections: { type: 'string', default: '32' },
   },
 });
-const VARIANTS = {
-  full: { rateLimit: 'memory' },
-  norules: { rateLimit: 'memory', rules: 'none' },
-  nolimit: { rateLimit: 'off' },
-  noaudit: { rateLimit: 'memory', audit: false },
-  minimal: { rateLimit: 'off', rules: 'none', audit: false },
-  inline: { rateLimit: 'memory', scanThreads: 0 },
-  threads1: { rateLimit: 'memory', scanThreads: 1 },
-  threads2: { rateLimit: 'memory', scanThreads: 2 },
-  build: { rateLimit: 'memory', cli: args.cli },
-};
+const VARIANTS = { ...AIGATE_VARIANTS, build: { rateLimit: 'memory', cli: args.cli } };
 const names = positionals.length ? positionals : ['full'];
 for (const n of names) if (!VARIANTS[n]) throw new Error(`unknown variant ${n}; one of ${Object.keys(VARIANTS).join(', ')}`);
 if (names.includes('build') && !args.cli) throw new Error('variant build needs --cli PATH/dist/cli.js');
@@ -53,8 +44,7 @@ try {
   const body = writeBodies(dir, process.cwd())[args.body];
   const ports = { upstream: await freePort(), sse: await freePort(), bare: await freePort() };
   await startNginx(dir, 'upstream', upstreamConfig(dir, pki, ports.upstream), ports.upstream);
-  const bare = startChild(process.execPath, ['bench/lib/bare-proxy.mjs', String(ports.bare), pki.files.frontCert, pki.files.frontKey, String(ports.upstream), pki.files.vendorCa, OPENAI], { name: 'bare' });
-  await waitForTls(ports.bare, { entry: bare });
+  const bare = await startBareProxy(pki, { port: ports.bare, upstreamPort: ports.upstream });
   const contenders = [{ name: 'bare', pids: () => [bare.child.pid], port: ports.bare }];
   for (const n of names) {
     const a = await startAigate(dir, pki, ports, { name: n, ...VARIANTS[n] });

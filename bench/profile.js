@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startAigate } from './lib/aigate.mjs';
+import { VARIANTS as AIGATE_VARIANTS, startAigate } from './lib/aigate.mjs';
 import { writeBodies } from './lib/bodies.mjs';
 import { formatSummary, summarise } from './lib/cpuprofile-top.mjs';
 import { requireTools } from './lib/env.mjs';
@@ -32,12 +32,8 @@ const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 process.chdir(ROOT);
 requireTools();
 
-const VARIANTS = {
-  full: { rateLimit: 'memory' },
-  norules: { rateLimit: 'memory', rules: 'none' },
-  off: { rateLimit: 'off', rules: 'none' },
-  minimal: { rateLimit: 'off', rules: 'none', audit: false },
-};
+// `off` (limiter and rules off, audit on) is this script's own; the rest are the shared variants.
+const VARIANTS = { ...AIGATE_VARIANTS, off: { rateLimit: 'off', rules: 'none' } };
 const dir = mkdtempSync(join(tmpdir(), 'aigate-profile-'));
 const profDir = join(dir, 'prof');
 try {

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
 import { startAigate } from './lib/aigate.mjs';
+import { startBareProxy } from './lib/bare.mjs';
 import { writeBodies } from './lib/bodies.mjs';
 import { machine, requireTools, versions } from './lib/env.mjs';
 import { proxyConfig, startNginx, upstreamConfig } from './lib/nginx.mjs';
@@ -99,12 +100,7 @@ async function main() {
   procs.nginx = await startNginx(dir, 'proxy', proxyConfig(dir, pki, ports), ports.nginx);
   if (wants('S1') || wants('S2')) {
     ports.bare = await freePort();
-    procs.bare = startChild(
-      process.execPath,
-      ['bench/lib/bare-proxy.mjs', String(ports.bare), pki.files.frontCert, pki.files.frontKey, String(ports.upstream), pki.files.vendorCa, OPENAI],
-      { name: 'bare node proxy' },
-    );
-    await waitForTls(ports.bare, { entry: procs.bare });
+    procs.bare = await startBareProxy(pki, { port: ports.bare, upstreamPort: ports.upstream });
   }
   const needRedis = wants('S4');
   if (needRedis) procs.redis = await startRedis();

@@ -11,6 +11,18 @@ import { ANTHROPIC, OPENAI } from './pki.mjs';
  *            forward?: boolean, nodeArgs?: string[], args?: string[] (e.g. --workers 2),
  *            cli?: string (another build, for A/B runs), audit?: false, scanThreads?: number | 'auto' }
  */
+/** Named variants for bench/ab.mjs and bench/profile.js (`npm run bench` builds its own list). */
+export const VARIANTS = {
+  full: { rateLimit: 'memory' },
+  norules: { rateLimit: 'memory', rules: 'none' },
+  nolimit: { rateLimit: 'off' },
+  noaudit: { rateLimit: 'memory', audit: false },
+  minimal: { rateLimit: 'off', rules: 'none', audit: false },
+  inline: { rateLimit: 'memory', scanThreads: 0 },
+  threads1: { rateLimit: 'memory', scanThreads: 1 },
+  threads2: { rateLimit: 'memory', scanThreads: 2 },
+};
+
 export function aigateConfig(dir, pki, ports, variant) {
   const rl =
     variant.rateLimit === 'off'

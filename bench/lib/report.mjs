@@ -46,7 +46,7 @@ export function loadTable(results, { ref = 'nginx', base = 'direct', baseLabel =
   return table(['contender', 'req/s median (min–max)', 'p50 ms', 'p99 ms median (min–max)', ...(hasRef ? [refLabel] : []), ...(hasBase ? [baseLabel] : []), 'CPU µs/req', 'errors'], rows);
 }
 
-const signed = (v) => (Number.isFinite(v) ? `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(2)}` : '–');
+const signed = (v, digits = 2) => (Number.isFinite(v) ? `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(digits)}` : '–');
 
 function sseTable(results) {
   const d = results['direct'];
@@ -184,7 +184,7 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
     md.push('');
     const cpu = (name) => median((r.S4[name] ?? []).map((x) => x.cpuUsPerRequest));
     const off = cpu('aigate (limiter off)');
-    const extra = (name) => `${signed(cpu(name) - off).replace(/\.\d+$/, '')} µs (${signed(((cpu(name) - off) / off) * 100)}%)`;
+    const extra = (name) => `${signed(cpu(name) - off, 0)} µs (${signed(((cpu(name) - off) / off) * 100)}%)`;
     md.push(
       `CPU per request, which a shared 2-core machine disturbs far less than req/s: the memory limiter adds ${extra('aigate (memory)')}, ` +
         `the Redis limiter ${extra('aigate (redis)')} counting redis-server's CPU with aigate's.`,
