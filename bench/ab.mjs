@@ -5,7 +5,10 @@
 //
 //   npm run build && node bench/ab.mjs [--body small|large] [--connections 32] [--rounds 6] [--seconds 2] VARIANT...
 //   variants: full (as `npm run bench`'s aigate), norules, nolimit, noaudit, minimal, inline
-//             (scanThreads 0), threads1, threads2, and `build` (--cli PATH: another build's dist/cli.js)
+//             (scanThreads 0), threads1, threads2, redis (the Redis limiter), and `build`
+//             (--cli PATH: another build's dist/cli.js; --build-limiter memory|redis|off)
+// A variant on the Redis limiter gets its own redis-server: its CPU counts in the variant's µs/req,
+// and the table says how many script calls (EVALSHA) each request cost.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,6 +19,7 @@ import { startBareProxy } from './lib/bare.mjs';
 import { writeBodies } from './lib/bodies.mjs';
 import { requireTools } from './lib/env.mjs';
 import { startNginx, upstreamConfig } from './lib/nginx.mjs';
+import { scriptCalls, startRedis } from './lib/redis.mjs';
 import { makePki } from './lib/pki.mjs';
 import { cpuSeconds, freePort, stopAll } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
@@ -29,9 +33,10 @@ const { values: args, positionals } = parseArgs({
     seconds: { type: 'string', default: '2' },
     cli: { type: 'string' },
     connections: { type: 'string', default: '32' },
+    'build-limiter': { type: 'string', default: 'memory' },
   },
 });
-const VARIANTS = { ...AIGATE_VARIANTS, build: { rateLimit: 'memory', cli: args.cli } };
+const VARIANTS = { ...AIGATE_VARIANTS, build: { rateLimit: args['build-limiter'], cli: args.cli } };
 const names = positionals.length ? positionals : ['full'];
 for (const n of names) if (!VARIANTS[n]) throw new Error(`unknown variant ${n}; one of ${Object.keys(VARIANTS).join(', ')}`);
 if (names.includes('build') && !args.cli) throw new Error('variant build needs --cli PATH/dist/cli.js');
@@ -47,8 +52,10 @@ try {
   const bare = await startBareProxy(pki, { port: ports.bare, upstreamPort: ports.upstream });
   const contenders = [{ name: 'bare', pids: () => [bare.child.pid], port: ports.bare }];
   for (const n of names) {
-    const a = await startAigate(dir, pki, ports, { name: n, ...VARIANTS[n] });
-    contenders.push({ name: n, pids: () => [a.pid], port: a.gatewayPort });
+    const redis = VARIANTS[n].rateLimit === 'redis' ? await startRedis() : undefined;
+    const a = await startAigate(dir, pki, ports, { name: n, ...VARIANTS[n], redisUrl: redis?.url });
+    const pids = redis ? [a.pid, redis.child.pid] : [a.pid];
+    contenders.push({ name: n, pids: () => pids, port: a.gatewayPort, redis });
   }
   const url = (c) => `https://127.0.0.1:${c.port}/openai/chat/completions`;
   for (const c of contenders) await runWrk({ url: url(c), lua: body.lua, connections: 32, seconds: 2 });
@@ -57,8 +64,11 @@ try {
     for (let i = 0; i < contenders.length; i++) {
       const c = contenders[(i + r) % contenders.length];
       const cpu0 = cpuSeconds(c.pids());
+      const calls0 = c.redis ? await scriptCalls(c.redis) : 0;
       const w = await runWrk({ url: url(c), lua: body.lua, connections: Number(args.connections), seconds: Number(args.seconds) });
-      results[c.name].push({ rps: w.rps, p50: w.p50, p99: w.p99, cpuUs: ((cpuSeconds(c.pids()) - cpu0) * 1e6) / w.requests });
+      const cpuUs = ((cpuSeconds(c.pids()) - cpu0) * 1e6) / w.requests;
+      const callsPerReq = c.redis ? ((await scriptCalls(c.redis)) - calls0) / w.requests : undefined;
+      results[c.name].push({ rps: w.rps, p50: w.p50, p99: w.p99, cpuUs, callsPerReq });
     }
   }
   console.log(`${args.body} body, ${args.connections} connections, ${args.rounds} rounds × ${args.seconds} s (medians)`);
@@ -66,7 +76,8 @@ try {
     const rs = results[c.name];
     const ratio = median(rs.map((x, i) => x.rps / results.bare[i].rps));
     const f = (k, d = 0) => median(rs.map((x) => x[k])).toFixed(d);
-    console.log(`${c.name.padEnd(10)} ${f('rps').padStart(6)} req/s  × bare ${ratio.toFixed(2)}  CPU ${f('cpuUs').padStart(5)} µs/req  p50 ${f('p50', 2)} ms  p99 ${f('p99', 2)} ms`);
+    const calls = c.redis ? `  Redis calls ${f('callsPerReq', 3)}/req` : '';
+    console.log(`${c.name.padEnd(10)} ${f('rps').padStart(6)} req/s  × bare ${ratio.toFixed(2)}  CPU ${f('cpuUs').padStart(5)} µs/req  p50 ${f('p50', 2)} ms  p99 ${f('p99', 2)} ms${calls}`);
   }
 } finally {
   await stopAll();

@@ -21,6 +21,8 @@ export const VARIANTS = {
   inline: { rateLimit: 'memory', scanThreads: 0 },
   threads1: { rateLimit: 'memory', scanThreads: 1 },
   threads2: { rateLimit: 'memory', scanThreads: 2 },
+  /** Needs `redisUrl` (bench/ab.mjs starts a redis-server for it). */
+  redis: { rateLimit: 'redis' },
 };
 
 export function aigateConfig(dir, pki, ports, variant) {

@@ -28,3 +28,33 @@ export async function startRedis() {
   }
   return { ...entry, url: `redis://127.0.0.1:${port}`, port };
 }
+
+/** Script runs (EVALSHA + EVAL) the server has counted: the limiter's round trips. */
+export async function scriptCalls({ port }) {
+  const info = await command(port, 'INFO commandstats\r\n');
+  let calls = 0;
+  for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(m[1]);
+  return calls;
+}
+
+/** One inline command on a fresh connection; resolves with the whole (bulk) reply text. */
+function command(port, line) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    let buf = '';
+    s.setTimeout(2000, () => {
+      s.destroy();
+      reject(new Error('redis-server did not answer'));
+    });
+    s.on('error', reject);
+    s.on('connect', () => s.write(line));
+    s.on('data', (d) => {
+      buf += d.toString();
+      const m = /^\$(\d+)\r\n/.exec(buf);
+      if (m && Buffer.byteLength(buf) >= m[0].length + Number(m[1]) + 2) {
+        s.destroy();
+        resolve(buf.slice(m[0].length));
+      }
+    });
+  });
+}

@@ -236,6 +236,34 @@ describe('Redis store timeout', () => {
     });
     expect(decision).toMatchObject({ allowed: false, storeError: false });
   });
+
+  it('fails the takes queued behind a call that hit its deadline at once, without sending them', async () => {
+    let calls = 0;
+    const silent = {
+      status: 'ready',
+      defineCommand(name: string) {
+        (this as unknown as Record<string, unknown>)[name] = () => {
+          calls++;
+          return new Promise(() => undefined);
+        };
+      },
+    };
+    const store = new RedisBucketStore(silent as unknown as StoreClient, { prefix: 'p:', timeoutMs: 30 });
+    const first = store.take('k', rule);
+    await new Promise((r) => setImmediate(r)); // the first call is out
+    const queued = [store.take('k', rule), store.take('other', rule)];
+    const failedBeforeFirst: boolean[] = [];
+    let firstFailed = false;
+    for (const p of queued) p.catch(() => failedBeforeFirst.push(!firstFailed));
+    await expect(first.catch((err: unknown) => {
+      firstFailed = true;
+      throw err;
+    })).rejects.toBeInstanceOf(StoreDeadlineError);
+    for (const p of queued) await expect(p).rejects.toBeInstanceOf(StoreDeadlineError);
+    // Failed with the first call — not a second deadline later — and never sent.
+    expect(failedBeforeFirst).toEqual([true, true]);
+    expect(calls).toBe(1);
+  });
 });
 
 describe('Redis script loading', () => {
@@ -290,6 +318,36 @@ describe('Redis script loading', () => {
     expect(onA.slice(0, 20).map((d) => d.remaining)).toEqual(Array.from({ length: 20 }, (_, i) => 19 - i));
     expect(onB.every((d) => d.allowed)).toBe(true);
     expect(onB.at(-1)?.remaining).toBe(10);
+    expect(decisions.every((d) => !d.storeError)).toBe(true);
+  });
+
+  it('sends the takes made while a call is out together in the next call, in order', async () => {
+    const own = new Redis(server.url);
+    cleanup.push(() => own.disconnect());
+    // A long deadline: Redis is held still by the test, not failing.
+    const rl = createRateLimiter(redisConfig({ url: server.url, prefix, commandTimeout: 10_000 }), { logger: silentLogger });
+    cleanup.push(() => rl.close());
+    expect(await rl.whenReady(5000)).toBe(true);
+    const rule = { rate: 0.001, burst: 5 };
+    await rl.take('gate-warm', rule);
+    const s0 = await stats(own);
+    const key = freshKey('gate');
+    const takes: Promise<RateDecision>[] = [];
+    server.pause(); // the first call is written and stays unanswered while later turns queue takes
+    try {
+      takes.push(rl.take(key, rule));
+      for (let turn = 0; turn < 4; turn++) {
+        await new Promise((r) => setImmediate(r));
+        takes.push(rl.take(key, rule), rl.take(key, rule));
+      }
+    } finally {
+      server.resume();
+    }
+    const decisions = await Promise.all(takes);
+    const s1 = await stats(own);
+    expect(s1.evalsha - s0.evalsha).toBe(2);
+    expect(decisions.map((d) => d.allowed)).toEqual([...Array(5).fill(true), ...Array(4).fill(false)]);
+    expect(decisions.slice(0, 5).map((d) => d.remaining)).toEqual([4, 3, 2, 1, 0]);
     expect(decisions.every((d) => !d.storeError)).toBe(true);
   });
 });
