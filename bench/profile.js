@@ -4,7 +4,7 @@
 // where the time went (self time by function and by module). The .cpuprofile is kept and its path
 // printed: open it in Chrome DevTools (Performance → Load profile) or speedscope for a flame graph.
 //
-//   npm run build && node bench/profile.js [--body small|large] [--seconds 10] [--variant full|norules|off|minimal]
+//   npm run build && node bench/profile.js [--body small|large] [--seconds 10] [--variant full|norules|off|minimal|redis|…]
 import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,6 +17,7 @@ import { requireTools } from './lib/env.mjs';
 import { startNginx, upstreamConfig } from './lib/nginx.mjs';
 import { makePki } from './lib/pki.mjs';
 import { freePort, stopAll } from './lib/proc.mjs';
+import { startRedis } from './lib/redis.mjs';
 import { runWrk } from './lib/wrk.mjs';
 
 const { values: args } = parseArgs({
@@ -41,9 +42,13 @@ try {
   const bodies = writeBodies(dir, ROOT);
   const ports = { upstream: await freePort(), nginx: 0, sse: await freePort() };
   await startNginx(dir, 'upstream', upstreamConfig(dir, pki, ports.upstream), ports.upstream);
+  const variant = VARIANTS[args.variant];
+  if (!variant) throw new Error(`unknown variant ${args.variant}; one of ${Object.keys(VARIANTS).join(', ')}`);
+  const redis = variant.rateLimit === 'redis' ? await startRedis() : undefined;
   const aigate = await startAigate(dir, pki, ports, {
     name: `profile-${args.variant}`,
-    ...VARIANTS[args.variant],
+    ...variant,
+    redisUrl: redis?.url,
     nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir],
   });
   const url = `https://127.0.0.1:${aigate.gatewayPort}/openai/chat/completions`;

@@ -1,14 +1,14 @@
 // Token buckets in Redis, shared by every proxy process and replica: one EVALSHA at a time, carrying
 // every take that arrived while the previous one was out.
 import { Cluster } from 'ioredis';
-import type { BucketRule, TakeResult } from './bucket.js';
+import { type BucketRule, type TakeResult, takeOne } from './bucket.js';
 import type { RedisClient } from './connection.js';
 import { TAKE_SCRIPT } from './script.js';
 import type { BucketStore } from './store.js';
 
 const COMMAND = 'aigateTakeTokens';
 
-/** Bounds one script run (each take is an HMGET, HSET and PEXPIRE inside Redis). */
+/** Bounds one script run (each distinct key is an HMGET, HSET and PEXPIRE inside Redis). */
 const MAX_BATCH = 64;
 
 type TakeCommand = (numKeys: number, ...keysThenArgs: (string | number)[]) => Promise<unknown>;
@@ -41,6 +41,15 @@ interface PendingTake {
   nowUs: string;
   resolve(result: TakeResult): void;
   reject(err: unknown): void;
+}
+
+/** Consecutive takes on one key with one rule at one time: one entry of the script's batch. */
+interface Entry {
+  key: string;
+  rate: number;
+  burst: number;
+  nowUs: string;
+  takes: PendingTake[];
 }
 
 export class RedisBucketStore implements BucketStore {
@@ -97,11 +106,12 @@ export class RedisBucketStore implements BucketStore {
   };
 
   private send(batch: PendingTake[]): void {
+    const entries = toEntries(batch);
     const keys: string[] = [];
     const args: (string | number)[] = [];
-    for (const t of batch) {
-      keys.push(t.key);
-      args.push(t.rate, t.burst, t.nowUs);
+    for (const e of entries) {
+      keys.push(e.key);
+      args.push(e.rate, e.burst, e.nowUs, e.takes.length);
     }
     let pending: Promise<unknown>;
     try {
@@ -116,14 +126,14 @@ export class RedisBucketStore implements BucketStore {
     withDeadline(pending, this.opts.timeoutMs).then(
       (reply) => {
         this.answered(false);
-        let results: TakeResult[];
+        let results: TakeResult[][];
         try {
-          results = parseReply(reply, batch.length);
+          results = parseReply(reply, entries);
         } catch (err) {
           for (const t of batch) t.reject(err);
           return;
         }
-        batch.forEach((t, i) => t.resolve(results[i]!));
+        entries.forEach((e, i) => e.takes.forEach((t, j) => t.resolve(results[i]![j]!)));
       },
       (err: unknown) => {
         this.answered(err instanceof StoreDeadlineError);
@@ -195,17 +205,48 @@ export class RedisBucketStore implements BucketStore {
   }
 }
 
-function parseReply(reply: unknown, count: number): TakeResult[] {
-  if (!Array.isArray(reply) || reply.length !== 2 * count) {
-    throw new Error('rate-limit script returned an unexpected reply');
+/**
+ * Groups a batch into the script's entries. A take joins the entry before it on its key only if
+ * that entry is the key's latest and has the same rule and time, so each key's takes stay in
+ * order; takes on different keys are independent, so their relative order does not matter.
+ */
+function toEntries(batch: PendingTake[]): Entry[] {
+  const entries: Entry[] = [];
+  const latest = new Map<string, Entry>();
+  for (const t of batch) {
+    const last = latest.get(t.key);
+    if (last && last.rate === t.rate && last.burst === t.burst && last.nowUs === t.nowUs) {
+      last.takes.push(t);
+      continue;
+    }
+    const entry: Entry = { key: t.key, rate: t.rate, burst: t.burst, nowUs: t.nowUs, takes: [t] };
+    entries.push(entry);
+    latest.set(t.key, entry);
   }
-  const results: TakeResult[] = [];
-  for (let i = 0; i < count; i++) {
-    const tokens = Number(reply[2 * i + 1]);
-    if (!Number.isFinite(tokens)) throw new Error('rate-limit script returned an unexpected reply');
-    results.push({ allowed: Number(reply[2 * i]) === 1, tokens });
-  }
-  return results;
+  return entries;
+}
+
+/**
+ * Each take's answer, replayed from what the script reports per entry (the tokens before the
+ * entry, and how many of its takes it admitted) with the same `takeOne` the memory store uses.
+ * The replay must admit exactly as many: anything else is a reply this code does not understand.
+ */
+function parseReply(reply: unknown, entries: Entry[]): TakeResult[][] {
+  const unexpected = () => new Error('rate-limit script returned an unexpected reply');
+  if (!Array.isArray(reply) || reply.length !== 2 * entries.length) throw unexpected();
+  return entries.map((e, i) => {
+    let tokens = Number(reply[2 * i + 1]);
+    if (!Number.isFinite(tokens)) throw unexpected();
+    let admitted = 0;
+    const results = e.takes.map(() => {
+      const r = takeOne(tokens);
+      tokens = r.tokens;
+      if (r.allowed) admitted++;
+      return r;
+    });
+    if (Number(reply[2 * i]) !== admitted) throw unexpected();
+    return results;
+  });
 }
 
 /**

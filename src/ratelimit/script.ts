@@ -1,20 +1,25 @@
 // The Redis side of a take: one script, one round trip, atomic because Redis runs scripts one at a
 // time. It mirrors bucket.ts (`refill`, `takeOne`, `msUntilFull`) step for step.
 //
-// One call takes one token from each of N buckets, in order — the store batches the takes that
-// arrive in one event-loop turn into a single call (redis.ts). A key that appears several times
-// (one developer's burst) is read once and written once: later takes see the earlier ones' state,
-// exactly as separate calls would, but the Redis work is per key, not per take.
+// One call serves a batch of takes (redis.ts queues them while the previous call is out). The
+// batch arrives as entries: an entry is `count` consecutive takes on one key with one rule at one
+// time — a developer's burst is one entry, however many requests it has. Entries run in order, and
+// a key that appears in several entries is read once and written once: later entries see the
+// earlier ones' state, exactly as separate calls would, but the Redis work is per key, not per take.
 //
 // KEYS[i]        bucket hash { tk = tokens (%.17g, round-trips a double exactly), ts = µs }
-// ARGV[3i-2]     rate, tokens per second
-// ARGV[3i-1]     burst, capacity
-// ARGV[3i]       '' in production: the time is Redis's own (TIME), so every proxy shares one clock
+// ARGV[4i-3]     rate, tokens per second
+// ARGV[4i-2]     burst, capacity
+// ARGV[4i-1]     '' in production: the time is Redis's own (TIME), so every proxy shares one clock
 //                and skewed hosts cannot mint tokens; tests pass a µs timestamp to drive the clock.
-// Returns        { allowed_1 (1|0), tokens_1, allowed_2, tokens_2, … } with tokens left as a %.17g
-//                string — a Lua number reply would be truncated to an integer.
+// ARGV[4i]       count, takes in the entry (≥ 1)
+// Returns        { admitted_1, tokens_1, admitted_2, tokens_2, … }: how many of the entry's takes
+//                were admitted (always its first ones: within one instant tokens only go down), and
+//                the tokens the bucket held before them, as a %.17g string — a Lua number reply
+//                would be truncated to an integer. From that, the store replays `takeOne` per take
+//                and gets each take's answer bit for bit (IEEE doubles on both sides).
 //
-// Only an admitted request writes: a refusal leaves (tokens, ts) describing the bucket exactly.
+// Only an admitted take writes: a refusal leaves (tokens, ts) describing the bucket exactly.
 // The write sets PEXPIRE to the moment the bucket is full again; a missing key is a full bucket,
 // so idle keys leave Redis on their own. TIME before a write needs effects replication: the default
 // from Redis 5, switched on explicitly for Redis 4 (the call is a no-op, still present, in 7).
@@ -26,11 +31,11 @@ local order = {}
 local out = {}
 for i = 1, #KEYS do
   local key = KEYS[i]
-  local rate = tonumber(ARGV[3 * i - 2])
-  local burst = tonumber(ARGV[3 * i - 1])
+  local rate = tonumber(ARGV[4 * i - 3])
+  local burst = tonumber(ARGV[4 * i - 2])
   local now
-  if ARGV[3 * i] ~= nil and ARGV[3 * i] ~= '' then
-    now = tonumber(ARGV[3 * i])
+  if ARGV[4 * i - 1] ~= '' then
+    now = tonumber(ARGV[4 * i - 1])
   else
     if redisNow == nil then
       local t = redis.call('TIME')
@@ -38,6 +43,7 @@ for i = 1, #KEYS do
     end
     now = redisNow
   end
+  local count = tonumber(ARGV[4 * i])
   local b = buckets[key]
   if b == nil then
     local state = redis.call('HMGET', key, 'tk', 'ts')
@@ -51,28 +57,27 @@ for i = 1, #KEYS do
     if elapsed > 0 then tokens = b.stored + (elapsed * rate) / 1000000 end
     if tokens > burst then tokens = burst end
   end
-  if tokens >= 1 - 1e-9 then
+  out[2 * i] = string.format('%.17g', tokens)
+  local admitted = 0
+  while admitted < count and tokens >= 1 - 1e-9 do
     tokens = tokens - 1
     if tokens < 0 then tokens = 0 end
-    local left = string.format('%.17g', tokens)
-    -- What a write would store, read back as the next take on this key would read it.
-    b.stored = tonumber(left)
+    admitted = admitted + 1
+  end
+  out[2 * i - 1] = admitted
+  if admitted > 0 then
+    -- What the next entry on this key reads, as it would read it back from the write below.
+    b.stored = tokens
     b.updated = now
     local ttl = math.ceil(((burst - tokens) * 1000) / rate)
     if ttl < 1 then ttl = 1 end
     if b.ttl == nil then order[#order + 1] = key end
-    b.left = left
     b.ttl = ttl
-    out[2 * i - 1] = 1
-    out[2 * i] = left
-  else
-    out[2 * i - 1] = 0
-    out[2 * i] = string.format('%.17g', tokens)
   end
 end
 for _, key in ipairs(order) do
   local b = buckets[key]
-  redis.call('HSET', key, 'tk', b.left, 'ts', string.format('%.17g', b.updated))
+  redis.call('HSET', key, 'tk', string.format('%.17g', b.stored), 'ts', string.format('%.17g', b.updated))
   redis.call('PEXPIRE', key, b.ttl)
 end
 return out

@@ -130,6 +130,53 @@ describe('Redis store', () => {
     expect(refusedCount).toBeGreaterThan(50);
   });
 
+  it('computes what the memory store computes when takes share a call: same key, rule and time grouped, the rest kept apart', async () => {
+    let nowMs = 1_700_000_000_000;
+    const conn = createRedisConnection(redisConfig({ url, prefix }).redis);
+    const redisStore = new RedisBucketStore(conn.client, {
+      prefix: `${prefix}parity-batch:`,
+      timeoutMs: 1000,
+      clockUs: () => nowMs * 1000,
+    });
+    cleanup.push(() => redisStore.close());
+    const memStore = new MemoryBucketStore({ now: () => nowMs });
+    expect(await redisStore.whenReady(5000)).toBe(true);
+    const rules: BucketRule[] = [
+      { rate: 0.5, burst: 3 },
+      { rate: 0.25, burst: 5 },
+    ];
+    let seed = 7;
+    const rnd = (k: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * k | 0;
+    };
+    let allowed = 0;
+    let refusedCount = 0;
+    for (let call = 0; call < 60; call++) {
+      // One turn's takes: mostly bursts on one key at one instant (one entry), sometimes the clock
+      // moves or another rule or key cuts in (new entries on the same key).
+      const takes: Promise<unknown>[] = [];
+      const expected: unknown[] = [];
+      for (let j = 1 + rnd(12); j > 0; j--) {
+        if (rnd(4) === 0) nowMs += rnd(3) === 0 ? rnd(6000) : rnd(400);
+        const key = `k${rnd(2)}`;
+        const rule = rules[rnd(5) === 0 ? 1 : 0]!;
+        takes.push(redisStore.take(key, rule));
+        expected.push(memStore.takeSync(key, rule));
+      }
+      const got = await Promise.all(takes);
+      expect(got, `call ${call}`).toEqual(expected);
+      for (const r of got as { allowed: boolean }[]) {
+        if (r.allowed) allowed++;
+        else refusedCount++;
+      }
+    }
+    expect(allowed).toBeGreaterThan(50);
+    expect(refusedCount).toBeGreaterThan(50);
+  });
+
   it('shares one bucket between two limiters (two proxy processes): 30 concurrent takes, exactly 20 pass', async () => {
     const [a, b] = [await limiter(), await limiter()];
     const key = freshKey('shared');
