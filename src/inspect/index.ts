@@ -8,7 +8,7 @@
 // Decision for a request: 'block' if any finding blocks, else 'redact' if any redacts, else
 // 'monitor' if there are findings (all monitor-only), else 'allow'. Under 'redact' only the
 // findings whose action is 'redact' are replaced; monitor-only findings are left as sent.
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Action, InspectConfig } from '../config/schema.js';
 import { compileCustomRule, type CompiledCustomRule } from './custom.js';
@@ -173,9 +173,13 @@ class DetectorInspector implements Inspector {
       throw err;
     }
     // Bytes that are not UTF-8 are read as latin1: one character per byte, so redaction can
-    // splice and re-encode without changing any byte it does not replace.
-    const encoding: BufferEncoding = isUtf8(decoded) ? 'utf8' : 'latin1';
-    const text = decoded.toString(encoding);
+    // splice and re-encode without changing any byte it does not replace. ASCII (most prompts)
+    // reads the same either way and latin1 decodes it twice as fast (256 KiB: 0.68 → 0.31 ms);
+    // a redacted ASCII body is still written back as UTF-8, since a JSON escape such as \u00e9
+    // that it re-serialises may leave ASCII.
+    const ascii = isAscii(decoded);
+    const encoding: BufferEncoding = !ascii && !isUtf8(decoded) ? 'latin1' : 'utf8';
+    const text = decoded.toString(ascii ? 'latin1' : encoding);
     const tokens = isJsonContentType(meta.contentType) || looksLikeJson(text) ? jsonStrings(text) : null;
 
     // Every candidate counts towards the decision; only the first MAX_FINDINGS become findings.
