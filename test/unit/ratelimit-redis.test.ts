@@ -88,38 +88,48 @@ describe('Redis store', () => {
     expect((await rl.take(key, rule)).allowed).toBe(false);
   });
 
-  it('computes exactly what the memory store computes for the same times and takes', async () => {
-    let nowMs = 1_700_000_000_000;
+  /** A Redis store and a memory store on one driven clock (ms), for answer-by-answer comparison. */
+  async function drivenPair(name: string) {
+    const clock = { nowMs: 1_700_000_000_000 };
     const conn = createRedisConnection(redisConfig({ url, prefix }).redis);
     const redisStore = new RedisBucketStore(conn.client, {
-      prefix: `${prefix}parity:`,
+      prefix: `${prefix}${name}:`,
       timeoutMs: 1000,
-      clockUs: () => nowMs * 1000,
+      clockUs: () => clock.nowMs * 1000,
     });
     cleanup.push(() => redisStore.close());
-    const memStore = new MemoryBucketStore({ now: () => nowMs });
+    const memStore = new MemoryBucketStore({ now: () => clock.nowMs });
     expect(await redisStore.whenReady(5000)).toBe(true);
+    return { clock, redisStore, memStore };
+  }
 
-    // Slow rates keep every key's Redis TTL (>= 2 s of real time) far beyond this test's runtime,
-    // so Redis expiry cannot interfere with the driven clock.
-    const rules: BucketRule[] = [
-      { rate: 0.5, burst: 3 },
-      { rate: 0.25, burst: 5 },
-      { rate: 0.3, burst: 2 },
-    ];
-    let seed = 42; // mulberry32: a fixed, reproducible sequence
-    const rnd = (k: number) => {
+  /** mulberry32: a fixed, reproducible sequence; rnd(k) is an integer in [0, k). */
+  function seeded(seed: number): (k: number) => number {
+    return (k) => {
       seed = (seed + 0x6d2b79f5) | 0;
       let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
       t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
       return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * k | 0;
     };
+  }
+
+  // Slow rates keep every key's Redis TTL (>= 2 s of real time) far beyond these tests' runtime,
+  // so Redis expiry cannot interfere with the driven clock.
+  const parityRules: BucketRule[] = [
+    { rate: 0.5, burst: 3 },
+    { rate: 0.25, burst: 5 },
+    { rate: 0.3, burst: 2 },
+  ];
+
+  it('computes exactly what the memory store computes for the same times and takes', async () => {
+    const { clock, redisStore, memStore } = await drivenPair('parity');
+    const rnd = seeded(42);
     let allowed = 0;
     let refusedCount = 0;
     for (let i = 0; i < 400; i++) {
-      nowMs += rnd(8) === 0 ? rnd(6000) : rnd(150);
+      clock.nowMs += rnd(8) === 0 ? rnd(6000) : rnd(150);
       const key = `k${rnd(3)}`;
-      const rule = rules[Number(key.slice(1))]!;
+      const rule = parityRules[Number(key.slice(1))]!;
       const fromRedis = await redisStore.take(key, rule);
       const fromMemory = memStore.takeSync(key, rule);
       expect(fromRedis, `step ${i}, key ${key}`).toEqual(fromMemory);
@@ -131,27 +141,8 @@ describe('Redis store', () => {
   });
 
   it('computes what the memory store computes when takes share a call: same key, rule and time grouped, the rest kept apart', async () => {
-    let nowMs = 1_700_000_000_000;
-    const conn = createRedisConnection(redisConfig({ url, prefix }).redis);
-    const redisStore = new RedisBucketStore(conn.client, {
-      prefix: `${prefix}parity-batch:`,
-      timeoutMs: 1000,
-      clockUs: () => nowMs * 1000,
-    });
-    cleanup.push(() => redisStore.close());
-    const memStore = new MemoryBucketStore({ now: () => nowMs });
-    expect(await redisStore.whenReady(5000)).toBe(true);
-    const rules: BucketRule[] = [
-      { rate: 0.5, burst: 3 },
-      { rate: 0.25, burst: 5 },
-    ];
-    let seed = 7;
-    const rnd = (k: number) => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * k | 0;
-    };
+    const { clock, redisStore, memStore } = await drivenPair('parity-batch');
+    const rnd = seeded(7);
     let allowed = 0;
     let refusedCount = 0;
     for (let call = 0; call < 60; call++) {
@@ -160,9 +151,9 @@ describe('Redis store', () => {
       const takes: Promise<unknown>[] = [];
       const expected: unknown[] = [];
       for (let j = 1 + rnd(12); j > 0; j--) {
-        if (rnd(4) === 0) nowMs += rnd(3) === 0 ? rnd(6000) : rnd(400);
+        if (rnd(4) === 0) clock.nowMs += rnd(3) === 0 ? rnd(6000) : rnd(400);
         const key = `k${rnd(2)}`;
-        const rule = rules[rnd(5) === 0 ? 1 : 0]!;
+        const rule = parityRules[rnd(5) === 0 ? 1 : 0]!;
         takes.push(redisStore.take(key, rule));
         expected.push(memStore.takeSync(key, rule));
       }
