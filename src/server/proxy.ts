@@ -15,7 +15,7 @@ import { ProxyError } from '../pipeline/errors.js';
 import type { Stage } from '../pipeline/exchange.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { createInspector, type Inspector } from '../inspect/index.js';
-import { PooledInspector, resolveScanThreads } from '../inspect/pool.js';
+import { PooledInspector, THREAD_MIN_BYTES, resolveScanThreads } from '../inspect/pool.js';
 import { inspectStage } from '../pipeline/stages/inspect.js';
 import { limitStage } from '../pipeline/stages/limit.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
@@ -84,6 +84,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     throw new ConfigError(configFile, '', (err as Error).message);
   }
   const threads = resolveScanThreads(config.inspect.scanThreads, { clusterWorker: isWorker() });
+  let sharedFromBytes = Infinity;
   if (threads > 0) {
     // Every flow, WebSocket and blind tunnel counts itself while open, the scanned request included.
     const alone = () => activity.active <= 1;
@@ -91,9 +92,13 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     const pooled = new PooledInspector(inspector, { config: config.inspect, fingerprintKey, threads, alone, onDisabled });
     closers.push(() => pooled.close());
     inspector = pooled;
+    sharedFromBytes = THREAD_MIN_BYTES; // what may go to a thread is read into shared memory
   }
   // Reading and inspecting the body always go together: nothing is forwarded unscanned.
-  const readBody: Stage[] = [readBodyStage(config.inspect.maxBodyBytes), inspectStage(inspector, config.inspect.maxBodyBytes)];
+  const readBody: Stage[] = [
+    readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes }),
+    inspectStage(inspector, config.inspect.maxBodyBytes),
+  ];
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
   const pipelineDeps = { audit, metrics, logger, activity };
 

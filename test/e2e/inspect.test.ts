@@ -169,12 +169,8 @@ describe('large bodies (inline when alone, on a scan thread while other requests
     expectNoSecretsIn(seen.body.toString('utf8'));
   }
 
-  it('blocks, naming the line inside the prompt, and redacts exactly as for a small body', async () => {
-    const body = largeChat();
-    expect(body.length).toBeGreaterThan(256 * 1024);
-    await expectBlockedAndRedacted(body);
-
-    // An SSE stream held open upstream keeps another request in flight meanwhile.
+  /** Runs `fn` while an SSE stream held open upstream keeps another request in flight. */
+  async function whileAnotherIsOpen(fn: () => Promise<void>) {
     const stream = request(`${gw.gatewayUrl}/copilot/chat/completions`, {
       method: 'POST',
       dispatcher: gw.client,
@@ -182,9 +178,34 @@ describe('large bodies (inline when alone, on a scan thread while other requests
       body: JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
     });
     await vendors.held('large-body');
-    await expectBlockedAndRedacted(body);
-    vendors.release('large-body');
+    try {
+      await fn();
+    } finally {
+      vendors.release('large-body');
+    }
     expect((await (await stream).body.text())).toContain('[DONE]');
+  }
+
+  it('blocks, naming the line inside the prompt, and redacts exactly as for a small body', async () => {
+    const body = largeChat();
+    expect(body.length).toBeGreaterThan(256 * 1024);
+    await expectBlockedAndRedacted(body);
+    await whileAnotherIsOpen(() => expectBlockedAndRedacted(body));
+  });
+
+  it('forwards a clean large body byte for byte, scanned inline or on a thread', async () => {
+    // Multi-byte characters too: the bytes forwarded are the bytes received, not a re-encoding.
+    const filler = Array.from({ length: 9000 }, (_, i) => `  total += weigh(items[${i}], "ligne ${i} — µ±é");`).join('\n');
+    const body = Buffer.from(JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: filler }] }));
+    expect(body.length).toBeGreaterThan(256 * 1024);
+    const forwardsExactly = async () => {
+      const res = await post('/copilot/echo', body);
+      expect(res.status).toBe(200);
+      const seen = vendors.requests[vendors.requests.length - 1]!;
+      expect(seen.body.equals(body)).toBe(true);
+    };
+    await forwardsExactly();
+    await whileAnotherIsOpen(forwardsExactly);
   });
 });
 

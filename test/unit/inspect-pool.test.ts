@@ -82,6 +82,31 @@ describe('scan threads', () => {
     }
   });
 
+  it('read a body in shared memory in place: same outcome, gzip too, the body untouched, a dying thread costs nothing', async () => {
+    const shared = (b: Buffer) => {
+      const out = Buffer.from(new SharedArrayBuffer(b.length));
+      b.copy(out);
+      return out;
+    };
+    const plain = chatBody(512 * 1024, [`const a = "${tokens[0]}"`, 'password = "Zq8vLm2pRt7x"']);
+    const body = shared(plain);
+    const gz = shared(gzipSync(chatBody(2 * 1024 * 1024, [`t = "${tokens[1]}"`])));
+    expect(gz.length).toBeGreaterThan(THREAD_MIN_BYTES);
+    const p = pool(1);
+    for (const action of ['redact', 'block'] as const) {
+      expectSameOutcome(await p.inspectBody(body, meta(action)), await local.inspectBody(plain, meta(action)));
+    }
+    const gzMeta: InspectBodyMeta = { contentType: 'application/json', contentEncoding: 'gzip', action: 'block' };
+    expectSameOutcome(await p.inspectBody(gz, gzMeta), await local.inspectBody(gz, gzMeta));
+    expect(p.size).toBe(1);
+    expect(body.equals(plain)).toBe(true);
+
+    const held = p.inspectBody(body, meta('block'));
+    await p.crashForTest();
+    expectSameOutcome(await held, await local.inspectBody(plain, meta('block')));
+    expect(body.equals(plain)).toBe(true);
+  });
+
   it('keep the event loop turning while a large body is scanned (inline, it stops)', async () => {
     const body = chatBody(4 * 1024 * 1024, [`x = "${tokens[2]}"`]);
     const p = pool(1);

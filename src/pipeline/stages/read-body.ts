@@ -23,16 +23,37 @@ export function formatBytes(n: number): string {
   return `${n} bytes`;
 }
 
-export function readBodyStage(maxBodyBytes: number): Stage {
+export interface ReadBodyOptions {
+  maxBodyBytes: number;
+  /**
+   * Bodies from this size are assembled in shared memory (a SharedArrayBuffer): a scan thread then
+   * reads the very bytes that are forwarded, instead of a copy of them. The default, Infinity,
+   * keeps every body in ordinary memory.
+   */
+  sharedFromBytes?: number;
+}
+
+export function readBodyStage(opts: ReadBodyOptions): Stage {
+  const { maxBodyBytes } = opts;
+  const sharedFrom = opts.sharedFromBytes ?? Infinity;
   return async (ex) => {
     const declared = ex.req.headers['content-length'];
     if (declared !== undefined && Number(declared) > maxBodyBytes) throw tooLarge(maxBodyBytes);
-    ex.body = await readLimited(ex.req, maxBodyBytes, () => tooLarge(maxBodyBytes));
+    ex.body = await readLimited(ex.req, maxBodyBytes, sharedFrom, () => tooLarge(maxBodyBytes));
     ex.flow.bytesIn = ex.body.length;
   };
 }
 
-function readLimited(req: IncomingMessage, limit: number, onTooLarge: () => Error): Promise<Buffer> {
+/** The chunks in one buffer: the only copy a body gets, in shared memory from `sharedFrom` bytes. */
+function assemble(chunks: Buffer[], size: number, sharedFrom: number): Buffer {
+  if (size < sharedFrom) return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+  const body = Buffer.from(new SharedArrayBuffer(size));
+  let at = 0;
+  for (const c of chunks) at += c.copy(body, at);
+  return body;
+}
+
+function readLimited(req: IncomingMessage, limit: number, sharedFrom: number, onTooLarge: () => Error): Promise<Buffer> {
   if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -55,7 +76,7 @@ function readLimited(req: IncomingMessage, limit: number, onTooLarge: () => Erro
     };
     const onEnd = () => {
       cleanup();
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      resolve(assemble(chunks, size, sharedFrom));
     };
     const onError = () => {
       cleanup();
