@@ -24,11 +24,19 @@ export function keywordFinder(keywords: readonly string[]): KeywordFinder {
 }
 
 const ALPHABET = 128;
+/**
+ * Keyword characters (an upper bound on states) the automaton is built for: 4 bytes × 128 per
+ * state, so at most ~10 MiB of table. The builtin rules need ~550 states; a config with more
+ * custom keywords than this gets the regex.
+ */
+const MAX_AUTOMATON_CHARS = 20_000;
 
 export class AutomatonFinder implements KeywordFinder {
-  /** Keywords the automaton can take: non-empty, lower-case ASCII. */
+  /** Keywords the automaton can take: non-empty, lower-case ASCII, not too many. */
   static supports(keywords: readonly string[]): boolean {
-    return keywords.every((k) => k.length > 0 && /^[\x00-\x40\x5b-\x7f]*$/.test(k));
+    let chars = 0;
+    for (const k of keywords) chars += k.length;
+    return chars <= MAX_AUTOMATON_CHARS && keywords.every((k) => k.length > 0 && /^[\x00-\x40\x5b-\x7f]*$/.test(k));
   }
 
   private readonly keywords: readonly string[];
@@ -109,7 +117,8 @@ export class AutomatonFinder implements KeywordFinder {
         this.outputs.push(outputs[s]!);
       }
     }
-    this.maxLength = Math.max(1, ...this.keywords.map((k) => k.length));
+    this.maxLength = 1;
+    for (const k of this.keywords) if (k.length > this.maxLength) this.maxLength = k.length;
     let size = 1;
     while (size <= this.maxLength) size *= 2;
     this.window = new Int32Array(size);
@@ -125,7 +134,7 @@ export class AutomatonFinder implements KeywordFinder {
     for (let i = 0; i < n; i++) {
       const c = text.charCodeAt(i);
       // No keyword has a character ≥ 128, and none of those folds to ASCII: back to the root.
-      state = c < ALPHABET ? delta[(state << 7) | c]! : 0;
+      state = c < ALPHABET ? delta[(state << 7) | c]! : 0; // state * ALPHABET + c
       if (ends[state] !== 0) {
         const first = this.record(ends[state]! - 1, i);
         if (pending < 0 || first < pending) pending = first;

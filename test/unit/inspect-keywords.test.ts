@@ -94,6 +94,10 @@ describe('keyword finder', () => {
     expect(keywordFinder(['passwort', 'kennwört'])).toBeInstanceOf(RegexFinder);
     expect(starts(keywordFinder(['kennwört']), 'KENNWÖRT')).toEqual([[0, 'kennwört']]);
     expect(keywordFinder([])).toBeInstanceOf(AutomatonFinder);
+    // Tens of thousands of custom keywords would make a table of hundreds of megabytes.
+    const many = Array.from({ length: 5000 }, (_, i) => `custom-key-${i}`);
+    expect(keywordFinder(many)).toBeInstanceOf(RegexFinder);
+    expect(starts(keywordFinder(many), 'x custom-key-4999 y')).toEqual([[2, 'custom-key-4999']]);
     expect(starts(keywordFinder([]), 'anything')).toEqual([]);
   });
 
