@@ -10,17 +10,42 @@
 // - `AutomatonFinder`, for keywords of lower-case ASCII (all builtin ones; custom ones usually):
 //   an Aho-Corasick automaton compiled to a dense table, one lookup per character. On the bench
 //   host it scans a 256 KiB prompt in ~0.65 ms where V8's regex over the trie took ~1.35 ms.
-// - `RegexFinder`, for any other keyword set (a custom keyword with non-ASCII letters): the trie
-//   as one case-insensitive regular expression.
+// - `RegexFinder`: the trie as one case-insensitive regular expression — for short texts, where it
+//   wins (see AUTOMATON_MIN_CHARS), and for keyword sets the automaton does not take (a custom
+//   keyword with non-ASCII letters).
 
 export interface KeywordFinder {
   /** Calls `visit(at, keyword)` for each position where a keyword starts, in increasing order. */
   forEachStart(text: string, visit: (at: number, keyword: string) => void): void;
 }
 
-/** The best finder for `keywords` (lower-case, as the detector stores them). */
-export function keywordFinder(keywords: readonly string[]): KeywordFinder {
-  return AutomatonFinder.supports(keywords) ? new AutomatonFinder(keywords) : new RegexFinder(keywords);
+/**
+ * Texts from this length go to the automaton, shorter ones to the regex. The automaton's table
+ * (~280 KB for the builtin keywords) is fast once in cache, but a server's other work evicts it
+ * between requests: on a 1 KiB chat request it made S1 ~6% slower, while on a 256 KiB prompt it
+ * cuts the keyword pass in half (measured with bench/ab.mjs and bench/scanner.mjs).
+ */
+export const AUTOMATON_MIN_CHARS = 4096;
+
+/** The finder for `keywords` (lower-case, as the detector stores them). */
+export function keywordFinder(keywords: readonly string[]): SplitFinder {
+  return new SplitFinder(keywords);
+}
+
+/** The regex for short texts; the automaton, when the keywords allow one, for long texts. */
+export class SplitFinder implements KeywordFinder {
+  readonly regex: RegexFinder;
+  readonly automaton: AutomatonFinder | null;
+
+  constructor(keywords: readonly string[]) {
+    this.regex = new RegexFinder(keywords);
+    this.automaton = AutomatonFinder.supports(keywords) ? new AutomatonFinder(keywords) : null;
+  }
+
+  forEachStart(text: string, visit: (at: number, keyword: string) => void): void {
+    const finder = this.automaton !== null && text.length >= AUTOMATON_MIN_CHARS ? this.automaton : this.regex;
+    finder.forEachStart(text, visit);
+  }
 }
 
 const ALPHABET = 128;

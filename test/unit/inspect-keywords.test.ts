@@ -2,7 +2,7 @@
 // replaces, on the builtin keywords and on texts made to hit their edges (overlaps, prefixes,
 // case, non-ASCII letters that fold to ASCII under Unicode rules but not under a regex's `i`).
 import { describe, expect, it } from 'vitest';
-import { AutomatonFinder, type KeywordFinder, RegexFinder, keywordFinder } from '../../src/inspect/keywords.js';
+import { AUTOMATON_MIN_CHARS, AutomatonFinder, type KeywordFinder, RegexFinder, keywordFinder } from '../../src/inspect/keywords.js';
 import { BUILTIN_RULES } from '../../src/inspect/rules/index.js';
 
 const BUILTIN_KEYWORDS = [...new Set(BUILTIN_RULES.flatMap((r) => r.keywords))];
@@ -38,8 +38,16 @@ function randomText(rnd: (k: number) => number, keywords: readonly string[], pie
 }
 
 describe('keyword finder', () => {
-  it('uses the automaton for the builtin keywords', () => {
-    expect(keywordFinder(BUILTIN_KEYWORDS)).toBeInstanceOf(AutomatonFinder);
+  it('uses the automaton for long texts with the builtin keywords, the regex for short ones, with the same answers', () => {
+    const finder = keywordFinder(BUILTIN_KEYWORDS);
+    expect(finder.automaton).toBeInstanceOf(AutomatonFinder);
+    const rnd = seeded(99);
+    let long = '';
+    while (long.length < AUTOMATON_MIN_CHARS * 3) long += randomText(rnd, BUILTIN_KEYWORDS, 50);
+    for (const text of [long.slice(0, AUTOMATON_MIN_CHARS - 1), long.slice(0, AUTOMATON_MIN_CHARS), long]) {
+      expect(starts(finder, text)).toEqual(starts(finder.regex, text));
+    }
+    expect(starts(finder, long).length).toBeGreaterThan(200);
   });
 
   it('finds what the case-insensitive regex finds, position by position, on 2,000 random texts', () => {
@@ -91,14 +99,14 @@ describe('keyword finder', () => {
   });
 
   it('leaves keywords the automaton cannot take to the regex', () => {
-    expect(keywordFinder(['passwort', 'kennwört'])).toBeInstanceOf(RegexFinder);
-    expect(starts(keywordFinder(['kennwört']), 'KENNWÖRT')).toEqual([[0, 'kennwört']]);
-    expect(keywordFinder([])).toBeInstanceOf(AutomatonFinder);
+    expect(keywordFinder(['passwort', 'kennwört']).automaton).toBeNull();
+    expect(starts(keywordFinder(['kennwört']), `${'x'.repeat(AUTOMATON_MIN_CHARS)} KENNWÖRT`)).toEqual([[AUTOMATON_MIN_CHARS + 1, 'kennwört']]);
+    expect(keywordFinder([]).automaton).toBeInstanceOf(AutomatonFinder);
     // Tens of thousands of custom keywords would make a table of hundreds of megabytes.
     const many = Array.from({ length: 5000 }, (_, i) => `custom-key-${i}`);
-    expect(keywordFinder(many)).toBeInstanceOf(RegexFinder);
+    expect(keywordFinder(many).automaton).toBeNull();
     expect(starts(keywordFinder(many), 'x custom-key-4999 y')).toEqual([[2, 'custom-key-4999']]);
-    expect(starts(keywordFinder([]), 'anything')).toEqual([]);
+    expect(starts(keywordFinder([]), 'anything'.repeat(1000))).toEqual([]);
   });
 
   it('stays linear when a keyword starts at every position', () => {
