@@ -156,16 +156,17 @@ export class AutomatonFinder implements KeywordFinder {
     let pending = -1;
     let state = 0;
     const n = text.length;
-    for (let i = 0; i < n; i++) {
-      const c = text.charCodeAt(i);
-      // No keyword has a character ≥ 128, and none of those folds to ASCII: back to the root.
-      state = c < ALPHABET ? delta[(state << 7) | c]! : 0; // state * ALPHABET + c
+    for (let i = 0; i < n; ) {
+      // Up to where the earliest pending start becomes final, or the end of the text.
+      const to = pending >= 0 && pending + maxLength < n ? pending + maxLength : n;
+      i = run(text, i, to, state, delta, ends);
+      state = ranTo;
       if (ends[state] !== 0) {
-        const first = this.record(ends[state]! - 1, i);
+        const first = this.record(ends[state]! - 1, i - 1);
         if (pending < 0 || first < pending) pending = first;
       }
-      // Every keyword starting at or before i + 1 - maxLength has ended by now.
-      if (pending >= 0 && pending <= i + 1 - maxLength) pending = this.report(pending, i + 2 - maxLength, visit);
+      // Every keyword starting at or before i - maxLength has ended by now.
+      if (pending >= 0 && pending <= i - maxLength) pending = this.report(pending, i + 1 - maxLength, visit);
     }
     if (pending >= 0) this.report(pending, n, visit);
   }
@@ -197,6 +198,29 @@ export class AutomatonFinder implements KeywordFinder {
     for (let at = to; at < to + this.maxLength; at++) if (this.window[at & mask] !== 0) return at;
     return -1;
   }
+}
+
+/** The state `run` stopped in (a second return value without an allocation). */
+let ranTo = 0;
+
+/**
+ * The automaton over text[from, to) from `state`: stops after the first character that leads to
+ * a state where keywords end. Returns the index after the last character read; `ranTo` is the
+ * state. A small function of its own, so V8 compiles this loop alone: inside forEachStart it ran
+ * 2–3× slower in the proxy than in a benchmark (1 KiB-256 KiB texts, bench/ab.mjs).
+ */
+function run(text: string, from: number, to: number, state: number, delta: Int32Array, ends: Int32Array): number {
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    // No keyword has a character ≥ 128, and none of those folds to ASCII: back to the root.
+    state = c < ALPHABET ? delta[(state << 7) | c]! : 0; // state * ALPHABET + c
+    if (ends[state] !== 0) {
+      ranTo = state;
+      return i + 1;
+    }
+  }
+  ranTo = state;
+  return to;
 }
 
 export class RegexFinder implements KeywordFinder {

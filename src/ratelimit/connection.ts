@@ -37,8 +37,23 @@
 // a warning is logged at most every 10 s with the number of failures since the last one. The client
 // reconnects in the background (backoff capped at 1 s) and shared limiting resumes by itself.
 // ----------------------------------------------------------------------------------------------
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { RateLimitConfig } from '../config/schema.js';
+
+let loaded: typeof import('ioredis') | undefined;
+
+/**
+ * ioredis, loaded on first use, so a proxy on the memory store never loads it. Loading it slows
+ * string handling in the whole process for its lifetime: ioredis 6 declares `class VerbatimString
+ * extends String`, which changes String.prototype, after which V8 no longer inlines string methods
+ * (a charCodeAt loop over 256 KiB: 0.42 → 2.2 ms on the bench host; test/unit/ratelimit.test.ts
+ * checks that the memory store leaves String.prototype alone).
+ */
+export function ioredis(): typeof import('ioredis') {
+  loaded ??= createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
+  return loaded;
+}
 
 export type RedisConfig = RateLimitConfig['redis'];
 export type RedisClient = Redis | Cluster;
@@ -140,7 +155,7 @@ export function createRedisConnection(cfg: RedisConfig): RedisConnection {
       slotsRefreshTimeout: 1000,
       redisOptions: perNode,
     };
-    const cluster = new Cluster(cfg.cluster, options);
+    const cluster = new (ioredis().Cluster)(cfg.cluster, options);
     // ioredis opens a connection to a cluster node lazily, on the first command for it, and with
     // no offline queue the checks that race that connect fail. Open each one as soon as the node
     // is known instead (at start-up, after failover, after resharding).
@@ -166,7 +181,7 @@ export function createRedisConnection(cfg: RedisConfig): RedisConnection {
     if (cfg.sentinels.length === 0) throw new Error('rateLimit.redis.sentinels: must list at least one sentinel');
     if (!cfg.name) throw new Error('rateLimit.redis.name: the Sentinel master group name is required with sentinels');
     return {
-      client: new Redis({
+      client: new (ioredis().Redis)({
         ...common,
         sentinels: cfg.sentinels,
         name: cfg.name,
@@ -184,7 +199,7 @@ export function createRedisConnection(cfg: RedisConfig): RedisConnection {
 
   const hostPort = url.host.includes(':') ? `[${url.host}]:${url.port}` : `${url.host}:${url.port}`;
   return {
-    client: new Redis({ ...common, host: url.host, port: url.port }),
+    client: new (ioredis().Redis)({ ...common, host: url.host, port: url.port }),
     target: `${scheme}://${user}${hostPort}/${url.db}`,
     secrets,
     isCluster: false,

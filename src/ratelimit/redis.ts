@@ -1,8 +1,7 @@
 // Token buckets in Redis, shared by every proxy process and replica: one EVALSHA at a time, carrying
 // every take that arrived while the previous one was out.
-import { Cluster } from 'ioredis';
 import { type BucketRule, type TakeResult, takeOne } from './bucket.js';
-import type { RedisClient } from './connection.js';
+import { ioredis, type RedisClient } from './connection.js';
 import { TAKE_SCRIPT } from './script.js';
 import type { BucketStore } from './store.js';
 
@@ -72,7 +71,7 @@ export class RedisBucketStore implements BucketStore {
     const fn = (client as unknown as Record<string, TakeCommand | undefined>)[COMMAND];
     if (!fn) throw new Error('ioredis defineCommand did not install the rate-limit script');
     this.run = fn.bind(client);
-    this.batchLimit = client instanceof Cluster ? 1 : MAX_BATCH;
+    this.batchLimit = client instanceof ioredis().Cluster ? 1 : MAX_BATCH;
   }
 
   /**
@@ -169,7 +168,7 @@ export class RedisBucketStore implements BucketStore {
   async whenReady(timeoutMs: number): Promise<boolean> {
     const deadline = performance.now() + timeoutMs;
     if (!this.healthy() && !(await this.nextReady(timeoutMs))) return false;
-    if (!(this.client instanceof Cluster)) return true;
+    if (!(this.client instanceof ioredis().Cluster)) return true;
     // A Cluster is "ready" once it knows the slots; connections to the masters are opened lazily
     // and, without an offline queue, checks racing such a connection fail. PING opens them all.
     const masters = this.client.nodes('master');

@@ -1,5 +1,8 @@
 // Token-bucket semantics (SPEC §6) on the memory store with a controlled clock, the onStoreError
 // policy, the failure-log throttle and the header values.
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../../src/metrics.js';
 import { decide, refill, storeErrorDecision, takeOne } from '../../src/ratelimit/bucket.js';
@@ -302,5 +305,34 @@ describe('createRateLimiter', () => {
       redis: { url: 'redis://h', prefix: 'p:', commandTimeout: 50, sentinels: [{ host: 'h', port: 26379 }] },
     });
     expect(() => createRateLimiter(cfg, { logger })).toThrow(/^rateLimit\.redis\.name:/);
+  });
+});
+
+describe('ioredis, loaded for the Redis store only', () => {
+  // ioredis 6 declares `class VerbatimString extends String`; once that runs, V8 stops inlining
+  // String.prototype methods in the whole process (charCodeAt loops 4–5× slower). A proxy on the
+  // memory store must never load it. Run in a fresh process: this one has loaded ioredis already.
+  function probe(store: 'memory' | 'redis'): { stringPrototypeFast: boolean; ioredisLoaded: boolean } {
+    const dist = (f: string) => JSON.stringify(pathToFileURL(resolve('dist', f)).href);
+    const script = `
+      import { createRequire } from 'node:module';
+      const fast0 = %HasFastProperties(String.prototype);
+      const { createRateLimiter } = await import(${dist('ratelimit/index.js')});
+      await import(${dist('server/proxy.js')});
+      const { configSchema } = await import(${dist('config/schema.js')});
+      const pino = createRequire(process.cwd() + '/')('pino');
+      const cfg = { ...configSchema.parse({}).rateLimit, store: ${JSON.stringify(store)} };
+      cfg.redis = { ...cfg.redis, url: 'redis://127.0.0.1:1' };
+      createRateLimiter(cfg, { logger: pino({ level: 'silent' }) });
+      const loaded = Object.keys(createRequire(process.cwd() + '/').cache).some((k) => k.includes('/node_modules/ioredis/'));
+      console.log(JSON.stringify({ stringPrototypeFast: fast0 && %HasFastProperties(String.prototype), ioredisLoaded: loaded }));
+      process.exit(0);`;
+    const out = execFileSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    return JSON.parse(out.trim().split('\n').at(-1)!) as { stringPrototypeFast: boolean; ioredisLoaded: boolean };
+  }
+
+  it('leaves String.prototype alone with the memory store, and loads ioredis for the Redis store', () => {
+    expect(probe('memory')).toEqual({ stringPrototypeFast: true, ioredisLoaded: false });
+    expect(probe('redis')).toEqual({ stringPrototypeFast: false, ioredisLoaded: true });
   });
 });
