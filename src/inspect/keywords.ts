@@ -20,10 +20,10 @@ export interface KeywordFinder {
 }
 
 /**
- * Texts from this length go to the automaton, shorter ones to the regex. The automaton's table
- * (~280 KB for the builtin keywords) is fast once in cache, but a server's other work evicts it
- * between requests: on a 1 KiB chat request it made S1 ~6% slower, while on a 256 KiB prompt it
- * cuts the keyword pass in half (measured with bench/ab.mjs and bench/scanner.mjs).
+ * Texts from this length go to the automaton, shorter ones to the regex. On 1 KiB chat requests
+ * the automaton made S1 ~6% slower in the proxy, while on a 256 KiB prompt it cuts the keyword
+ * pass in half (bench/ab.mjs, bench/scanner.mjs). The S1 figure was taken while ioredis was loaded
+ * at every start, which de-optimises charCodeAt (see ratelimit/connection.ts), and is not re-measured.
  */
 export const AUTOMATON_MIN_CHARS = 4096;
 
@@ -206,8 +206,8 @@ let ranTo = 0;
 /**
  * The automaton over text[from, to) from `state`: stops after the first character that leads to
  * a state where keywords end. Returns the index after the last character read; `ranTo` is the
- * state. A small function of its own, so V8 compiles this loop alone: inside forEachStart it ran
- * 2–3× slower in the proxy than in a benchmark (1 KiB-256 KiB texts, bench/ab.mjs).
+ * state. Relies on V8 inlining charCodeAt: in a process that has loaded ioredis (store: redis)
+ * this loop runs ~4× slower (ratelimit/connection.ts); scan threads never load it.
  */
 function run(text: string, from: number, to: number, state: number, delta: Int32Array, ends: Int32Array): number {
   for (let i = from; i < to; i++) {
