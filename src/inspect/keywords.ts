@@ -22,8 +22,8 @@ export interface KeywordFinder {
 /**
  * Texts from this length go to the automaton, shorter ones to the regex. On 1 KiB chat requests
  * the automaton made S1 ~6% slower in the proxy, while on a 256 KiB prompt it cuts the keyword
- * pass in half (bench/ab.mjs, bench/scanner.mjs). The S1 figure was taken while ioredis was loaded
- * at every start, which de-optimises charCodeAt (see ratelimit/connection.ts), and is not re-measured.
+ * pass in half (bench/ab.mjs, bench/scanner.mjs). The S1 figure was taken while ioredis 6 was loaded
+ * at every start, which de-optimised charCodeAt (see ratelimit/connection.ts).
  */
 export const AUTOMATON_MIN_CHARS = 4096;
 
@@ -206,8 +206,8 @@ let ranTo = 0;
 /**
  * The automaton over text[from, to) from `state`: stops after the first character that leads to
  * a state where keywords end. Returns the index after the last character read; `ranTo` is the
- * state. Relies on V8 inlining charCodeAt: in a process that has loaded ioredis (store: redis)
- * this loop runs ~4× slower (ratelimit/connection.ts); scan threads never load it.
+ * state. Relies on V8 inlining charCodeAt, which a dependency subclassing String would undo for
+ * the whole process (~4× slower; see ratelimit/connection.ts).
  */
 function run(text: string, from: number, to: number, state: number, delta: Int32Array, ends: Int32Array): number {
   for (let i = from; i < to; i++) {

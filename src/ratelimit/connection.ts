@@ -44,11 +44,11 @@ import type { RateLimitConfig } from '../config/schema.js';
 let loaded: typeof import('ioredis') | undefined;
 
 /**
- * ioredis, loaded on first use, so a proxy on the memory store never loads it. Loading it slows
- * string handling in the whole process for its lifetime: ioredis 6 declares `class VerbatimString
- * extends String`, which changes String.prototype, after which V8 no longer inlines string methods
- * (a charCodeAt loop over 256 KiB: 0.42 → 2.2 ms on the bench host; test/unit/ratelimit.test.ts
- * checks that the memory store leaves String.prototype alone).
+ * ioredis, loaded on first use: a proxy on the memory store does not need it. The version is held
+ * at 5.x: ioredis 6 declares `class VerbatimString extends String`, which changes String.prototype,
+ * after which V8 no longer inlines string methods anywhere in the process (a charCodeAt loop over
+ * 256 KiB: 0.42 → 2.2 ms on the bench host). test/unit/ratelimit.test.ts checks that neither store
+ * does that, so an upgrade that brings it back fails the tests.
  */
 export function ioredis(): typeof import('ioredis') {
   loaded ??= createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
