@@ -21,9 +21,9 @@ export interface KeywordFinder {
 
 /**
  * Texts from this length go to the automaton, shorter ones to the regex. On 1 KiB chat requests
- * the automaton made S1 ~6% slower in the proxy, while on a 256 KiB prompt it cuts the keyword
- * pass in half (bench/ab.mjs, bench/scanner.mjs). The S1 figure was taken while ioredis 6 was loaded
- * at every start, which de-optimised charCodeAt (see ratelimit/connection.ts).
+ * the automaton makes S1 ~5% slower in the proxy (A/B with bench/ab.mjs: 6704 vs 7051 req/s, 155 vs
+ * 148 µs CPU), though faster in isolation: its 280 KB table is likely evicted by the rest of a
+ * request's work between scans. On a 256 KiB prompt it halves the keyword pass (bench/scanner.mjs).
  */
 export const AUTOMATON_MIN_CHARS = 4096;
 
