@@ -39,7 +39,9 @@ export class SplitFinder implements KeywordFinder {
 
   constructor(keywords: readonly string[]) {
     this.regex = new RegexFinder(keywords);
-    this.automaton = AutomatonFinder.supports(keywords) ? new AutomatonFinder(keywords) : null;
+    // No keywords (every rule disabled): the regex finder returns at once, an automaton would
+    // still read every character.
+    this.automaton = keywords.length > 0 && AutomatonFinder.supports(keywords) ? new AutomatonFinder(keywords) : null;
   }
 
   forEachStart(text: string, visit: (at: number, keyword: string) => void): void {

@@ -101,7 +101,7 @@ describe('keyword finder', () => {
   it('leaves keywords the automaton cannot take to the regex', () => {
     expect(keywordFinder(['passwort', 'kennwört']).automaton).toBeNull();
     expect(starts(keywordFinder(['kennwört']), `${'x'.repeat(AUTOMATON_MIN_CHARS)} KENNWÖRT`)).toEqual([[AUTOMATON_MIN_CHARS + 1, 'kennwört']]);
-    expect(keywordFinder([]).automaton).toBeInstanceOf(AutomatonFinder);
+    expect(keywordFinder([]).automaton).toBeNull();
     // Tens of thousands of custom keywords would make a table of hundreds of megabytes.
     const many = Array.from({ length: 5000 }, (_, i) => `custom-key-${i}`);
     expect(keywordFinder(many).automaton).toBeNull();
