@@ -5,8 +5,9 @@
 // ---- README: shared rate limits with Redis -------------------------------------------------
 // With `rateLimit.store: redis` every proxy process and replica takes from the same bucket per
 // key: one atomic Lua script run per request, on Redis's own clock (EVALSHA, loaded once per
-// connection); the requests of one event-loop turn share one call. Buckets are hashes `<prefix><key>` that expire by themselves once full
-// again, so idle clients leave no keys behind. Redis 4 or later; Redis 6+/7 recommended.
+// connection); the requests that arrive while a call is out share the next one. Buckets are hashes
+// `<prefix><key>` that expire by themselves once full again, so idle clients leave no keys behind.
+// Redis 4 or later; Redis 6+/7 recommended.
 //
 //   rateLimit:
 //     store: redis

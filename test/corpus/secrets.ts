@@ -16,6 +16,8 @@ export class Rng {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
+  /** An integer in [0, k); a property, so `rng.below` can be handed around on its own. */
+  readonly below = (k: number): number => Math.floor(this.next() * k);
   int(lo: number, hi: number): number {
     return lo + Math.floor(this.next() * (hi - lo + 1));
   }

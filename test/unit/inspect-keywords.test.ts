@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { AUTOMATON_MIN_CHARS, AutomatonFinder, type KeywordFinder, RegexFinder, keywordFinder } from '../../src/inspect/keywords.js';
 import { BUILTIN_RULES } from '../../src/inspect/rules/index.js';
+import { Rng } from '../corpus/secrets.js';
 
 const BUILTIN_KEYWORDS = [...new Set(BUILTIN_RULES.flatMap((r) => r.keywords))];
 
@@ -11,16 +12,6 @@ function starts(finder: KeywordFinder, text: string): Array<[number, string]> {
   const out: Array<[number, string]> = [];
   finder.forEachStart(text, (at, kw) => out.push([at, kw]));
   return out;
-}
-
-/** mulberry32: a fixed, reproducible sequence; rnd(k) is an integer in [0, k). */
-function seeded(seed: number): (k: number) => number {
-  return (k) => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * k | 0;
-  };
 }
 
 /** Keyword pieces glued with noise: whole keywords, cut ones, random case, non-ASCII look-alikes. */
@@ -41,7 +32,7 @@ describe('keyword finder', () => {
   it('uses the automaton for long texts with the builtin keywords, the regex for short ones, with the same answers', () => {
     const finder = keywordFinder(BUILTIN_KEYWORDS);
     expect(finder.automaton).toBeInstanceOf(AutomatonFinder);
-    const rnd = seeded(99);
+    const rnd = new Rng(99).below;
     let long = '';
     while (long.length < AUTOMATON_MIN_CHARS * 3) long += randomText(rnd, BUILTIN_KEYWORDS, 50);
     for (const text of [long.slice(0, AUTOMATON_MIN_CHARS - 1), long.slice(0, AUTOMATON_MIN_CHARS), long]) {
@@ -53,7 +44,7 @@ describe('keyword finder', () => {
   it('finds what the case-insensitive regex finds, position by position, on 2,000 random texts', () => {
     const automaton = new AutomatonFinder(BUILTIN_KEYWORDS);
     const regex = new RegexFinder(BUILTIN_KEYWORDS);
-    const rnd = seeded(1234);
+    const rnd = new Rng(1234).below;
     let hits = 0;
     for (let i = 0; i < 2000; i++) {
       const text = randomText(rnd, BUILTIN_KEYWORDS, 1 + rnd(30));

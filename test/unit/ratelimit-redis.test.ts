@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BucketRule, MemoryBucketStore, type RateDecision, type RateLimiter, RedisBucketStore, createRateLimiter } from '../../src/ratelimit/index.js';
 import { createRedisConnection } from '../../src/ratelimit/connection.js';
 import { StoreDeadlineError } from '../../src/ratelimit/redis.js';
+import { Rng } from '../corpus/secrets.js';
 import { type RedisServer, startRedis, until } from '../support/redis.js';
 import { redisConfig, silentLogger } from './ratelimit-helpers.js';
 
@@ -103,16 +104,6 @@ describe('Redis store', () => {
     return { clock, redisStore, memStore };
   }
 
-  /** mulberry32: a fixed, reproducible sequence; rnd(k) is an integer in [0, k). */
-  function seeded(seed: number): (k: number) => number {
-    return (k) => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), seed | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * k | 0;
-    };
-  }
-
   // Slow rates keep every key's Redis TTL (>= 2 s of real time) far beyond these tests' runtime,
   // so Redis expiry cannot interfere with the driven clock.
   const parityRules: BucketRule[] = [
@@ -123,7 +114,7 @@ describe('Redis store', () => {
 
   it('computes exactly what the memory store computes for the same times and takes', async () => {
     const { clock, redisStore, memStore } = await drivenPair('parity');
-    const rnd = seeded(42);
+    const rnd = new Rng(42).below;
     let allowed = 0;
     let refusedCount = 0;
     for (let i = 0; i < 400; i++) {
@@ -142,7 +133,7 @@ describe('Redis store', () => {
 
   it('computes what the memory store computes when takes share a call: same key, rule and time grouped, the rest kept apart', async () => {
     const { clock, redisStore, memStore } = await drivenPair('parity-batch');
-    const rnd = seeded(7);
+    const rnd = new Rng(7).below;
     let allowed = 0;
     let refusedCount = 0;
     for (let call = 0; call < 60; call++) {
