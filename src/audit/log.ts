@@ -1,10 +1,19 @@
 // The audit log (SPEC §8): one JSON line per flow, to a file (reopened on SIGHUP for logrotate)
-// and/or stdout. Lines are written asynchronously and flushed synchronously on exit.
+// and/or stdout.
 //
-// The files are pino's destinations (sonic-boom: buffered async writes, reopen, flushSync), but a
-// line is the record itself, JSON.stringify'd: an audit line has a fixed shape with no level, pid
-// or hostname, and pino's generic serialiser around it cost ~8 µs of a ~170 µs request (profiled
-// under S1 load, bench/profile.js) against ~2 µs for JSON.stringify.
+// The sinks are pino's destinations (sonic-boom: reopen, partial writes, EAGAIN), but a line is the
+// record itself, JSON.stringify'd: an audit line has a fixed shape with no level, pid or hostname,
+// and pino's generic serialiser around it cost ~8 µs of a ~170 µs request (profiled under S1 load,
+// bench/profile.js) against ~2 µs for JSON.stringify.
+//
+// Lines are buffered and written FLUSH_BYTES at a time, or FLUSH_AFTER_MS after the oldest unwritten
+// one — nginx's `access_log … buffer= flush=`. Writing every few lines cost ~15% of S1 throughput
+// (bench/ab.mjs): an asynchronous write is a round trip through libuv's thread pool, a synchronous
+// one a system call per event-loop turn. Nothing is lost on the way out: drain, SIGTERM and any
+// exit of the process, an uncaught exception included, write what is buffered synchronously; a
+// SIGKILL can lose at most the last FLUSH_AFTER_MS. The file is written synchronously (a write()
+// into the page cache does not wait for the disk, and nothing is in flight when the process
+// exits); stdout asynchronously, since a pipe whose reader stalls must not stop the proxy.
 import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import pino from 'pino';
@@ -15,26 +24,80 @@ export interface AuditOptions {
   stdout: boolean;
 }
 
+export interface AuditHooks {
+  /** A sink could not write (disk full, I/O error): it keeps its lines and retries with the next ones. */
+  onError?: (err: Error, sink: 'file' | 'stdout') => void;
+  /** A failing sink holds MAX_BUFFERED_BYTES unwritten: from now until it recovers, lines are dropped. */
+  onDrop?: (sink: 'file' | 'stdout') => void;
+  /** A failing sink wrote again: what it kept is out; `droppedBytes` were lost meanwhile. */
+  onRecovered?: (sink: 'file' | 'stdout', droppedBytes: number) => void;
+}
+
+/** Buffered lines are written once they reach this size (string length: audit lines are ASCII)… */
+export const FLUSH_BYTES = 64 * 1024;
+/** …or this long after the oldest of them was buffered. */
+export const FLUSH_AFTER_MS = 200;
+
+/** Unwritten bytes a failing sink keeps before it drops lines (a full disk must not eat the heap). */
+export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+
 type Destination = ReturnType<typeof pino.destination>;
 
 export class AuditLog {
   private readonly sinks: Destination[] = [];
   /** Called with every record written (dashboard, tests); never with secrets. */
   private readonly listeners = new Set<(record: AuditRecord) => void>();
+  /** Lines not yet handed to the sinks. */
+  private pending = '';
+  private flushTimer: NodeJS.Timeout | undefined;
+  private stdout: Destination | undefined;
+  /** Sinks whose last write failed: they keep their lines and retry them with the next batch. */
+  private readonly failing = new Set<Destination>();
 
-  constructor(readonly opts: AuditOptions) {
+  constructor(
+    readonly opts: AuditOptions,
+    hooks: AuditHooks = {},
+  ) {
     if (opts.file) {
       mkdirSync(dirname(opts.file), { recursive: true });
-      this.sinks.push(pino.destination({ dest: opts.file, sync: false, mkdir: true }));
+      this.addSink('file', pino.destination({ dest: opts.file, sync: true, mkdir: true, maxLength: MAX_BUFFERED_BYTES }), hooks);
     }
-    if (opts.stdout) this.sinks.push(pino.destination({ dest: 1, sync: false }));
+    if (opts.stdout) {
+      this.stdout = pino.destination({ dest: 1, sync: false, maxLength: MAX_BUFFERED_BYTES });
+      this.addSink('stdout', this.stdout, hooks);
+    }
+    if (this.sinks.length > 0) OPEN_LOGS.add(this);
+  }
+
+  private addSink(name: 'file' | 'stdout', sink: Destination, hooks: AuditHooks): void {
+    // Without an error listener a failed write would throw out of the event loop. Each hook is
+    // called once per failing spell, not once per batch.
+    let dropped = 0;
+    sink.on('error', (err: Error) => {
+      if (!this.failing.has(sink)) hooks.onError?.(err, name);
+      this.failing.add(sink);
+    });
+    sink.on('drop', (data: string) => {
+      if (dropped === 0) hooks.onDrop?.(name);
+      dropped += Buffer.byteLength(data);
+    });
+    sink.on('write', () => {
+      if (!this.failing.delete(sink)) return;
+      hooks.onRecovered?.(name, dropped);
+      dropped = 0;
+    });
+    this.sinks.push(sink);
   }
 
   write(record: AuditRecord): void {
     if (this.sinks.length > 0) {
       // `time` is the record's first key, so it leads the line as in every log shipper's default.
-      const line = `${JSON.stringify(record)}\n`;
-      for (const sink of this.sinks) sink.write(line);
+      this.pending += `${JSON.stringify(record)}\n`;
+      if (this.pending.length >= FLUSH_BYTES) this.writePending();
+      else if (this.flushTimer === undefined) {
+        this.flushTimer = setTimeout(this.writePending, FLUSH_AFTER_MS);
+        this.flushTimer.unref();
+      }
     }
     for (const l of this.listeners) l(record);
   }
@@ -45,6 +108,17 @@ export class AuditLog {
     return record;
   }
 
+  private readonly writePending = (): void => {
+    if (this.flushTimer !== undefined) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    const lines = this.pending;
+    if (lines.length === 0) return;
+    this.pending = '';
+    for (const sink of this.sinks) sink.write(lines);
+  };
+
   onRecord(listener: (record: AuditRecord) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -52,24 +126,45 @@ export class AuditLog {
 
   /** For logrotate: `postrotate kill -HUP` makes the next line go to a fresh file. */
   reopen(): void {
-    for (const s of this.sinks) s.reopen();
+    this.writePending(); // lines buffered so far belong to the file being rotated out
+    for (const s of this.sinks) {
+      if (s === this.stdout) continue;
+      try {
+        s.reopen();
+      } catch {
+        // The new file cannot be opened: the sink reported it through onError and keeps writing
+        // to the file it had.
+      }
+    }
   }
 
   flush(): void {
-    for (const s of this.sinks) {
+    // The file sink writes synchronously: handing it the buffered lines writes them.
+    this.writePending();
+    const stdout = this.stdout;
+    // sonic-boom's flushSync retries a failing write forever (100 ms sleeps): a closed stdout pipe
+    // would hang the drain.
+    if (stdout && !this.failing.has(stdout)) {
       try {
-        s.flushSync();
+        stdout.flushSync();
       } catch {
-        // Nothing buffered yet (sonic-boom throws before its file is open): nothing to lose.
+        // Not open yet: nothing was handed to it.
       }
     }
   }
 
   close(): void {
     this.flush();
+    OPEN_LOGS.delete(this);
     for (const s of this.sinks) s.end();
   }
 }
+
+/** Logs not closed yet: what they buffer is written out when the process exits, however it exits. */
+const OPEN_LOGS = new Set<AuditLog>();
+process.on('exit', () => {
+  for (const log of OPEN_LOGS) log.flush();
+});
 
 export interface AuditRecord {
   time: string;

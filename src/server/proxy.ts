@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo, Server } from 'node:net';
 import type { Logger } from 'pino';
-import { AuditLog } from '../audit/log.js';
+import { AuditLog, MAX_BUFFERED_BYTES } from '../audit/log.js';
 import { HtpasswdError } from '../auth/htpasswd.js';
 import { ProxyAuthenticator } from '../auth/proxy-auth.js';
 import { ConfigError } from '../config/load.js';
@@ -61,7 +61,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   const { configFile, logger } = opts;
   const extraCa = loadUpstreamCas(config, configFile);
   const metrics = new Metrics({ processMetrics: opts.processMetrics });
-  const audit = new AuditLog(config.audit);
+  const audit = openAuditLog(config, configFile, logger);
   const activity = new ActivityTracker();
   const closers: Array<() => Promise<unknown> | void> = [() => audit.close()];
   let draining = false;
@@ -253,5 +253,20 @@ function loadProxyAuth(config: Config, configFile: string): ProxyAuthenticator {
   } catch (err) {
     if (err instanceof HtpasswdError) throw new ConfigError(configFile, 'auth.usersFile', err.message);
     throw err;
+  }
+}
+
+/** The audit log with its write failures logged; a file that cannot be opened stops the start. */
+function openAuditLog(config: Config, configFile: string, logger: Logger): AuditLog {
+  try {
+    return new AuditLog(config.audit, {
+      onError: (err, sink) =>
+        logger.error({ err, sink }, 'audit log write failed; its lines are kept in memory and written when it works again'),
+      onDrop: (sink) => logger.error({ sink, maxBufferedBytes: MAX_BUFFERED_BYTES }, 'audit log failing with too much unwritten: lines are dropped until it works again'),
+      onRecovered: (sink, droppedBytes) => logger.warn({ sink, droppedBytes }, 'audit log writable again; the lines it kept are written'),
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ConfigError(configFile, 'audit.file', `cannot open ${config.audit.file} for appending (${code})`);
   }
 }

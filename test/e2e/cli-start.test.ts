@@ -29,6 +29,7 @@ describe('configuration errors stop start-up with the key path', () => {
     ['wrong type', (raw) => ((raw['rateLimit'] as object) = { burst: 'twenty' }), /rateLimit\.burst: .*number/],
     ['bad duration', (raw) => ((raw['timeouts'] as object) = { connect: 'soon' }), /timeouts\.connect: must be a duration/],
     ['bad pin', (raw) => ((raw['upstreamTls'] as Record<string, unknown>)['pins'] = { 'a.com': ['md5/xx'] }), /upstreamTls\.pins\.a\.com\[0\]: must be sha256/],
+    ['audit file not writable', (raw) => ((raw['audit'] as Record<string, unknown>)['file'] = '/'), /audit\.file: cannot open \/ for appending \(EISDIR\)/],
     ['bad scan threads', (raw) => ((raw['inspect'] as object) = { scanThreads: 'many' }), /inspect\.scanThreads: must be auto or a number of threads from 0 to 64/],
   ];
   for (const [name, edit, expected] of cases) {

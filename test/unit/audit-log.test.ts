@@ -1,0 +1,129 @@
+// The audit writer: lines are buffered and written in batches, and nothing buffered is lost when
+// the process ends, flushes, rotates or cannot write.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { AuditLog, FLUSH_BYTES, type AuditRecord } from '../../src/audit/log.js';
+
+function record(i: number): AuditRecord {
+  return {
+    time: new Date(0).toISOString(),
+    event: 'request',
+    id: `id-${String(i).padStart(4, '0')}`,
+    mode: 'gateway',
+    client: { ip: '127.0.0.1', user: null },
+    route: 'openai',
+    method: 'POST',
+    host: 'api.openai.com',
+    path: '/openai/chat/completions',
+    status: 200,
+    decision: 'allow',
+    reason: null,
+    bytesIn: 1024,
+    bytesOut: 512,
+    durationMs: 1.5,
+    findings: [],
+  };
+}
+
+const ids = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as AuditRecord).id);
+
+function tempFile(): string {
+  return join(mkdtempSync(join(tmpdir(), 'aigate-audit-')), 'audit.log');
+}
+
+describe('audit log writer', () => {
+  it('writes a batch as soon as it holds FLUSH_BYTES, in order, whole lines only', () => {
+    const file = tempFile();
+    const log = new AuditLog({ file, stdout: false });
+    const lineLength = JSON.stringify(record(0)).length + 1;
+    const n = Math.ceil(FLUSH_BYTES / lineLength);
+    for (let i = 0; i < n - 1; i++) log.write(record(i));
+    expect(readFileSync(file, 'utf8')).toBe(''); // still buffered
+    log.write(record(n - 1));
+    // Synchronously, without waiting for a timer or the thread pool.
+    expect(ids(file)).toEqual(Array.from({ length: n }, (_, i) => record(i).id));
+    log.close();
+  });
+
+  it('flush() writes what is buffered at once (the drain and SIGTERM path)', () => {
+    const file = tempFile();
+    const log = new AuditLog({ file, stdout: false });
+    log.write(record(1));
+    log.write(record(2));
+    log.flush();
+    expect(ids(file)).toEqual(['id-0001', 'id-0002']);
+    log.close();
+  });
+
+  it('buffered lines are written when the process dies of an uncaught exception', () => {
+    const file = tempFile();
+    const script = `
+      const { AuditLog } = await import(${JSON.stringify(pathToFileURL(resolve('dist/audit/log.js')).href)});
+      const log = new AuditLog({ file: ${JSON.stringify(file)}, stdout: false });
+      for (let i = 0; i < 3; i++) log.write({ id: 'crash-' + i });
+      setImmediate(() => { throw new Error('a bug'); });
+    `;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(child.stderr).toContain('a bug');
+    expect(child.status).not.toBe(0);
+    expect(ids(file)).toEqual(['crash-0', 'crash-1', 'crash-2']);
+  });
+
+  it('reopen() sends later lines to a new file and earlier ones to the rotated file', () => {
+    const file = tempFile();
+    const log = new AuditLog({ file, stdout: false });
+    log.write(record(1));
+    renameSync(file, `${file}.1`);
+    log.reopen();
+    log.write(record(2));
+    log.flush();
+    expect(ids(`${file}.1`)).toEqual(['id-0001']);
+    expect(ids(file)).toEqual(['id-0002']);
+    log.close();
+  });
+
+  it('reopen() that cannot open the new file reports it and keeps writing to the old one', () => {
+    const file = tempFile();
+    const errors: string[] = [];
+    const log = new AuditLog({ file, stdout: false }, { onError: (err) => errors.push((err as NodeJS.ErrnoException).code ?? '') });
+    renameSync(file, `${file}.1`);
+    mkdirSync(file); // the path is now a directory: open(…, 'a') fails with EISDIR
+    expect(() => log.reopen()).not.toThrow();
+    log.write(record(3));
+    log.flush();
+    expect(ids(`${file}.1`)).toEqual(['id-0003']);
+    // sonic-boom reports a failed synchronous open on the next tick.
+    return new Promise<void>((done) =>
+      setImmediate(() => {
+        expect(errors).toEqual(['EISDIR']);
+        log.close();
+        done();
+      }),
+    );
+  });
+
+  it('reopen() with the stdout sink on leaves stdout alone (it has no file to reopen)', () => {
+    const log = new AuditLog({ file: tempFile(), stdout: true });
+    expect(() => log.reopen()).not.toThrow();
+    log.close();
+  });
+
+  it('a sink that cannot write (disk full) reports once and does not throw', () => {
+    const errors: string[] = [];
+    const log = new AuditLog({ file: '/dev/full', stdout: false }, { onError: (err) => errors.push((err as NodeJS.ErrnoException).code ?? '') });
+    for (let round = 0; round < 3; round++) {
+      log.write(record(round));
+      expect(() => log.flush()).not.toThrow();
+    }
+    expect(errors).toEqual(['ENOSPC']);
+    log.close();
+  });
+});
