@@ -8,46 +8,23 @@
 // Two implementations with the same answers (test/unit/inspect-keywords.test.ts checks them
 // against each other):
 // - `AutomatonFinder`, for keywords of lower-case ASCII (all builtin ones; custom ones usually):
-//   an Aho-Corasick automaton compiled to a dense table, one lookup per character. On the bench
-//   host it scans a 256 KiB prompt in ~0.65 ms where V8's regex over the trie took ~1.35 ms.
-// - `RegexFinder`: the trie as one case-insensitive regular expression — for short texts, where it
-//   wins (see AUTOMATON_MIN_CHARS), and for keyword sets the automaton does not take (a custom
-//   keyword with non-ASCII letters).
+//   an Aho-Corasick automaton compiled to a dense table, one lookup per character. Against V8's
+//   regex over the trie it halves the keyword pass on a 256 KiB prompt (bench/scanner.mjs) and
+//   needs 40% fewer instructions on a 1 KiB chat request (bench/instructions.mjs: 74k → 44k
+//   per request; bench/ab.mjs: 165 → 157 µs CPU per request under S1 load).
+// - `RegexFinder`: the trie as one case-insensitive regular expression, for keyword sets the
+//   automaton does not take (a custom keyword with non-ASCII letters, tens of thousands of
+//   keywords) — and for none at all, where it returns at once.
 
 export interface KeywordFinder {
   /** Calls `visit(at, keyword)` for each position where a keyword starts, in increasing order. */
   forEachStart(text: string, visit: (at: number, keyword: string) => void): void;
 }
 
-/**
- * Texts from this length go to the automaton, shorter ones to the regex. On 1 KiB chat requests
- * the automaton makes S1 ~5% slower in the proxy (A/B with bench/ab.mjs: 6704 vs 7051 req/s, 155 vs
- * 148 µs CPU), though faster in isolation: its 280 KB table is likely evicted by the rest of a
- * request's work between scans. On a 256 KiB prompt it halves the keyword pass (bench/scanner.mjs).
- */
-export const AUTOMATON_MIN_CHARS = 4096;
-
 /** The finder for `keywords` (lower-case, as the detector stores them). */
-export function keywordFinder(keywords: readonly string[]): SplitFinder {
-  return new SplitFinder(keywords);
-}
-
-/** The regex for short texts; the automaton, when the keywords allow one, for long texts. */
-export class SplitFinder implements KeywordFinder {
-  readonly regex: RegexFinder;
-  readonly automaton: AutomatonFinder | null;
-
-  constructor(keywords: readonly string[]) {
-    this.regex = new RegexFinder(keywords);
-    // No keywords (every rule disabled): the regex finder returns at once, an automaton would
-    // still read every character.
-    this.automaton = keywords.length > 0 && AutomatonFinder.supports(keywords) ? new AutomatonFinder(keywords) : null;
-  }
-
-  forEachStart(text: string, visit: (at: number, keyword: string) => void): void {
-    const finder = this.automaton !== null && text.length >= AUTOMATON_MIN_CHARS ? this.automaton : this.regex;
-    finder.forEachStart(text, visit);
-  }
+export function keywordFinder(keywords: readonly string[]): KeywordFinder {
+  // No keywords (every rule disabled): an automaton would still read every character.
+  return keywords.length > 0 && AutomatonFinder.supports(keywords) ? new AutomatonFinder(keywords) : new RegexFinder(keywords);
 }
 
 const ALPHABET = 128;

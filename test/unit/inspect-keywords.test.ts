@@ -2,7 +2,7 @@
 // replaces, on the builtin keywords and on texts made to hit their edges (overlaps, prefixes,
 // case, non-ASCII letters that fold to ASCII under Unicode rules but not under a regex's `i`).
 import { describe, expect, it } from 'vitest';
-import { AUTOMATON_MIN_CHARS, AutomatonFinder, type KeywordFinder, RegexFinder, keywordFinder } from '../../src/inspect/keywords.js';
+import { AutomatonFinder, type KeywordFinder, RegexFinder, keywordFinder } from '../../src/inspect/keywords.js';
 import { BUILTIN_RULES } from '../../src/inspect/rules/index.js';
 import { Rng } from '../corpus/secrets.js';
 
@@ -29,14 +29,15 @@ function randomText(rnd: (k: number) => number, keywords: readonly string[], pie
 }
 
 describe('keyword finder', () => {
-  it('uses the automaton for long texts with the builtin keywords, the regex for short ones, with the same answers', () => {
+  it('uses the automaton for the builtin keywords, with the same answers as the regex at every length', () => {
     const finder = keywordFinder(BUILTIN_KEYWORDS);
-    expect(finder.automaton).toBeInstanceOf(AutomatonFinder);
+    expect(finder).toBeInstanceOf(AutomatonFinder);
+    const regex = new RegexFinder(BUILTIN_KEYWORDS);
     const rnd = new Rng(99).below;
     let long = '';
-    while (long.length < AUTOMATON_MIN_CHARS * 3) long += randomText(rnd, BUILTIN_KEYWORDS, 50);
-    for (const text of [long.slice(0, AUTOMATON_MIN_CHARS - 1), long.slice(0, AUTOMATON_MIN_CHARS), long]) {
-      expect(starts(finder, text)).toEqual(starts(finder.regex, text));
+    while (long.length < 12_000) long += randomText(rnd, BUILTIN_KEYWORDS, 50);
+    for (const text of [long.slice(0, 9), long.slice(0, 200), long]) {
+      expect(starts(finder, text)).toEqual(starts(regex, text));
     }
     expect(starts(finder, long).length).toBeGreaterThan(200);
   });
@@ -90,12 +91,12 @@ describe('keyword finder', () => {
   });
 
   it('leaves keywords the automaton cannot take to the regex', () => {
-    expect(keywordFinder(['passwort', 'kennwört']).automaton).toBeNull();
-    expect(starts(keywordFinder(['kennwört']), `${'x'.repeat(AUTOMATON_MIN_CHARS)} KENNWÖRT`)).toEqual([[AUTOMATON_MIN_CHARS + 1, 'kennwört']]);
-    expect(keywordFinder([]).automaton).toBeNull();
+    expect(keywordFinder(['passwort', 'kennwört'])).toBeInstanceOf(RegexFinder);
+    expect(starts(keywordFinder(['kennwört']), `${'x'.repeat(5000)} KENNWÖRT`)).toEqual([[5001, 'kennwört']]);
+    expect(keywordFinder([])).toBeInstanceOf(RegexFinder);
     // Tens of thousands of custom keywords would make a table of hundreds of megabytes.
     const many = Array.from({ length: 5000 }, (_, i) => `custom-key-${i}`);
-    expect(keywordFinder(many).automaton).toBeNull();
+    expect(keywordFinder(many)).toBeInstanceOf(RegexFinder);
     expect(starts(keywordFinder(many), 'x custom-key-4999 y')).toEqual([[2, 'custom-key-4999']]);
     expect(starts(keywordFinder([]), 'anything'.repeat(1000))).toEqual([]);
   });
