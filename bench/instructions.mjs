@@ -69,7 +69,9 @@ try {
   }
 } finally {
   await stopAll();
-  rmSync(dir, { recursive: true, force: true });
+  // AIGATE_BENCH_KEEP=1 keeps the callgrind files (callgrind_annotate --tree=caller FILE).
+  if (process.env.AIGATE_BENCH_KEEP) console.log(`kept ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 }
 
 /** The command line of a contender listening on `port`. */

@@ -57,6 +57,8 @@ const CUSTOM_PRIORITY = 5;
 
 export class Detector {
   readonly rules: DetectorRule[] = [];
+  /** Every rule keyword, lower-case: a rule is only ever tried where one of its keywords occurs. */
+  readonly keywords: readonly string[];
   private readonly finder: KeywordFinder;
   private readonly sticky = new Map<string, StickyRule[]>();
   /** keyword → other keywords that can occur at the same position (one is a prefix of the other). */
@@ -112,7 +114,13 @@ export class Detector {
       const rel = keywords.filter((b) => b !== a && (b.startsWith(a) || a.startsWith(b)));
       if (rel.length > 0) this.related.set(a, rel);
     }
+    this.keywords = keywords;
     this.finder = keywordFinder(keywords);
+  }
+
+  /** False when no keyword occurs in `text`, so `detect(text)` would find nothing. */
+  hasKeyword(text: string): boolean {
+    return this.finder.hasAny(text);
   }
 
   /** Candidates in `text`, validated and with overlaps resolved, sorted by start. */

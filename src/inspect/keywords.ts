@@ -19,6 +19,8 @@
 export interface KeywordFinder {
   /** Calls `visit(at, keyword)` for each position where a keyword starts, in increasing order. */
   forEachStart(text: string, visit: (at: number, keyword: string) => void): void;
+  /** True when a keyword occurs in `text`; reads no further than the end of the first one. */
+  hasAny(text: string): boolean;
 }
 
 /** The finder for `keywords` (lower-case, as the detector stores them). */
@@ -128,6 +130,11 @@ export class AutomatonFinder implements KeywordFinder {
     this.window = new Int32Array(size);
   }
 
+  hasAny(text: string): boolean {
+    run(text, 0, text.length, 0, this.delta, this.ends);
+    return this.ends[ranTo] !== 0;
+  }
+
   forEachStart(text: string, visit: (at: number, keyword: string) => void): void {
     const { delta, ends, maxLength } = this;
     this.window.fill(0); // a scan cut short by a throwing visitor leaves it dirty
@@ -222,6 +229,15 @@ export class RegexFinder implements KeywordFinder {
       // (`dd_api_key` holds both `dd_api` and `api_key`).
       re.lastIndex = at + 1;
     }
+  }
+
+  hasAny(text: string): boolean {
+    const re = this.re;
+    if (re === null) return false;
+    re.lastIndex = 0;
+    const found = re.test(text);
+    re.lastIndex = 0;
+    return found;
   }
 }
 

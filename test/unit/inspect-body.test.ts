@@ -90,6 +90,29 @@ describe('JSON bodies', () => {
     expect(parsed.messages[0]!.content).toBe('x\npassword = "[REDACTED:generic-password]"\nmore');
   });
 
+  it('skips the walk only when no keyword is in the raw text, nor any escape that could hide one', async () => {
+    const clean = await inspector.inspectBody(chat('Refactor this loop:\n\tfor (const x of xs) {}\n'), { ...json, action: 'block' });
+    expect(clean).toEqual({ findings: [], decision: 'allow', decodedBytes: expect.any(Number) });
+    // `://` (url-credentials) written as `:\/\/`: in no keyword of the raw text.
+    const slash = Buffer.from('{"content":"DATABASE_URL=postgres:\\/\\/admin:Zq8vLm2pRt7xQ@db.example.com\\/app"}');
+    expect(slash.toString()).toContain(':\\/\\/admin');
+    expect((await inspector.inspectBody(slash, { ...json, action: 'block' })).findings.map((f) => f.rule)).toEqual(['url-credentials']);
+    // Inside a tool call's JSON arguments the escapes are doubled.
+    const inner = String.raw`{"url":"mongodb:\/\/root:Zq8vLm2pRt7xQ@mongo:27017"}`;
+    const nested = Buffer.from(JSON.stringify({ arguments: inner }));
+    expect(nested.toString()).not.toContain('://');
+    expect((await inspector.inspectBody(nested, { ...json, action: 'block' })).findings.map((f) => f.rule)).toEqual(['url-credentials']);
+  });
+
+  it('always walks JSON when a keyword holds a quote (it can match across a key and its value)', async () => {
+    const custom = [{ id: 'pin', pattern: '"pin_key": "(\\d{6})"', keywords: ['"pin_key": "'] }];
+    const cfg = configSchema.parse({ inspect: { rules: { builtin: 'none', custom } } });
+    const withQuote = createInspector(cfg.inspect, { fingerprintKey: 'k' });
+    // The raw body has no space after the colon: the keyword only occurs in the pair as analysed.
+    const out = await withQuote.inspectBody(Buffer.from('{"pin_key":"123456"}'), { ...json, action: 'block' });
+    expect(out.findings.map((f) => [f.rule, f.start, f.end])).toEqual([['pin', 0, 6]]);
+  });
+
   it('scans object keys, key/value pairs and JSON nested in strings (tool arguments)', async () => {
     const gh = make.githubPat(rng);
     const body = Buffer.from(

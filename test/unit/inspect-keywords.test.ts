@@ -38,7 +38,9 @@ describe('keyword finder', () => {
     while (long.length < 12_000) long += randomText(rnd, BUILTIN_KEYWORDS, 50);
     for (const text of [long.slice(0, 9), long.slice(0, 200), long]) {
       expect(starts(finder, text)).toEqual(starts(regex, text));
+      expect(finder.hasAny(text)).toBe(starts(regex, text).length > 0);
     }
+    expect(finder.hasAny('nothing to see here')).toBe(false);
     expect(starts(finder, long).length).toBeGreaterThan(200);
   });
 
