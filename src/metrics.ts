@@ -43,4 +43,31 @@ export class Metrics {
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
+
+  // prom-client hashes a label object on every inc/observe (sorting its keys); the label sets of
+  // the per-request series are few (routes from config, decisions, status codes), so each one's
+  // child is looked up once and kept.
+  private readonly requestSeries = new Map<string, ReturnType<Metrics['requests']['labels']>>();
+  private readonly upstreamSeries = new Map<string, ReturnType<Metrics['upstreamDuration']['labels']>>();
+
+  /** aigate_requests_total{route, decision, status} += 1 */
+  countRequest(route: string, decision: string, status: number): void {
+    const key = `${route}\n${decision}\n${status}`;
+    let series = this.requestSeries.get(key);
+    if (series === undefined) {
+      series = this.requests.labels({ route, decision, status: String(status) });
+      this.requestSeries.set(key, series);
+    }
+    series.inc();
+  }
+
+  /** One observation of aigate_upstream_duration_seconds{route}. */
+  observeUpstream(route: string, seconds: number): void {
+    let series = this.upstreamSeries.get(route);
+    if (series === undefined) {
+      series = this.upstreamDuration.labels({ route });
+      this.upstreamSeries.set(route, series);
+    }
+    series.observe(seconds);
+  }
 }

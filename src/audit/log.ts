@@ -188,7 +188,7 @@ export interface AuditRecord {
 
 export function toRecord(flow: Flow): AuditRecord {
   const record: AuditRecord = {
-    time: new Date().toISOString(),
+    time: isoTime(Date.now()),
     event: flow.event,
     id: flow.id,
     mode: flow.mode,
@@ -207,4 +207,22 @@ export function toRecord(flow: Flow): AuditRecord {
   };
   if (flow.aborted) record.aborted = true;
   return record;
+}
+
+let isoSecond = NaN;
+let isoPrefix = '';
+
+/**
+ * `new Date(ms).toISOString()` for a time from 1970 on, without formatting the date on every call:
+ * V8 builds it with snprintf (~7k instructions, 2% of a small request); the part up to the
+ * seconds is kept while the second lasts.
+ */
+export function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20); // 2026-11-29T08:35:12.
+  }
+  const milli = ms - second * 1000;
+  return `${isoPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
 }

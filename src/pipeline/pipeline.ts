@@ -76,7 +76,7 @@ export class Pipeline {
       flow.status = res.headersSent ? res.statusCode : CLIENT_CLOSED;
     }
     const record = this.deps.audit.writeFlow(flow);
-    this.deps.metrics.requests.inc({ route: flow.route ?? '', decision: record.decision, status: String(record.status) });
+    this.deps.metrics.countRequest(flow.route ?? '', record.decision, record.status);
     for (const f of flow.findings) this.deps.metrics.findings.inc({ rule: f.rule });
   }
 }

@@ -60,7 +60,7 @@ export function handleClientError(
   const flow = new Flow(deps.mode, { ip: deps.clientIp(socket), user: null }, null, null);
   writeRawError(socket, flow, new ProxyError('bad_request', MESSAGES[code] ?? `malformed request (${code})`));
   deps.audit.writeFlow(flow);
-  deps.metrics.requests.inc({ route: '', decision: flow.decision, status: String(flow.status) });
+  deps.metrics.countRequest('', flow.decision, flow.status);
 }
 
 /** The client's address as audited: IPv4-mapped IPv6 shown as plain IPv4. */

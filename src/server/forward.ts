@@ -109,7 +109,7 @@ async function handleConnect(
   socket.on('error', () => socket.destroy());
   const finish = () => {
     opts.audit.writeFlow(flow);
-    opts.metrics.requests.inc({ route: flow.route ?? '', decision: flow.decision, status: String(flow.status) });
+    opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
   };
   let destination: ForwardDestination;
   let dest: Destination;
@@ -174,7 +174,7 @@ function blindTunnel(opts: ForwardServerOptions, flow: Flow, client: Socket, hea
     if (audited) return;
     audited = true;
     opts.audit.writeFlow(flow);
-    opts.metrics.requests.inc({ route: flow.route ?? '', decision: flow.decision, status: String(flow.status) });
+    opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
     release();
   };
   const fail = (err: ProxyError) => {

@@ -108,7 +108,7 @@ function forward(ex: Exchange, opts: ForwardOptions): Promise<void> {
         onResponseStart(_c, statusCode, upstreamHeaders) {
           if (statusCode < 200) return;
           const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-          opts.metrics.upstreamDuration.observe({ route: target.route }, seconds);
+          opts.metrics.observeUpstream(target.route, seconds);
           // aigate's own headers (request id, RateLimit-*) win over the upstream's.
           res.writeHead(statusCode, Object.assign(clientResponseHeaders(upstreamHeaders), ex.responseHeaders));
           // Headers go out with the body when it came in the same read from upstream (undici calls

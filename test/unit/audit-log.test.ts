@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { AuditLog, FLUSH_BYTES, type AuditRecord } from '../../src/audit/log.js';
+import { AuditLog, FLUSH_BYTES, isoTime, type AuditRecord } from '../../src/audit/log.js';
 
 function record(i: number): AuditRecord {
   return {
@@ -125,5 +125,15 @@ describe('audit log writer', () => {
     }
     expect(errors).toEqual(['ENOSPC']);
     log.close();
+  });
+});
+
+describe('isoTime', () => {
+  it('equals Date#toISOString, across seconds, days and years, in any order', () => {
+    const times = [0, 1, 9, 10, 99, 100, 999, 1000, 1001, Date.UTC(2026, 11, 31, 23, 59, 59, 999), Date.UTC(2027, 0, 1), Date.UTC(2024, 1, 29, 12, 0, 0, 5)];
+    let t = Date.UTC(2026, 10, 29, 8, 0, 0, 0);
+    for (let i = 0; i < 5000; i++) times.push((t += 1 + ((i * 7919) % 1500)));
+    times.push(5, Date.UTC(2026, 10, 29, 8, 0, 0, 0)); // backwards
+    for (const ms of times) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
   });
 });
