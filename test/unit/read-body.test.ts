@@ -1,8 +1,8 @@
 // The read-body stage over a real HTTP server: the whole body, bounded, and from
 // `sharedFromBytes` on in shared memory, so a scan thread reads the very bytes that are forwarded.
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +12,8 @@ import { Flow } from '../../src/pipeline/flow.js';
 import { readBodyStage } from '../../src/pipeline/stages/read-body.js';
 
 const stage = readBodyStage({ maxBodyBytes: 1024 * 1024, sharedFromBytes: 64 * 1024 });
+/** At …/small: a limit a request in one packet can exceed. */
+const smallStage = readBodyStage({ maxBodyBytes: 100 });
 let server: Server;
 let url: string;
 
@@ -20,7 +22,10 @@ beforeAll(async () => {
     const ex = new Exchange(new Flow('gateway', { ip: '127.0.0.1', user: null }, req.method ?? null, null), req, res);
     void (async () => {
       try {
-        await stage(ex);
+        // /whole…: run the stage once the parser has the whole request, as it does in the proxy
+        // when earlier stages took a turn or two (the body is then read from the stream's buffer).
+        if (req.url!.startsWith('/whole')) await untilComplete(req);
+        await (req.url!.endsWith('/small') ? smallStage : stage)(ex);
         res.end(
           JSON.stringify({
             shared: ex.body.buffer instanceof SharedArrayBuffer,
@@ -46,7 +51,31 @@ async function send(body: Buffer | Readable, headers: Record<string, string> = {
   return { status: res.statusCode, json: res.statusCode === 200 ? (JSON.parse(text) as Record<string, unknown>) : text };
 }
 
+/** Resolves once the parser has seen the end of the request (it was sent in one write). */
+function untilComplete(req: IncomingMessage): Promise<void> {
+  return new Promise((done) => {
+    const check = () => (req.complete ? done() : setImmediate(check));
+    check();
+  });
+}
+
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Headers and body in one write: the body is parsed and buffered before the stage runs. */
+function sendWhole(path: string, head: string, body: Buffer): Promise<string> {
+  const { port } = server.address() as AddressInfo;
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.end(Buffer.concat([Buffer.from(`POST ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n${head}\r\n`), body]));
+    });
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    socket.on('end', () => resolve(answer));
+    socket.on('error', reject);
+  });
+}
+
+const chunked = (body: Buffer) => Buffer.concat([Buffer.from(`${body.length.toString(16)}\r\n`), body, Buffer.from('\r\n0\r\n\r\n')]);
 
 /** A body sent in small pieces with no Content-Length (chunked), as a streaming client sends it. */
 function inPieces(body: Buffer, size: number): Readable {
@@ -72,6 +101,20 @@ describe('read-body stage', () => {
     const edge = body.subarray(0, 64 * 1024);
     expect(await send(edge)).toMatchObject({ json: { shared: true, length: edge.length } });
     expect(await send(body.subarray(0, 64 * 1024 - 1))).toMatchObject({ json: { shared: false } });
+  });
+
+  it('takes a body that arrived with its headers as it is, declared or chunked', async () => {
+    const body = Buffer.from('{"messages":[{"role":"user","content":"all in one packet"}]}');
+    const expected = `"length":${body.length},"bytesIn":${body.length},"sha":"${sha(body)}"`;
+    expect(await sendWhole('/whole', `content-length: ${body.length}\r\n`, body)).toContain(expected);
+    expect(await sendWhole('/whole', 'transfer-encoding: chunked\r\n', chunked(body))).toContain(expected);
+    expect(await sendWhole('/whole', 'content-length: 0\r\n', Buffer.alloc(0))).toContain('"length":0');
+  });
+
+  it('refuses a body over the limit that arrived whole without a declared length', async () => {
+    const answer = await sendWhole('/whole/small', 'transfer-encoding: chunked\r\n', chunked(Buffer.alloc(101, 'a')));
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(await sendWhole('/whole/small', 'transfer-encoding: chunked\r\n', chunked(Buffer.alloc(100, 'a')))).toContain('"length":100');
   });
 
   it('refuses a body over the limit, declared or not', async () => {
