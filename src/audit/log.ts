@@ -7,7 +7,7 @@
 // bench/profile.js) against ~2 µs for JSON.stringify.
 //
 // Lines are buffered and written FLUSH_BYTES at a time, or FLUSH_AFTER_MS after the oldest unwritten
-// one — nginx's `access_log … buffer= flush=`. Writing every few lines cost ~15% of S1 throughput
+// one — nginx's `access_log … buffer= flush=`. Writing every few lines cost ~7% of S1 throughput
 // (bench/ab.mjs): an asynchronous write is a round trip through libuv's thread pool, a synchronous
 // one a system call per event-loop turn. Nothing is lost on the way out: drain, SIGTERM and any
 // exit of the process, an uncaught exception included, write what is buffered synchronously; a

@@ -58,7 +58,7 @@ export function readBodyStage(opts: ReadBodyOptions): Stage {
   };
 }
 
-/** The body of a request whose last byte has been parsed, from the stream's buffer; null: too large. */
+/** The body of a request that is all in the stream's buffer (parsed to its end, or its declared length in); null: too large. */
 function readBuffered(req: IncomingMessage, limit: number, sharedFrom: number): Buffer | null {
   const chunks: Buffer[] = [];
   let size = 0;
