@@ -2,7 +2,7 @@
 // body over the limit is refused (413) rather than forwarded unscanned (SPEC §5).
 import type { IncomingMessage } from 'node:http';
 import { ProxyError } from '../errors.js';
-import type { Stage } from '../exchange.js';
+import type { Exchange, Stage } from '../exchange.js';
 
 export class ClientAbortedError extends Error {
   constructor() {
@@ -38,24 +38,23 @@ export function readBodyStage(opts: ReadBodyOptions): Stage {
   const sharedFrom = opts.sharedFromBytes ?? Infinity;
   return (ex) => {
     const declared = ex.req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > maxBodyBytes) throw tooLarge(maxBodyBytes);
-    const onTooLarge = () => tooLarge(maxBodyBytes);
+    const declaredBytes = declared === undefined ? undefined : Number(declared);
+    if (declaredBytes !== undefined && declaredBytes > maxBodyBytes) throw tooLarge(maxBodyBytes);
     // A small body usually arrives with its headers: all of it buffered by now (the end of the
     // message may not have been signalled yet, but Content-Length says no more is coming), it is
     // taken as is, without four listeners and a promise.
-    const buffered = ex.req.complete || (declared !== undefined && Number(declared) === ex.req.readableLength);
-    const complete = buffered ? readBuffered(ex.req, maxBodyBytes, sharedFrom) : undefined;
-    if (complete === null) throw onTooLarge();
-    if (complete !== undefined) {
-      ex.body = complete;
-      ex.flow.bytesIn = complete.length;
-      return;
+    if (ex.req.complete || declaredBytes === ex.req.readableLength) {
+      const body = readBuffered(ex.req, maxBodyBytes, sharedFrom);
+      if (body === null) throw tooLarge(maxBodyBytes);
+      return setBody(ex, body);
     }
-    return readLimited(ex.req, maxBodyBytes, sharedFrom, onTooLarge).then((body) => {
-      ex.body = body;
-      ex.flow.bytesIn = body.length;
-    });
+    return readLimited(ex.req, maxBodyBytes, sharedFrom, () => tooLarge(maxBodyBytes)).then((body) => setBody(ex, body));
   };
+}
+
+function setBody(ex: Exchange, body: Buffer): void {
+  ex.body = body;
+  ex.flow.bytesIn = body.length;
 }
 
 /** The body of a request that is all in the stream's buffer (parsed to its end, or its declared length in); null: too large. */
