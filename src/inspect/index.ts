@@ -198,6 +198,9 @@ class DetectorInspector implements Inspector {
       if (err instanceof DecodeError) throw new InspectError(err.kind, err.message);
       throw err;
     }
+    // Every rule is only ever tried where one of its keywords occurs: with none (every rule
+    // disabled), nothing can be found and the text is not needed.
+    if (this.detector.keywords.length === 0) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
     // Bytes that are not UTF-8 are read as latin1: one character per byte, so redaction can
     // splice and re-encode without changing any byte it does not replace. ASCII (most prompts)
     // reads the same either way and latin1 decodes it twice as fast (256 KiB: 0.68 → 0.31 ms);
