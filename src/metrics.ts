@@ -1,6 +1,6 @@
 // Prometheus metrics (SPEC §9). One registry per running proxy, passed to whoever records, so tests
 // can start several proxies in one process without sharing counters.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -37,6 +37,20 @@ export class Metrics {
     name: 'aigate_upstream_certificate_errors_total',
     help: 'Upstream TLS connections refused for a bad chain or a pin mismatch, by host',
     labelNames: ['host'] as const,
+    registers: [this.registry],
+  });
+
+  readonly auditWriteErrors = new Counter({
+    name: 'aigate_audit_write_errors_total',
+    help: 'Times an audit log sink started failing to write (disk full, I/O error), by sink',
+    labelNames: ['sink'] as const,
+    registers: [this.registry],
+  });
+
+  readonly auditFailing = new Gauge({
+    name: 'aigate_audit_failing',
+    help: '1 while an audit log sink cannot write (its lines are kept in memory, then dropped), else 0; summed over --workers',
+    labelNames: ['sink'] as const,
     registers: [this.registry],
   });
 

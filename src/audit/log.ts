@@ -40,6 +40,11 @@ export const FLUSH_AFTER_MS = 200;
 
 /** Unwritten bytes a failing sink keeps before it drops lines (a full disk must not eat the heap). */
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+/**
+ * A failing sink tries its kept lines again this often even when no new line comes: with
+ * `audit.onWriteError: deny` no traffic may come (refused, or routed away by /readyz) until it works.
+ */
+export const RETRY_AFTER_MS = 1000;
 
 type Destination = ReturnType<typeof pino.destination>;
 
@@ -53,6 +58,12 @@ export class AuditLog {
   private stdout: Destination | undefined;
   /** Sinks whose last write failed: they keep their lines and retry them with the next batch. */
   private readonly failing = new Set<Destination>();
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  /** True from a failed write until a sink writes again (the state `audit.onWriteError` acts on). */
+  isFailing(): boolean {
+    return this.failing.size > 0;
+  }
 
   constructor(
     readonly opts: AuditOptions,
@@ -76,6 +87,7 @@ export class AuditLog {
     sink.on('error', (err: Error) => {
       if (!this.failing.has(sink)) hooks.onError?.(err, name);
       this.failing.add(sink);
+      this.scheduleRetry();
     });
     sink.on('drop', (data: string) => {
       if (dropped === 0) hooks.onDrop?.(name);
@@ -119,6 +131,23 @@ export class AuditLog {
     for (const sink of this.sinks) sink.write(lines);
   };
 
+  private scheduleRetry(): void {
+    if (this.retryTimer !== undefined || !OPEN_LOGS.has(this)) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.retryFailing(true);
+    }, RETRY_AFTER_MS);
+    this.retryTimer.unref();
+  }
+
+  /**
+   * An empty write makes a failing sink try its kept lines again (a sink that fails again
+   * schedules the next try). stdout writes asynchronously: left to the timer unless `withStdout`.
+   */
+  private retryFailing(withStdout: boolean): void {
+    for (const sink of [...this.failing]) if (withStdout || sink !== this.stdout) sink.write('');
+  }
+
   onRecord(listener: (record: AuditRecord) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
@@ -139,8 +168,10 @@ export class AuditLog {
   }
 
   flush(): void {
-    // The file sink writes synchronously: handing it the buffered lines writes them.
+    // The file sink writes synchronously: handing it the buffered lines writes them, and what it
+    // kept from failed writes, if it can now.
     this.writePending();
+    this.retryFailing(false);
     const stdout = this.stdout;
     // sonic-boom's flushSync retries a failing write forever (100 ms sleeps): a closed stdout pipe
     // would hang the drain.
@@ -156,6 +187,7 @@ export class AuditLog {
   close(): void {
     this.flush();
     OPEN_LOGS.delete(this);
+    clearTimeout(this.retryTimer);
     for (const s of this.sinks) s.end();
   }
 }

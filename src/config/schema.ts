@@ -210,8 +210,14 @@ export const configSchema = z.strictObject({
       file: z.string().nullable().default('logs/audit.log'),
       stdout: z.boolean().default(false),
       fingerprintKey: z.string().default(''),
+      /**
+       * While the audit log cannot be written (disk full, I/O error): `allow` keeps traffic flowing
+       * (lines are kept in memory up to a bound and written when it recovers), `deny` refuses new
+       * requests and CONNECTs with 503 `audit_unavailable` and reports not ready on /readyz.
+       */
+      onWriteError: z.enum(['allow', 'deny']).default('allow'),
     })
-    .default({ file: 'logs/audit.log', stdout: false, fingerprintKey: '' }),
+    .default({ file: 'logs/audit.log', stdout: false, fingerprintKey: '', onWriteError: 'allow' }),
 });
 
 export type Config = z.infer<typeof configSchema>;

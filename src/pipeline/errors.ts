@@ -12,6 +12,8 @@ export const ERROR_STATUS = {
   upstream_certificate: 502,
   upstream_timeout: 504,
   proxy_auth_required: 407,
+  // Not in SPEC §7's list: `audit.onWriteError: deny` refuses traffic the audit log cannot record.
+  audit_unavailable: 503,
   // Not in SPEC §7's list: a bug in aigate itself. Reported as such rather than blamed on the
   // upstream, so operators look in the right place.
   internal_error: 500,

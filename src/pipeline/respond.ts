@@ -14,6 +14,7 @@ const DECISION: Record<ErrorType, Decision> = {
   upstream_unavailable: 'error',
   upstream_certificate: 'error',
   upstream_timeout: 'error',
+  audit_unavailable: 'error',
   internal_error: 'error',
 };
 

@@ -17,6 +17,7 @@ import { createAdminServer } from './admin.js';
 import { formatAddress, listen } from './listen.js';
 
 const READY = 'aigate:worker-ready';
+const AUDIT = 'aigate:worker-audit';
 /** More unexpected worker exits than this within RESTART_WINDOW_MS: stop instead of looping. */
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
@@ -54,6 +55,11 @@ export function announceWorker(registry: Registry, addresses: Addresses): void {
   process.send?.({ type: READY, addresses });
 }
 
+/** In a worker: tells the primary whether its audit log is failing (its /readyz, audit.onWriteError: deny). */
+export function reportAuditState(failing: boolean): void {
+  if (cluster.isWorker) process.send?.({ type: AUDIT, failing });
+}
+
 export interface PrimaryOptions {
   config: Config;
   workers: number;
@@ -75,6 +81,13 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   }
   const aggregator = new AggregatorRegistry<PrometheusContentType>();
   const ready = new Set<Worker>();
+  /** Workers whose audit log is failing: with audit.onWriteError deny they refuse traffic. */
+  const auditFailing = new Set<Worker>();
+  cluster.on('message', (worker, msg: { type?: string; failing?: boolean }) => {
+    if (msg?.type !== AUDIT) return;
+    if (msg.failing) auditFailing.add(worker);
+    else auditFailing.delete(worker);
+  });
   const restarts: number[] = [];
   let addresses: Addresses = {};
   let started = false;
@@ -136,6 +149,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   };
   cluster.on('exit', (worker, code, signal) => {
     ready.delete(worker);
+    auditFailing.delete(worker);
     if (stopping) return;
     if (!started) {
       // A worker that cannot start (its own message is on stderr) would not start on a retry.
@@ -161,7 +175,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     if (config.listen.admin) {
       admin = createAdminServer(
         { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() },
-        { ready: () => ready.size === n && !stopping },
+        { ready: () => ready.size === n && !stopping && !(config.audit.onWriteError === 'deny' && auditFailing.size > 0) },
         [],
         'not found: try /healthz, /readyz, /metrics (the dashboard is served only without --workers)\n',
       );

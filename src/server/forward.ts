@@ -13,6 +13,7 @@ import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { ActivityTracker } from '../pipeline/activity.js';
 import { ProxyError } from '../pipeline/errors.js';
+import { assertAuditWritable } from '../pipeline/stages/audit-guard.js';
 import type { ForwardDestination, Stage } from '../pipeline/exchange.js';
 import { Flow, type Client } from '../pipeline/flow.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
@@ -121,6 +122,7 @@ async function handleConnect(
     if ('denied' in match) throw new ProxyError('egress_denied', `CONNECT ${req.url} denied: ${match.denied}`);
     flow.route = match.rule.host;
     flow.host = match.host;
+    if (opts.config.audit.onWriteError === 'deny') assertAuditWritable(opts.audit);
     dest = await opts.resolve(match.host, port).catch((err: unknown) => {
       if (err instanceof DestinationError) {
         throw new ProxyError(err.reason === 'unresolvable' ? 'upstream_unavailable' : 'egress_denied', `CONNECT ${req.url} denied: ${err.message}`);

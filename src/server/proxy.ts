@@ -16,6 +16,7 @@ import type { Stage } from '../pipeline/exchange.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { createInspector, type Inspector } from '../inspect/index.js';
 import { PooledInspector, THREAD_MIN_BYTES, resolveScanThreads } from '../inspect/pool.js';
+import { auditGuardStage } from '../pipeline/stages/audit-guard.js';
 import { inspectStage } from '../pipeline/stages/inspect.js';
 import { limitStage } from '../pipeline/stages/limit.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
@@ -32,7 +33,7 @@ import { forwardStage } from '../upstream/forward.js';
 import { websocketStage } from '../upstream/websocket.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
-import { isWorker } from './cluster.js';
+import { isWorker, reportAuditState } from './cluster.js';
 import { absoluteFormStage, createForwardServer, type Authenticate } from './forward.js';
 import { createGatewayServer } from './gateway.js';
 import { listen } from './listen.js';
@@ -61,7 +62,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   const { configFile, logger } = opts;
   const extraCa = loadUpstreamCas(config, configFile);
   const metrics = new Metrics({ processMetrics: opts.processMetrics });
-  const audit = openAuditLog(config, configFile, logger);
+  const audit = openAuditLog(config, configFile, logger, metrics);
   const activity = new ActivityTracker();
   const closers: Array<() => Promise<unknown> | void> = [() => audit.close()];
   let draining = false;
@@ -72,7 +73,9 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   if (limiter) closers.unshift(() => limiter.close());
 
   // Stages shared by both modes, in SPEC order. A stage switched off in config is left out.
-  const limit: Stage[] = limiter ? [limitStage(config.rateLimit, limiter)] : [];
+  // `admit` runs once a request is routed and its user known: the audit guard, then the limiter.
+  const refuseUnaudited = config.audit.onWriteError === 'deny';
+  const admit: Stage[] = [...(refuseUnaudited ? [auditGuardStage(audit)] : []), ...(limiter ? [limitStage(config.rateLimit, limiter)] : [])];
   let inspector: Inspector;
   // One key for the event loop and the scan threads: a finding's fingerprint must not depend on
   // which thread scanned the body.
@@ -116,7 +119,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       dialTarget: (host, port) => connectTo.get(formatHostPort(canonicalHost(host)?.host ?? host, port)) ?? { host, port },
     });
     closers.unshift(() => dispatcher.destroy());
-    const routed = [parseTargetStage, gatewayRouteStage(config), ...limit];
+    const routed = [parseTargetStage, gatewayRouteStage(config), ...admit];
     const { cert, key } = loadGatewayKeyPair(config, configFile);
     const gateway = createGatewayServer({
       cert,
@@ -157,7 +160,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       if (outcome.ok) return outcome.user;
       throw new ProxyError('proxy_auth_required', outcome.message, { 'proxy-authenticate': outcome.challenge });
     };
-    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...limit];
+    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...admit];
     const forward = createForwardServer({
       config,
       egress,
@@ -183,7 +186,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   let dashboard: ReturnType<typeof createDashboard> | undefined;
   if (config.listen.admin) {
     dashboard = createDashboard({ audit, limiter, config });
-    servers.push({ name: 'admin', server: createAdminServer(metrics.registry, { ready: () => ready && !draining }, dashboard.routes), ...config.listen.admin });
+    servers.push({ name: 'admin', server: createAdminServer(metrics.registry, { ready: () => ready && !draining && !(refuseUnaudited && audit.isFailing()) }, dashboard.routes), ...config.listen.admin });
   }
 
   const closeAll = async () => {
@@ -257,14 +260,28 @@ function loadProxyAuth(config: Config, configFile: string): ProxyAuthenticator {
 }
 
 /** The audit log with its write failures logged; a file that cannot be opened stops the start. */
-function openAuditLog(config: Config, configFile: string, logger: Logger): AuditLog {
+function openAuditLog(config: Config, configFile: string, logger: Logger, metrics: Metrics): AuditLog {
+  const { onWriteError } = config.audit;
+  if (config.audit.file) metrics.auditFailing.set({ sink: 'file' }, 0);
+  if (config.audit.stdout) metrics.auditFailing.set({ sink: 'stdout' }, 0);
+  let log: AuditLog | undefined;
   try {
-    return new AuditLog(config.audit, {
-      onError: (err, sink) =>
-        logger.error({ err, sink }, 'audit log write failed; its lines are kept in memory and written when it works again'),
+    log = new AuditLog(config.audit, {
+      onError: (err, sink) => {
+        metrics.auditWriteErrors.inc({ sink });
+        metrics.auditFailing.set({ sink }, 1);
+        reportAuditState(true);
+        const traffic = onWriteError === 'deny' ? 'refused until it works again' : 'continues';
+        logger.error({ err, sink, onWriteError, traffic }, 'audit log write failed; its lines are kept in memory and written when it works again');
+      },
       onDrop: (sink) => logger.error({ sink, maxBufferedBytes: MAX_BUFFERED_BYTES }, 'audit log failing with too much unwritten: lines are dropped until it works again'),
-      onRecovered: (sink, droppedBytes) => logger.warn({ sink, droppedBytes }, 'audit log writable again; the lines it kept are written'),
+      onRecovered: (sink, droppedBytes) => {
+        metrics.auditFailing.set({ sink }, 0);
+        reportAuditState(log?.isFailing() ?? false);
+        logger.warn({ sink, droppedBytes }, 'audit log writable again; the lines it kept are written');
+      },
     });
+    return log;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new ConfigError(configFile, 'audit.file', `cannot open ${config.audit.file} for appending (${code})`);

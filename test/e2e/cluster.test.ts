@@ -1,7 +1,7 @@
 // `aigate start --workers N` (server/cluster.ts): N worker processes serve the same listeners, the
 // primary answers /readyz and /metrics summed over the workers, SIGTERM drains every worker and
 // exits 0, and a worker that cannot start stops the whole start with exit 1.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +64,32 @@ describe('aigate start --workers', () => {
       // Every worker wrote its buffered lines as it drained: all of them are in the one file.
       const audit = readFileSync(join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path: string });
       expect(audit.filter((r) => r.path === '/openai/chat/completions')).toHaveLength(n);
+    } finally {
+      cli.child.kill('SIGKILL');
+    }
+  }, 30_000);
+
+  it('audit.onWriteError deny: the primary reports not ready while a worker cannot write its audit log', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aigate-cluster-'));
+    symlinkSync('/dev/full', join(dir, 'audit.log')); // every write fails with ENOSPC, as on a full disk
+    const file = writeConfig(dir, (raw) => (raw['audit'] = { file: join(dir, 'audit.log'), onWriteError: 'deny' }));
+    const cli = spawnCli(['start', '--config', file, '--workers', '2']);
+    try {
+      const started = await cli.logLine('aigate started');
+      const gateway = new URL(String(started['gateway']));
+      const admin = String(started['admin']);
+      expect((await request(`${admin}/readyz`)).statusCode).toBe(200);
+      const client = new Agent({ connect: { ca: testPki().proxyCa.certPem, servername: 'localhost' } });
+      const res = await request(`https://localhost:${gateway.port}/openai/chat/completions`, { method: 'POST', body: '{}', dispatcher: client });
+      await res.body.text();
+      await client.close();
+      expect(res.statusCode).toBe(200); // its audit line is written in a batch, and fails then
+      expect(await cli.logLine('audit log write failed; its lines are kept in memory and written when it works again')).toMatchObject({ traffic: 'refused until it works again' });
+      // The worker's report reaches the primary over IPC, not through the log: wait for it.
+      const deadline = Date.now() + 5000;
+      let status = 200;
+      while (status === 200 && Date.now() < deadline) status = (await request(`${admin}/readyz`)).statusCode;
+      expect(status).toBe(503);
     } finally {
       cli.child.kill('SIGKILL');
     }

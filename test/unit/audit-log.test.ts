@@ -1,12 +1,13 @@
 // The audit writer: lines are buffered and written in batches, and nothing buffered is lost when
 // the process ends, flushes, rotates or cannot write.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import fs from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { describe, expect, it } from 'vitest';
-import { AuditLog, FLUSH_BYTES, isoTime, type AuditRecord } from '../../src/audit/log.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { AuditLog, FLUSH_BYTES, RETRY_AFTER_MS, isoTime, type AuditRecord } from '../../src/audit/log.js';
 
 function record(i: number): AuditRecord {
   return {
@@ -125,6 +126,57 @@ describe('audit log writer', () => {
     }
     expect(errors).toEqual(['ENOSPC']);
     log.close();
+  });
+
+  describe('a failing file', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+      vi.restoreAllMocks();
+    });
+
+    /** A log on `dir/audit.log` → /dev/full (every write: ENOSPC) that has failed once, and its hook calls. */
+    function failedLog() {
+      const file = tempFile();
+      symlinkSync('/dev/full', file);
+      const calls: string[] = [];
+      const log = new AuditLog(
+        { file, stdout: false },
+        { onError: (err) => calls.push(`error ${(err as NodeJS.ErrnoException).code}`), onRecovered: (_sink, dropped) => calls.push(`recovered ${dropped}`) },
+      );
+      log.write(record(1));
+      log.flush();
+      expect(log.isFailing()).toBe(true);
+      return { file, log, calls };
+    }
+
+    it('writes its kept lines once it works again and reports the recovery', () => {
+      const { file, log, calls } = failedLog();
+      // The disk has room again and the path names a regular file (logrotate's HUP reopens it).
+      unlinkSync(file);
+      log.reopen();
+      log.flush();
+      expect(log.isFailing()).toBe(false);
+      expect(calls).toEqual(['error ENOSPC', 'recovered 0']);
+      expect(ids(file)).toEqual(['id-0001']);
+      log.close();
+    });
+
+    it('tries its kept lines again every RETRY_AFTER_MS with no new line (no traffic may come while it fails)', () => {
+      vi.useFakeTimers();
+      const writes = vi.spyOn(fs, 'writeSync');
+      const { log, calls } = failedLog();
+      const before = writes.mock.calls.length;
+      vi.advanceTimersByTime(RETRY_AFTER_MS);
+      const once = writes.mock.calls.length;
+      expect(once).toBeGreaterThan(before);
+      vi.advanceTimersByTime(RETRY_AFTER_MS);
+      expect(writes.mock.calls.length).toBeGreaterThan(once);
+      expect(calls).toEqual(['error ENOSPC']); // one report per failing spell
+      log.close();
+      const closed = writes.mock.calls.length;
+      vi.advanceTimersByTime(10 * RETRY_AFTER_MS);
+      expect(writes.mock.calls.length).toBe(closed); // a closed log stops trying
+    });
   });
 });
 
