@@ -16,7 +16,7 @@ import { ProxyError } from '../pipeline/errors.js';
 import { assertAuditWritable } from '../pipeline/stages/audit-guard.js';
 import type { ForwardDestination, Stage } from '../pipeline/exchange.js';
 import { Flow, type Client } from '../pipeline/flow.js';
-import type { Pipeline } from '../pipeline/pipeline.js';
+import { CLIENT_CLOSED, type Pipeline } from '../pipeline/pipeline.js';
 import { DestinationError, type Destination } from '../route/address.js';
 import type { EgressPolicy } from '../route/egress.js';
 import type { LeafMinter } from '../tls/mint.js';
@@ -112,6 +112,11 @@ async function handleConnect(
     opts.audit.writeFlow(flow);
     opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
   };
+  const abandoned = () => {
+    flow.aborted = true;
+    flow.status = CLIENT_CLOSED;
+    finish();
+  };
   let destination: ForwardDestination;
   let dest: Destination;
   try {
@@ -130,9 +135,12 @@ async function handleConnect(
       throw err;
     });
     destination = { scheme: 'https', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
+    // The client may have gone while its name was resolved or its certificate minted: audited
+    // as abandoned (exactly one line per CONNECT), nothing dialled.
+    if (socket.destroyed) return abandoned();
     if (!match.rule.inspect) return blindTunnel(opts, flow, socket, head, dest);
     const context = await opts.minter.contextFor(match.host);
-    if (socket.destroyed) return;
+    if (socket.destroyed) return abandoned();
     socket.write(ESTABLISHED);
     flow.status = 200;
     if (head.length > 0) socket.unshift(head);

@@ -14,7 +14,8 @@ import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { ProxyAgent, fetch as undiciFetch, request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { LeafMinter } from '../../src/tls/mint.js';
 import { startTestProxy, startVendors, testPki, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
 
@@ -53,6 +54,7 @@ beforeAll(async () => {
     raw['egress'] = { allow: ALLOW };
     const connectTo = raw['connectTo'] as Record<string, string>;
     connectTo['licensing.example.com:443'] = `127.0.0.1:${vendors.port}`;
+    connectTo['gone.githubcopilot.com:443'] = `127.0.0.1:${vendors.port}`;
     connectTo['copilot-proxy.githubcopilot.com:443'] = `127.0.0.1:${vendors.port}`;
     connectTo['plain.example.com:80'] = `127.0.0.1:${plainPort}`;
   });
@@ -114,6 +116,36 @@ describe('CONNECT with interception', () => {
     expect(record).toMatchObject({ route: 'api.githubcopilot.com', host: 'api.githubcopilot.com', status: 200, decision: 'allow' });
     const tunnel = await fw.auditWhere((r) => r.event === 'connect' && r.host === 'api.githubcopilot.com' && r.status === 200);
     expect(tunnel.bytesIn).toBeGreaterThan(0);
+  });
+
+  it('a client that goes while its certificate is being minted still gets its one audit line (499, aborted)', async () => {
+    const host = 'gone.githubcopilot.com';
+    let clientClosed!: Promise<void>;
+    let minting!: () => void;
+    const reached = new Promise<void>((r) => (minting = r));
+    const mint = LeafMinter.prototype.contextFor;
+    const spy = vi.spyOn(LeafMinter.prototype, 'contextFor').mockImplementation(async function (this: LeafMinter, name: string) {
+      if (name === host) {
+        minting();
+        await clientClosed;
+        // One more turn of the event loop: the proxy's side of the connection sees the reset.
+        await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setImmediate(r));
+      }
+      return mint.call(this, name);
+    });
+    try {
+      const socket = netConnect(forwardPort, '127.0.0.1');
+      socket.on('error', () => undefined);
+      clientClosed = new Promise((r) => socket.once('close', () => r()));
+      socket.write(`CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\n\r\n`);
+      await reached;
+      socket.resetAndDestroy();
+      const record = await fw.auditWhere((r) => r.event === 'connect' && r.host === host);
+      expect(record).toMatchObject({ status: 499, aborted: true, route: '*.githubcopilot.com', method: 'CONNECT' });
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('the minted leaf names the host and chains to tls.ca', async () => {
