@@ -2,6 +2,8 @@
 // place a key is declared. Unknown keys are errors: a typo must not silently disable a policy.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { parseRedisUrl } from '../ratelimit/redis-url.js';
+import { parseHostPort } from '../route/address.js';
 import { parseDuration, parseSize } from './units.js';
 
 const size = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
@@ -38,7 +40,7 @@ const httpsUrl = z.string().refine(
 );
 
 /** `host:port`, with IPv6 literals in brackets. */
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port');
+const hostPort = z.string().refine((v) => parseHostPort(v) !== null, 'must be host:port with a port from 1 to 65535');
 
 const pin = z.string().regex(/^sha256\/[A-Za-z0-9+/]{43}=$/, 'must be sha256/<base64 of 32 bytes> (see `aigate pin`)');
 
@@ -150,7 +152,16 @@ export const configSchema = z.strictObject({
       store: z.enum(['memory', 'redis']).default('memory'),
       redis: z
         .strictObject({
-          url: z.string().default('redis://127.0.0.1:6379'),
+          url: z
+            .string()
+            .superRefine((v, ctx) => {
+              try {
+                parseRedisUrl(v);
+              } catch (err) {
+                ctx.addIssue({ code: 'custom', message: (err as Error).message });
+              }
+            })
+            .default('redis://127.0.0.1:6379'),
           prefix: z.string().default('aigate:rl:'),
           // Sentinel: give `sentinels` and `name`; Cluster: give `cluster` nodes. `url` then only
           // supplies credentials/db. Passed to ioredis as documented in README.

@@ -41,6 +41,7 @@
 import { createRequire } from 'node:module';
 import type { Cluster, ClusterOptions, Redis, RedisOptions } from 'ioredis';
 import type { RateLimitConfig } from '../config/schema.js';
+import { parseRedisUrl, type RedisUrl } from './redis-url.js';
 
 let loaded: typeof import('ioredis') | undefined;
 
@@ -75,48 +76,18 @@ export function reconnectDelay(times: number): number {
 
 const CONNECT_TIMEOUT_MS = 2000;
 
-interface UrlParts {
-  host: string;
-  port: number;
-  username: string | undefined;
-  password: string | undefined;
-  db: number;
-  tls: boolean;
-}
-
-function parseUrl(url: string): UrlParts {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    // Not echoing the value: it may hold the password.
-    throw new Error('rateLimit.redis.url: must be a URL like redis://[user[:password]@]host[:port][/db]');
-  }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
-    throw new Error(`rateLimit.redis.url: scheme must be redis:// or rediss://, got ${u.protocol}//`);
-  }
-  const dbText = u.pathname.replace(/^\/+/, '');
-  const db = dbText === '' ? 0 : Number(dbText);
-  if (!Number.isInteger(db) || db < 0) {
-    throw new Error(`rateLimit.redis.url: the path must be a database number, got /${dbText}`);
-  }
-  return {
-    host: u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1',
-    port: u.port === '' ? 6379 : Number(u.port),
-    username: u.username === '' ? undefined : decodeURIComponent(u.username),
-    password: u.password === '' ? undefined : decodeURIComponent(u.password),
-    db,
-    tls: u.protocol === 'rediss:',
-  };
-}
-
 function nodeList(nodes: { host: string; port: number }[]): string {
   return nodes.map((n) => `${n.host}:${n.port}`).join(',');
 }
 
 /** Creates the client; it connects in the background and never throws for an unreachable Redis. */
 export function createRedisConnection(cfg: RedisConfig): RedisConnection {
-  const url = parseUrl(cfg.url);
+  let url: RedisUrl;
+  try {
+    url = parseRedisUrl(cfg.url);
+  } catch (err) {
+    throw new Error(`rateLimit.redis.url: ${(err as Error).message}`);
+  }
   const secrets = url.password ? [url.password] : [];
   const user = url.username ? `${url.username}@` : '';
   const scheme = url.tls ? 'rediss' : 'redis';

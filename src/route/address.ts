@@ -237,7 +237,8 @@ export interface ConnectTarget {
  *  config used. Compile once at start-up. */
 export type ConnectToTable = ReadonlyMap<string, ConnectTarget>;
 
-function parseHostPort(value: string): { host: string; port: number } | null {
+/** `host:port` (IPv6 in brackets, port 1–65535), or null. */
+export function parseHostPort(value: string): { host: string; port: number } | null {
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(value.trim());
   if (!m) return null;
   const c = canonicalHost(m[1]!);
