@@ -84,8 +84,10 @@ async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      // --help and --version exit 0; usage errors were already printed by commander.
-      return err.exitCode === 0 ? 0 : 2;
+      // --help and --version exit 0; usage errors were already printed by commander. SPEC §1's
+      // statuses: 2 is scan's "usage or read error"; every other command has only 0 and 1.
+      if (err.exitCode === 0) return 0;
+      return argv.slice(2).find((a) => !a.startsWith('-')) === 'scan' ? 2 : 1;
     }
     throw err;
   }

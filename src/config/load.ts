@@ -30,8 +30,10 @@ const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 function expandString(value: string, env: NodeJS.ProcessEnv, keyPath: string, file: string): string {
   return value.replace(VAR, (_m, name: string, fallback: string | undefined) => {
+    // As the shell: `${VAR}` is whatever VAR holds, empty included; `${VAR:-default}` is the
+    // default when VAR is unset or empty.
     const v = env[name];
-    if (v !== undefined && v !== '') return v;
+    if (v !== undefined && (v !== '' || fallback === undefined)) return v;
     if (fallback !== undefined) return fallback;
     throw new ConfigError(file, keyPath, `environment variable ${name} is not set (use \${${name}:-default} for a default)`);
   });

@@ -179,7 +179,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         [],
         'not found: try /healthz, /readyz, /metrics (the dashboard is served only without --workers)\n',
       );
-      await listen(admin, config.listen.admin.host, config.listen.admin.port);
+      await listen(admin, config.listen.admin.host, config.listen.admin.port).catch((err: Error) => {
+        throw new Error(`listen.admin: ${err.message}`); // start prefixes the config file
+      });
       addresses = { ...addresses, admin: admin.address() as AddressInfo };
     }
   } catch (err) {

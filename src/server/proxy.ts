@@ -206,7 +206,9 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       }
     }
     for (const s of servers) {
-      await listen(s.server, s.host, s.port);
+      await listen(s.server, s.host, s.port).catch((err: Error) => {
+        throw new ConfigError(configFile, `listen.${s.name}`, err.message);
+      });
       addresses[s.name] = s.server.address() as AddressInfo;
     }
   } catch (err) {

@@ -61,9 +61,23 @@ describe('configuration errors stop start-up with the key path', () => {
   it('missing environment variable without default names the key', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'aigate-cfg-'));
     const file = writeConfig(dir, (raw) => ((raw['audit'] as Record<string, unknown>)['fingerprintKey'] = '${AIGATE_TEST_UNSET_VAR}'));
-    const { code, stderr } = await runCli(['start', '--config', file], { env: { AIGATE_TEST_UNSET_VAR: '' } });
+    const { code, stderr } = await runCli(['start', '--config', file], { env: { AIGATE_TEST_UNSET_VAR: undefined } });
     expect(code).toBe(1);
     expect(stderr).toMatch(/audit\.fingerprintKey: environment variable AIGATE_TEST_UNSET_VAR is not set/);
+  });
+
+  it('usage errors exit with each command\'s failure status (SPEC §1: 1, and 2 for scan)', async () => {
+    for (const [args, status] of [
+      [['start', '--bogus'], 1],
+      [['check', '--bogus'], 1],
+      [['pin'], 1],
+      [['certs', 'init', '--bogus'], 1],
+      [['scan', '--bogus'], 2],
+    ] as const) {
+      const { code, stderr } = await runCli([...args]);
+      expect(code, args.join(' ')).toBe(status);
+      expect(stderr).toMatch(/error: (unknown option '--bogus'|missing required argument)/);
+    }
   });
 
   it('config file missing', async () => {

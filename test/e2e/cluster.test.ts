@@ -105,7 +105,7 @@ describe('aigate start --workers', () => {
     const cli = spawnCli(['start', '--config', file, '--workers', '2']);
     try {
       expect(await cli.exited).toBe(1);
-      expect(cli.stderr()).toContain(`cannot listen on 127.0.0.1:${port}: address already in use`);
+      expect(cli.stderr()).toContain(`listen.gateway: cannot listen on 127.0.0.1:${port}: address already in use`);
     } finally {
       if (cli.child.exitCode === null) cli.child.kill('SIGTERM');
       taken.close();
@@ -114,7 +114,7 @@ describe('aigate start --workers', () => {
 
   it('--workers must be a whole number or auto', async () => {
     const { code, stderr } = await runCli(['start', '--workers', 'many']);
-    expect(code).toBe(2);
+    expect(code).toBe(1);
     expect(stderr).toMatch(/--workers.*whole number/);
   });
 });
