@@ -57,15 +57,18 @@ export interface ForwardServers {
 
 export function createForwardServer(opts: ForwardServerOptions): ForwardServers {
   const tunnels = new WeakMap<Duplex, TunnelContext>();
-  const httpOptions = { requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 65_000 };
+  // No Host and unknown Expect values are refused by the pipeline (parse-target), not by Node.
+  const httpOptions = { requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 65_000, requireHostHeader: false };
   const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'forward' as const };
 
   const inner = createServer(httpOptions);
-  inner.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  const onInnerRequest = (req: IncomingMessage, res: ServerResponse) => {
     const ctx = tunnels.get(req.socket);
     if (!ctx) return res.destroy();
     opts.requests.handle('forward', ctx.client, req, res, (ex) => (ex.destination = ctx.destination));
-  });
+  };
+  inner.on('request', onInnerRequest);
+  inner.on('checkExpectation', onInnerRequest);
   inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const ctx = tunnels.get(socket);
     if (!ctx) return socket.destroy();
@@ -77,9 +80,11 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
 
   const outer = createServer(httpOptions);
   // Absolute-form requests: the pipeline's first forward stage checks them (absoluteFormStage).
-  outer.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  const onOuterRequest = (req: IncomingMessage, res: ServerResponse) => {
     opts.requests.handle('forward', { ip: socketIp(req.socket), user: null }, req, res);
-  });
+  };
+  outer.on('request', onOuterRequest);
+  outer.on('checkExpectation', onOuterRequest);
   outer.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     void handleConnect(opts, tunnels, inner, req, socket as Socket, head);
   });

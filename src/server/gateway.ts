@@ -30,10 +30,13 @@ export function createGatewayServer(opts: GatewayOptions): Server {
     requestTimeout: 0,
     headersTimeout: 30_000,
     keepAliveTimeout: opts.keepAliveTimeout ?? 65_000,
+    requireHostHeader: false, // answered by the pipeline (parse-target), with a request id and an audit line
   });
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     opts.requests.handle('gateway', { ip: socketIp(req.socket), user: null }, req, res);
-  });
+  };
+  server.on('request', onRequest);
+  server.on('checkExpectation', onRequest); // an Expect other than 100-continue: refused by parse-target
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     handleUpgrade(opts.upgrades, 'gateway', { ip: socketIp(req.socket), user: null }, req, socket, head);
   });

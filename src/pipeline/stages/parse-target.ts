@@ -14,4 +14,12 @@ export const parseTargetStage: Stage = (ex) => {
     if (err instanceof BadPathError) throw new ProxyError('bad_request', `bad request target: ${err.message}`);
     throw err;
   }
+  // Node would answer these two itself (400, 417) with an empty body, no request id and no audit
+  // line; the servers pass them here instead (requireHostHeader: false, a checkExpectation listener).
+  const { req } = ex;
+  if (req.headers.host === undefined && req.httpVersion === '1.1') throw new ProxyError('bad_request', 'an HTTP/1.1 request needs a Host header');
+  const expect = req.headers.expect;
+  if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
+    throw new ProxyError('bad_request', `unsupported expectation "Expect: ${expect}" (only 100-continue is)`);
+  }
 };

@@ -1,0 +1,71 @@
+// Requests Node's HTTP server would answer by itself — an unknown `Expect`, an HTTP/1.1 request with
+// no Host — get aigate's error contract instead (SPEC §7: JSON body, X-Aigate-Request-Id) and their
+// audit line (SPEC §8). Tested on the gateway; the forward servers use the same options and stage.
+// Sent over raw TLS: no client library sends them.
+import { connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
+import type { FakeVendors } from '../support/vendors.js';
+
+let vendors: FakeVendors;
+let gw: TestProxy;
+beforeAll(async () => {
+  vendors = await startVendors();
+  gw = await startTestProxy(vendors);
+});
+afterAll(async () => {
+  await gw?.stop();
+  await vendors?.close();
+});
+
+/** Sends `head` (+ body) on a fresh TLS connection to the gateway; resolves with the final answer once the proxy closes. */
+function raw(head: string, body = ''): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ port: Number(new URL(gw.gatewayUrl).port), host: '127.0.0.1', servername: 'localhost', ca: gw.caPem }, () => {
+      // Not end(): Node's server drops a request whose client half-closes before the answer.
+      socket.write(`${head}\r\n\r\n${body}`);
+    });
+    let text = '';
+    socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      // Interim answers (100 Continue) come first: the final one is the last head.
+      while (/^HTTP\/1\.1 1\d\d /.test(text)) text = text.slice(text.indexOf('\r\n\r\n') + 4);
+      const [top = '', ...rest] = text.split('\r\n\r\n');
+      const [statusLine = '', ...lines] = top.split('\r\n');
+      const headers = Object.fromEntries(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: rest.join('\r\n\r\n') });
+    });
+  });
+}
+
+describe('requests Node would answer by itself', () => {
+  it('an Expect other than 100-continue: 400 bad_request with a request id and an audit line, nothing forwarded', async () => {
+    const before = vendors.requests.length;
+    const res = await raw('POST /claude/v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\nExpect: fancy', '{}');
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toBe('application/json');
+    const id = res.headers['x-aigate-request-id'];
+    expect(id).toBeTruthy();
+    expect(JSON.parse(res.body)).toMatchObject({ type: 'error', error: { type: 'bad_request', message: 'unsupported expectation "Expect: fancy" (only 100-continue is)' } });
+    expect(await gw.auditWhere((r) => r.id === id)).toMatchObject({ status: 400, decision: 'error', reason: 'bad_request', path: '/claude/v1/messages' });
+    expect(vendors.requests.length).toBe(before);
+  });
+
+  it('HTTP/1.1 without Host: 400 bad_request with a request id and an audit line; HTTP/1.0 needs none', async () => {
+    const res = await raw('GET /claude/v1/models HTTP/1.1\r\nConnection: close');
+    expect(res.status).toBe(400);
+    const id = res.headers['x-aigate-request-id'];
+    expect(id).toBeTruthy();
+    expect(JSON.parse(res.body)).toMatchObject({ error: { type: 'bad_request', message: 'an HTTP/1.1 request needs a Host header' } });
+    expect(await gw.auditWhere((r) => r.id === id)).toMatchObject({ status: 400, reason: 'bad_request' });
+
+    const old = await raw('POST /claude/v1/messages HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2', '{}');
+    expect(old.status).toBe(200);
+  });
+
+  it('Expect: 100-continue still works (curl sends it for large bodies)', async () => {
+    const res = await raw('POST /claude/v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\nExpect: 100-continue', '{}');
+    expect(res.status).toBe(200);
+  });
+});
