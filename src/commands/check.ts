@@ -5,7 +5,6 @@
 // round trip. One line per host; exit 0 when everything is good, 1 otherwise. Meant for CI before
 // a rollout and for cron / a Kubernetes CronJob after it.
 import { connect as netConnect, isIP } from 'node:net';
-import { rootCertificates } from 'node:tls';
 import pino from 'pino';
 import { request } from 'undici';
 import { ProxyAuthenticator } from '../auth/proxy-auth.js';
@@ -19,6 +18,7 @@ import { renderPresets } from '../route/presets/index.js';
 import { loadGatewayKeyPair, loadInterceptionCa, loadUpstreamCas } from '../tls/files.js';
 import { describeError, handshake } from '../tls/probe.js';
 import { spkiPin } from '../tls/spki.js';
+import { upstreamCaCertificates } from '../tls/trust.js';
 import { createUpstreamAgent } from '../upstream/agent.js';
 import { upstreamError } from '../upstream/forward.js';
 
@@ -145,7 +145,8 @@ async function checkHosts(config: Config, file: string): Promise<HostCheck[]> {
   const { list, skipped } = targets(config, file);
   const connectTo = compileConnectTo(config.connectTo);
   const extraCa = loadUpstreamCas(config, file);
-  const ca = [...rootCertificates, ...extraCa];
+  // The connector's trust, so a green check means the proxy will verify the same chain.
+  const ca = upstreamCaCertificates(extraCa);
   const logger = pino({ level: 'silent' });
   const agent = createUpstreamAgent({
     config,

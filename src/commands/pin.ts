@@ -2,11 +2,11 @@
 // SPKI pin for `upstreamTls.pins`. The pin goes alone to stdout (so `$(aigate pin host)` works);
 // everything meant for a human goes to stderr.
 import { isIP } from 'node:net';
-import { rootCertificates } from 'node:tls';
 import type { Config } from '../config/schema.js';
 import { canonicalHost, compileConnectTo, formatHostPort } from '../route/address.js';
 import { describeError, handshake, loadExtraCAs, type Handshake } from '../tls/probe.js';
 import { spkiPin } from '../tls/spki.js';
+import { upstreamCaCertificates } from '../tls/trust.js';
 
 export interface Output {
   write(chunk: string): unknown;
@@ -47,12 +47,16 @@ export async function runPin(opts: PinOptions): Promise<number> {
     return 1;
   }
   const where = formatHostPort(target.host, target.port);
-  let ca: string[] | undefined;
+  let ca: string[];
+  let trust: string;
   let dial = { host: target.host, port: target.port };
   try {
     const extra = loadExtraCAs(config);
-    // Same trust as the upstream connector: the bundled roots plus upstreamTls.ca.
-    if (extra.length > 0) ca = [...rootCertificates, ...extra];
+    // Same trust as the upstream connector, with or without --config: a pin printed after a
+    // "verified" here must be one the proxy will also verify (and Node's default store would
+    // miss the OS store, where perimeter CAs usually live).
+    ca = upstreamCaCertificates(extra);
+    trust = `(${extra.length > 0 ? 'bundled roots + upstreamTls.ca' : 'bundled roots'}), also trusting the system store${process.env['NODE_EXTRA_CA_CERTS'] ? ' and NODE_EXTRA_CA_CERTS' : ''}`;
     const mapped = compileConnectTo(config?.connectTo).get(where);
     if (mapped) dial = mapped;
   } catch (err) {
@@ -89,7 +93,7 @@ export async function runPin(opts: PinOptions): Promise<number> {
   if (hs.leaf.subjectAltName) info.push(`  names:   ${hs.leaf.subjectAltName}`);
   info.push(
     hs.authorized
-      ? `  chain:   verified${ca ? ' (bundled roots + upstreamTls.ca)' : ' (bundled roots)'}`
+      ? `  chain:   verified ${trust}`
       : `  chain:   NOT VERIFIED (${hs.authorizationError ?? 'unknown error'}) — do not pin this without checking it out of band`,
   );
   const configured = config ? (config.upstreamTls.pins[target.host] ?? null) : null;

@@ -1,6 +1,7 @@
 // One TLS handshake to an upstream exactly as aigate makes it (SNI = the name, verification against
-// the bundled roots plus upstreamTls.ca, identity checked against the name even when connectTo
-// dials another address). Shared by `aigate pin` and `aigate check`.
+// the trust of tls/trust.ts: bundled roots, OS store, NODE_EXTRA_CA_CERTS and upstreamTls.ca;
+// identity checked against the name even when connectTo dials another address). Shared by
+// `aigate pin` and `aigate check`.
 import type { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { checkServerIdentity, connect, type TLSSocket } from 'node:tls';

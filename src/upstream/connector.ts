@@ -1,10 +1,12 @@
-// How aigate dials an upstream: TLS with SNI = the upstream host, the system trust store plus
-// `upstreamTls.ca`, SPKI pins checked on every new connection, and `connectTo` / a destination
-// policy deciding which address is dialled (the name in SNI and Host never changes).
-import { createSecureContext, rootCertificates, type TLSSocket } from 'node:tls';
+// How aigate dials an upstream: TLS with SNI = the upstream host, the trust of tls/trust.ts (bundled
+// roots, NODE_EXTRA_CA_CERTS and the OS store, plus `upstreamTls.ca`), SPKI pins checked on every
+// new connection, and `connectTo` / a destination policy deciding which address is dialled (the
+// name in SNI and Host never changes).
+import { createSecureContext, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { buildConnector } from 'undici';
 import { spkiPin } from '../tls/spki.js';
+import { upstreamCaCertificates } from '../tls/trust.js';
 
 export class PinMismatchError extends Error {
   readonly code = 'ERR_AIGATE_PIN_MISMATCH';
@@ -23,7 +25,7 @@ export interface DialTarget {
 }
 
 export interface ConnectorOptions {
-  /** Extra PEM CA certificates trusted beside the system store. */
+  /** Extra PEM CA certificates (upstreamTls.ca) trusted beside the system store. */
   extraCa: string[];
   /** host (lower-case) → accepted `sha256/<base64>` SPKI pins. */
   pins: Record<string, string[]>;
@@ -43,7 +45,7 @@ export function createConnector(opts: ConnectorOptions): buildConnector.connecto
     // One context for every upstream connection. Given `ca` instead, tls.connect would build a
     // fresh context per connection, parsing the ~140 system roots each time: ~40 ms of blocked
     // event loop per new upstream connection, felt by every stream the process carries.
-    secureContext: createSecureContext({ ca: [...rootCertificates, ...opts.extraCa] }),
+    secureContext: createSecureContext({ ca: upstreamCaCertificates(opts.extraCa) }),
     timeout: opts.connectTimeout,
     keepAlive: true,
     maxCachedSessions: 1000,
