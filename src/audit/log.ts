@@ -15,7 +15,7 @@
 // into the page cache does not wait for the disk, and nothing is in flight when the process
 // exits); stdout asynchronously, since a pipe whose reader stalls must not stop the proxy.
 import { dirname } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import pino from 'pino';
 import type { Flow } from '../pipeline/flow.js';
 
@@ -189,6 +189,32 @@ export class AuditLog {
     OPEN_LOGS.delete(this);
     clearTimeout(this.retryTimer);
     for (const s of this.sinks) s.end();
+  }
+}
+
+/**
+ * The errno code (EISDIR, EACCES, ENOTDIR…) for which AuditLog could not open `file` for appending,
+ * or null when it could — found without creating anything (for `aigate check --offline`).
+ */
+export function appendProblem(file: string): string | null {
+  let path = file;
+  try {
+    if (statSync(path).isDirectory()) return 'EISDIR';
+    accessSync(path, constants.W_OK);
+    return null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return (err as NodeJS.ErrnoException).code ?? 'EIO';
+  }
+  // Missing: AuditLog creates it and its directories, under the nearest directory that exists.
+  for (path = dirname(path); ; path = dirname(path)) {
+    try {
+      if (!statSync(path).isDirectory()) return 'ENOTDIR';
+      accessSync(path, constants.W_OK | constants.X_OK);
+      return null;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' || path === dirname(path)) return code ?? 'EIO';
+    }
   }
 }
 

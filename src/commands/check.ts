@@ -7,6 +7,7 @@
 import { connect as netConnect, isIP } from 'node:net';
 import pino from 'pino';
 import { request } from 'undici';
+import { appendProblem } from '../audit/log.js';
 import { ProxyAuthenticator } from '../auth/proxy-auth.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -101,6 +102,8 @@ function validateOffline(config: Config, file: string, warnings: string[]): void
   } catch (err) {
     throw new ConfigError(file, 'auth.usersFile', (err as Error).message);
   }
+  const auditProblem = config.audit.file ? appendProblem(config.audit.file) : null;
+  if (auditProblem) throw new ConfigError(file, 'audit.file', `cannot open ${config.audit.file} for appending (${auditProblem})`);
   if (!config.audit.fingerprintKey) warnings.push('audit.fingerprintKey is empty: fingerprints will differ between restarts and replicas');
 }
 
