@@ -60,6 +60,10 @@ export function handleUpgrade(
   const res = new ServerResponse(req);
   res.shouldKeepAlive = false;
   res.assignSocket(socket as never);
+  // A plain answer on an upgrade socket (a refusal: aigate's 404/429/502 or the upstream's 401)
+  // says Connection: close, but Node only closes the sockets of ordinary requests; without this
+  // the connection, and the flow's audit line, would wait for the client to hang up.
+  res.once('finish', () => socket.end());
   pipeline.handle(mode, client, req, res, (ex) => {
     ex.body = head;
     configure?.(ex);

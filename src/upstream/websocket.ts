@@ -1,10 +1,11 @@
 // WebSocket upgrades on a route (SPEC §3): the handshake goes to the same upstream through the same
 // dialling rules (SNI, CA, pins, connectTo) as plain requests, then bytes are piped both ways.
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { Stage } from '../pipeline/exchange.js';
+import type { Exchange, Stage } from '../pipeline/exchange.js';
 import { ProxyError } from '../pipeline/errors.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js';
+import { clientResponseHeaders, upstreamRequestHeaders, type HeaderMap } from './headers.js';
 import { upstreamError } from './forward.js';
 
 export interface WebSocketOptions {
@@ -13,10 +14,16 @@ export interface WebSocketOptions {
   idleTimeout: number;
 }
 
+/** A refusal is a few hundred bytes of JSON; more than this is cut rather than relayed. */
+const REFUSAL_BODY_LIMIT = 64 * 1024;
+
+type Upgraded = { socket: Duplex; headers: IncomingHttpHeaders };
+
 /**
  * The last stage of an upgrade flow. The Exchange's response is a ServerResponse bound to the raw
- * socket (so refusals use the normal error path); once upgraded it is detached, and its `close`
- * is emitted by hand when the piped connection ends, which is when the flow is audited.
+ * socket (so refusals, aigate's or the upstream's, use the normal response path); once upgraded it
+ * is detached, and its `close` is emitted by hand when the piped connection ends, which is when the
+ * flow is audited.
  */
 export function websocketStage(opts: WebSocketOptions): Stage {
   return async (ex) => {
@@ -32,22 +39,8 @@ export function websocketStage(opts: WebSocketOptions): Stage {
       dropContentEncoding: false,
       proto: ex.destination?.scheme ?? 'https',
     });
-    let upgraded: Dispatcher.UpgradeData;
-    try {
-      upgraded = await opts.dispatcher.upgrade({
-        origin: target.origin,
-        path: target.path,
-        method: 'GET',
-        headers,
-        protocol: 'websocket',
-        headersTimeout: opts.firstByteTimeout,
-      } as Dispatcher.UpgradeOptions);
-    } catch (err) {
-      if ((err as Error).message === 'bad upgrade') {
-        throw new ProxyError('upstream_unavailable', `${target.hostHeader} refused the WebSocket upgrade`);
-      }
-      throw upstreamError(err, target.hostHeader);
-    }
+    const upgraded = await upgradeOrRelay(ex, opts, headers);
+    if (!upgraded) return;
     const upstream = upgraded.socket;
     if (clientSocket.destroyed) {
       upstream.destroy();
@@ -83,4 +76,78 @@ export function websocketStage(opts: WebSocketOptions): Stage {
     clientSocket.pipe(upstream);
     upstream.pipe(clientSocket);
   };
+}
+
+/**
+ * Asks the upstream to upgrade. Resolves with null when it answered with an ordinary response
+ * instead (401 for an expired token, 403, 429): that is the vendor's answer, not an aigate failure,
+ * so it goes to the client as sent and is audited with its own status (SPEC §3).
+ */
+function upgradeOrRelay(
+  ex: Exchange,
+  opts: WebSocketOptions,
+  headers: HeaderMap,
+): Promise<Upgraded | null> {
+  const { res, flow } = ex;
+  const target = ex.target!;
+  return new Promise((resolve, reject) => {
+    let relayed = 0;
+    let settled = false;
+    const settle = (value: Upgraded | null, err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      if (err === undefined) resolve(value);
+      else reject(upstreamError(err, target.hostHeader));
+    };
+    opts.dispatcher.dispatch(
+      {
+        origin: target.origin,
+        path: target.path,
+        method: 'GET',
+        headers,
+        upgrade: 'websocket',
+        headersTimeout: opts.firstByteTimeout,
+        bodyTimeout: opts.idleTimeout,
+      },
+      {
+        onRequestStart(c) {
+          if (res.destroyed) c.abort(new Error('client closed the connection'));
+        },
+        onRequestUpgrade(_c, _statusCode, upstreamHeaders, socket) {
+          settle({ socket, headers: upstreamHeaders });
+        },
+        onResponseStart(_c, statusCode, upstreamHeaders) {
+          if (statusCode < 200) return;
+          res.writeHead(statusCode, Object.assign(clientResponseHeaders(upstreamHeaders), ex.responseHeaders));
+        },
+        onResponseData(c, chunk) {
+          const room = REFUSAL_BODY_LIMIT - relayed;
+          const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
+          relayed += part.length;
+          flow.bytesOut += part.length;
+          if (part === chunk) {
+            res.write(part);
+            return;
+          }
+          // Cut once what fits is out, never ended: a truncated body must not look complete.
+          settle(null);
+          c.abort(new Error('WebSocket refusal body over the relay limit'));
+          res.write(part, () => res.destroy());
+        },
+        onResponseEnd() {
+          res.end();
+          settle(null);
+        },
+        onResponseError(_c, err) {
+          if (settled) return;
+          if (!res.headersSent) return settle(null, err);
+          // Failed mid-body, audited as forward.ts does; the status is already out, so cut the stream.
+          flow.decision = 'error';
+          flow.reason = (err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT' ? 'upstream_timeout' : 'upstream_unavailable';
+          res.destroy();
+          settle(null);
+        },
+      },
+    );
+  });
 }

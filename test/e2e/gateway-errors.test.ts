@@ -2,6 +2,7 @@
 import { connect as tlsConnect } from 'node:tls';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { httpsRequest } from '../support/http.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
@@ -110,6 +111,27 @@ describe('upstream failures', () => {
     const { record } = await expectError(await get('/down/x'), 502, 'upstream_unavailable');
     expect(record.decision).toBe('error');
     expect(record.route).toBe('down');
+  });
+
+  it('WebSocket upgrade with the upstream down or untrusted: 502 as for plain requests', async () => {
+    const upgrade = (path: string) => {
+      const ws = new WebSocket(`${gw.gatewayUrl.replace('https', 'wss')}${path}`, { ca: gw.caPem });
+      return new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+        ws.on('open', () => reject(new Error('the upgrade succeeded')));
+        ws.on('error', reject);
+        ws.on('unexpected-response', (req, res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => {
+            req.destroy();
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+          });
+        });
+      });
+    };
+    const { record } = await expectError(await upgrade('/down/ws'), 502, 'upstream_unavailable');
+    expect(record).toMatchObject({ decision: 'error', route: 'down' });
+    await expectError(await upgrade('/wrongname/ws'), 502, 'upstream_certificate');
   });
 
   it('upstream certificate not trusted / wrong name: 502 upstream_certificate', async () => {

@@ -1,4 +1,5 @@
 // Gateway mode end to end: real TLS, the official vendor clients, SSE timing, WebSockets.
+import type { IncomingHttpHeaders } from 'node:http';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { fetch as undiciFetch, request } from 'undici';
@@ -27,6 +28,25 @@ function lastRequest(pathEnd: string) {
   const found = [...vendors.requests].reverse().find((r) => r.path.endsWith(pathEnd));
   if (!found) throw new Error(`no upstream request ending in ${pathEnd}`);
   return found;
+}
+
+/** Opens a WebSocket that the upstream refuses; resolves with the response the client got. */
+function refusedUpgrade(path: string) {
+  const ws = new WebSocket(`${gw.gatewayUrl.replace('https', 'wss')}${path}`, { ca: gw.caPem });
+  return new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>((resolve, reject) => {
+    ws.on('open', () => reject(new Error('the upgrade succeeded')));
+    ws.on('error', reject);
+    ws.on('unexpected-response', (req, res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      // 'close', not 'end': a body cut short still resolves with what arrived.
+      res.on('close', () => {
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() });
+      });
+      res.on('error', () => {});
+    });
+  });
 }
 
 describe('official clients through the gateway', () => {
@@ -110,6 +130,27 @@ describe('streaming', () => {
     const record = await gw.auditWhere((r) => r.path === '/copilot/ws');
     expect(record).toMatchObject({ status: 101, route: 'copilot', decision: 'allow' });
     expect(lastRequest('/ws').sni).toBe('api.githubcopilot.com');
+  });
+
+  it('relays an upstream refusal of a WebSocket upgrade as the vendor sent it', async () => {
+    const res = await refusedUpgrade('/copilot/ws-unauthorized');
+    expect(res.status).toBe(401);
+    expect(res.headers['www-authenticate']).toBe('Bearer realm="fake", error="invalid_token"');
+    expect(res.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(res.body)).toEqual({ error: { type: 'authentication_error', message: 'token expired' } });
+    const id = res.headers['x-aigate-request-id'] as string;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    const record = await gw.auditWhere((r) => r.id === id);
+    expect(record).toMatchObject({ status: 401, route: 'copilot', decision: 'allow', path: '/copilot/ws-unauthorized' });
+    expect(gw.audit.filter((r) => r.id === id)).toHaveLength(1);
+  });
+
+  it('relays at most 64 KiB of an upgrade refusal body', async () => {
+    const res = await refusedUpgrade('/copilot/ws-forbidden-big');
+    expect(res.status).toBe(403);
+    expect(res.body.length).toBe(64 * 1024); // of 1 MiB: the rest was never read into aigate
+    const record = await gw.auditWhere((r) => r.id === res.headers['x-aigate-request-id']);
+    expect(record).toMatchObject({ status: 403, decision: 'allow', bytesOut: 64 * 1024 });
   });
 
   it('passes large responses with backpressure and the exact length', async () => {

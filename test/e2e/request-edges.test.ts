@@ -64,6 +64,14 @@ describe('requests Node would answer by itself', () => {
     expect(old.status).toBe(200);
   });
 
+  it('a WebSocket upgrade refused by aigate (no route): its 404, then the proxy closes the connection', async () => {
+    // `raw` resolves when the proxy closes: without the close, this waits for the test timeout.
+    const res = await raw('GET /nowhere/ws HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==');
+    expect(res.status).toBe(404);
+    expect(JSON.parse(res.body)).toMatchObject({ error: { type: 'not_found' } });
+    expect(await gw.auditWhere((r) => r.id === res.headers['x-aigate-request-id'])).toMatchObject({ status: 404, decision: 'deny' });
+  });
+
   it('Expect: 100-continue still works (curl sends it for large bodies)', async () => {
     const res = await raw('POST /claude/v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\nExpect: 100-continue', '{}');
     expect(res.status).toBe(200);

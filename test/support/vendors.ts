@@ -118,6 +118,21 @@ export async function startFakeVendors(opts: { certs: Record<string, KeyPair>; f
   const wss = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req, socket, head) => {
     record(req, Buffer.alloc(0));
+    if (req.url === '/ws-unauthorized') {
+      // Refuses the handshake with an ordinary response, as a vendor does for an expired token.
+      const body = JSON.stringify({ error: { type: 'authentication_error', message: 'token expired' } });
+      socket.end(
+        'HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n' +
+          'WWW-Authenticate: Bearer realm="fake", error="invalid_token"\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+      return;
+    }
+    if (req.url === '/ws-forbidden-big') {
+      // A refusal whose close-delimited body never seems to end: the proxy must not buffer it all.
+      socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n\r\n' + 'a'.repeat(1024 * 1024));
+      return;
+    }
     if (!req.url?.startsWith('/ws')) {
       socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
       return;
