@@ -20,6 +20,7 @@ export const parseTargetStage: Stage = (ex) => {
   if (req.headers.host === undefined && req.httpVersion === '1.1') throw new ProxyError('bad_request', 'an HTTP/1.1 request needs a Host header');
   const expect = req.headers.expect;
   if (expect !== undefined && expect.toLowerCase() !== '100-continue') {
-    throw new ProxyError('bad_request', `unsupported expectation "Expect: ${expect}" (only 100-continue is)`);
+    const shown = expect.length > 64 ? `${expect.slice(0, 64)}…` : expect;
+    throw new ProxyError('bad_request', `unsupported expectation "Expect: ${shown}" (only 100-continue is)`);
   }
 };
