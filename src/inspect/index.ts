@@ -92,6 +92,43 @@ interface JsonNode {
   nested: { text: string; nodes: JsonNode[] } | null;
 }
 
+/**
+ * JSON.stringify with the characters above U+00FF escaped. A body that is not UTF-8 is read and
+ * written back as latin1, one byte per character; a wider character (from a \u escape the
+ * redaction re-serialises) would lose its high byte: U+4E5C would reach the upstream as `\`,
+ * turning the next characters into an escape the scanner never saw.
+ */
+function latin1Json(value: string): string {
+  return JSON.stringify(value).replace(/[\u0100-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The body read as UTF-16 when it opens with a byte-order mark (either order), else null. */
+function utf16Text(body: Buffer): string | null {
+  if (body.length < 2 || body.length % 2 !== 0) return null;
+  if (body[0] === 0xff && body[1] === 0xfe) return body.toString('utf16le');
+  if (body[0] === 0xfe && body[1] === 0xff) return Buffer.from(body).swap16().toString('utf16le');
+  return null;
+}
+
+const JSON_ESCAPE = /\\(?:u([0-9a-fA-F]{4})|([\\/"'bfnrt]))/g;
+const SHORT_UNESCAPE: Readonly<Record<string, string>> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
+const PERCENT = /%([0-9a-fA-F]{2})/g;
+
+/** The text as a parser that undoes JSON escapes (and, for a form, percent-encoding) would read it. */
+function escapedViews(text: string, form: boolean): string[] {
+  const views: string[] = [];
+  if (text.includes('\\')) {
+    const view = text.replace(JSON_ESCAPE, (_m, hex: string | undefined, c: string) => (hex ? String.fromCharCode(parseInt(hex, 16)) : (SHORT_UNESCAPE[c] ?? c)));
+    if (view !== text) views.push(view);
+  }
+  if (form && text.includes('%')) views.push(text.replace(/\+/g, ' ').replace(PERCENT, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))));
+  return views;
+}
+
+function isFormContentType(contentType: string | undefined): boolean {
+  return contentType?.split(';')[0]!.trim().toLowerCase() === 'application/x-www-form-urlencoded';
+}
+
 function isJsonContentType(contentType: string | undefined): boolean {
   if (!contentType) return false;
   const mime = contentType.split(';')[0]!.trim().toLowerCase();
@@ -209,7 +246,11 @@ class DetectorInspector implements Inspector {
     const ascii = isAscii(decoded);
     const encoding: BufferEncoding = !ascii && !isUtf8(decoded) ? 'latin1' : 'utf8';
     const text = decoded.toString(ascii ? 'latin1' : encoding);
-    if (this.keywordFree(text)) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+    // Not UTF-8 but opening with a UTF-16 byte-order mark: its characters are also read as UTF-16
+    // (below, with the other views), since a keyword spelt in UTF-16 is not a keyword in latin1.
+    const utf16 = encoding === 'latin1' ? utf16Text(decoded) : null;
+    const form = isFormContentType(meta.contentType);
+    if (utf16 === null && this.keywordFree(text) && !(form && text.includes('%'))) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
     const tokens = isJsonContentType(meta.contentType) || looksLikeJson(text) ? jsonStrings(text) : null;
 
     // Every candidate counts towards the decision; only the first MAX_FINDINGS become findings.
@@ -230,12 +271,26 @@ class DetectorInspector implements Inspector {
       const nodes = this.analyseJson(tokens, 0);
       findings = [];
       this.collectJsonFindings(nodes, meta.action, findings, count);
-      redacted = () => this.rebuildJson(text, nodes, meta.action);
+      redacted = () => this.rebuildJson(text, nodes, meta.action, encoding === 'latin1');
     } else {
       const candidates = this.detector.detect(text);
       count(candidates);
       findings = this.toFindings(text, candidates, meta.action, MAX_FINDINGS);
       redacted = () => this.redactText(text, candidates, meta.action);
+      // Not JSON to the tokenizer (NaN, JSON5, a form, UTF-16…), yet the upstream may still undo
+      // escapes in it or read it in another encoding: what only shows in such a view counts too.
+      // It cannot be redacted where it stands, so a redact there blocks instead.
+      const seen = new Set(candidates.map((c) => c.value));
+      for (const view of [...escapedViews(text, form), ...(utf16 === null ? [] : [utf16, ...escapedViews(utf16, form)])]) {
+        const hidden = this.detector.detect(view).filter((c) => !seen.has(c.value));
+        if (hidden.length === 0) continue;
+        for (const c of hidden) seen.add(c.value);
+        count(hidden);
+        if (hidden.some((c) => this.actionFor(c.rule, meta.action) === 'redact')) blocks = true;
+        for (const f of this.toFindings(view, hidden, meta.action, MAX_FINDINGS - findings.length)) {
+          findings.push(f.action === 'redact' ? { ...f, action: 'block' } : f);
+        }
+      }
     }
 
     const decision: InspectDecision = blocks ? 'block' : redacts ? 'redact' : total > 0 ? 'monitor' : 'allow';
@@ -346,16 +401,16 @@ class DetectorInspector implements Inspector {
   }
 
   /** The JSON text with redacted string tokens re-encoded, or null when nothing changed. */
-  private rebuildJson(text: string, nodes: readonly JsonNode[], policy: Action): string | null {
+  private rebuildJson(text: string, nodes: readonly JsonNode[], policy: Action, latin1: boolean): string | null {
     let out = '';
     let last = 0;
     let changed = false;
     for (const node of nodes) {
       const replacement = node.nested
-        ? this.rebuildJson(node.nested.text, node.nested.nodes, policy)
+        ? this.rebuildJson(node.nested.text, node.nested.nodes, policy, latin1)
         : this.redactText(node.token.value, node.candidates, policy);
       if (replacement === null) continue;
-      out += text.slice(last, node.token.start) + JSON.stringify(replacement);
+      out += text.slice(last, node.token.start) + (latin1 ? latin1Json(replacement) : JSON.stringify(replacement));
       last = node.token.end;
       changed = true;
     }

@@ -14,7 +14,8 @@ export interface JsonString {
 }
 
 // Everything that may appear between strings: structure, numbers, true/false/null, whitespace.
-const BETWEEN = /[\s[\]{}:,0-9.eE+\-truefalsn]*/y;
+// NaN and Infinity too: JSON.parse refuses them, but Python's json (many vendors' backends) takes them.
+const BETWEEN = /[\s[\]{}:,0-9.eE+\-truefalsnNaIiy]*/y;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f]/;
 
@@ -65,10 +66,11 @@ export function jsonStrings(text: string): JsonString[] | null {
   return out;
 }
 
-const OPENS_JSON = /^\uFEFF?\s{0,1024}[[{]/;
+const OPENS_JSON = /^\uFEFF?\s*[[{]/;
 
 /** True when the first non-blank character opens an object or array. */
 export function looksLikeJson(text: string): boolean {
-  // Anchored and bounded: never reads past the first 1,026 characters, so no slice is needed.
+  // Anchored: one pass over the leading blanks, however many (a JSON parser skips them all, so a
+  // bound here would let 1,025 spaces turn a JSON body into text scanned without unescaping).
   return OPENS_JSON.test(text);
 }
