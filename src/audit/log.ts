@@ -50,6 +50,11 @@ type Destination = ReturnType<typeof pino.destination>;
 
 export class AuditLog {
   private readonly sinks: Destination[] = [];
+  /**
+   * Applied to each request path before it is logged: a secret in a URL (a token as a path
+   * segment) must not reach the audit log or the dashboard. Set by the proxy to the detector's.
+   */
+  maskPath: (path: string) => string = (path) => path;
   /** Called with every record written (dashboard, tests); never with secrets. */
   private readonly listeners = new Set<(record: AuditRecord) => void>();
   /** Lines not yet handed to the sinks. */
@@ -116,6 +121,7 @@ export class AuditLog {
 
   writeFlow(flow: Flow): AuditRecord {
     const record = toRecord(flow);
+    if (record.path !== null) record.path = this.maskPath(record.path);
     this.write(record);
     return record;
   }

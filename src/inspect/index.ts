@@ -78,6 +78,11 @@ export interface Inspector {
   scanText(text: string): ScanFinding[];
   /** Decodes, scans and applies the actions to a request body. Throws InspectError. */
   inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome>;
+  /**
+   * `text` with every secret in it replaced by `[REDACTED:<rule-id>]` (percent-encoding undone
+   * first where that is what hides one): for what is logged, such as a request path.
+   */
+  maskSecrets(text: string): string;
 }
 
 /** JSON strings nested inside JSON strings (tool-call arguments) are walked this deep. */
@@ -223,6 +228,16 @@ class DetectorInspector implements Inspector {
 
   scanText(text: string): ScanFinding[] {
     return this.toFindings(text, this.detector.detect(text), this.cfg.action, MAX_FINDINGS);
+  }
+
+  maskSecrets(text: string): string {
+    const decoded = text.includes('%') ? text.replace(PERCENT, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))) : text;
+    for (const view of decoded === text ? [text] : [text, decoded]) {
+      if (this.walkEscapes !== null && !this.detector.hasKeyword(view)) continue;
+      const found = this.detector.detect(view);
+      if (found.length > 0) return splice(view, found, (i) => `[REDACTED:${this.detector.rules[found[i]!.rule]!.id}]`);
+    }
+    return text;
   }
 
   async inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome> {

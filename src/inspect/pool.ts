@@ -145,6 +145,10 @@ export class PooledInspector implements Inspector {
     return this.local.scanText(text);
   }
 
+  maskSecrets(text: string): string {
+    return this.local.maskSecrets(text);
+  }
+
   inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome> {
     if (this.disabled || this.opts.threads === 0 || body.length < this.minBytes || this.opts.alone?.()) {
       return this.local.inspectBody(body, meta);

@@ -86,6 +86,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     // Messages already lead with the key path (inspect.rules.custom[0].pattern: …).
     throw new ConfigError(configFile, '', (err as Error).message);
   }
+  audit.maskPath = (path) => inspector.maskSecrets(path);
   const threads = resolveScanThreads(config.inspect.scanThreads, { clusterWorker: isWorker() });
   let sharedFromBytes = Infinity;
   if (threads > 0) {

@@ -4,6 +4,10 @@
 // Sent over raw TLS: no client library sends them.
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { Rng, make } from '../corpus/secrets.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
 
@@ -75,5 +79,23 @@ describe('requests Node would answer by itself', () => {
   it('Expect: 100-continue still works (curl sends it for large bodies)', async () => {
     const res = await raw('POST /claude/v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\nExpect: 100-continue', '{}');
     expect(res.status).toBe(200);
+  });
+});
+
+describe('a secret in the request path', () => {
+  it('is masked in the audit line (file and dashboard feed), as sent or percent-encoded', async () => {
+    const token = make.githubPat(new Rng(11));
+    const encoded = `%${token.charCodeAt(0).toString(16)}${token.slice(1)}`;
+    for (const segment of [token, encoded]) {
+      const res = await request(`${gw.gatewayUrl}/claude/v1/files/${segment}`, { dispatcher: gw.client });
+      await res.body.text();
+      const id = String(res.headers['x-aigate-request-id']);
+      const record = await gw.auditWhere((r) => r.id === id);
+      expect(record.path).toBe('/claude/v1/files/[REDACTED:github-pat]');
+    }
+    gw.proxy.audit.flush();
+    const file = readFileSync(join(gw.dir, 'audit.log'), 'utf8');
+    expect(file).not.toContain(token.slice(4));
+    expect(file).toContain('/claude/v1/files/[REDACTED:github-pat]');
   });
 });
