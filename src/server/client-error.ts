@@ -63,6 +63,24 @@ export function handleClientError(
   deps.metrics.countRequest('', flow.decision, flow.status);
 }
 
+/**
+ * A CONNECT where aigate tunnels nothing (the gateway, inside an intercepted tunnel): Node would
+ * drop the socket without a word; this answers 400 and audits it like any refused CONNECT.
+ */
+export function refuseConnect(
+  req: { url?: string | undefined },
+  socket: Duplex,
+  why: string,
+  deps: { audit: AuditLog; metrics: Metrics; mode: Mode; clientIp: (socket: Duplex) => string },
+): void {
+  socket.on('error', () => socket.destroy());
+  const flow = new Flow(deps.mode, { ip: deps.clientIp(socket), user: null }, 'CONNECT', null);
+  flow.event = 'connect';
+  writeRawError(socket, flow, new ProxyError('bad_request', `CONNECT ${req.url ?? ''} refused: ${why}`));
+  deps.audit.writeFlow(flow);
+  deps.metrics.countRequest('', flow.decision, flow.status);
+}
+
 /** The client's address as audited: IPv4-mapped IPv6 shown as plain IPv4. */
 export function socketIp(socket: { remoteAddress?: string | undefined }): string {
   const a = socket.remoteAddress ?? '';

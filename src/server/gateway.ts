@@ -6,7 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { AuditLog } from '../audit/log.js';
 import type { Metrics } from '../metrics.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import { handleClientError, socketIp } from './client-error.js';
+import { handleClientError, refuseConnect, socketIp } from './client-error.js';
 
 export interface GatewayOptions {
   cert: Buffer;
@@ -40,9 +40,11 @@ export function createGatewayServer(opts: GatewayOptions): Server {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     handleUpgrade(opts.upgrades, 'gateway', { ip: socketIp(req.socket), user: null }, req, socket, head);
   });
-  server.on('clientError', (err: Error, socket: Duplex) => {
-    handleClientError(err, socket, { audit: opts.audit, metrics: opts.metrics, mode: 'gateway', clientIp: (s) => socketIp(s as never) });
-  });
+  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'gateway' as const, clientIp: (s: Duplex) => socketIp(s as never) };
+  server.on('clientError', (err: Error, socket: Duplex) => handleClientError(err, socket, clientErrors));
+  server.on('connect', (req: IncomingMessage, socket: Duplex) =>
+    refuseConnect(req, socket, 'the gateway routes by path; CONNECT is served on the forward proxy listener (listen.forward)', clientErrors),
+  );
   return server;
 }
 

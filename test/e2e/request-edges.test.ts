@@ -76,6 +76,13 @@ describe('requests Node would answer by itself', () => {
     expect(await gw.auditWhere((r) => r.id === res.headers['x-aigate-request-id'])).toMatchObject({ status: 404, decision: 'deny' });
   });
 
+  it('CONNECT sent to the gateway: 400 saying where CONNECT is served, audited, connection closed', async () => {
+    const res = await raw('CONNECT api.anthropic.com:443 HTTP/1.1\r\nHost: api.anthropic.com:443');
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body)).toMatchObject({ error: { type: 'bad_request', message: expect.stringContaining('listen.forward') } });
+    expect(await gw.auditWhere((r) => r.id === res.headers['x-aigate-request-id'])).toMatchObject({ event: 'connect', method: 'CONNECT', status: 400 });
+  });
+
   it('Expect: 100-continue still works (curl sends it for large bodies)', async () => {
     const res = await raw('POST /claude/v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\nExpect: 100-continue', '{}');
     expect(res.status).toBe(200);
