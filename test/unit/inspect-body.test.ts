@@ -178,3 +178,59 @@ describe('JSON bodies', () => {
     expect(out.redactedBody!.toString().match(/\[REDACTED:generic-password\]/g)!.length).toBe(out.findings.length + (out.omittedFindings ?? 0));
   });
 });
+
+// Declared here rather than at the top so this block stays self-contained (imports are hoisted).
+import * as decodeModule from '../../src/inspect/decode.js';
+
+describe('Content-Encoding: trailing bytes and concurrent bombs', () => {
+  const token = make.githubPat(new Rng(29)); // not the shared rng: other tests' values stay as they were
+  const plain = Buffer.from('print("hello")\n'.repeat(20));
+  const secret = Buffer.from(`GITHUB_TOKEN=${token}\n`);
+  const kindOf = async (data: Buffer, contentEncoding: string): Promise<string> =>
+    (await rejection(inspector.inspectBody(data, { contentEncoding, action: 'block' }))).kind;
+
+  it('refuses bytes after the end of a compressed stream, which the scanner would never see', async () => {
+    expect(await kindOf(Buffer.concat([deflateSync(plain), secret]), 'deflate')).toBe('undecodable');
+    expect(await kindOf(Buffer.concat([deflateRawSync(plain), secret]), 'deflate')).toBe('undecodable');
+    // Node's gunzip stops at zero padding; other decoders go on to read the second member.
+    expect(await kindOf(Buffer.concat([gzipSync(plain), Buffer.alloc(4), gzipSync(secret)]), 'gzip')).toBe('undecodable');
+    expect(await kindOf(Buffer.concat([brotliCompressSync(plain), secret]), 'br')).toBe('undecodable');
+    // Every layer of a multi-coding must be consumed whole.
+    expect(await kindOf(brotliCompressSync(Buffer.concat([gzipSync(plain), secret])), 'gzip, br')).toBe('undecodable');
+    expect(await kindOf(Buffer.concat([brotliCompressSync(gzipSync(plain)), secret]), 'gzip, br')).toBe('undecodable');
+  });
+
+  it('still decodes gzip members back to back, and scans every member', async () => {
+    const body = Buffer.concat([gzipSync(plain), gzipSync(secret)]);
+    const out = await inspector.inspectBody(body, { contentEncoding: 'gzip', action: 'block' });
+    expect(out.decodedBytes).toBe(plain.length + secret.length);
+    expect(out.findings.map((f) => f.rule)).toEqual(['github-pat']);
+    expect(out.decision).toBe('block');
+  });
+
+  it('decompresses at most a few bodies at once, so many small bombs cannot exhaust memory', async () => {
+    const small = createInspector(configSchema.parse({ inspect: { maxBodyBytes: '64kb' } }).inspect, { fingerprintKey: 'k' });
+    const bomb = brotliCompressSync(Buffer.alloc(32 * 1024 * 1024), { params: { [constants.BROTLI_PARAM_QUALITY]: 5 } });
+    expect(bomb.length).toBeLessThan(4096);
+    decodeModule.resetDecodePeak();
+    // Corrupt and trailing-byte bodies in between: their slots must be given back too.
+    const results = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) =>
+        small.inspectBody(i % 10 === 9 ? Buffer.concat([bomb, Buffer.from('x')]) : i % 10 === 8 ? Buffer.from('not br') : bomb, {
+          contentEncoding: 'br',
+          action: 'block',
+        }),
+      ),
+    );
+    const kinds = results.map((r) => (r.status === 'rejected' && r.reason instanceof InspectError ? r.reason.kind : 'resolved'));
+    expect(kinds.filter((k) => k === 'too_large')).toHaveLength(36);
+    expect(kinds.filter((k) => k === 'undecodable')).toHaveLength(4);
+    const stats = decodeModule.decodeStats();
+    expect(stats.peak).toBeGreaterThan(1);
+    expect(stats.peak).toBeLessThanOrEqual(decodeModule.DECODE_SLOTS);
+    expect(stats).toMatchObject({ decoding: 0, queued: 0 });
+    // Every slot is free again.
+    const ok = await small.inspectBody(gzipSync(plain), { contentEncoding: 'gzip', action: 'block' });
+    expect(ok.decodedBytes).toBe(plain.length);
+  });
+});
