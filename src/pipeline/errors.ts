@@ -14,6 +14,9 @@ export const ERROR_STATUS = {
   proxy_auth_required: 407,
   // Not in SPEC §7's list: `audit.onWriteError: deny` refuses traffic the audit log cannot record.
   audit_unavailable: 503,
+  // Not in SPEC §7's list: the client went silent (timeouts.idle) while sending its request body;
+  // answered so the client can tell, and audited, instead of being held open forever.
+  request_timeout: 408,
   // Not in SPEC §7's list: a bug in aigate itself. Reported as such rather than blamed on the
   // upstream, so operators look in the right place.
   internal_error: 500,

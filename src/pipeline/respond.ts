@@ -15,6 +15,7 @@ const DECISION: Record<ErrorType, Decision> = {
   upstream_certificate: 'error',
   upstream_timeout: 'error',
   audit_unavailable: 'error',
+  request_timeout: 'error',
   internal_error: 'error',
 };
 

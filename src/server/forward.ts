@@ -17,6 +17,7 @@ import { assertAuditWritable } from '../pipeline/stages/audit-guard.js';
 import type { ForwardDestination, Stage } from '../pipeline/exchange.js';
 import { Flow, type Client } from '../pipeline/flow.js';
 import { CLIENT_CLOSED, type Pipeline } from '../pipeline/pipeline.js';
+import { decisionFor } from '../pipeline/respond.js';
 import { DestinationError, type Destination } from '../route/address.js';
 import type { EgressPolicy } from '../route/egress.js';
 import type { LeafMinter } from '../tls/mint.js';
@@ -48,6 +49,13 @@ interface TunnelContext {
 
 const ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
 
+/**
+ * How long an intercepted tunnel's client has to complete its TLS handshake after `200 Connection
+ * Established` (the servers' headersTimeout, same spirit): a client that never starts it would
+ * otherwise hold its connection forever. Exported (and mutable) only so a test need not wait 30 s.
+ */
+export const tlsHandshakeTimeout = { ms: 30_000 };
+
 export interface ForwardServers {
   /** Accepts CONNECT and absolute-form requests. */
   outer: Server;
@@ -62,6 +70,10 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
   const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'forward' as const };
 
   const inner = createServer(httpOptions);
+  // The inner server never listen()s (tunnels are handed to it), so Node does not enforce its
+  // headersTimeout or keep-alive timeout: without this, a client that completes TLS and then
+  // says nothing holds its tunnel forever. timeouts.idle is "no bytes either way".
+  inner.setTimeout(opts.config.timeouts.idle);
   const onInnerRequest = (req: IncomingMessage, res: ServerResponse) => {
     const ctx = tunnels.get(req.socket);
     if (!ctx) return res.destroy();
@@ -155,11 +167,21 @@ async function handleConnect(
       ALPNProtocols: ['http/1.1'],
     });
     tunnels.set(tls, { client: flow.client, destination });
+    const handshakeMs = tlsHandshakeTimeout.ms;
+    const handshakeTimer = setTimeout(() => {
+      opts.logger.info({ host: match.host, client: flow.client.ip, timeoutMs: handshakeMs }, 'intercepted TLS handshake not completed in time; tunnel closed');
+      // The 200 was sent (status stays what the client got); the line says why the tunnel ended.
+      flow.decision = decisionFor('request_timeout');
+      flow.reason = 'request_timeout';
+      tls.destroy();
+    }, handshakeMs);
+    tls.once('secure', () => clearTimeout(handshakeTimer));
     tls.on('error', (err: Error & { code?: string }) => {
       opts.logger.info({ host: match.host, client: flow.client.ip, code: err.code }, 'intercepted TLS failed (does the client trust the aigate CA?)');
       tls.destroy();
     });
     tls.once('close', () => {
+      clearTimeout(handshakeTimer);
       flow.bytesIn = socket.bytesRead;
       flow.bytesOut = socket.bytesWritten;
       finish();

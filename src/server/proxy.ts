@@ -100,7 +100,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   }
   // Reading and inspecting the body always go together: nothing is forwarded unscanned.
   const readBody: Stage[] = [
-    readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes }),
+    // timeouts.idle bounds a client's silence mid-body (the servers have no request timeout).
+    readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes, idleTimeoutMs: config.timeouts.idle }),
     inspectStage(inspector, config.inspect.maxBodyBytes),
   ];
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
