@@ -21,7 +21,7 @@ import { decisionFor } from '../pipeline/respond.js';
 import { DestinationError, type Destination } from '../route/address.js';
 import type { EgressPolicy } from '../route/egress.js';
 import type { LeafMinter } from '../tls/mint.js';
-import { handleClientError, socketIp, writeRawError } from './client-error.js';
+import { handleClientError, refuseConnect, socketIp, writeRawError } from './client-error.js';
 import { handleUpgrade } from './gateway.js';
 
 /** Checks Proxy-Authorization; resolves the user name, or null for an anonymous client. */
@@ -86,9 +86,9 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
     if (!ctx) return socket.destroy();
     handleUpgrade(opts.upgrades, 'forward', ctx.client, req, socket, head, (ex) => (ex.destination = ctx.destination));
   });
-  inner.on('clientError', (err: Error, socket: Duplex) => {
-    handleClientError(err, socket, { ...clientErrors, clientIp: (s) => tunnels.get(s)?.client.ip ?? '' });
-  });
+  const innerErrors = { ...clientErrors, clientIp: (s: Duplex) => tunnels.get(s)?.client.ip ?? '' };
+  inner.on('clientError', (err: Error, socket: Duplex) => handleClientError(err, socket, innerErrors));
+  inner.on('connect', (req: IncomingMessage, socket: Duplex) => refuseConnect(req, socket, 'a tunnel inside a tunnel is not proxied', innerErrors));
 
   const outer = createServer(httpOptions);
   // Absolute-form requests: the pipeline's first forward stage checks them (absoluteFormStage).

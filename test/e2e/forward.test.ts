@@ -148,6 +148,21 @@ describe('CONNECT with interception', () => {
     }
   });
 
+  it('a CONNECT inside an intercepted tunnel: 400, audited, closed (a tunnel inside a tunnel is not proxied)', async () => {
+    const { socket } = await connectRaw('api.anthropic.com:443');
+    const answer = await new Promise<string>((resolve, reject) => {
+      const tls = tlsConnect({ socket, servername: 'api.anthropic.com', ca: fw.caPem }, () => tls.write('CONNECT internal.example:22 HTTP/1.1\r\nHost: internal.example:22\r\n\r\n'));
+      let text = '';
+      tls.on('data', (c: Buffer) => (text += c.toString()));
+      tls.on('error', reject);
+      tls.on('close', () => resolve(text));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('a tunnel inside a tunnel is not proxied');
+    const id = /x-aigate-request-id: (\S+)/i.exec(answer)![1]!;
+    expect(await fw.auditWhere((r) => r.id === id)).toMatchObject({ event: 'connect', method: 'CONNECT', status: 400, mode: 'forward' });
+  });
+
   it('the minted leaf names the host and chains to tls.ca', async () => {
     const { status, socket } = await connectRaw('api.anthropic.com:443');
     expect(status).toBe(200);
