@@ -225,7 +225,8 @@ describe('an intercepted tunnel whose client completes TLS and then says nothing
     const socket = await forwardTls('stall.githubcopilot.com');
     const opened = Date.now();
     await new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    expect(Date.now() - opened).toBeGreaterThanOrEqual(IDLE_MS - 20);
+    // Not closed at once (the proxy's clock starts before this side's: only a loose bound).
+    expect(Date.now() - opened).toBeGreaterThanOrEqual(IDLE_MS / 2);
     const record = await px.auditWhere((r) => r.event === 'connect' && r.host === 'stall.githubcopilot.com' && r.bytesIn > 0 && r.durationMs >= IDLE_MS - 20);
     expect(record).toMatchObject({ method: 'CONNECT', status: 200 });
   }, STALL_TEST_MS);
@@ -237,7 +238,9 @@ describe('a CONNECT whose client never starts its TLS handshake', () => {
     const socket = await connectRaw(`${host}:443`);
     const established = Date.now();
     await new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    expect(Date.now() - established).toBeGreaterThanOrEqual(HANDSHAKE_MS - 20);
+    // Not closed at once; the reason below says which timer closed it. The proxy's clock starts
+    // before the client reads the 200, so only a loose bound holds on a loaded machine.
+    expect(Date.now() - established).toBeGreaterThanOrEqual(HANDSHAKE_MS / 2);
     const record = await px.auditWhere((r) => r.event === 'connect' && r.host === host);
     expect(record).toMatchObject({ method: 'CONNECT', status: 200, decision: 'error', reason: 'request_timeout' });
     expect(record.aborted).toBeUndefined(); // closed by the proxy, not abandoned by the client
