@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { onTestFinished } from 'vitest';
 
 export const CLI = resolve(import.meta.dirname, '../../dist/cli.js');
 
@@ -39,6 +40,12 @@ export interface RunningCli {
 /** Starts a long-running aigate (e.g. `start`); stderr carries its JSON operational log. */
 export function spawnCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; cliPath?: string } = {}): RunningCli {
   const child = spawn(process.execPath, [opts.cliPath ?? CLI, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A test that times out never reaches its own cleanup (its `finally` waits on a promise that
+  // will not settle): the process must not outlive the test. A --workers primary's workers exit
+  // with it.
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let err = '';
   const waiters: Array<{ msg: string; resolve: (v: Record<string, unknown>) => void }> = [];
   const lines: Record<string, unknown>[] = [];
