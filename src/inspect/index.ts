@@ -231,13 +231,18 @@ class DetectorInspector implements Inspector {
   }
 
   maskSecrets(text: string): string {
-    const decoded = text.includes('%') ? text.replace(PERCENT, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))) : text;
-    for (const view of decoded === text ? [text] : [text, decoded]) {
-      if (this.walkEscapes !== null && !this.detector.hasKeyword(view)) continue;
-      const found = this.detector.detect(view);
-      if (found.length > 0) return splice(view, found, (i) => `[REDACTED:${this.detector.rules[found[i]!.rule]!.id}]`);
-    }
-    return text;
+    const masked = this.maskView(text);
+    if (!masked.includes('%')) return masked;
+    // Secrets left in percent-encoded form: the decoded text is what is logged if it hides one.
+    const decoded = masked.replace(PERCENT, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    const remasked = this.maskView(decoded);
+    return remasked === decoded ? masked : remasked;
+  }
+
+  private maskView(text: string): string {
+    if (this.walkEscapes !== null && !this.detector.hasKeyword(text)) return text;
+    const found = this.detector.detect(text);
+    return found.length === 0 ? text : splice(text, found, (i) => `[REDACTED:${this.detector.rules[found[i]!.rule]!.id}]`);
   }
 
   async inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome> {

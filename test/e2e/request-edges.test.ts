@@ -93,16 +93,23 @@ describe('a secret in the request path', () => {
   it('is masked in the audit line (file and dashboard feed), as sent or percent-encoded', async () => {
     const token = make.githubPat(new Rng(11));
     const encoded = `%${token.charCodeAt(0).toString(16)}${token.slice(1)}`;
-    for (const segment of [token, encoded]) {
+    const other = make.githubPat(new Rng(12));
+    const otherEncoded = `%${other.charCodeAt(0).toString(16)}${other.slice(1)}`;
+    for (const [segment, logged] of [
+      [token, '/claude/v1/files/[REDACTED:github-pat]'],
+      [encoded, '/claude/v1/files/[REDACTED:github-pat]'],
+      [`${token}/${otherEncoded}`, '/claude/v1/files/[REDACTED:github-pat]/[REDACTED:github-pat]'],
+    ]) {
       const res = await request(`${gw.gatewayUrl}/claude/v1/files/${segment}`, { dispatcher: gw.client });
       await res.body.text();
       const id = String(res.headers['x-aigate-request-id']);
       const record = await gw.auditWhere((r) => r.id === id);
-      expect(record.path).toBe('/claude/v1/files/[REDACTED:github-pat]');
+      expect(record.path).toBe(logged);
     }
     gw.proxy.audit.flush();
     const file = readFileSync(join(gw.dir, 'audit.log'), 'utf8');
     expect(file).not.toContain(token.slice(4));
+    expect(file).not.toContain(other.slice(4));
     expect(file).toContain('/claude/v1/files/[REDACTED:github-pat]');
   });
 });
