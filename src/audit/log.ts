@@ -22,6 +22,8 @@ import type { Flow } from '../pipeline/flow.js';
 export interface AuditOptions {
   file: string | null;
   stdout: boolean;
+  /** `deny`: traffic is refused while the log fails (refusesTraffic). Default `allow`. */
+  onWriteError?: 'allow' | 'deny';
 }
 
 export interface AuditHooks {
@@ -70,6 +72,11 @@ export class AuditLog {
     return this.failing.size > 0;
   }
 
+  /** `audit.onWriteError: deny` and failing: new requests and CONNECTs are refused, /readyz is 503. */
+  refusesTraffic(): boolean {
+    return this.opts.onWriteError === 'deny' && this.failing.size > 0;
+  }
+
   constructor(
     readonly opts: AuditOptions,
     hooks: AuditHooks = {},
@@ -90,8 +97,9 @@ export class AuditLog {
     // called once per failing spell, not once per batch.
     let dropped = 0;
     sink.on('error', (err: Error) => {
-      if (!this.failing.has(sink)) hooks.onError?.(err, name);
-      this.failing.add(sink);
+      const first = !this.failing.has(sink);
+      this.failing.add(sink); // before the hook, so it sees the log failing
+      if (first) hooks.onError?.(err, name);
       this.scheduleRetry();
     });
     sink.on('drop', (data: string) => {

@@ -55,9 +55,9 @@ export function announceWorker(registry: Registry, addresses: Addresses): void {
   process.send?.({ type: READY, addresses });
 }
 
-/** In a worker: tells the primary whether its audit log is failing (its /readyz, audit.onWriteError: deny). */
-export function reportAuditState(failing: boolean): void {
-  if (cluster.isWorker) process.send?.({ type: AUDIT, failing });
+/** In a worker: tells the primary whether it refuses traffic for a failing audit log (the primary's /readyz). */
+export function reportAuditState(refusing: boolean): void {
+  if (cluster.isWorker) process.send?.({ type: AUDIT, refusing });
 }
 
 export interface PrimaryOptions {
@@ -81,12 +81,12 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   }
   const aggregator = new AggregatorRegistry<PrometheusContentType>();
   const ready = new Set<Worker>();
-  /** Workers whose audit log is failing: with audit.onWriteError deny they refuse traffic. */
-  const auditFailing = new Set<Worker>();
-  cluster.on('message', (worker, msg: { type?: string; failing?: boolean }) => {
+  /** Workers refusing traffic because their audit log fails (audit.onWriteError: deny). */
+  const refusing = new Set<Worker>();
+  cluster.on('message', (worker, msg: { type?: string; refusing?: boolean }) => {
     if (msg?.type !== AUDIT) return;
-    if (msg.failing) auditFailing.add(worker);
-    else auditFailing.delete(worker);
+    if (msg.refusing) refusing.add(worker);
+    else refusing.delete(worker);
   });
   const restarts: number[] = [];
   let addresses: Addresses = {};
@@ -149,7 +149,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   };
   cluster.on('exit', (worker, code, signal) => {
     ready.delete(worker);
-    auditFailing.delete(worker);
+    refusing.delete(worker);
     if (stopping) return;
     if (!started) {
       // A worker that cannot start (its own message is on stderr) would not start on a retry.
@@ -175,7 +175,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     if (config.listen.admin) {
       admin = createAdminServer(
         { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() },
-        { ready: () => ready.size === n && !stopping && !(config.audit.onWriteError === 'deny' && auditFailing.size > 0) },
+        { ready: () => ready.size === n && !stopping && refusing.size === 0 },
         [],
         'not found: try /healthz, /readyz, /metrics (the dashboard is served only without --workers)\n',
       );

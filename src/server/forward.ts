@@ -144,7 +144,7 @@ async function handleConnect(
     if ('denied' in match) throw new ProxyError('egress_denied', `CONNECT ${req.url} denied: ${match.denied}`);
     flow.route = match.rule.host;
     flow.host = match.host;
-    if (opts.config.audit.onWriteError === 'deny') assertAuditWritable(opts.audit);
+    assertAuditWritable(opts.audit);
     dest = await opts.resolve(match.host, port).catch((err: unknown) => {
       if (err instanceof DestinationError) {
         throw new ProxyError(err.reason === 'unresolvable' ? 'upstream_unavailable' : 'egress_denied', `CONNECT ${req.url} denied: ${err.message}`);

@@ -74,8 +74,10 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
 
   // Stages shared by both modes, in SPEC order. A stage switched off in config is left out.
   // `admit` runs once a request is routed and its user known: the audit guard, then the limiter.
-  const refuseUnaudited = config.audit.onWriteError === 'deny';
-  const admit: Stage[] = [...(refuseUnaudited ? [auditGuardStage(audit)] : []), ...(limiter ? [limitStage(config.rateLimit, limiter)] : [])];
+  const admit: Stage[] = [
+    ...(config.audit.onWriteError === 'deny' ? [auditGuardStage(audit)] : []),
+    ...(limiter ? [limitStage(config.rateLimit, limiter)] : []),
+  ];
   let inspector: Inspector;
   // One key for the event loop and the scan threads: a finding's fingerprint must not depend on
   // which thread scanned the body.
@@ -188,7 +190,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   let dashboard: ReturnType<typeof createDashboard> | undefined;
   if (config.listen.admin) {
     dashboard = createDashboard({ audit, limiter, config });
-    servers.push({ name: 'admin', server: createAdminServer(metrics.registry, { ready: () => ready && !draining && !(refuseUnaudited && audit.isFailing()) }, dashboard.routes), ...config.listen.admin });
+    servers.push({ name: 'admin', server: createAdminServer(metrics.registry, { ready: () => ready && !draining && !audit.refusesTraffic() }, dashboard.routes), ...config.listen.admin });
   }
 
   const closeAll = async () => {
@@ -274,14 +276,14 @@ function openAuditLog(config: Config, configFile: string, logger: Logger, metric
       onError: (err, sink) => {
         metrics.auditWriteErrors.inc({ sink });
         metrics.auditFailing.set({ sink }, 1);
-        reportAuditState(true);
+        reportAuditState(log?.refusesTraffic() ?? false);
         const traffic = onWriteError === 'deny' ? 'refused until it works again' : 'continues';
         logger.error({ err, sink, onWriteError, traffic }, 'audit log write failed; its lines are kept in memory and written when it works again');
       },
       onDrop: (sink) => logger.error({ sink, maxBufferedBytes: MAX_BUFFERED_BYTES }, 'audit log failing with too much unwritten: lines are dropped until it works again'),
       onRecovered: (sink, droppedBytes) => {
         metrics.auditFailing.set({ sink }, 0);
-        reportAuditState(log?.isFailing() ?? false);
+        reportAuditState(log?.refusesTraffic() ?? false);
         logger.warn({ sink, droppedBytes }, 'audit log writable again; the lines it kept are written');
       },
     });

@@ -5,9 +5,9 @@ import type { AuditLog } from '../../audit/log.js';
 import { ProxyError } from '../errors.js';
 import type { Stage } from '../exchange.js';
 
-/** Throws `audit_unavailable` while the audit log is failing. */
+/** Throws `audit_unavailable` while the audit log refuses traffic (failing, under `deny`). */
 export function assertAuditWritable(audit: AuditLog): void {
-  if (audit.isFailing()) {
+  if (audit.refusesTraffic()) {
     throw new ProxyError(
       'audit_unavailable',
       'request refused: the audit log cannot be written, and this proxy refuses traffic it cannot record (audit.onWriteError: deny); try again shortly',
