@@ -116,8 +116,12 @@ function utf16Text(body: Buffer): string | null {
 }
 
 const JSON_ESCAPE = /\\(?:u([0-9a-fA-F]{4})|([\\/"'bfnrt]))/g;
-const SHORT_UNESCAPE: Readonly<Record<string, string>> = { b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 const PERCENT = /%([0-9a-fA-F]{2})/g;
+
+/** `%XX` sequences read as the bytes (characters) they stand for. */
+function percentDecoded(text: string): string {
+  return text.replace(PERCENT, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
 
 /** The text as a parser that undoes JSON escapes (and, for a form, percent-encoding) would read it. */
 function escapedViews(text: string, form: boolean): string[] {
@@ -126,17 +130,16 @@ function escapedViews(text: string, form: boolean): string[] {
     const view = text.replace(JSON_ESCAPE, (_m, hex: string | undefined, c: string) => (hex ? String.fromCharCode(parseInt(hex, 16)) : (SHORT_UNESCAPE[c] ?? c)));
     if (view !== text) views.push(view);
   }
-  if (form && text.includes('%')) views.push(text.replace(/\+/g, ' ').replace(PERCENT, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))));
+  if (form && text.includes('%')) views.push(percentDecoded(text.replace(/\+/g, ' ')));
   return views;
 }
 
-function isFormContentType(contentType: string | undefined): boolean {
-  return contentType?.split(';')[0]!.trim().toLowerCase() === 'application/x-www-form-urlencoded';
+/** The media type of a Content-Type value, lower-case, without parameters ('' when absent). */
+function mediaType(contentType: string | undefined): string {
+  return contentType ? contentType.split(';')[0]!.trim().toLowerCase() : '';
 }
 
-function isJsonContentType(contentType: string | undefined): boolean {
-  if (!contentType) return false;
-  const mime = contentType.split(';')[0]!.trim().toLowerCase();
+function isJsonMediaType(mime: string): boolean {
   return mime === 'application/json' || mime.endsWith('+json') || mime.endsWith('/json');
 }
 
@@ -171,6 +174,8 @@ const SHORT_ESCAPES: ReadonlyMap<string, string> = new Map([
   ['\r', '\\r'],
   ['\t', '\\t'],
 ]);
+/** The other way: the character after the backslash → the character it stands for. */
+const SHORT_UNESCAPE: Readonly<Record<string, string>> = Object.fromEntries([...SHORT_ESCAPES].map(([c, e]) => [e[1]!, c]));
 
 function escapesToWalk(keywords: readonly string[]): string[] | null {
   const escapes = new Set(['\\u']);
@@ -234,7 +239,7 @@ class DetectorInspector implements Inspector {
     const masked = this.maskView(text);
     if (!masked.includes('%')) return masked;
     // Secrets left in percent-encoded form: the decoded text is what is logged if it hides one.
-    const decoded = masked.replace(PERCENT, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    const decoded = percentDecoded(masked);
     const remasked = this.maskView(decoded);
     return remasked === decoded ? masked : remasked;
   }
@@ -269,9 +274,10 @@ class DetectorInspector implements Inspector {
     // Not UTF-8 but opening with a UTF-16 byte-order mark: its characters are also read as UTF-16
     // (below, with the other views), since a keyword spelt in UTF-16 is not a keyword in latin1.
     const utf16 = encoding === 'latin1' ? utf16Text(decoded) : null;
-    const form = isFormContentType(meta.contentType);
+    const mime = mediaType(meta.contentType);
+    const form = mime === 'application/x-www-form-urlencoded';
     if (utf16 === null && this.keywordFree(text) && !(form && text.includes('%'))) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
-    const tokens = isJsonContentType(meta.contentType) || looksLikeJson(text) ? jsonStrings(text) : null;
+    const tokens = isJsonMediaType(mime) || looksLikeJson(text) ? jsonStrings(text) : null;
 
     // Every candidate counts towards the decision; only the first MAX_FINDINGS become findings.
     let total = 0;
