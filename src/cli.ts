@@ -58,13 +58,14 @@ async function main(argv: string[]): Promise<number> {
     .argument('[paths...]', 'files or directories; none or - reads stdin')
     .option('-c, --config <file>', `rules, allowValues and actions from this config (default: ${DEFAULT_CONFIG} when present)`)
     .option('--json', 'one JSON object per finding')
-    .action(async (paths: string[], o: { config?: string; json?: boolean }) => {
+    .option('-q, --quiet', 'no summary line on stderr')
+    .action(async (paths: string[], o: { config?: string; json?: boolean; quiet?: boolean }) => {
       const { runScan } = await import('./commands/scan.js');
       const { existsSync } = await import('node:fs');
       const file = o.config ?? (existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined);
       const config = file ? await loadOrReport(file) : undefined;
       if (config === null) return void (exitCode = 2);
-      exitCode = await runScan({ config, paths, json: Boolean(o.json), stdout: process.stdout, stderr: process.stderr });
+      exitCode = await runScan({ config, paths, json: Boolean(o.json), quiet: Boolean(o.quiet), stdout: process.stdout, stderr: process.stderr });
     });
 
   program

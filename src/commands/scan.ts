@@ -25,6 +25,8 @@ export interface ScanOptions {
   stderr: Output;
   /** Defaults to process.stdin. */
   stdin?: AsyncIterable<Buffer | string> | undefined;
+  /** No summary line on stderr. */
+  quiet?: boolean | undefined;
 }
 
 /** Files larger than this are skipped with a warning (a generated bundle, a database dump). */
@@ -94,6 +96,9 @@ async function readStdin(stdin: AsyncIterable<Buffer | string>): Promise<Buffer>
 class Scan {
   findings = 0;
   errors = 0;
+  files = 0;
+  skipped = 0;
+  private readonly filesWithFindings = new Set<string>();
 
   constructor(
     private readonly inspector: Inspector,
@@ -101,6 +106,8 @@ class Scan {
   ) {}
 
   report(path: string, findings: readonly ScanFinding[]): void {
+    this.files++;
+    if (findings.length > 0) this.filesWithFindings.add(path);
     for (const f of findings) {
       this.findings++;
       if (this.opts.json) {
@@ -128,6 +135,7 @@ class Scan {
     try {
       const st = await stat(path);
       if (st.size > MAX_SCAN_FILE_BYTES) {
+        this.skipped++;
         this.opts.stderr.write(`aigate scan: skipped ${path}: larger than ${MAX_SCAN_FILE_BYTES} bytes\n`);
         return;
       }
@@ -139,6 +147,7 @@ class Scan {
         await fh.close();
       }
       if (looksBinary(head)) {
+        this.skipped++;
         if (explicit) this.opts.stderr.write(`aigate scan: skipped ${path}: binary file\n`);
         return;
       }
@@ -148,10 +157,16 @@ class Scan {
     }
   }
 
-  /** Depth-first, entries in name order, so output is stable from run to run. */
+  /**
+   * Depth-first, entries in name order, so output is stable from run to run. A directory named on
+   * the command line is scanned even when an enclosing .gitignore ignores it (`aigate scan build/`
+   * means it): then only its own .gitignore files apply below it.
+   */
   async scanDirectory(root: string): Promise<void> {
+    const abs = resolve(root);
+    const ancestors = await ancestorLayers(abs);
     const stack: Array<{ dir: string; layers: IgnoreLayer[] }> = [
-      { dir: root, layers: await ancestorLayers(resolve(root)) },
+      { dir: root, layers: isIgnored(ancestors, abs, true) ? [] : ancestors },
     ];
     while (stack.length > 0) {
       const { dir, layers: parentLayers } = stack.pop()!;
@@ -178,6 +193,15 @@ class Scan {
       }
       for (const d of subdirs.reverse()) stack.push({ dir: d, layers });
     }
+  }
+
+  /** `aigate scan: 12 files scanned, 2 findings in 1 file, 1 skipped, 1 unreadable` */
+  summary(): string {
+    const n = (count: number, what: string) => `${count} ${what}${count === 1 ? '' : 's'}`;
+    const parts = [`${n(this.files, 'file')} scanned`, `${n(this.findings, 'finding')} in ${n(this.filesWithFindings.size, 'file')}`];
+    if (this.skipped > 0) parts.push(`${this.skipped} skipped`);
+    if (this.errors > 0) parts.push(`${this.errors} unreadable`);
+    return `aigate scan: ${parts.join(', ')}\n`;
   }
 }
 
@@ -214,6 +238,7 @@ export async function runScan(opts: ScanOptions): Promise<number> {
     if (st.isDirectory()) await scan.scanDirectory(path);
     else await scan.scanFile(path, true);
   }
+  if (!opts.quiet) opts.stderr.write(scan.summary());
   if (scan.errors > 0) return 2;
   return scan.findings > 0 ? 1 : 0;
 }

@@ -59,7 +59,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('aigate scan', () => {
   it('walks a directory honouring .gitignore and skipping .git, node_modules and binary files', async () => {
     const { code, out, err } = await scan([dir]);
-    expect(err).toBe('');
+    expect(err).toBe('aigate scan: 5 files scanned, 2 findings in 2 files, 1 skipped\n');
     expect(code).toBe(1);
     expect(out.trim().split('\n')).toEqual([
       `${join(dir, 'src/app.py')}:3:16 generic-password …7x`,
@@ -81,6 +81,13 @@ describe('aigate scan', () => {
     const { code, out } = await scan([join(dir, 'secrets.env')]);
     expect(code).toBe(1);
     expect(out).toContain('secrets.env:1:11 generic-token');
+  });
+
+  it('scans a directory named on the command line even when an enclosing .gitignore ignores it', async () => {
+    const { code, out, err } = await scan([join(dir, 'build')]);
+    expect(out).toBe(`${join(dir, 'build/out.js')}:1:19 generic-password …7x\n`);
+    expect(err).toBe('aigate scan: 1 file scanned, 1 finding in 1 file\n');
+    expect(code).toBe(1);
   });
 
   it('reads stdin for - or no path', async () => {
