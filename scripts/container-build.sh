@@ -10,7 +10,7 @@ out=$2
 npm_flags="--no-audit --no-fund --loglevel=error"
 
 cd "$src"
-npm ci $npm_flags
+npm ci --ignore-scripts $npm_flags   # no `prepare` build here: the next line is the build
 npx tsc -p tsconfig.build.json
 
 mkdir -p "$out"
