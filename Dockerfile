@@ -4,7 +4,8 @@
 #   docker build -t aigate .
 #   docker run -p 8443:8443 -p 3128:3128 -p 9090:9090 \
 #     -v $PWD/config:/app/config:ro -v $PWD/certs:/app/certs:ro -v aigate-logs:/app/logs aigate
-# The current Node.js LTS line; the code also runs on Node 20+ (CI tests on the machine's Node).
+# The current Node.js LTS line. CI runs the test suite on this major as well as on the machines'
+# Node 20 (.ci/run reads this line).
 ARG NODE_VERSION=26
 
 FROM node:${NODE_VERSION}-bookworm-slim AS build
