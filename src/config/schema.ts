@@ -60,12 +60,27 @@ const hostPattern = z.string().refine(
   { message: 'must be a host name, an IP address or *.domain' },
 );
 
+/** Header name → value set on requests to a destination, replacing the client's. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Framing or set by aigate itself: a config that set them would break or spoof the request. */
+const RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'upgrade', 'te', 'x-forwarded-for', 'x-real-ip', 'x-forwarded-proto']);
+const setHeaders = z.record(z.string(), z.string().regex(/^[^\r\n\0]*$/, 'must not contain line breaks')).superRefine((headers, ctx) => {
+  for (const name of Object.keys(headers)) {
+    if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'must be a header name (letters, digits and !#$%&\'*+.^_`|~-)' });
+    else if (RESERVED_HEADERS.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', path: [name], message: 'is set by aigate itself or frames the request; it cannot be set here' });
+  }
+});
+
+/** Organisation / tenant ids for a vendor's tenant-restriction header (upstream/tenancy.ts). */
+const tenantIds = z.array(z.string().regex(/^[^,\s]+$/, 'must be one id without commas or spaces')).default([]);
+
 const route = z.strictObject({
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, _ . -'),
   prefix: z.string().regex(/^\/([A-Za-z0-9._~-]+\/)+$/, 'must look like /name/ (starts and ends with /)'),
   upstream: httpsUrl,
   action: action.optional(),
   rateLimit: bucket.optional(),
+  setHeaders: setHeaders.optional(),
 });
 
 const egressRule = z.strictObject({
@@ -73,6 +88,7 @@ const egressRule = z.strictObject({
   ports: z.array(port).min(1).default([443]),
   inspect: z.boolean().default(true),
   action: action.optional(),
+  setHeaders: setHeaders.optional(),
 });
 
 const redisNode = z.strictObject({ host: z.string(), port });
@@ -137,6 +153,12 @@ export const configSchema = z.strictObject({
   connectTo: z.record(hostPort, hostPort).default({}),
 
   routes: z.array(route).default([]),
+
+  // Vendors' tenant restriction: requests to their hosts carry these ids in the vendor's header,
+  // replacing the client's (upstream/tenancy.ts lists headers, hosts and sources).
+  tenancy: z
+    .strictObject({ anthropic: tenantIds, github: tenantIds, openai: tenantIds, gemini: tenantIds })
+    .default({ anthropic: [], github: [], openai: [], gemini: [] }),
 
   egress: z
     .strictObject({

@@ -30,6 +30,8 @@ export interface ForwardDestination {
   rule: { host: string; action?: Action | undefined };
 }
 
+const NO_HEADERS: ReadonlyArray<readonly [string, string]> = [];
+
 export class Exchange {
   target: Target | undefined;
   /** The query string of the request target ("?…" or ""), passed upstream unchanged. */
@@ -42,6 +44,8 @@ export class Exchange {
   body: Buffer = Buffer.alloc(0);
   /** True once the body was replaced by a decoded (and redacted) copy: drop Content-Encoding. */
   bodyDecoded = false;
+  /** Headers aigate sets on the upstream request, replacing the client's (tenant restriction, setHeaders). */
+  upstreamHeaders: ReadonlyArray<readonly [string, string]> = NO_HEADERS;
   /** Headers every response to this request carries (RateLimit-*, request id). */
   readonly responseHeaders: Record<string, string>;
 

@@ -31,6 +31,8 @@ import { LeafMinter } from '../tls/mint.js';
 import { createUpstreamAgent } from '../upstream/agent.js';
 import { forwardStage } from '../upstream/forward.js';
 import { websocketStage } from '../upstream/websocket.js';
+import { UpstreamHeaderPolicy } from '../upstream/tenancy.js';
+import { upstreamHeadersStage } from '../pipeline/stages/upstream-headers.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
 import { isWorker, reportAuditState } from './cluster.js';
@@ -123,7 +125,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       dialTarget: (host, port) => connectTo.get(formatHostPort(canonicalHost(host)?.host ?? host, port)) ?? { host, port },
     });
     closers.unshift(() => dispatcher.destroy());
-    const routed = [parseTargetStage, gatewayRouteStage(config), ...admit];
+    const routed = [parseTargetStage, gatewayRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forGateway(config)), ...admit];
     const { cert, key } = loadGatewayKeyPair(config, configFile);
     const gateway = createGatewayServer({
       cert,
@@ -164,7 +166,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       if (outcome.ok) return outcome.user;
       throw new ProxyError('proxy_auth_required', outcome.message, { 'proxy-authenticate': outcome.challenge });
     };
-    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...admit];
+    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forForward(config)), ...admit];
     const forward = createForwardServer({
       config,
       egress,
@@ -253,6 +255,11 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       return { forced };
     },
   };
+}
+
+/** The stage that sets tenancy / setHeaders headers, or none when the config sets no header. */
+function headerStage(policy: UpstreamHeaderPolicy): Stage[] {
+  return policy.empty ? [] : [upstreamHeadersStage(policy)];
 }
 
 /** `auth.usersFile` loaded once; a refusal becomes a 407 with Proxy-Authenticate. */

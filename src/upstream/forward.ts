@@ -63,6 +63,7 @@ function forward(ex: Exchange, opts: ForwardOptions): Promise<void> {
     dropContentEncoding: ex.bodyDecoded,
     // How the client reached aigate: TLS, except absolute-form http:// on the forward listener.
     proto: ex.destination?.scheme ?? 'https',
+    set: ex.upstreamHeaders,
   });
   const hasBody = ex.body.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   const started = process.hrtime.bigint();

@@ -34,12 +34,13 @@ function connectionListed(value: string | string[] | undefined): ReadonlySet<str
 
 /**
  * Headers to send upstream, from the client's raw header list (keeps repeated fields).
- * `bodyHeaders: false` also drops Content-Length (undici sets it from the body actually sent) and
- * Expect (the body is already read).
+ * Content-Length is dropped (undici sets it from the body actually sent), and so is Expect (the
+ * body is already read). `set` (lower-case names) replaces every client value of the same name:
+ * a tenant restriction must not be mergeable with a value of the client's choosing.
  */
 export function upstreamRequestHeaders(
   rawHeaders: string[],
-  opts: { host: string; clientIp: string; dropContentEncoding: boolean; proto: 'https' | 'http' },
+  opts: { host: string; clientIp: string; dropContentEncoding: boolean; proto: 'https' | 'http'; set?: ReadonlyArray<readonly [string, string]> | undefined },
 ): HeaderMap {
   let listed: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -64,6 +65,7 @@ export function upstreamRequestHeaders(
   out['x-real-ip'] = opts.clientIp;
   out['x-forwarded-for'] = opts.clientIp;
   out['x-forwarded-proto'] = opts.proto;
+  if (opts.set) for (const [name, value] of opts.set) out[name] = value;
   return out;
 }
 

@@ -38,6 +38,7 @@ export function websocketStage(opts: WebSocketOptions): Stage {
       clientIp: flow.client.ip,
       dropContentEncoding: false,
       proto: ex.destination?.scheme ?? 'https',
+      set: ex.upstreamHeaders,
     });
     const upgraded = await upgradeOrRelay(ex, opts, headers);
     if (!upgraded) return;
