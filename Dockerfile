@@ -2,8 +2,12 @@
 # production dependencies only, as a non-root user. No certificates, keys or secrets are baked in:
 # mount config at /app/config and certificates at /app/certs; the audit log goes to /app/logs.
 #   docker build -t aigate .
-#   docker run -p 8443:8443 -p 3128:3128 -p 9090:9090 \
-#     -v $PWD/config:/app/config:ro -v $PWD/certs:/app/certs:ro -v aigate-logs:/app/logs aigate
+#   docker run -p 8443:8443 -p 3128:3128 -p 127.0.0.1:9090:9090 \
+#     -v $PWD/config/aigate.container.yaml:/app/config/aigate.yaml:ro \
+#     -v $PWD/config/users.htpasswd:/app/config/users.htpasswd:ro -v $PWD/certs:/app/certs:ro \
+#     -v aigate-logs:/app/logs -e AIGATE_FINGERPRINT_KEY -e REDIS_URL aigate
+# (config/aigate.container.yaml binds its listeners on 0.0.0.0, as published ports need; the
+# development config/aigate.yaml keeps the forward and admin listeners on 127.0.0.1.)
 # The current Node.js LTS line. CI runs the test suite on this major as well as on the machines'
 # Node 20 (.ci/run reads this line).
 ARG NODE_VERSION=26
