@@ -68,6 +68,27 @@ async function main(argv: string[]): Promise<number> {
       exitCode = await runScan({ config, paths, json: Boolean(o.json), quiet: Boolean(o.quiet), stdout: process.stdout, stderr: process.stderr });
     });
 
+  const fingerprint = program.command('fingerprint').description('protected-code indexes (inspect.fingerprints)');
+  fingerprint
+    .command('build')
+    .description('index source code so prompts that copy it are findings protected-code:<label>')
+    .argument('<paths...>', 'repositories, directories or files (.gitignore honoured; vendored and built code skipped)')
+    .requiredOption('--label <name>', 'name of the protected code (rule id protected-code:<name>)')
+    .requiredOption('--out <file>', 'index file to write')
+    .option('--exclude <path>', 'public code whose matches never count (dependencies, generated helpers); repeatable', collect, [] as string[])
+    .action(async (paths: string[], o: { label: string; out: string; exclude: string[] }) => {
+      const { runFingerprintBuild } = await import('./commands/fingerprint.js');
+      exitCode = await runFingerprintBuild({ paths, label: o.label, out: o.out, exclude: o.exclude, stdout: process.stdout, stderr: process.stderr });
+    });
+  fingerprint
+    .command('stats')
+    .description('describe a protected-code index')
+    .argument('<file>', 'index file')
+    .action(async (file: string) => {
+      const { runFingerprintStats } = await import('./commands/fingerprint.js');
+      exitCode = runFingerprintStats({ file, stdout: process.stdout, stderr: process.stderr });
+    });
+
   program
     .command('pin')
     .description('print the SPKI pin (sha256/<base64>) of HOST\'s certificate, for upstreamTls.pins')

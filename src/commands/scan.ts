@@ -4,12 +4,10 @@
 // Exit status: 0 no findings, 1 findings, 2 usage or read error (a read error wins: a pre-commit
 // hook must not pass because a file could not be read).
 import { isUtf8 } from 'node:buffer';
-import { existsSync } from 'node:fs';
-import { lstat, open, readdir, readFile, stat } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
-import ignore, { type Ignore } from 'ignore';
+import { lstat, open, readFile, stat } from 'node:fs/promises';
 import { configSchema, type Config } from '../config/schema.js';
 import { createInspector, type Inspector, type ScanFinding } from '../inspect/index.js';
+import { walkDirectory } from './walk.js';
 
 export interface Output {
   write(chunk: string): unknown;
@@ -31,57 +29,7 @@ export interface ScanOptions {
 
 /** Files larger than this are skipped with a warning (a generated bundle, a database dump). */
 export const MAX_SCAN_FILE_BYTES = 64 * 1024 * 1024;
-const SKIP_DIRS = new Set(['.git', 'node_modules']);
 const BINARY_SNIFF_BYTES = 8000;
-
-interface IgnoreLayer {
-  base: string;
-  rules: Ignore;
-}
-
-function toPosix(p: string): string {
-  return sep === '/' ? p : p.split(sep).join('/');
-}
-
-async function loadIgnore(dir: string): Promise<IgnoreLayer | null> {
-  try {
-    const text = await readFile(join(dir, '.gitignore'), 'utf8');
-    return { base: dir, rules: ignore().add(text) };
-  } catch {
-    return null;
-  }
-}
-
-function isIgnored(layers: readonly IgnoreLayer[], path: string, isDir: boolean): boolean {
-  for (const layer of layers) {
-    const rel = toPosix(relative(layer.base, path));
-    if (rel === '' || rel.startsWith('..')) continue;
-    if (layer.rules.ignores(isDir ? `${rel}/` : rel)) return true;
-  }
-  return false;
-}
-
-/** .gitignore files of the directories above `dir`, up to the repository root (the one with .git). */
-async function ancestorLayers(dir: string): Promise<IgnoreLayer[]> {
-  const chain: string[] = [];
-  let d = dirname(dir);
-  for (let i = 0; i < 64; i++) {
-    if (existsSync(join(d, '.git'))) {
-      chain.push(d);
-      break;
-    }
-    chain.push(d);
-    const parent = dirname(d);
-    if (parent === d) return []; // not inside a repository: parents' ignore files do not apply
-    d = parent;
-  }
-  const layers: IgnoreLayer[] = [];
-  for (const c of chain.reverse()) {
-    const layer = await loadIgnore(c);
-    if (layer) layers.push(layer);
-  }
-  return layers;
-}
 
 function looksBinary(buf: Buffer): boolean {
   return buf.subarray(0, BINARY_SNIFF_BYTES).includes(0);
@@ -157,42 +105,11 @@ class Scan {
     }
   }
 
-  /**
-   * Depth-first, entries in name order, so output is stable from run to run. A directory named on
-   * the command line is scanned even when an enclosing .gitignore ignores it (`aigate scan build/`
-   * means it): then only its own .gitignore files apply below it.
-   */
   async scanDirectory(root: string): Promise<void> {
-    const abs = resolve(root);
-    const ancestors = await ancestorLayers(abs);
-    const stack: Array<{ dir: string; layers: IgnoreLayer[] }> = [
-      { dir: root, layers: isIgnored(ancestors, abs, true) ? [] : ancestors },
-    ];
-    while (stack.length > 0) {
-      const { dir, layers: parentLayers } = stack.pop()!;
-      const own = await loadIgnore(dir);
-      const layers = own ? [...parentLayers, { base: resolve(own.base), rules: own.rules }] : parentLayers;
-      let entries;
-      try {
-        entries = await readdir(dir, { withFileTypes: true });
-      } catch (err) {
-        this.error(dir, err);
-        continue;
-      }
-      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      const subdirs: string[] = [];
-      for (const e of entries) {
-        const path = join(dir, e.name);
-        const abs = resolve(path);
-        if (e.isDirectory()) {
-          if (!SKIP_DIRS.has(e.name) && !isIgnored(layers, abs, true)) subdirs.push(path);
-        } else if (e.isFile()) {
-          if (!isIgnored(layers, abs, false)) await this.scanFile(path, false);
-        }
-        // Symbolic links and special files are not followed: no loops, no devices.
-      }
-      for (const d of subdirs.reverse()) stack.push({ dir: d, layers });
-    }
+    await walkDirectory(root, {
+      onFile: (path) => this.scanFile(path, false),
+      onError: (path, err) => this.error(path, err),
+    });
   }
 
   /** `aigate scan: 12 files scanned, 2 findings in 1 file, 1 skipped, 1 unreadable` */

@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+// Protected-code fingerprints: recall, false positives, index size and speed (issue #16).
+//   node bench/fingerprint-eval.mjs [--k 20] [--w 12] [--min-lines 8] [--samples 400] [--big]
+// Index: the sources of several npm packages in node_modules (JavaScript). Positives: snippets of
+// those files — verbatim, re-indented and re-wrapped, with every identifier renamed, and inside
+// chat JSON — of 8–14 and 15–40 lines. Negatives: snippets from other packages of the same
+// language, and boilerplate. --big also builds an index of ~1 million lines and times it.
+// Needs `npm run build` (uses dist/).
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { IndexBuilder, DEFAULT_BUILD } from '../dist/fingerprint/build.js';
+import { encodeIndex, decodeIndex } from '../dist/fingerprint/index-file.js';
+import { FingerprintMatcher } from '../dist/fingerprint/match.js';
+import { KEYWORDS } from '../dist/fingerprint/tokens.js';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const k = opt('k', DEFAULT_BUILD.k);
+const w = opt('w', DEFAULT_BUILD.w);
+const minLines = opt('min-lines', 8);
+const minDistinct = opt('min-distinct', DEFAULT_BUILD.minDistinct);
+const maxFiles = opt('max-files', DEFAULT_BUILD.maxFiles);
+const samples = opt('samples', 400);
+const NM = resolve(import.meta.dirname, '../node_modules');
+const INDEXED = ['undici/lib', 'node-forge/lib', 'ws/lib', 'ioredis/built', 'commander/lib'];
+// Public code whose k-grams are excluded from the index (`fingerprint build --exclude`): compiled
+// packages that share generated helpers with the indexed ones; none of them is a negative below.
+const EXCLUDED = ['@anthropic-ai/sdk/lib', '@anthropic-ai/sdk/core', 'openai/internal', 'playwright-core/lib/server'];
+const OTHERS = ['zod/v4', 'yaml/dist', 'rate-limiter-flexible/lib', 'prom-client/lib', 'pino/lib', 'bcryptjs', 'ignore'];
+
+let seed = 7;
+const rand = () => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
+
+function sources(dir, exts = /\.(js|mjs|cjs|ts)$/) {
+  const out = [];
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (exts.test(e.name) && !e.name.endsWith('.d.ts') && !e.name.endsWith('.min.js') && statSync(p).size < 2_000_000) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+const codeLike = (lines) => lines.filter((l) => /[A-Za-z_]\w*\s*[(=:.{]/.test(l) && !/^\s*(\/\/|\*|\/\*)/.test(l)).length >= lines.length * 0.6;
+
+function snippets(files, count, minLen, maxLen) {
+  const out = [];
+  let guard = 0;
+  while (out.length < count && guard++ < count * 200) {
+    const file = files[Math.floor(rand() * files.length)];
+    const lines = readFileSync(file, 'utf8').split('\n');
+    const len = minLen + Math.floor(rand() * (maxLen - minLen + 1));
+    if (lines.length < len + 2) continue;
+    const start = Math.floor(rand() * (lines.length - len));
+    const part = lines.slice(start, start + len);
+    if (!codeLike(part)) continue;
+    out.push({ file, start: start + 1, text: part.join('\n') });
+  }
+  return out;
+}
+
+const reformat = (t) => t.split('\n').map((l) => '\t' + l.trim().replace(/\s*([=(),{}])\s*/g, '$1 ')).join('\n\n');
+// A refactoring renames names, not syntax: the tokenizer's keywords and JavaScript's own stay.
+const KEEP = new Set([...KEYWORDS, 'of', 'get', 'set']);
+function rename(t) {
+  const names = new Map();
+  return t.replace(/[A-Za-z_$][\w$]*/g, (id) => {
+    if (KEEP.has(id)) return id;
+    if (!names.has(id)) names.set(id, `v${names.size}_${Math.floor(rand() * 1e6).toString(36)}`);
+    return names.get(id);
+  });
+}
+const inChat = (t) => JSON.parse(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `Can you review this?\n\n\`\`\`js\n${t}\n\`\`\`\nThanks` }] })).messages[0].content;
+
+const BOILERPLATE = [
+  `'use strict'\n\nconst assert = require('node:assert')\nconst { EventEmitter } = require('node:events')\nconst util = require('node:util')\nconst net = require('node:net')\n\nmodule.exports = { assert, EventEmitter, util, net }\n`,
+  `import React, { useState, useEffect } from 'react';\n\nexport default function App() {\n  const [count, setCount] = useState(0);\n  useEffect(() => {\n    document.title = \`Count: \${count}\`;\n  }, [count]);\n  return <button onClick={() => setCount(count + 1)}>{count}</button>;\n}\n`,
+  `class Foo {\n  constructor(options = {}) {\n    this.options = options;\n    this.name = options.name;\n  }\n\n  getName() {\n    return this.name;\n  }\n\n  setName(name) {\n    this.name = name;\n  }\n}\nmodule.exports = Foo;\n`,
+  `for (let i = 0; i < arr.length; i++) {\n  if (arr[i] === undefined) continue;\n  result.push(arr[i]);\n}\nreturn result;\n`,
+];
+
+// Build the index.
+const t0 = process.hrtime.bigint();
+const builder = new IndexBuilder({ ...DEFAULT_BUILD, k, w, minDistinct, maxFiles, label: 'eval' });
+const indexed = INDEXED.flatMap((p) => sources(join(NM, p)));
+let indexedLines = 0;
+for (const f of indexed) {
+  const text = readFileSync(f, 'utf8');
+  indexedLines += text.split('\n').length;
+  builder.add(f.slice(NM.length + 1), text);
+}
+if (!args.includes('--no-exclude')) for (const f of EXCLUDED.flatMap((p) => sources(join(NM, p), /\.js$/))) builder.exclude(readFileSync(f, 'utf8'));
+const index = decodeIndex(encodeIndex(builder.build()));
+const buildMs = Number(process.hrtime.bigint() - t0) / 1e6;
+const matcher = new FingerprintMatcher(index, minLines);
+
+const report = [];
+const rate = (set, fn) => set.filter((s) => fn(s)).length / set.length;
+// A match in any protected file counts: the same code may stand in several of them.
+const hit = (s, text) => matcher.match(text).length > 0;
+for (const [name, lo, hi] of [['8–14 lines', 8, 14], ['15–40 lines', 15, 40]]) {
+  const set = snippets(indexed, samples, lo, hi);
+  report.push([name, set.length, ...[(s) => s.text, (s) => reformat(s.text), (s) => rename(s.text), (s) => inChat(s.text)].map((view) => rate(set, (s) => hit(s, view(s))).toFixed(3))]);
+}
+const negatives = [...snippets(OTHERS.flatMap((p) => sources(join(NM, p))), samples * 2, 8, 60).map((s) => s.text), ...BOILERPLATE];
+const fp = negatives.filter((t) => matcher.match(t).length > 0);
+
+console.log(`k=${k} w=${w} minDistinct=${minDistinct} maxFiles=${maxFiles} minLines=${minLines}: index of ${indexed.length} files, ${indexedLines} lines, ${index.hashes.length} fingerprints, ${(encodeIndex(index).length / 1048576).toFixed(1)} MiB, built in ${buildMs.toFixed(0)} ms`);
+console.log('| snippets | n | verbatim | reformatted | renamed | in chat JSON |\n| --- | ---: | ---: | ---: | ---: | ---: |');
+for (const r of report) console.log(`| ${r.join(' | ')} |`);
+console.log(`false positives: ${fp.length} of ${negatives.length} negative prompts (${((100 * fp.length) / negatives.length).toFixed(2)}%)`);
+
+// Lookup cost: a 256 KiB prompt of code from other packages.
+const big = negatives.join('\n').slice(0, 256 * 1024);
+const rounds = 20;
+const t1 = process.hrtime.bigint();
+for (let i = 0; i < rounds; i++) matcher.match(big);
+console.log(`lookup: ${(Number(process.hrtime.bigint() - t1) / 1e6 / rounds).toFixed(2)} ms per 256 KiB prompt`);
+
+if (args.includes('--big')) {
+  const all = ['typescript/lib', 'openai/src', '@anthropic-ai/sdk/src', 'undici/lib', 'node-forge/lib', 'zod/v4', 'yaml/dist', 'ioredis/built', 'ws/lib'].flatMap((p) => sources(join(NM, p)));
+  const b = new IndexBuilder({ ...DEFAULT_BUILD, k, w, label: 'big' });
+  let lines = 0;
+  const t2 = process.hrtime.bigint();
+  for (let copy = 0; lines < 1_000_000; copy++) {
+    for (const f of all) {
+      const text = readFileSync(f, 'utf8');
+      lines += text.split('\n').length;
+      b.add(`${copy}/${f}`, copy === 0 ? text : text.replace(/[A-Za-z_]\w*/g, (id) => `${id}${copy}`));
+      if (lines >= 1_000_000) break;
+    }
+  }
+  const bytes = encodeIndex(b.build()).length;
+  const ms = Number(process.hrtime.bigint() - t2) / 1e6;
+  const bigMatcher = new FingerprintMatcher(decodeIndex(encodeIndex(b.build())), minLines);
+  const t3 = process.hrtime.bigint();
+  for (let i = 0; i < rounds; i++) bigMatcher.match(big);
+  console.log(`--big: ${lines} lines indexed in ${(ms / 1000).toFixed(1)} s, index ${(bytes / 1048576).toFixed(1)} MiB; lookup ${(Number(process.hrtime.bigint() - t3) / 1e6 / rounds).toFixed(2)} ms per 256 KiB prompt`);
+}
+if (args.includes('--show-miss')) for (const s of snippets(indexed, 40, 15, 40).filter((s) => !hit(s, s.text)).slice(0, 4)) console.log('--- MISS', s.file, s.start, '\n' + s.text);
+if (args.includes('--show-fp')) for (const t of fp.slice(0, 6)) console.log('--- FP', JSON.stringify(matcher.match(t)[0]), '\n' + t.slice(0, 600));

@@ -1,0 +1,152 @@
+// Builds a protected-code index from source texts: tokenise, winnow, then drop what is common.
+// A k-gram found in many protected files is boilerplate (licence-free import blocks, getters, test
+// scaffolding) that also turns up in everybody else's code: keeping it would flag innocent prompts.
+import type { FingerprintIndex, ProtectedFile } from './index-file.js';
+import { tokenize } from './tokens.js';
+import { winnow, type WinnowParams } from './winnow.js';
+
+export interface BuildParams extends WinnowParams {
+  label: string;
+  /** A k-gram in more protected files than this is boilerplate and left out. */
+  maxFiles: number;
+  /** Occurrences of one k-gram kept per file (repetitive code: tables, switch arms). */
+  maxPerFile: number;
+  /**
+   * A k-gram with fewer distinct tokens than this is repetitive (`this.a = a; this.b = b; …`,
+   * argument lists, tables): code of that shape is everywhere, so it identifies nothing.
+   */
+  minDistinct: number;
+}
+
+const EXACT_MIN_DISTINCT = 6;
+
+/**
+ * Measured with bench/fingerprint-eval.mjs (docs/inspection.md has the table): k = 20 tokens
+ * (~2 lines) keeps common code shapes from matching across codebases (k = 12–15 tripled the false
+ * positives); w = 8 keeps enough fingerprints that 8-line snippets are still seen whole (w = 12 lost
+ * a line at each end of a snippet: recall 0.69 → 0.81 on 8–14 lines).
+ */
+export const DEFAULT_BUILD: Omit<BuildParams, 'label'> = { k: 20, w: 8, maxFiles: 4, maxPerFile: 2, minDistinct: 6 };
+
+class Column {
+  data = new Uint32Array(1 << 16);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const bigger = new Uint32Array(this.data.length * 2);
+      bigger.set(this.data);
+      this.data = bigger;
+    }
+    this.data[this.length++] = v;
+  }
+}
+
+/** True when the k tokens from `at` repeat with a period of at most half of k. */
+function periodic(ids: Int32Array, at: number, k: number): boolean {
+  for (let p = 1; p <= k >> 1; p++) {
+    let t = at;
+    while (t + p < at + k && ids[t] === ids[t + p]) t++;
+    if (t + p >= at + k) return true;
+  }
+  return false;
+}
+
+export class IndexBuilder {
+  private readonly files: ProtectedFile[] = [];
+  private readonly hashes = new Column();
+  private readonly fileIds = new Column();
+  private readonly starts = new Column();
+  private readonly ends = new Column();
+  /** Every k-gram of the excluded (public) code: never in the index. */
+  private readonly excluded = new Column();
+  tokens = 0;
+
+  constructor(private readonly params: BuildParams) {}
+
+  add(path: string, text: string): void {
+    const fileId = this.files.length;
+    let lines = 1;
+    for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lines++;
+    this.files.push({ path, lines });
+    const tokens = tokenize(text);
+    this.tokens += tokens.length;
+    const seen = new Map<number, number>();
+    const distinct = new Set<number>();
+    // Both views go into one table (their hashes cannot meet: identifiers hash differently).
+    for (const view of ['ids', 'exact'] as const) {
+    const fp = winnow(tokens, this.params, view);
+    for (let i = 0; i < fp.length; i++) {
+      const h = fp.hashes[i]!;
+      distinct.clear();
+      for (let t = fp.positions[i]!, end = t + this.params.k; t < end; t++) distinct.add(tokens[view][t]!);
+      // Names make even a table specific: the exact view only drops plain repetition.
+      if (distinct.size < (view === 'ids' ? this.params.minDistinct : EXACT_MIN_DISTINCT)) continue;
+      // Without names, a run of same-shaped lines (`this.a = opts.a; this.b = opts.b; …`) is
+      // the same in every codebase.
+      if (view === 'ids' && periodic(tokens.ids, fp.positions[i]!, this.params.k)) continue;
+      const count = seen.get(h) ?? 0;
+      if (count >= this.params.maxPerFile) continue;
+      seen.set(h, count + 1);
+      this.hashes.push(h);
+      this.fileIds.push(fileId);
+      this.starts.push(fp.starts[i]!);
+      this.ends.push(fp.ends[i]!);
+    }
+    }
+  }
+
+  /**
+   * Code that is not protected but may share k-grams with protected code (the open-source
+   * dependencies it vendors or copies, generated helpers such as TypeScript's __createBinding): its
+   * k-grams are left out of the index, so a prompt holding that public code is not a finding.
+   * Every k-gram counts here (window 1), not a winnowed sample.
+   */
+  exclude(text: string): void {
+    const tokens = tokenize(text);
+    for (const view of ['ids', 'exact'] as const) {
+      const all = winnow(tokens, { k: this.params.k, w: 1 }, view);
+      for (let i = 0; i < all.length; i++) this.excluded.push(all.hashes[i]!);
+    }
+  }
+
+  build(): FingerprintIndex {
+    const excluded = this.excluded.data.subarray(0, this.excluded.length).sort();
+    const isExcluded = (h: number) => {
+      let lo = 0;
+      let hi = excluded.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (excluded[mid]! < h) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo < excluded.length && excluded[lo] === h;
+    };
+    const n = this.hashes.length;
+    // Sort entry numbers by hash: (hash << 32 | entry) sorts natively as 64-bit integers.
+    const keys = new BigUint64Array(n);
+    for (let i = 0; i < n; i++) keys[i] = (BigInt(this.hashes.data[i]!) << 32n) | BigInt(i);
+    keys.sort();
+    const order = new Uint32Array(n);
+    for (let i = 0; i < n; i++) order[i] = Number(keys[i]! & 0xffffffffn);
+    const out = { hashes: new Column(), fileIds: new Column(), starts: new Column(), ends: new Column() };
+    for (let runStart = 0; runStart < n; ) {
+      const h = this.hashes.data[order[runStart]!]!;
+      let runEnd = runStart;
+      const filesWithIt = new Set<number>();
+      while (runEnd < n && this.hashes.data[order[runEnd]!] === h) filesWithIt.add(this.fileIds.data[order[runEnd++]!]!);
+      if (filesWithIt.size <= this.params.maxFiles && !isExcluded(h)) {
+        for (let j = runStart; j < runEnd; j++) {
+          const e = order[j]!;
+          out.hashes.push(h);
+          out.fileIds.push(this.fileIds.data[e]!);
+          out.starts.push(this.starts.data[e]!);
+          out.ends.push(this.ends.data[e]!);
+        }
+      }
+      runStart = runEnd;
+    }
+    const slice = (c: Column) => c.data.slice(0, c.length);
+    const { label, k, w } = this.params;
+    return { label, k, w, files: this.files, hashes: slice(out.hashes), fileIds: slice(out.fileIds), starts: slice(out.starts), ends: slice(out.ends) };
+  }
+}
