@@ -130,7 +130,8 @@ for (let i = 0; i < rounds; i++) matcher.match(big);
 console.log(`lookup: ${(Number(process.hrtime.bigint() - t1) / 1e6 / rounds).toFixed(2)} ms per 256 KiB prompt`);
 
 if (args.includes('--big')) {
-  const all = ['typescript/lib', 'openai/src', '@anthropic-ai/sdk/src', 'undici/lib', 'node-forge/lib', 'zod/v4', 'yaml/dist', 'ioredis/built', 'ws/lib'].flatMap((p) => sources(join(NM, p)));
+  // Not the packages the lookup prompt is made of (those would all be hits).
+  const all = ['typescript/lib', 'openai/src', '@anthropic-ai/sdk/src', 'undici/lib', 'node-forge/lib', 'ioredis/built', 'ws/lib'].flatMap((p) => sources(join(NM, p)));
   const b = new IndexBuilder({ ...DEFAULT_BUILD, k, w, label: 'big' });
   let lines = 0;
   const t2 = process.hrtime.bigint();
