@@ -86,10 +86,14 @@ function hasLongRepeat(s: string): boolean {
   return false;
 }
 
-/** Placeholders and documented examples; applies to every rule's value. */
-export function isPlaceholder(value: string): boolean {
+/**
+ * Placeholders and documented examples. `weakWords: false` for values whose characters are random
+ * by construction (a fixed-format token body, a generated password): there a three-letter word
+ * between two digits is chance, not a placeholder (`…3foo7…` in 0.16% of random OpenAI keys).
+ */
+export function isPlaceholder(value: string, opts: { weakWords?: boolean } = {}): boolean {
   if (STRONG_MARKERS.test(value)) return true;
-  if (value.length <= 256 && WEAK_WORDS.test(value)) return true;
+  if (opts.weakWords !== false && value.length <= 256 && WEAK_WORDS.test(value)) return true;
   if (hasLongRepeat(value)) return true;
   if (/^<[^<>]*>$|^\[[A-Za-z _-]*\]$|^\{[A-Za-z _-]*\}$/.test(value)) return true;
   return isDocumentedExample(value);
