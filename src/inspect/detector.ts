@@ -254,7 +254,7 @@ export class Detector {
 export function dismissedAsPlaceholder(rule: Rule, value: string): boolean {
   if (rule.ownPlaceholderChecks) return false;
   if (rule.format === 'checksum') return isDocumentedExample(value);
-  return isPlaceholder(value, { weakWords: rule.format !== 'fixed' });
+  return isPlaceholder(value, { random: rule.format === 'fixed' });
 }
 
 function isWordChar(c: number): boolean {

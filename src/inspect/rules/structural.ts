@@ -96,7 +96,7 @@ function validateUrlPassword(value: string, ctx: { text: string; keywordAt: numb
   // digits by chance: only the long markers apply to it; the short words catch `test123`, `demo`.
   const c = charClasses(decoded);
   const generated = decoded.length >= 12 && c.upper && c.lower && c.digit;
-  if (decoded.length < 3 || isPlaceholder(decoded, { weakWords: !generated }) || isReference(decoded)) return false;
+  if (decoded.length < 3 || isPlaceholder(decoded, { random: generated }) || isReference(decoded)) return false;
   if (/^\d{1,5}$/.test(decoded)) return false; // host:port@… is not a password
   return !/^\*+$/.test(decoded);
 }
