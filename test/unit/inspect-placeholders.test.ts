@@ -109,7 +109,8 @@ describe('placeholder words do not drop random keys', () => {
       const pct = (k: number): string => `${((100 * k) / valid).toFixed(4)}%`;
       console.log(`${id.padEnd(26)} valid ${valid}  dropped ${dropped} (${pct(dropped)})  before ${droppedBefore} (${pct(droppedBefore)})`);
     }
-    expect(valid).toBeGreaterThan(n * 0.5);
+    // The validators' entropy floors drop random keys by chance too (gitlab's 3.5 bits: 0.1%).
+    expect(n - valid).toBeLessThanOrEqual(Math.ceil(n / 5000));
     // Checksum formats: only documented examples are dropped. Fixed formats: the long markers
     // (`lorem`, `xxxxx`, `...`, six equal characters) still turn up by chance, far more rarely
     // (measured: at most 0.01%, azure-ad-client-secret, whose alphabet has `.`).
