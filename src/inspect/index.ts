@@ -16,7 +16,7 @@ import { DecodeError, decodeContent } from './decode.js';
 import { Detector, type Candidate } from './detector.js';
 import { jsonStrings, looksLikeJson, type JsonString } from './json.js';
 import { BUILTIN_RULES } from './rules/index.js';
-import { bytesText, multipartEncodedParts, wideReading, type WideText } from './views.js';
+import { multipartViews, wideReading, type WideText } from './views.js';
 
 export { BUILTIN_RULES } from './rules/index.js';
 export type { Rule } from './rules/index.js';
@@ -276,7 +276,7 @@ class DetectorInspector implements Inspector {
     const form = mime === 'application/x-www-form-urlencoded';
     const views: Array<{ text: string; unescape: boolean; dropped: boolean }> = [
       ...(wide.primary ? [byteText] : []).concat(wide.others).map((t) => ({ text: t, unescape: true, dropped: false })),
-      ...(mime.startsWith('multipart/') ? multipartEncodedParts(decoded, meta.contentType) : []).map((b) => ({ text: bytesText(b), unescape: true, dropped: false })),
+      ...(mime.startsWith('multipart/') ? multipartViews(decoded, meta.contentType) : []).map((t) => ({ text: t, unescape: true, dropped: false })),
       // A redacted body is forwarded decoded (identity): its encoded layers are dropped with it.
       ...layers.map((b) => ({ text: b.toString('latin1'), unescape: false, dropped: true })),
     ];

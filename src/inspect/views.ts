@@ -207,17 +207,15 @@ function headerEnd(body: Buffer, from: number, to: number): number {
 }
 
 /**
- * The decoded bodies of the parts of a multipart body whose Content-Transfer-Encoding is base64 or
- * quoted-printable (the others are in the body as sent). Lenient on purpose, so that it reads at
- * least what a strict parser reads: LF or CRLF line ends, header names and values in any case, a
- * missing close delimiter (the last part runs to the end). One forward pass of indexOf: linear
- * however many parts; decoding only shrinks, so the output is at most the body's size.
+ * Calls `part(headers, data)` for each part of a multipart body (`data`: the part's content as
+ * sent). Lenient on purpose, so that it reads at least what a strict parser reads: LF or CRLF line
+ * ends, header names and values in any case, a missing close delimiter (the last part runs to the
+ * end). One forward pass of indexOf, header search bounded to the part: linear however many parts.
  */
-export function multipartEncodedParts(body: Buffer, contentType: string | undefined): Buffer[] {
+function forEachPart(body: Buffer, contentType: string | undefined, part: (headers: string, data: Buffer) => void): void {
   const boundary = mediaParams(contentType).get('boundary');
-  if (!boundary || boundary.length > 200) return [];
+  if (!boundary || boundary.length > 200) return;
   const delimiter = Buffer.from(`--${boundary}`, 'latin1');
-  const out: Buffer[] = [];
   // Delimiters are found at line starts only; `at` is where the current part's content starts.
   let at = -1;
   for (let from = 0; from <= body.length; ) {
@@ -228,9 +226,10 @@ export function multipartEncodedParts(body: Buffer, contentType: string | undefi
       // The line break before the delimiter belongs to it.
       let partEnd = end;
       if (d >= 0) partEnd -= body[end - 2] === 0x0d ? 2 : 1;
-      if (partEnd > at) {
-        const decoded = decodePart(body, at, partEnd);
-        if (decoded) out.push(decoded);
+      const bodyStart = partEnd > at ? headerEnd(body, at, partEnd + 2) : -1;
+      if (bodyStart >= 0) {
+        const dataStart = Math.min(bodyStart, partEnd);
+        part(body.toString('latin1', at, dataStart), body.subarray(dataStart, partEnd));
       }
     }
     if (d < 0) break;
@@ -241,17 +240,60 @@ export function multipartEncodedParts(body: Buffer, contentType: string | undefi
     at = nl + 1;
     from = at;
   }
+}
+
+function partHeader(headers: string, name: string): string | undefined {
+  return new RegExp(`(?:^|\\n)[ \\t]*${name}[ \\t]*:[ \\t]*([^\\r\\n]*)`, 'i').exec(headers)?.[1]?.trim();
+}
+
+/** A part's content as the application gets it: base64 and quoted-printable undone (python-multipart does), else as sent. */
+function partContent(headers: string, data: Buffer): { bytes: Buffer; decoded: boolean } {
+  const cte = partHeader(headers, 'content-transfer-encoding')?.split(';')[0]!.trim().toLowerCase();
+  if (cte === 'base64') return { bytes: base64Lenient(data.toString('latin1')), decoded: true };
+  if (cte === 'quoted-printable') return { bytes: quotedPrintable(data.toString('latin1')), decoded: true };
+  return { bytes: data, decoded: false };
+}
+
+/** The decoded contents of the parts whose Content-Transfer-Encoding is base64 or quoted-printable. */
+export function multipartEncodedParts(body: Buffer, contentType: string | undefined): Buffer[] {
+  const out: Buffer[] = [];
+  forEachPart(body, contentType, (headers, data) => {
+    const c = partContent(headers, data);
+    if (c.decoded) out.push(c.bytes);
+  });
   return out;
 }
 
-function decodePart(body: Buffer, start: number, end: number): Buffer | null {
-  const bodyStart = headerEnd(body, start, end + 2);
-  if (bodyStart < 0) return null;
-  const headers = body.toString('latin1', start, Math.min(bodyStart, end));
-  const cte = /(?:^|\n)[ \t]*content-transfer-encoding[ \t]*:[ \t]*([^\r\n;]*)/i.exec(headers)?.[1]?.trim().toLowerCase();
-  if (cte !== 'base64' && cte !== 'quoted-printable') return null;
-  const data = body.toString('latin1', Math.min(bodyStart, end), end);
-  return cte === 'base64' ? base64Lenient(data) : quotedPrintable(data);
+/**
+ * What the parts of a multipart body hold that the body as sent does not show: the content of
+ * base64 and quoted-printable parts, and the UTF-16/32 readings of any part (its charset, a
+ * byte-order mark, the NUL pattern), decoded leniently: a part is never refused. Decoding only
+ * shrinks and a part is read at most a few ways, so the output stays a small multiple of the body.
+ */
+export function multipartViews(body: Buffer, contentType: string | undefined): string[] {
+  const out: string[] = [];
+  forEachPart(body, contentType, (headers, data) => {
+    const c = partContent(headers, data);
+    if (c.decoded) out.push(bytesText(c.bytes));
+    for (const t of lenientWideTexts(c.bytes, partHeader(headers, 'content-type'))) out.push(t);
+  });
+  // One view, not a million: each view costs a detector pass of its own.
+  return out.length === 0 ? [] : [out.join('\n\n')];
+}
+
+/** Every UTF-16/32 reading the charset, a byte-order mark or the NUL pattern suggests, decoded leniently. */
+function lenientWideTexts(bytes: Buffer, contentType: string | undefined): string[] {
+  const declared = charsetEncoding(mediaParams(contentType).get('charset') ?? '');
+  const encodings = new Set<WideEncoding>();
+  if (declared) {
+    if (declared.order) encodings.add(withOrder(declared.width, declared.order));
+    else for (const order of ['le', 'be'] as const) encodings.add(withOrder(declared.width, order));
+  }
+  const bom = bomEncoding(bytes);
+  const nul = nulPatternEncoding(bytes);
+  if (bom) encodings.add(bom);
+  if (nul) encodings.add(nul);
+  return [...encodings].map((e) => decodeWide(bytes, e, false)!);
 }
 
 /**

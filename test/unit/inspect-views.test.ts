@@ -171,6 +171,21 @@ describe('multipart parts in base64 or quoted-printable (item 2)', () => {
     }
   });
 
+  it('a part in UTF-16 (its charset, a byte-order mark or the NUL pattern) is read as such; under redact it blocks', async () => {
+    const le = Buffer.from(`token ${GH}`, 'utf16le');
+    const cases: Array<[string[], Buffer]> = [
+      [[field('file'), 'Content-Type: text/plain; charset=UTF-16BE'], Buffer.from(le).swap16()],
+      [[field('file')], Buffer.concat([Buffer.from([0xff, 0xfe]), le])],
+      [[field('file'), 'Content-Type: application/octet-stream'], le],
+      [[field('file'), 'Content-Transfer-Encoding: base64'], Buffer.from(le.toString('base64'))],
+    ];
+    for (const [headers, data] of cases) {
+      const body = multipart([{ headers, data: data.toString('latin1') }]);
+      expect(rules(await inspector.inspectBody(body, { contentType: formType, action: 'block' }))).toEqual(['github-pat']);
+      expect((await inspector.inspectBody(body, { contentType: formType, action: 'redact' })).decision).toBe('block');
+    }
+  });
+
   it('a plain part is found where it stands and redacted as before', async () => {
     const body = multipart([{ headers: [field('prompt')], data: `token ${GH}` }]);
     const red = await inspector.inspectBody(body, { contentType: formType, action: 'redact' });
