@@ -10,6 +10,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 import { configSchema, type Config } from '../config/schema.js';
 import { createInspector, type Inspector, type ScanFinding } from '../inspect/index.js';
+import { markedWideText } from '../inspect/views.js';
 
 export interface Output {
   write(chunk: string): unknown;
@@ -82,7 +83,8 @@ async function ancestorLayers(dir: string): Promise<IgnoreLayer[]> {
 }
 
 function looksBinary(buf: Buffer): boolean {
-  return buf.subarray(0, BINARY_SNIFF_BYTES).includes(0);
+  // A UTF-16/32 text file is full of NULs; its byte-order mark says it is text.
+  return markedWideText(buf.subarray(0, 4)) === null && buf.subarray(0, BINARY_SNIFF_BYTES).includes(0);
 }
 
 async function readStdin(stdin: AsyncIterable<Buffer | string>): Promise<Buffer> {
@@ -120,7 +122,7 @@ class Scan {
   }
 
   scanBuffer(path: string, buf: Buffer): void {
-    const text = buf.toString(isUtf8(buf) ? 'utf8' : 'latin1');
+    const text = markedWideText(buf) ?? buf.toString(isUtf8(buf) ? 'utf8' : 'latin1');
     this.report(path, this.inspector.scanText(text));
   }
 

@@ -187,6 +187,15 @@ export function wideReading(body: Buffer, contentType: string | undefined, reade
   return { primary: wide, others: [...others].map((e) => decodeWide(body, e, false)!) };
 }
 
+/**
+ * The text of a file that opens with a UTF-16 or UTF-32 byte-order mark (Windows tools write
+ * UTF-16LE with one), decoded leniently, mark dropped; null without a mark.
+ */
+export function markedWideText(bytes: Buffer): string | null {
+  const bom = bomEncoding(bytes);
+  return bom ? decodeWide(bytes.subarray(bom.startsWith('utf-16') ? 2 : 4), bom, false) : null;
+}
+
 /** The byte reading aigate uses for text: UTF-8 when valid, else latin1 (one character per byte). */
 export function bytesText(bytes: Buffer): string {
   return bytes.toString(isUtf8(bytes) ? 'utf8' : 'latin1');
