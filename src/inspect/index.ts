@@ -250,9 +250,11 @@ class DetectorInspector implements Inspector {
     const layers: Buffer[] = [];
     const mime = mediaType(meta.contentType);
     let wide: { primary: WideText | null; others: string[] };
+    let parts: string[];
     try {
       if (meta.contentEncoding) decoded = await decodeContent(body, meta.contentEncoding, max, layers);
       wide = wideReading(decoded, meta.contentType, isJsonMediaType(mime) || mime === '' ? 'json' : mime.startsWith('text/') ? 'text' : 'other');
+      parts = mime.startsWith('multipart/') ? multipartViews(decoded, meta.contentType, max) : [];
     } catch (err) {
       if (err instanceof DecodeError) throw new InspectError(err.kind, err.message);
       throw err;
@@ -276,7 +278,7 @@ class DetectorInspector implements Inspector {
     const form = mime === 'application/x-www-form-urlencoded';
     const views: Array<{ text: string; unescape: boolean; dropped: boolean }> = [
       ...(wide.primary ? [byteText] : []).concat(wide.others).map((t) => ({ text: t, unescape: true, dropped: false })),
-      ...(mime.startsWith('multipart/') ? multipartViews(decoded, meta.contentType) : []).map((t) => ({ text: t, unescape: true, dropped: false })),
+      ...parts.map((t) => ({ text: t, unescape: true, dropped: false })),
       // A redacted body is forwarded decoded (identity): its encoded layers are dropped with it.
       ...layers.map((b) => ({ text: b.toString('latin1'), unescape: false, dropped: true })),
     ];

@@ -100,6 +100,16 @@ function undecodable(encoding: string, why: string): DecodeError {
   return new DecodeError('undecodable', `body is not valid ${encoding.toUpperCase()}: ${why}`);
 }
 
+/**
+ * True when `bytes` read in `encoding` open like a JSON text (`{`, `[` or `"` after blanks): what a
+ * parser that ignores the media type (Flask's get_json(force=True)) could take. The NUL pattern on
+ * a binary body (a gRPC envelope, an MP4 file: 00 00 00 …) is not that, and is not read as text.
+ */
+function opensJson(bytes: Buffer, encoding: WideEncoding): boolean {
+  const head = decodeWide(bytes.subarray(0, 256), encoding, false)!;
+  return /^\ufeff?[ \t\r\n]*[[{"]/.test(head);
+}
+
 /** Decodes strictly (null when not valid) or leniently (U+FFFD for what is not). */
 function decodeWide(b: Buffer, encoding: WideEncoding, strict: boolean): string | null {
   const width = encoding.startsWith('utf-16') ? 2 : 4;
@@ -173,7 +183,7 @@ export function wideReading(body: Buffer, contentType: string | undefined, reade
     }
   } else if (bom && reader !== 'other') primary = bom;
   else if (nul && reader === 'json') primary = nul;
-  if (nul && nul !== primary) others.add(nul);
+  if (nul && nul !== primary && (reader !== 'other' || opensJson(body, nul))) others.add(nul);
   if (bom && bom !== primary) others.add(bom);
   others.delete(primary!);
 
@@ -276,15 +286,20 @@ export function multipartEncodedParts(body: Buffer, contentType: string | undefi
 /**
  * What the parts of a multipart body hold that the body as sent does not show: the content of
  * base64 and quoted-printable parts, and the UTF-16/32 readings of any part (its charset, a
- * byte-order mark, the NUL pattern), decoded leniently: a part is never refused. Decoding only
- * shrinks and a part is read at most a few ways, so the output stays a small multiple of the body.
+ * byte-order mark, the NUL pattern), decoded leniently: a part is never refused for its content.
+ * The bytes read this way count against `maxBytes` (DecodeError 'too_large' past it).
  */
-export function multipartViews(body: Buffer, contentType: string | undefined): string[] {
+export function multipartViews(body: Buffer, contentType: string | undefined, maxBytes: number): string[] {
   const out: string[] = [];
+  let total = 0;
+  const add = (text: string, bytes: number): void => {
+    if ((total += bytes) > maxBytes) throw new DecodeError('too_large', `multipart parts decode to more than ${maxBytes} bytes`);
+    out.push(text);
+  };
   forEachPart(body, contentType, (headers, data) => {
     const c = partContent(headers, data);
-    if (c.decoded) out.push(bytesText(c.bytes));
-    for (const t of lenientWideTexts(c.bytes, partHeader(headers, 'content-type'))) out.push(t);
+    if (c.decoded) add(bytesText(c.bytes), c.bytes.length);
+    for (const t of lenientWideTexts(c.bytes, partHeader(headers, 'content-type'))) add(t, c.bytes.length);
   });
   // One view, not a million: each view costs a detector pass of its own.
   return out.length === 0 ? [] : [out.join('\n\n')];
@@ -301,7 +316,9 @@ function lenientWideTexts(bytes: Buffer, contentType: string | undefined): strin
   const bom = bomEncoding(bytes);
   const nul = nulPatternEncoding(bytes);
   if (bom) encodings.add(bom);
-  if (nul) encodings.add(nul);
+  const type = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  const textual = type === '' || type.startsWith('text/') || type.endsWith('json');
+  if (nul && (textual || opensJson(bytes, nul))) encodings.add(nul);
   return [...encodings].map((e) => decodeWide(bytes, e, false)!);
 }
 

@@ -121,9 +121,14 @@ describe('JSON in UTF-16 or UTF-32 (item 1)', () => {
     expect((await inspector.inspectBody(Buffer.from([0xff, 0xfe, 0x01]), { contentType: 'application/octet-stream', action: 'block' })).decision).toBe(
       'allow',
     );
-    // …but a token spelt in UTF-16 inside it is still read.
-    const wide = Buffer.concat([Buffer.from([0x08, 0x00]), encode(` ${GH}`, 'utf-16le')]);
-    expect(rules(await inspector.inspectBody(wide, { contentType: 'application/octet-stream', action: 'block' }))).toEqual(['github-pat']);
+    // Nor read as UTF-16/32 text: a gRPC envelope or an MP4 file opens with NULs (00 00 00 …).
+    const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, 0x5c]), encode(`note ${GH}`, 'utf-16le')]);
+    expect((await inspector.inspectBody(envelope, { contentType: 'application/grpc', action: 'block' })).decision).toBe('allow');
+    // …but JSON in UTF-16 under a binary type is (Flask's get_json(force=True) ignores the type).
+    const forced = encode(chat(`token ${GH}`), 'utf-16le');
+    const out = await inspector.inspectBody(forced, { contentType: 'application/octet-stream', action: 'redact' });
+    expect(out.decision).toBe('block');
+    expect(rules(out)).toEqual(['github-pat']);
   });
 
   it('UTF-8 JSON is untouched: redaction still writes UTF-8', async () => {
@@ -176,14 +181,31 @@ describe('multipart parts in base64 or quoted-printable (item 2)', () => {
     const cases: Array<[string[], Buffer]> = [
       [[field('file'), 'Content-Type: text/plain; charset=UTF-16BE'], Buffer.from(le).swap16()],
       [[field('file')], Buffer.concat([Buffer.from([0xff, 0xfe]), le])],
-      [[field('file'), 'Content-Type: application/octet-stream'], le],
+      [[field('file')], le],
+      [[field('file'), 'Content-Type: application/octet-stream'], Buffer.from(`{"k":"token ${GH}"}`, 'utf16le')],
       [[field('file'), 'Content-Transfer-Encoding: base64'], Buffer.from(le.toString('base64'))],
     ];
     for (const [headers, data] of cases) {
-      const body = multipart([{ headers, data: data.toString('latin1') }]);
+      const body = multipart([{ headers, data: data.toString('latin1') }, { headers: [field('model')], data: 'whisper-1' }]);
       expect(rules(await inspector.inspectBody(body, { contentType: formType, action: 'block' }))).toEqual(['github-pat']);
       expect((await inspector.inspectBody(body, { contentType: formType, action: 'redact' })).decision).toBe('block');
     }
+  });
+
+  it('binary parts are not read as UTF-16/32 (an MP4 upload opens 00 00 00 18)', async () => {
+    const mp4 = Buffer.concat([Buffer.from([0, 0, 0, 0x18]), Buffer.from('ftypmp42'), encode(`x ${GH}`, 'utf-32be')]);
+    const body = multipart([{ headers: [field('file'), 'Content-Type: audio/mp4'], data: mp4.toString('latin1') }]);
+    expect((await inspector.inspectBody(body, { contentType: formType, action: 'block' })).decision).toBe('allow');
+  });
+
+  it('the bytes read from parts count against maxBodyBytes', async () => {
+    const small = createInspector(configSchema.parse({ inspect: { maxBodyBytes: '64kb' } }).inspect, { fingerprintKey: 'k' });
+    // A 30 KB part declared UTF-16 without a byte order is read both ways: 60 KB of the 64 KB.
+    const data = Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from('x'.repeat(15_000), 'utf16le').swap16()]);
+    const part = { headers: [field('f'), 'Content-Type: text/plain; charset=utf-16'], data: data.toString('latin1') };
+    expect((await small.inspectBody(multipart([part]), { contentType: formType, action: 'block' })).decision).toBe('allow');
+    const err = await rejection(small.inspectBody(multipart([part, part]), { contentType: formType, action: 'block' }));
+    expect(err.kind).toBe('too_large');
   });
 
   it('a plain part is found where it stands and redacted as before', async () => {
