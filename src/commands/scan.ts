@@ -7,6 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { lstat, open, readFile, stat } from 'node:fs/promises';
 import { configSchema, type Config } from '../config/schema.js';
 import { createInspector, type Inspector, type ScanFinding } from '../inspect/index.js';
+import { markedWideText } from '../inspect/views.js';
 import { walkDirectory } from './walk.js';
 
 export interface Output {
@@ -32,7 +33,8 @@ export const MAX_SCAN_FILE_BYTES = 64 * 1024 * 1024;
 const BINARY_SNIFF_BYTES = 8000;
 
 function looksBinary(buf: Buffer): boolean {
-  return buf.subarray(0, BINARY_SNIFF_BYTES).includes(0);
+  // A UTF-16/32 text file is full of NULs; its byte-order mark says it is text.
+  return markedWideText(buf.subarray(0, 4)) === null && buf.subarray(0, BINARY_SNIFF_BYTES).includes(0);
 }
 
 async function readStdin(stdin: AsyncIterable<Buffer | string>): Promise<Buffer> {
@@ -75,7 +77,7 @@ class Scan {
   }
 
   scanBuffer(path: string, buf: Buffer): void {
-    const text = buf.toString(isUtf8(buf) ? 'utf8' : 'latin1');
+    const text = markedWideText(buf) ?? buf.toString(isUtf8(buf) ? 'utf8' : 'latin1');
     this.report(path, this.inspector.scanText(text));
   }
 

@@ -70,27 +70,35 @@ export function isDocumentedExample(value: string): boolean {
 
 // Markers long enough not to occur by chance inside random key material.
 const STRONG_MARKERS =
-  /example|placeholder|changeme|change[_-]me|redacted|dummy|sample|not[_-]?a[_-]?real|notreal|lorem|ipsum|xxxxx|\*\*\*|\.\.\.|…|insert[_-]?(?:your|here)|replace[_-]?(?:me|with|this)|your[_-]?(?:own[_-]?)?(?:api|secret|token|key|pass|access|client|app|auth|private|account|personal|bot|webhook|stripe|slack|github|aws|openai|real)|_here(?:$|[^a-z])|(?:^|[^a-z])here[_-]|goes[_-]?here|fixme|secret123|password1|p@ssw0rd|passw0rd|qwerty|0{6}|1{6}|9{6}/i;
+  /example|placeholder|changeme|change[_-]me|redacted|dummy|sample|not[_-]?a[_-]?real|notreal|lorem|ipsum|xxxxx|\*\*\*|…|insert[_-]?(?:your|here)|replace[_-]?(?:me|with|this)|your[_-]?(?:own[_-]?)?(?:api|secret|token|key|pass|access|client|app|auth|private|account|personal|bot|webhook|stripe|slack|github|aws|openai|real)|_here(?:$|[^a-z])|(?:^|[^a-z])here[_-]|goes[_-]?here|fixme|secret123|password1|p@ssw0rd|passw0rd|qwerty/i;
 
 // Short words: only as whole words (neighbours are not letters), e.g. `test-key`, `my_fake_123`.
 const WEAK_WORDS = /(?:^|[^a-z])(?:test|testing|fake|demo|mock|temp|todo|foo|bar|baz|abc|xyz|sample|none|null|nil|undefined|tbd|tbc)(?:$|[^a-z])/i;
 
 /** A run of the same character, or of a short cycle: `aaaaaaaa`, `abababab`, `01010101`. */
-function hasLongRepeat(s: string): boolean {
+function hasLongRepeat(s: string, min: number): boolean {
   let run = 1;
   for (let i = 1; i < s.length; i++) {
     if (s.charCodeAt(i) === s.charCodeAt(i - 1)) {
-      if (++run >= 6) return true;
+      if (++run >= min) return true;
     } else run = 1;
   }
   return false;
 }
 
-/** Placeholders and documented examples; applies to every rule's value. */
-export function isPlaceholder(value: string): boolean {
-  if (STRONG_MARKERS.test(value)) return true;
-  if (value.length <= 256 && WEAK_WORDS.test(value)) return true;
-  if (hasLongRepeat(value)) return true;
+/**
+ * Placeholders and documented examples. `random: true` for values whose characters are random by
+ * construction (a fixed-format token body, a generated password), where what is short is chance,
+ * not a placeholder: no weak words (`…3foo7…` is in 0.16% of random OpenAI keys), no `...` (an
+ * Azure secret's alphabet has `.`), and a run must be 10 characters, not 6 (six equal hex digits
+ * are in 0.006% of 64-digit keys). A hand-typed placeholder in such a format has low entropy,
+ * which the rule's own validator refuses.
+ */
+export function isPlaceholder(value: string, opts: { random?: boolean } = {}): boolean {
+  const random = opts.random === true;
+  if (STRONG_MARKERS.test(value) || (!random && value.includes('...'))) return true;
+  if (!random && value.length <= 256 && WEAK_WORDS.test(value)) return true;
+  if (hasLongRepeat(value, random ? 10 : 6)) return true;
   if (/^<[^<>]*>$|^\[[A-Za-z _-]*\]$|^\{[A-Za-z _-]*\}$/.test(value)) return true;
   return isDocumentedExample(value);
 }

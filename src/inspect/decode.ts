@@ -143,9 +143,10 @@ const SUPPORTED = new Set(['gzip', 'x-gzip', 'deflate', 'br']);
  * Undoes `Content-Encoding` (a comma list, applied in order, so undone in reverse). Supports
  * gzip, x-gzip, deflate (zlib-wrapped, or raw as some clients send it), br and identity.
  * The result is at most `maxBytes` long, or a DecodeError('too_large') is thrown. Every layer must
- * be consumed whole, or a DecodeError('undecodable') is thrown.
+ * be consumed whole, or a DecodeError('undecodable') is thrown. `layers`, when given, receives
+ * each encoded layer, outermost (the body) first.
  */
-export async function decodeContent(body: Buffer, contentEncoding: string | undefined, maxBytes: number): Promise<Buffer> {
+export async function decodeContent(body: Buffer, contentEncoding: string | undefined, maxBytes: number, layers?: Buffer[]): Promise<Buffer> {
   const codings = (contentEncoding ?? '')
     .split(',')
     .map((c) => c.trim().toLowerCase())
@@ -159,7 +160,16 @@ export async function decodeContent(body: Buffer, contentEncoding: string | unde
     // One slot for all the layers: an intermediate layer's output is not held while waiting.
     await acquire();
     try {
-      for (const coding of codings.reverse()) buf = await decodeLayer(coding, buf, maxBytes);
+      let held = 0;
+      for (const coding of codings.reverse()) {
+        if (layers) {
+          // The encoded layers are kept for their plaintext carriers (views.ts); intermediate ones
+          // (two or more codings, which no real client sends) count against the limit together.
+          if (buf !== body && (held += buf.length) > maxBytes) throw new DecodeError('too_large', `encoded layers exceed ${maxBytes} bytes`);
+          layers.push(buf);
+        }
+        buf = await decodeLayer(coding, buf, maxBytes);
+      }
     } finally {
       release();
     }

@@ -11,7 +11,7 @@
 //    that rules out the patterns that backtrack badly.
 // 4. Candidates are validated (checksum, entropy, allow-lists) and overlaps are resolved: the higher
 //    priority rule wins, then the longer match, then the earlier-declared rule.
-import { isPlaceholder } from './allow.js';
+import { isDocumentedExample, isPlaceholder } from './allow.js';
 import type { CompiledCustomRule } from './custom.js';
 import { keywordFinder, type KeywordFinder } from './keywords.js';
 import type { MatchContext, Rule } from './rules/types.js';
@@ -195,7 +195,7 @@ export class Detector {
       }
     }
     if (this.allowValues.has(value)) return;
-    if (!r.rule.ownPlaceholderChecks && isPlaceholder(value)) return;
+    if (dismissedAsPlaceholder(r.rule, value)) return;
     found.push({ rule: r.index, start, end, value });
   }
 
@@ -248,6 +248,13 @@ export class Detector {
     }
     return kept;
   }
+}
+
+/** The shared placeholder/example checks a rule's accepted value goes through (see Rule.format). */
+export function dismissedAsPlaceholder(rule: Rule, value: string): boolean {
+  if (rule.ownPlaceholderChecks) return false;
+  if (rule.format === 'checksum') return isDocumentedExample(value);
+  return isPlaceholder(value, { random: rule.format === 'fixed' });
 }
 
 function isWordChar(c: number): boolean {

@@ -16,6 +16,7 @@ import { DecodeError, decodeContent } from './decode.js';
 import { Detector, type Candidate } from './detector.js';
 import { jsonStrings, looksLikeJson, type JsonString } from './json.js';
 import { BUILTIN_RULES } from './rules/index.js';
+import { multipartViews, wideReading, type WideText } from './views.js';
 
 export { BUILTIN_RULES } from './rules/index.js';
 export type { Rule } from './rules/index.js';
@@ -105,14 +106,6 @@ interface JsonNode {
  */
 function latin1Json(value: string): string {
   return JSON.stringify(value).replace(/[\u0100-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-/** The body read as UTF-16 when it opens with a byte-order mark (either order), else null. */
-function utf16Text(body: Buffer): string | null {
-  if (body.length < 2 || body.length % 2 !== 0) return null;
-  if (body[0] === 0xff && body[1] === 0xfe) return body.toString('utf16le');
-  if (body[0] === 0xfe && body[1] === 0xff) return Buffer.from(body).swap16().toString('utf16le');
-  return null;
 }
 
 const JSON_ESCAPE = /\\(?:u([0-9a-fA-F]{4})|([\\/"'bfnrt]))/g;
@@ -254,8 +247,14 @@ class DetectorInspector implements Inspector {
     const max = this.cfg.maxBodyBytes;
     if (body.length > max) throw new InspectError('too_large', `body exceeds ${max} bytes`);
     let decoded = body; // already checked against the limit above
+    const layers: Buffer[] = [];
+    const mime = mediaType(meta.contentType);
+    let wide: { primary: WideText | null; others: string[] };
+    let parts: string[];
     try {
-      if (meta.contentEncoding) decoded = await decodeContent(body, meta.contentEncoding, max);
+      if (meta.contentEncoding) decoded = await decodeContent(body, meta.contentEncoding, max, layers);
+      wide = wideReading(decoded, meta.contentType, isJsonMediaType(mime) || mime === '' ? 'json' : mime.startsWith('text/') ? 'text' : 'other');
+      parts = mime.startsWith('multipart/') ? multipartViews(decoded, meta.contentType, max) : [];
     } catch (err) {
       if (err instanceof DecodeError) throw new InspectError(err.kind, err.message);
       throw err;
@@ -270,13 +269,21 @@ class DetectorInspector implements Inspector {
     // that it re-serialises may leave ASCII.
     const ascii = isAscii(decoded);
     const encoding: BufferEncoding = !ascii && !isUtf8(decoded) ? 'latin1' : 'utf8';
-    const text = decoded.toString(ascii ? 'latin1' : encoding);
-    // Not UTF-8 but opening with a UTF-16 byte-order mark: its characters are also read as UTF-16
-    // (below, with the other views), since a keyword spelt in UTF-16 is not a keyword in latin1.
-    const utf16 = encoding === 'latin1' ? utf16Text(decoded) : null;
-    const mime = mediaType(meta.contentType);
+    const byteText = decoded.toString(ascii ? 'latin1' : encoding);
+    // A body in UTF-16/32 (views.ts) is inspected, and redacted, as the text it encodes; the byte
+    // reading and the other readings of it, multipart parts decoded from base64 or
+    // quoted-printable, and the still-encoded layers of a Content-Encoding (plaintext headers and
+    // metadata) are further views below: what shows only there cannot be redacted in place.
+    const text = wide.primary ? wide.primary.text : byteText;
     const form = mime === 'application/x-www-form-urlencoded';
-    if (utf16 === null && this.keywordFree(text) && !(form && text.includes('%'))) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+    const views: Array<{ text: string; unescape: boolean; dropped: boolean }> = [
+      ...(wide.primary ? [byteText] : []).concat(wide.others).map((t) => ({ text: t, unescape: true, dropped: false })),
+      ...parts.map((t) => ({ text: t, unescape: true, dropped: false })),
+      // A redacted body is forwarded decoded (identity): its encoded layers are dropped with it.
+      ...layers.map((b) => ({ text: b.toString('latin1'), unescape: false, dropped: true })),
+    ];
+    const mayHide = (t: string): boolean => !this.keywordFree(t) || (form && t.includes('%'));
+    if (!mayHide(text) && !views.some((v) => mayHide(v.text))) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
     const tokens = isJsonMediaType(mime) || looksLikeJson(text) ? jsonStrings(text) : null;
 
     // Every candidate counts towards the decision; only the first MAX_FINDINGS become findings.
@@ -293,36 +300,45 @@ class DetectorInspector implements Inspector {
     };
     let findings: ScanFinding[];
     let redacted: () => string | null;
+    const seen = new Set<string>();
+    /** What only shows in a view: redacted if the redacted body drops its carrier, else a redact there blocks. */
+    const scanView = (view: string, dropped: boolean): void => {
+      // Values already found in the text (for JSON: those listed, by fingerprint) are not found twice.
+      const listed = new Set(findings.map((f) => f.fingerprint));
+      const hidden = this.detector.detect(view).filter((c) => !seen.has(c.value) && !listed.has(this.fingerprint(c.value)));
+      if (hidden.length === 0) return;
+      for (const c of hidden) seen.add(c.value);
+      count(hidden);
+      if (!dropped && hidden.some((c) => this.actionFor(c.rule, meta.action) === 'redact')) blocks = true;
+      for (const f of this.toFindings(view, hidden, meta.action, MAX_FINDINGS - findings.length)) {
+        findings.push(f.action === 'redact' && !dropped ? { ...f, action: 'block' } : f);
+      }
+    };
     if (tokens !== null) {
       const nodes = this.analyseJson(tokens, 0);
       findings = [];
       this.collectJsonFindings(nodes, meta.action, findings, count);
-      redacted = () => this.rebuildJson(text, nodes, meta.action, encoding === 'latin1');
+      redacted = () => this.rebuildJson(text, nodes, meta.action, encoding === 'latin1' && !wide.primary);
     } else {
       const candidates = this.detector.detect(text);
       count(candidates);
       findings = this.toFindings(text, candidates, meta.action, MAX_FINDINGS);
       redacted = () => this.redactText(text, candidates, meta.action);
-      // Not JSON to the tokenizer (NaN, JSON5, a form, UTF-16…), yet the upstream may still undo
-      // escapes in it or read it in another encoding: what only shows in such a view counts too.
-      // It cannot be redacted where it stands, so a redact there blocks instead.
-      const seen = new Set(candidates.map((c) => c.value));
-      for (const view of [...escapedViews(text, form), ...(utf16 === null ? [] : [utf16, ...escapedViews(utf16, form)])]) {
-        const hidden = this.detector.detect(view).filter((c) => !seen.has(c.value));
-        if (hidden.length === 0) continue;
-        for (const c of hidden) seen.add(c.value);
-        count(hidden);
-        if (hidden.some((c) => this.actionFor(c.rule, meta.action) === 'redact')) blocks = true;
-        for (const f of this.toFindings(view, hidden, meta.action, MAX_FINDINGS - findings.length)) {
-          findings.push(f.action === 'redact' ? { ...f, action: 'block' } : f);
-        }
-      }
+      // Not JSON to the tokenizer (NaN, JSON5, a form…), yet the upstream may still undo escapes
+      // in it: what only shows in such a view counts too.
+      for (const c of candidates) seen.add(c.value);
+      for (const view of escapedViews(text, form)) scanView(view, false);
+    }
+    for (const v of views) {
+      if (!mayHide(v.text)) continue;
+      scanView(v.text, v.dropped);
+      if (v.unescape) for (const view of escapedViews(v.text, form)) scanView(view, false);
     }
 
     const decision: InspectDecision = blocks ? 'block' : redacts ? 'redact' : total > 0 ? 'monitor' : 'allow';
     const outcome: InspectOutcome = { findings, decision, decodedBytes: decoded.length };
     if (total > findings.length) outcome.omittedFindings = total - findings.length;
-    if (decision === 'redact') outcome.redactedBody = Buffer.from(redacted() ?? text, encoding);
+    if (decision === 'redact') outcome.redactedBody = wide.primary ? wide.primary.encode(redacted() ?? text) : Buffer.from(redacted() ?? text, encoding);
     return outcome;
   }
 

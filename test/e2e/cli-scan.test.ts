@@ -27,6 +27,26 @@ describe('aigate scan (binary)', () => {
     expect(stdout).not.toContain(secret);
   });
 
+  it('a file in UTF-16 or UTF-32 with a byte-order mark (PowerShell writes UTF-16LE) is read as such, not skipped as binary', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aigate-scan-'));
+    const secret = `Qz-${randomBytes(12).toString('base64url')}`;
+    const text = `\ufeff# deploy\r\nDB_PASSWORD = "${secret}"\r\n`;
+    const utf32 = Buffer.alloc(text.length * 4);
+    [...text].forEach((c, i) => utf32.writeUInt32LE(c.codePointAt(0)!, i * 4));
+    writeFileSync(join(dir, 'a.env'), Buffer.from(text, 'utf16le'));
+    writeFileSync(join(dir, 'b.env'), Buffer.from(text, 'utf16le').swap16());
+    writeFileSync(join(dir, 'c.env'), utf32);
+    const { code, stdout, stderr } = await runCli(['scan', dir]);
+    expect(stderr).toBe('aigate scan: 3 files scanned, 3 findings in 3 files\n');
+    expect(code).toBe(1);
+    expect(stdout.trim().split('\n').map((l) => l.replace(/^.*\//, '').split(' ').slice(0, 2).join(' '))).toEqual([
+      'a.env:2:16 generic-password',
+      'b.env:2:16 generic-password',
+      'c.env:2:16 generic-password',
+    ]);
+    expect(stdout).not.toContain(secret);
+  });
+
   it('stdin with --json; a missing path is exit 2', async () => {
     const secret = `Wx-${randomBytes(12).toString('base64url')}`;
     const { code, stdout } = await runCli(['scan', '--json', '-'], { input: `export API_KEY="${secret}"\n` });

@@ -53,15 +53,18 @@ describe('JSON the tokenizer used to give up on, with the token behind a \\u esc
 });
 
 describe('other encodings of the text', () => {
-  it('UTF-16 with a byte-order mark, both byte orders: read as UTF-16 too; under redact it blocks', async () => {
+  it('UTF-16 with a byte-order mark, both byte orders: read as UTF-16; under redact redacted and written back as UTF-16', async () => {
     const other = make.githubPat(new Rng(8));
     const text = `\ufeff{"content":"my token ${GH} and \\u0067${other.slice(1)} é"}`;
     const le = Buffer.from(text, 'utf16le');
-    for (const body of [le, Buffer.from(le).swap16()]) {
+    for (const [body, swap] of [[le, false], [Buffer.from(le).swap16(), true]] as const) {
       const found = await inspector.inspectBody(body, json);
       expect(found.decision).toBe('block');
       expect(found.findings.map((f) => f.rule)).toEqual(['github-pat', 'github-pat']);
-      expect((await inspector.inspectBody(body, { ...json, action: 'redact' })).decision).toBe('block');
+      const red = await inspector.inspectBody(body, { ...json, action: 'redact' });
+      expect(red.decision).toBe('redact');
+      const sent = (swap ? Buffer.from(red.redactedBody!).swap16() : red.redactedBody!).toString('utf16le');
+      expect(sent).toBe('\ufeff{"content":"my token [REDACTED:github-pat] and [REDACTED:github-pat] é"}');
     }
   });
 

@@ -92,7 +92,11 @@ function validateUrlPassword(value: string, ctx: { text: string; keywordAt: numb
   }
   if (URL_STOP_PASSWORDS.has(decoded.toLowerCase()) || decoded === user) return false;
   if (/passw(?:or)?d|secret/i.test(decoded)) return false; // authpassword, my-secret: documentation
-  if (decoded.length < 3 || isPlaceholder(decoded) || isReference(decoded)) return false;
+  // A generated password (12+ characters mixing cases and digits) spells `foo` or `xyz` between
+  // digits by chance: only the long markers apply to it; the short words catch `test123`, `demo`.
+  const c = charClasses(decoded);
+  const generated = decoded.length >= 12 && c.upper && c.lower && c.digit;
+  if (decoded.length < 3 || isPlaceholder(decoded, { random: generated }) || isReference(decoded)) return false;
   if (/^\d{1,5}$/.test(decoded)) return false; // host:port@… is not a password
   return !/^\*+$/.test(decoded);
 }

@@ -66,4 +66,11 @@ export interface Rule {
    * long random bodies would hit short marker words by chance).
    */
   readonly ownPlaceholderChecks?: boolean;
+  /**
+   * 'fixed': a vendor format whose body is random characters (a prefix, an alphabet, a length):
+   * the short placeholder words are not applied, since random bodies spell them by chance.
+   * 'checksum': `validate` verified a checksum, which no hand-typed placeholder passes: only the
+   * documented examples are dismissed (a random body can spell `lorem` or `xxxxx` too).
+   */
+  readonly format?: 'fixed' | 'checksum';
 }
