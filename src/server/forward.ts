@@ -67,7 +67,7 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
   const tunnels = new WeakMap<Duplex, TunnelContext>();
   // No Host and unknown Expect values are refused by the pipeline (parse-target), not by Node.
   const httpOptions = { requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 65_000, requireHostHeader: false };
-  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'forward' as const };
+  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'forward' as const, flows: opts.requests };
 
   const inner = createServer(httpOptions);
   // The inner server never listen()s (tunnels are handed to it), so Node does not enforce its
