@@ -106,6 +106,13 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
   return { outer, inner };
 }
 
+/** The host of an absolute-form target as written (URL parsing lower-cases and decodes it). */
+function hostAsSent(target: string): string {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(target)?.[1] ?? '';
+  const host = authority.slice(authority.lastIndexOf('@') + 1);
+  return host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d*$/, '');
+}
+
 /** `host:port` of a CONNECT request target, IPv6 in brackets. */
 export function parseAuthority(target: string | undefined): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:/?#@[\]]+):(\d{1,5})$/.exec(target ?? '');
@@ -140,6 +147,7 @@ async function handleConnect(
     flow.client.user = await opts.authenticate(req.headers['proxy-authorization']);
     const { host, port } = parseAuthority(req.url);
     flow.host = host;
+    flow.hostAsSent = host;
     const match = opts.egress.match(host, port);
     if ('denied' in match) throw new ProxyError('egress_denied', `CONNECT ${req.url} denied: ${match.denied}`);
     flow.route = match.rule.host;
@@ -151,7 +159,9 @@ async function handleConnect(
       }
       throw err;
     });
-    destination = { scheme: 'https', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
+    destination = { scheme: 'https', host: match.host, hostAsSent: host, port, rule: { host: match.rule.host, action: match.rule.action } };
+    // What the operational log may say of the host (a token can be a label under a wildcard).
+    const loggedHost = opts.audit.maskHost(match.host, host);
     // The client may have gone while its name was resolved or its certificate minted: audited
     // as abandoned (exactly one line per CONNECT), nothing dialled.
     if (socket.destroyed) return abandoned();
@@ -169,7 +179,7 @@ async function handleConnect(
     tunnels.set(tls, { client: flow.client, destination });
     const handshakeMs = tlsHandshakeTimeout.ms;
     const handshakeTimer = setTimeout(() => {
-      opts.logger.info({ host: match.host, client: flow.client.ip, timeoutMs: handshakeMs }, 'intercepted TLS handshake not completed in time; tunnel closed');
+      opts.logger.info({ host: loggedHost, client: flow.client.ip, timeoutMs: handshakeMs }, 'intercepted TLS handshake not completed in time; tunnel closed');
       // The 200 was sent (status stays what the client got); the line says why the tunnel ended.
       flow.decision = decisionFor('request_timeout');
       flow.reason = 'request_timeout';
@@ -177,7 +187,7 @@ async function handleConnect(
     }, handshakeMs);
     tls.once('secure', () => clearTimeout(handshakeTimer));
     tls.on('error', (err: Error & { code?: string }) => {
-      opts.logger.info({ host: match.host, client: flow.client.ip, code: err.code }, 'intercepted TLS failed (does the client trust the aigate CA?)');
+      opts.logger.info({ host: loggedHost, client: flow.client.ip, code: err.code }, 'intercepted TLS failed (does the client trust the aigate CA?)');
       tls.destroy();
     });
     tls.once('close', () => {
@@ -275,6 +285,7 @@ export function absoluteFormStage(egress: EgressPolicy, authenticate: Authentica
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const match = egress.match(host, port);
     ex.flow.host = host;
+    ex.flow.hostAsSent = hostAsSent(target);
     if ('denied' in match) throw new ProxyError('egress_denied', `${url.origin} denied: ${match.denied}`);
     ex.destination = { scheme: 'http', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
   };

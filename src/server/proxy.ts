@@ -18,6 +18,7 @@ import { createInspector, type Inspector } from '../inspect/index.js';
 import { PooledInspector, THREAD_MIN_BYTES, resolveScanThreads } from '../inspect/pool.js';
 import { auditGuardStage } from '../pipeline/stages/audit-guard.js';
 import { inspectStage } from '../pipeline/stages/inspect.js';
+import { inspectUrlStage } from '../pipeline/stages/inspect-url.js';
 import { limitStage } from '../pipeline/stages/limit.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
 import { readBodyStage } from '../pipeline/stages/read-body.js';
@@ -106,6 +107,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes, idleTimeoutMs: config.timeouts.idle }),
     inspectStage(inspector, config.inspect.maxBodyBytes),
   ];
+  // The path and query go upstream too: scanned once routed and admitted, before the body is read.
+  const inspectUrl = inspectUrlStage(inspector);
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
   const pipelineDeps = { audit, metrics, logger, activity };
 
@@ -123,7 +126,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       dialTarget: (host, port) => connectTo.get(formatHostPort(canonicalHost(host)?.host ?? host, port)) ?? { host, port },
     });
     closers.unshift(() => dispatcher.destroy());
-    const routed = [parseTargetStage, gatewayRouteStage(config), ...admit];
+    const routed = [parseTargetStage, gatewayRouteStage(config), ...admit, inspectUrl];
     const { cert, key } = loadGatewayKeyPair(config, configFile);
     const gateway = createGatewayServer({
       cert,
@@ -164,7 +167,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       if (outcome.ok) return outcome.user;
       throw new ProxyError('proxy_auth_required', outcome.message, { 'proxy-authenticate': outcome.challenge });
     };
-    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...admit];
+    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...admit, inspectUrl];
     const forward = createForwardServer({
       config,
       egress,
