@@ -280,7 +280,17 @@ describe('one audit line per connection that aborts or breaks mid-request', () =
     expect(c.text()).toContain(`x-aigate-request-id: ${lines[0]!.id}`);
     expect(vendors.requests.length).toBe(before + 1);
   });
+  it('a request aigate refused before reading its body, whose body then turns out malformed: still one line (its 404)', async () => {
+    const from = gw.audit.length;
+    const c = await inFlight('POST /nowhere/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked');
+    await vi.waitFor(() => expect(c.text()).toMatch(/HTTP\/1\.1 404 /), { timeout: 5000, interval: 5 });
+    c.socket.write('zz\r\n{}\r\n');
+    await c.closed;
+    const lines = await linesSince(from);
+    expect(lines.map((r) => [r.method, r.status])).toEqual([['POST', 404]]);
+  });
 });
+
 
 describe('a broken request pipelined behind one still being answered', () => {
   it('gets its 400 after the earlier response, never in the middle of it; one line each', async () => {
