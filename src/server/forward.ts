@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/log.js';
-import type { Config } from '../config/schema.js';
+import type { Action, Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { ActivityTracker } from '../pipeline/activity.js';
 import { ProxyError } from '../pipeline/errors.js';
@@ -27,6 +27,12 @@ import { handleUpgrade } from './gateway.js';
 /** Checks Proxy-Authorization; resolves the user name, or null for an anonymous client. */
 export type Authenticate = (header: string | undefined) => Promise<string | null>;
 
+/**
+ * Scans a destination host as the client spelt it (it leaves in DNS queries, SNI and Host) under
+ * the allow entry's action: records the findings on the flow, throws `sensitive_content` to refuse.
+ */
+export type InspectHost = (flow: Flow, host: string, action: Action | undefined) => Promise<void>;
+
 export interface ForwardServerOptions {
   config: Config;
   egress: EgressPolicy;
@@ -38,6 +44,7 @@ export interface ForwardServerOptions {
   activity: ActivityTracker;
   logger: Logger;
   authenticate: Authenticate;
+  inspectHost: InspectHost;
   /** Resolves and checks where host:port may be dialled (connectTo, denyPrivateAddresses). */
   resolve: (host: string, port: number) => Promise<Destination>;
 }
@@ -135,6 +142,7 @@ async function handleConnect(
   const finish = () => {
     opts.audit.writeFlow(flow);
     opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
+    for (const f of flow.findings) opts.metrics.findings.inc({ rule: f.rule });
   };
   const abandoned = () => {
     flow.aborted = true;
@@ -153,6 +161,8 @@ async function handleConnect(
     flow.route = match.rule.host;
     flow.host = match.host;
     assertAuditWritable(opts.audit);
+    // Before the name is resolved: the DNS query alone would carry a secret out.
+    await opts.inspectHost(flow, host, match.rule.action);
     dest = await opts.resolve(match.host, port).catch((err: unknown) => {
       if (err instanceof DestinationError) {
         throw new ProxyError(err.reason === 'unresolvable' ? 'upstream_unavailable' : 'egress_denied', `CONNECT ${req.url} denied: ${err.message}`);
@@ -262,7 +272,7 @@ function blindTunnel(opts: ForwardServerOptions, flow: Flow, client: Socket, hea
  * an absolute-form `http://` request on the forward listener is checked here against the same
  * allowlist (with proxy authentication); anything else is not a proxy request.
  */
-export function absoluteFormStage(egress: EgressPolicy, authenticate: Authenticate): Stage {
+export function absoluteFormStage(egress: EgressPolicy, authenticate: Authenticate, inspectHost: InspectHost): Stage {
   return async (ex) => {
     if (ex.destination) return;
     const target = ex.req.url ?? '';
@@ -287,6 +297,7 @@ export function absoluteFormStage(egress: EgressPolicy, authenticate: Authentica
     ex.flow.host = host;
     ex.flow.hostAsSent = hostAsSent(target);
     if ('denied' in match) throw new ProxyError('egress_denied', `${url.origin} denied: ${match.denied}`);
+    await inspectHost(ex.flow, ex.flow.hostAsSent, match.rule.action);
     ex.destination = { scheme: 'http', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
   };
 }

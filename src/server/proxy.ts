@@ -18,7 +18,7 @@ import { createInspector, type Inspector } from '../inspect/index.js';
 import { PooledInspector, THREAD_MIN_BYTES, resolveScanThreads } from '../inspect/pool.js';
 import { auditGuardStage } from '../pipeline/stages/audit-guard.js';
 import { inspectStage } from '../pipeline/stages/inspect.js';
-import { inspectUrlStage } from '../pipeline/stages/inspect-url.js';
+import { inspectUrlPart, inspectUrlStage } from '../pipeline/stages/inspect-url.js';
 import { limitStage } from '../pipeline/stages/limit.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
 import { readBodyStage } from '../pipeline/stages/read-body.js';
@@ -35,7 +35,7 @@ import { websocketStage } from '../upstream/websocket.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
 import { isWorker, reportAuditState } from './cluster.js';
-import { absoluteFormStage, createForwardServer, type Authenticate } from './forward.js';
+import { absoluteFormStage, createForwardServer, type Authenticate, type InspectHost } from './forward.js';
 import { createGatewayServer } from './gateway.js';
 import { listen } from './listen.js';
 
@@ -167,7 +167,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       if (outcome.ok) return outcome.user;
       throw new ProxyError('proxy_auth_required', outcome.message, { 'proxy-authenticate': outcome.challenge });
     };
-    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...admit, inspectUrl];
+    const inspectHost: InspectHost = (flow, host, action) => inspectUrlPart(inspector, flow, host, action ?? config.inspect.action, 'the host name');
+    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate, inspectHost), forwardRouteStage(config), ...admit, inspectUrl];
     const forward = createForwardServer({
       config,
       egress,
@@ -179,6 +180,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       activity,
       logger,
       authenticate,
+      inspectHost,
       resolve,
     });
     servers.push({ name: 'forward', server: forward.outer, ...config.listen.forward });

@@ -47,8 +47,11 @@ beforeAll(async () => {
       raw['egress'] = {
         allow: [
           { host: 'api.anthropic.com', ports: [443], inspect: true },
-          { host: '*.githubcopilot.com', ports: [443], inspect: true },
+          // Under monitor: a secret in the host is audited, and the tunnel is opened.
+          { host: '*.githubcopilot.com', ports: [443], inspect: true, action: 'monitor' },
+          { host: '*.example.net', ports: [443], inspect: true },
           { host: 'plain.example.com', ports: [80] },
+          { host: '*.plain.example.com', ports: [80] },
         ],
       };
       const connectTo = raw['connectTo'] as Record<string, string>;
@@ -198,6 +201,28 @@ describe('a secret in the URL, forward mode', () => {
   });
 });
 
+describe('a secret in an allowed CONNECT or absolute-form host (it leaves in DNS, SNI and Host)', () => {
+  it('CONNECT under block: 403 sensitive_content before the name is resolved, the finding on the connect line', async () => {
+    const { status, head, socket } = await connectRaw(`${token}.example.net:443`);
+    expect(status).toBe(403); // resolving first would have failed as 502 (no such name)
+    expect(head).toMatch(/content-type: application\/json/i);
+    socket.destroy();
+    const record = await px.auditWhere((r) => r.event === 'connect' && (r.host ?? '').endsWith('.example.net'));
+    expect(record).toMatchObject({ status: 403, decision: 'block', reason: 'sensitive_content', host: '[REDACTED:github-pat].example.net' });
+    expect(record.findings).toEqual([{ rule: 'github-pat', line: 1, action: 'block', fingerprint: expect.stringMatching(/^[0-9a-f]{16}$/) }]);
+  });
+
+  it('absolute-form http:// under block: 403 sensitive_content, nothing forwarded', async () => {
+    const before = plainSeen.length;
+    const res = await plainGet(`http://${token}.plain.example.com/x`);
+    expect(res.status).toBe(403);
+    expect(JSON.parse(res.body)).toMatchObject({ error: { type: 'sensitive_content', message: expect.stringContaining('host name') } });
+    const record = await px.auditWhere((r) => r.id === res.id);
+    expect(record.findings).toEqual([{ rule: 'github-pat', line: 1, action: 'block', fingerprint: expect.any(String) }]);
+    expect(plainSeen.length).toBe(before);
+  });
+});
+
 describe('a secret in a CONNECT or absolute-form host', () => {
   const dashboard = async () => (await request(`${px.adminUrl}/api/dashboard`)).body.text();
 
@@ -218,6 +243,7 @@ describe('a secret in a CONNECT or absolute-form host', () => {
     socket.write('not a TLS client hello\r\n\r\n');
     const record = await px.auditWhere((r) => r.event === 'connect' && (r.host ?? '').endsWith('.githubcopilot.com'));
     expect(record.host).toBe('[REDACTED:github-pat].githubcopilot.com');
+    expect(record.findings).toEqual([{ rule: 'github-pat', line: 1, action: 'monitor', fingerprint: expect.any(String) }]);
     expect(JSON.stringify(record).toLowerCase()).not.toContain(secretPart.toLowerCase());
     await vi.waitFor(() => expect(logLines.some((l) => l.includes('intercepted TLS failed'))).toBe(true), { timeout: 5000, interval: 10 });
     expect(logLines.join('\n').toLowerCase()).not.toContain(secretPart.toLowerCase());
