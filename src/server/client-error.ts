@@ -91,6 +91,8 @@ export function handleClientError(err: Error & { code?: string; reason?: string;
     return;
   }
   const answer = () => {
+    // Gone while the earlier response was out: nobody to answer, and no request was ever read.
+    if (!socket.writable) return void socket.destroy();
     const flow = new Flow(deps.mode, { ip: deps.clientIp(socket), user: null }, null, null);
     writeRawError(socket, flow, error);
     deps.audit.writeFlow(flow);

@@ -200,22 +200,30 @@ describe('headers that decide how the body is read, given twice', () => {
   });
 
   it('Content-Encoding given twice is one list: inspection undoes both layers, the upstream gets both headers', async () => {
-    const secret = 'db_password = "Tr0ub4dor-and-3"';
-    const body = brotliCompressSync(gzipSync(Buffer.from(JSON.stringify({ messages: [{ role: 'user', content: secret }] }))));
-    const before = vendors.requests.length;
-    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const socket = tlsConnect({ port: Number(new URL(gw.gatewayUrl).port), host: '127.0.0.1', servername: 'localhost', ca: gw.caPem }, () => {
-        socket.write(`${post}Content-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Encoding: br\r\nContent-Length: ${body.length}\r\n\r\n`);
-        socket.write(body);
+    const send = (content: string) => {
+      const body = brotliCompressSync(gzipSync(Buffer.from(JSON.stringify({ messages: [{ role: 'user', content }] }))));
+      return new Promise<{ status: number; body: string; sent: Buffer }>((resolve, reject) => {
+        const socket = tlsConnect({ port: Number(new URL(gw.gatewayUrl).port), host: '127.0.0.1', servername: 'localhost', ca: gw.caPem }, () => {
+          socket.write(`${post}Content-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Encoding: br\r\nContent-Length: ${body.length}\r\n\r\n`);
+          socket.write(body);
+        });
+        let text = '';
+        socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
+        socket.on('error', reject);
+        socket.on('close', () => resolve({ status: Number(text.split(' ')[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4), sent: body }));
       });
-      let text = '';
-      socket.on('data', (c: Buffer) => (text += c.toString('latin1')));
-      socket.on('error', reject);
-      socket.on('close', () => resolve({ status: Number(text.split(' ')[1]), body: text.slice(text.indexOf('\r\n\r\n') + 4) }));
-    });
-    expect(res.status).toBe(403);
-    expect(JSON.parse(res.body)).toMatchObject({ error: { type: 'sensitive_content' } });
+    };
+    const before = vendors.requests.length;
+    const blocked = await send('db_password = "Tr0ub4dor-and-3"');
+    expect(blocked.status).toBe(403);
+    expect(JSON.parse(blocked.body)).toMatchObject({ error: { type: 'sensitive_content' } });
     expect(vendors.requests.length).toBe(before);
+
+    const clean = await send('def add(a, b): return a + b');
+    expect(clean.status).toBe(200);
+    const seen = vendors.requests[vendors.requests.length - 1]!;
+    expect(seen.headers['content-encoding']).toBe('gzip, br');
+    expect(seen.body.equals(clean.sent)).toBe(true);
   });
 });
 
