@@ -272,7 +272,7 @@ function blindTunnel(opts: ForwardServerOptions, flow: Flow, client: Socket, hea
  * an absolute-form `http://` request on the forward listener is checked here against the same
  * allowlist (with proxy authentication); anything else is not a proxy request.
  */
-export function absoluteFormStage(egress: EgressPolicy, authenticate: Authenticate, inspectHost: InspectHost): Stage {
+export function absoluteFormStage(egress: EgressPolicy, authenticate: Authenticate): Stage {
   return async (ex) => {
     if (ex.destination) return;
     const target = ex.req.url ?? '';
@@ -297,7 +297,6 @@ export function absoluteFormStage(egress: EgressPolicy, authenticate: Authentica
     ex.flow.host = host;
     ex.flow.hostAsSent = hostAsSent(target);
     if ('denied' in match) throw new ProxyError('egress_denied', `${url.origin} denied: ${match.denied}`);
-    await inspectHost(ex.flow, ex.flow.hostAsSent, match.rule.action);
     ex.destination = { scheme: 'http', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
   };
 }

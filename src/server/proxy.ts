@@ -168,7 +168,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       throw new ProxyError('proxy_auth_required', outcome.message, { 'proxy-authenticate': outcome.challenge });
     };
     const inspectHost: InspectHost = (flow, host, action) => inspectUrlPart(inspector, flow, host, action ?? config.inspect.action, 'the host name');
-    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate, inspectHost), forwardRouteStage(config), ...admit, inspectUrl];
+    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...admit, inspectUrl];
     const forward = createForwardServer({
       config,
       egress,

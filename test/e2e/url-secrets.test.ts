@@ -216,7 +216,7 @@ describe('a secret in an allowed CONNECT or absolute-form host (it leaves in DNS
     const before = plainSeen.length;
     const res = await plainGet(`http://${token}.plain.example.com/x`);
     expect(res.status).toBe(403);
-    expect(JSON.parse(res.body)).toMatchObject({ error: { type: 'sensitive_content', message: expect.stringContaining('host name') } });
+    expect(JSON.parse(res.body)).toMatchObject({ error: { type: 'sensitive_content', message: expect.stringContaining('github-pat') } });
     const record = await px.auditWhere((r) => r.id === res.id);
     expect(record.findings).toEqual([{ rule: 'github-pat', line: 1, action: 'block', fingerprint: expect.any(String) }]);
     expect(plainSeen.length).toBe(before);

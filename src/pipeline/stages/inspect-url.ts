@@ -3,8 +3,9 @@
 // channel) as a form-encoded text: the raw text as sent, and its percent-decoded reading, so
 // `%67hp_…` is seen as `ghp_…`. Runs after routing and the rate limiter (a refused URL costs a
 // token, as a refused body does) and before the body is read, in both modes, upgrades included.
-// Forward mode also scans the host a client names (CONNECT target, absolute-form URL) once it is
-// allowed and before it is resolved: it leaves in the DNS query, SNI and Host (server/forward.ts).
+// Forward mode also scans the host a client names, since it leaves in the DNS query, SNI and Host:
+// an absolute-form request's here, with its URL; a CONNECT target once it is allowed and before it
+// is resolved (server/forward.ts).
 //
 // Actions: block → 403 naming the rule (never the value); monitor → forwarded, audited; redact →
 // treated as block. A URL is an address, not a message: a path segment rewritten to
@@ -53,5 +54,12 @@ export async function inspectUrlPart(inspector: Inspector, flow: Flow, text: str
 }
 
 export function inspectUrlStage(inspector: Inspector): Stage {
-  return (ex) => inspectUrlPart(inspector, ex.flow, ex.rawPath + ex.query, ex.target!.action, 'the request URL');
+  return (ex) => {
+    // An absolute-form request (plain http:// on the forward listener) named its host in this URL,
+    // and it leaves in the DNS query and Host header; a tunnelled request's host was checked once,
+    // at its CONNECT (server/forward.ts).
+    const host = ex.destination?.scheme === 'http' ? ex.flow.hostAsSent : null;
+    const url = host === null ? ex.rawPath + ex.query : `//${host}${ex.rawPath}${ex.query}`;
+    return inspectUrlPart(inspector, ex.flow, url, ex.target!.action, 'the request URL');
+  };
 }
