@@ -53,8 +53,9 @@ type Destination = ReturnType<typeof pino.destination>;
 export class AuditLog {
   private readonly sinks: Destination[] = [];
   /**
-   * Applied to each request path before it is logged: a secret in a URL (a token as a path
-   * segment) must not reach the audit log or the dashboard. Set by the proxy to the detector's.
+   * Applied to each request path and host before it is logged: a secret in a URL (a token as a
+   * path segment, or as a label of a CONNECT host) must not reach the audit log or the dashboard.
+   * Set by the proxy to the detector's.
    */
   maskPath: (path: string) => string = (path) => path;
   /** Called with every record written (dashboard, tests); never with secrets. */
@@ -130,8 +131,21 @@ export class AuditLog {
   writeFlow(flow: Flow): AuditRecord {
     const record = toRecord(flow);
     if (record.path !== null) record.path = this.maskPath(record.path);
+    if (record.host !== null) record.host = this.maskHost(record.host, flow.hostAsSent);
     this.write(record);
     return record;
+  }
+
+  /**
+   * A host as it may be logged (audit lines, operational log): masked as the client spelt it when
+   * that shows a secret the canonical lower-case `host` hides from case-sensitive rules.
+   */
+  maskHost(host: string, asSent: string | null = null): string {
+    if (asSent !== null && asSent !== host) {
+      const masked = this.maskPath(asSent);
+      if (masked !== asSent) return masked;
+    }
+    return this.maskPath(host);
   }
 
   private readonly writePending = (): void => {

@@ -20,6 +20,10 @@ export const ERROR_STATUS = {
   // Not in SPEC §7's list: a bug in aigate itself. Reported as such rather than blamed on the
   // upstream, so operators look in the right place.
   internal_error: 500,
+  // Not in SPEC §7's list: a request framed with a transfer coding other than chunked alone
+  // (`Transfer-Encoding: gzip, chunked`). RFC 9112 §6.1: a server that does not implement a coding
+  // answers 501; forwarding the bytes without it would send them uninspected and corrupted.
+  not_implemented: 501,
 } as const;
 
 export type ErrorType = keyof typeof ERROR_STATUS;

@@ -26,6 +26,8 @@ export interface ForwardDestination {
   /** Canonical host name the client asked for (SNI, Host and verification use it). */
   host: string;
   port: number;
+  /** The host as the client spelt it in its CONNECT (Flow.hostAsSent). */
+  hostAsSent?: string;
   /** The egress.allow / preset entry that allowed it. */
   rule: { host: string; action?: Action | undefined };
 }

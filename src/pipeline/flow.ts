@@ -26,6 +26,12 @@ export class Flow {
   event: AuditEvent = 'request';
   route: string | null = null;
   host: string | null = null;
+  /**
+   * Forward mode: the host as the client spelt it (CONNECT target, absolute-form URL), before it
+   * was lower-cased and decoded into `host`. Secret masking reads it: lower case can hide a token
+   * from a case-sensitive rule without making it any less of a leak.
+   */
+  hostAsSent: string | null = null;
   status = 0;
   decision: Decision = 'allow';
   reason: ErrorType | null = null;

@@ -22,6 +22,13 @@ export interface PipelineDeps {
 export const CLIENT_CLOSED = 499;
 
 export class Pipeline {
+  /**
+   * The latest flow of each connection until both its request and its response are over: a parser
+   * error on that connection belongs to it while its request is still being read (client-error.ts),
+   * so one broken or abandoned request still makes one audit line.
+   */
+  private readonly latest = new WeakMap<object, Exchange>();
+
   constructor(
     private readonly stages: readonly Stage[],
     private readonly deps: PipelineDeps,
@@ -33,12 +40,25 @@ export class Pipeline {
     const ex = new Exchange(flow, req, res);
     configure?.(ex);
     const release = this.deps.activity.begin();
+    const socket = req.socket;
+    this.latest.set(socket, ex);
+    let open = 2;
+    const forget = () => {
+      if (--open === 0 && this.latest.get(socket) === ex) this.latest.delete(socket);
+    };
+    req.once('close', forget);
     res.once('close', () => {
+      forget();
       this.finish(ex);
       release();
     });
     void this.run(ex);
     return ex;
+  }
+
+  /** The connection's latest flow whose request or response is not over yet, if any. */
+  latestOn(socket: object): Exchange | undefined {
+    return this.latest.get(socket);
   }
 
   private async run(ex: Exchange): Promise<void> {
@@ -55,6 +75,9 @@ export class Pipeline {
   }
 
   private fail(ex: Exchange, err: unknown): void {
+    // Already answered (a parser error on its connection, client-error.ts): the body reader that
+    // failed when the connection closed behind that answer changes nothing.
+    if (ex.res.writableEnded && (err instanceof ClientAbortedError || err instanceof ProxyError)) return;
     if (err instanceof ClientAbortedError || ex.res.destroyed) {
       ex.flow.aborted = true;
       ex.res.destroy();

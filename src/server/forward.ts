@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/log.js';
-import type { Config } from '../config/schema.js';
+import type { Action, Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { ActivityTracker } from '../pipeline/activity.js';
 import { ProxyError } from '../pipeline/errors.js';
@@ -27,6 +27,12 @@ import { handleUpgrade } from './gateway.js';
 /** Checks Proxy-Authorization; resolves the user name, or null for an anonymous client. */
 export type Authenticate = (header: string | undefined) => Promise<string | null>;
 
+/**
+ * Scans a destination host as the client spelt it (it leaves in DNS queries, SNI and Host) under
+ * the allow entry's action: records the findings on the flow, throws `sensitive_content` to refuse.
+ */
+export type InspectHost = (flow: Flow, host: string, action: Action | undefined) => Promise<void>;
+
 export interface ForwardServerOptions {
   config: Config;
   egress: EgressPolicy;
@@ -38,6 +44,7 @@ export interface ForwardServerOptions {
   activity: ActivityTracker;
   logger: Logger;
   authenticate: Authenticate;
+  inspectHost: InspectHost;
   /** Resolves and checks where host:port may be dialled (connectTo, denyPrivateAddresses). */
   resolve: (host: string, port: number) => Promise<Destination>;
 }
@@ -67,7 +74,7 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
   const tunnels = new WeakMap<Duplex, TunnelContext>();
   // No Host and unknown Expect values are refused by the pipeline (parse-target), not by Node.
   const httpOptions = { requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 65_000, requireHostHeader: false };
-  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'forward' as const };
+  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'forward' as const, flows: opts.requests };
 
   const inner = createServer(httpOptions);
   // The inner server never listen()s (tunnels are handed to it), so Node does not enforce its
@@ -106,6 +113,13 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
   return { outer, inner };
 }
 
+/** The host of an absolute-form target as written (URL parsing lower-cases and decodes it). */
+function hostAsSent(target: string): string {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(target)?.[1] ?? '';
+  const host = authority.slice(authority.lastIndexOf('@') + 1);
+  return host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d*$/, '');
+}
+
 /** `host:port` of a CONNECT request target, IPv6 in brackets. */
 export function parseAuthority(target: string | undefined): { host: string; port: number } {
   const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:/?#@[\]]+):(\d{1,5})$/.exec(target ?? '');
@@ -128,6 +142,7 @@ async function handleConnect(
   const finish = () => {
     opts.audit.writeFlow(flow);
     opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
+    for (const f of flow.findings) opts.metrics.findings.inc({ rule: f.rule });
   };
   const abandoned = () => {
     flow.aborted = true;
@@ -140,18 +155,23 @@ async function handleConnect(
     flow.client.user = await opts.authenticate(req.headers['proxy-authorization']);
     const { host, port } = parseAuthority(req.url);
     flow.host = host;
+    flow.hostAsSent = host;
     const match = opts.egress.match(host, port);
     if ('denied' in match) throw new ProxyError('egress_denied', `CONNECT ${req.url} denied: ${match.denied}`);
     flow.route = match.rule.host;
     flow.host = match.host;
     assertAuditWritable(opts.audit);
+    // Before the name is resolved: the DNS query alone would carry a secret out.
+    await opts.inspectHost(flow, host, match.rule.action);
     dest = await opts.resolve(match.host, port).catch((err: unknown) => {
       if (err instanceof DestinationError) {
         throw new ProxyError(err.reason === 'unresolvable' ? 'upstream_unavailable' : 'egress_denied', `CONNECT ${req.url} denied: ${err.message}`);
       }
       throw err;
     });
-    destination = { scheme: 'https', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
+    destination = { scheme: 'https', host: match.host, hostAsSent: host, port, rule: { host: match.rule.host, action: match.rule.action } };
+    // What the operational log may say of the host (a token can be a label under a wildcard).
+    const loggedHost = opts.audit.maskHost(match.host, host);
     // The client may have gone while its name was resolved or its certificate minted: audited
     // as abandoned (exactly one line per CONNECT), nothing dialled.
     if (socket.destroyed) return abandoned();
@@ -169,7 +189,7 @@ async function handleConnect(
     tunnels.set(tls, { client: flow.client, destination });
     const handshakeMs = tlsHandshakeTimeout.ms;
     const handshakeTimer = setTimeout(() => {
-      opts.logger.info({ host: match.host, client: flow.client.ip, timeoutMs: handshakeMs }, 'intercepted TLS handshake not completed in time; tunnel closed');
+      opts.logger.info({ host: loggedHost, client: flow.client.ip, timeoutMs: handshakeMs }, 'intercepted TLS handshake not completed in time; tunnel closed');
       // The 200 was sent (status stays what the client got); the line says why the tunnel ended.
       flow.decision = decisionFor('request_timeout');
       flow.reason = 'request_timeout';
@@ -177,7 +197,7 @@ async function handleConnect(
     }, handshakeMs);
     tls.once('secure', () => clearTimeout(handshakeTimer));
     tls.on('error', (err: Error & { code?: string }) => {
-      opts.logger.info({ host: match.host, client: flow.client.ip, code: err.code }, 'intercepted TLS failed (does the client trust the aigate CA?)');
+      opts.logger.info({ host: loggedHost, client: flow.client.ip, code: err.code }, 'intercepted TLS failed (does the client trust the aigate CA?)');
       tls.destroy();
     });
     tls.once('close', () => {
@@ -275,6 +295,7 @@ export function absoluteFormStage(egress: EgressPolicy, authenticate: Authentica
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const match = egress.match(host, port);
     ex.flow.host = host;
+    ex.flow.hostAsSent = hostAsSent(target);
     if ('denied' in match) throw new ProxyError('egress_denied', `${url.origin} denied: ${match.denied}`);
     ex.destination = { scheme: 'http', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
   };

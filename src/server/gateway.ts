@@ -40,7 +40,7 @@ export function createGatewayServer(opts: GatewayOptions): Server {
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     handleUpgrade(opts.upgrades, 'gateway', { ip: socketIp(req.socket), user: null }, req, socket, head);
   });
-  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'gateway' as const, clientIp: (s: Duplex) => socketIp(s as never) };
+  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'gateway' as const, clientIp: (s: Duplex) => socketIp(s as never), flows: opts.requests };
   server.on('clientError', (err: Error, socket: Duplex) => handleClientError(err, socket, clientErrors));
   server.on('connect', (req: IncomingMessage, socket: Duplex) =>
     refuseConnect(req, socket, 'the gateway routes by path; CONNECT is served on the forward proxy listener (listen.forward)', clientErrors),

@@ -18,6 +18,7 @@ import { createInspector, type Inspector } from '../inspect/index.js';
 import { PooledInspector, THREAD_MIN_BYTES, resolveScanThreads } from '../inspect/pool.js';
 import { auditGuardStage } from '../pipeline/stages/audit-guard.js';
 import { inspectStage } from '../pipeline/stages/inspect.js';
+import { inspectUrlPart, inspectUrlStage } from '../pipeline/stages/inspect-url.js';
 import { limitStage } from '../pipeline/stages/limit.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
 import { readBodyStage } from '../pipeline/stages/read-body.js';
@@ -36,7 +37,7 @@ import { upstreamHeadersStage } from '../pipeline/stages/upstream-headers.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
 import { isWorker, reportAuditState } from './cluster.js';
-import { absoluteFormStage, createForwardServer, type Authenticate } from './forward.js';
+import { absoluteFormStage, createForwardServer, type Authenticate, type InspectHost } from './forward.js';
 import { createGatewayServer } from './gateway.js';
 import { listen } from './listen.js';
 
@@ -108,6 +109,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes, idleTimeoutMs: config.timeouts.idle }),
     inspectStage(inspector, config.inspect.maxBodyBytes),
   ];
+  // The path and query go upstream too: scanned once routed and admitted, before the body is read.
+  const inspectUrl = inspectUrlStage(inspector);
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
   const pipelineDeps = { audit, metrics, logger, activity };
 
@@ -125,7 +128,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       dialTarget: (host, port) => connectTo.get(formatHostPort(canonicalHost(host)?.host ?? host, port)) ?? { host, port },
     });
     closers.unshift(() => dispatcher.destroy());
-    const routed = [parseTargetStage, gatewayRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forGateway(config)), ...admit];
+    const routed = [parseTargetStage, gatewayRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forGateway(config)), ...admit, inspectUrl];
     const { cert, key } = loadGatewayKeyPair(config, configFile);
     const gateway = createGatewayServer({
       cert,
@@ -166,7 +169,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       if (outcome.ok) return outcome.user;
       throw new ProxyError('proxy_auth_required', outcome.message, { 'proxy-authenticate': outcome.challenge });
     };
-    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forForward(config)), ...admit];
+    const inspectHost: InspectHost = (flow, host, action) => inspectUrlPart(inspector, flow, host, action ?? config.inspect.action, 'the host name');
+    const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forForward(config)), ...admit, inspectUrl];
     const forward = createForwardServer({
       config,
       egress,
@@ -178,6 +182,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       activity,
       logger,
       authenticate,
+      inspectHost,
       resolve,
     });
     servers.push({ name: 'forward', server: forward.outer, ...config.listen.forward });

@@ -104,13 +104,19 @@ export function writeTestConfig(vendors: FakeVendors, dir: string, edit: (raw: R
   return file;
 }
 
-export async function startTestProxy(vendors: FakeVendors, edit?: (raw: RawConfig, dir: string) => void): Promise<TestProxy> {
+export async function startTestProxy(
+  vendors: FakeVendors,
+  edit?: (raw: RawConfig, dir: string) => void,
+  /** `log`: receives every operational log line (JSON), at debug level and up. */
+  opts: { log?: (line: string) => void } = {},
+): Promise<TestProxy> {
   const dir = mkdtempSync(join(tmpdir(), 'aigate-test-'));
   const raw = baseRawConfig(vendors, dir);
   edit?.(raw, dir);
   const configFile = join(dir, 'aigate.yaml');
   const config = parseConfig(raw, configFile);
-  const logger = pino({ level: process.env['AIGATE_TEST_LOG'] ?? 'silent' });
+  const log = opts.log;
+  const logger = log ? pino({ level: 'debug' }, { write: (line: string) => log(line) }) : pino({ level: process.env['AIGATE_TEST_LOG'] ?? 'silent' });
   const proxy = await startProxy(config, { configFile, logger, processMetrics: false });
   const audit: AuditRecord[] = [];
   const waiters: Array<{ match: (r: AuditRecord) => boolean; resolve: (r: AuditRecord) => void }> = [];

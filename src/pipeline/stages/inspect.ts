@@ -37,7 +37,8 @@ export function inspectStage(inspector: Inspector, maxBodyBytes: number): Stage 
       throw err;
     }
     const { flow } = ex;
-    flow.findings = outcome.findings.map((f) => ({ rule: f.rule, line: f.line, action: f.action, fingerprint: f.fingerprint }));
+    // Appended: the URL's findings (inspect-url.ts) are already there.
+    for (const f of outcome.findings) flow.findings.push({ rule: f.rule, line: f.line, action: f.action, fingerprint: f.fingerprint });
     switch (outcome.decision) {
       case 'block':
         throw new ProxyError('sensitive_content', blockMessage(outcome.findings.filter((f) => f.action === 'block')));

@@ -3,6 +3,7 @@
 import { BadPathError, normalisePath, splitTarget } from '../../route/router.js';
 import { ProxyError } from '../errors.js';
 import type { Stage } from '../exchange.js';
+import { assertReadableFraming } from './framing.js';
 
 export const parseTargetStage: Stage = (ex) => {
   try {
@@ -23,4 +24,5 @@ export const parseTargetStage: Stage = (ex) => {
     const shown = expect.length > 64 ? `${expect.slice(0, 64)}…` : expect;
     throw new ProxyError('bad_request', `unsupported expectation "Expect: ${shown}" (only 100-continue is)`);
   }
+  assertReadableFraming(req);
 };

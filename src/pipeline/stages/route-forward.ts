@@ -14,6 +14,7 @@ export function forwardRouteStage(config: Config): Stage {
     const authority = dest.port === defaultPort ? hostPart : `${hostPart}:${dest.port}`;
     ex.flow.route = dest.rule.host;
     ex.flow.host = dest.host;
+    if (dest.hostAsSent !== undefined) ex.flow.hostAsSent = dest.hostAsSent;
     ex.target = {
       route: dest.rule.host,
       origin: `${dest.scheme}://${authority}`,
