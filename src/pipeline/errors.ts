@@ -20,6 +20,9 @@ export const ERROR_STATUS = {
   // Not in SPEC §7's list: a bug in aigate itself. Reported as such rather than blamed on the
   // upstream, so operators look in the right place.
   internal_error: 500,
+  // Not in SPEC §7's list: aigate is at a capacity bound it keeps for everyone (limits.*: buffered
+  // request bodies, queued proxy-auth checks). Always with Retry-After; the client did nothing wrong.
+  overloaded: 503,
 } as const;
 
 export type ErrorType = keyof typeof ERROR_STATUS;

@@ -17,6 +17,7 @@ const DECISION: Record<ErrorType, Decision> = {
   audit_unavailable: 'error',
   request_timeout: 'error',
   internal_error: 'error',
+  overloaded: 'error',
 };
 
 export function decisionFor(type: ErrorType): Decision {
