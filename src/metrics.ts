@@ -54,6 +54,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // limits.* (issue #19). Gauges read their source when scraped (see watch…), so the hot path
+  // touches no metric while a body grows.
+  private bufferedBodiesSource: () => number = () => 0;
+
+  readonly bufferedBodyBytes: Gauge = new Gauge({
+    name: 'aigate_buffered_body_bytes',
+    help: 'Request-body bytes held for inspection now (limits.bufferedBodyBytes, a budget per process; summed over --workers)',
+    registers: [this.registry],
+    collect: (): void => this.bufferedBodyBytes.set(this.bufferedBodiesSource()),
+  });
+
+  readonly bodyBudgetRefusals = new Counter({
+    name: 'aigate_body_budget_refusals_total',
+    help: 'Requests refused because their body would pass a buffered-body budget: client (429) or process (503)',
+    labelNames: ['scope'] as const,
+    registers: [this.registry],
+  });
+
+  /** aigate_buffered_body_bytes reads `bytes` when scraped. */
+  watchBufferedBodies(bytes: () => number): void {
+    this.bufferedBodiesSource = bytes;
+  }
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }

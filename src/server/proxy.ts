@@ -21,6 +21,7 @@ import { inspectStage } from '../pipeline/stages/inspect.js';
 import { limitStage } from '../pipeline/stages/limit.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
 import { readBodyStage } from '../pipeline/stages/read-body.js';
+import { BodyBudget } from '../pipeline/body-budget.js';
 import { forwardRouteStage } from '../pipeline/stages/route-forward.js';
 import { gatewayRouteStage } from '../pipeline/stages/route-gateway.js';
 import { createRateLimiter, type RateLimiter } from '../ratelimit/index.js';
@@ -100,10 +101,14 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     inspector = pooled;
     sharedFromBytes = THREAD_MIN_BYTES; // what may go to a thread is read into shared memory
   }
+  // Bodies held at once, by every listener and tunnel of this process (each --workers process has its own).
+  const budget = new BodyBudget({ totalBytes: config.limits.bufferedBodyBytes, perClientBytes: config.limits.bufferedBodyBytesPerClient });
+  budget.onRefused = (scope) => metrics.bodyBudgetRefusals.inc({ scope });
+  metrics.watchBufferedBodies(() => budget.usedBytes);
   // Reading and inspecting the body always go together: nothing is forwarded unscanned.
   const readBody: Stage[] = [
     // timeouts.idle bounds a client's silence mid-body (the servers have no request timeout).
-    readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes, idleTimeoutMs: config.timeouts.idle }),
+    readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes, idleTimeoutMs: config.timeouts.idle, budget }),
     inspectStage(inspector, config.inspect.maxBodyBytes),
   ];
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
