@@ -29,13 +29,22 @@ function stalled(idleMs: number): ProxyError {
 }
 
 /**
- * Taking the body would pass a limits.bufferedBodyBytes* bound: 429 when it is the client's own
- * (it holds enough already), 503 when the whole process is full (not the client's doing). With
- * Connection: close when the body was not read, as for a body too large.
+ * How long a client whose body was refused over budget may go on sending it (read and dropped, never
+ * held) before its connection is cut. Closing at once with its bytes unread would make the kernel
+ * answer them with a reset, and a client still uploading would lose the 429/503 and its Retry-After
+ * (nginx's lingering close, same reason). Exported (and mutable) only so a test need not wait.
  */
-function overBudget(scope: BudgetScope, budget: BodyBudget, unread: boolean): ProxyError {
-  const headers: Record<string, string> = { 'retry-after': String(BUDGET_RETRY_AFTER_SECONDS) };
-  if (unread) headers['connection'] = 'close';
+export const refusedBodyLinger = { ms: 5_000 };
+
+/**
+ * Taking the body would pass a limits.bufferedBodyBytes* bound: 429 when it is the client's own
+ * (it holds enough already), 503 when the whole process is full (not the client's doing). When the
+ * body was not all read, the rest of it is dropped as it comes (`unread`), so the client gets the
+ * answer and may reuse its connection if it finishes within refusedBodyLinger.
+ */
+function overBudget(scope: BudgetScope, budget: BodyBudget, unread: IncomingMessage | null): ProxyError {
+  if (unread) discardRest(unread, refusedBodyLinger.ms);
+  const headers = { 'retry-after': String(BUDGET_RETRY_AFTER_SECONDS) };
   const { perClientBytes, totalBytes } = budget.limits;
   return scope === 'client'
     ? new ProxyError(
@@ -48,6 +57,16 @@ function overBudget(scope: BudgetScope, budget: BodyBudget, unread: boolean): Pr
         `aigate holds too many request bodies at once (limits.bufferedBodyBytes, ${formatBytes(totalBytes)}); retry in ${BUDGET_RETRY_AFTER_SECONDS}s`,
         headers,
       );
+}
+
+/** Reads the rest of `req` into nothing; cuts the connection if it has not ended within `lingerMs`. */
+function discardRest(req: IncomingMessage, lingerMs: number): void {
+  const cut = setTimeout(() => req.socket.destroy(), lingerMs);
+  const done = () => clearTimeout(cut);
+  req.once('end', done);
+  req.once('close', done);
+  req.on('data', () => undefined);
+  req.resume();
 }
 
 function formatDuration(ms: number): string {
@@ -109,7 +128,7 @@ export function readBodyStage(opts: ReadBodyOptions): Stage {
         const refused = reservation.growTo(body.length);
         if (refused !== null) {
           reservation.release();
-          throw overBudget(refused, budget, false);
+          throw overBudget(refused, budget, null);
         }
       }
       return setBody(ex, body);
@@ -122,11 +141,11 @@ export function readBodyStage(opts: ReadBodyOptions): Stage {
       const refused = declaredBytes !== undefined ? r.growTo(declaredBytes) : null;
       if (refused !== null) {
         r.release();
-        throw overBudget(refused, budget, true);
+        throw overBudget(refused, budget, ex.req);
       }
       grow = (size) => {
         const scope = r.growTo(size);
-        return scope === null ? null : overBudget(scope, budget, true);
+        return scope === null ? null : overBudget(scope, budget, ex.req);
       };
     }
     return readLimited(ex.req, maxBodyBytes, sharedFrom, idleMs, () => tooLarge(maxBodyBytes), grow).then(
@@ -212,10 +231,10 @@ function readLimited(
         reject(onTooLarge());
         return;
       }
+      // Refused: the refusal owns the rest of the stream (it is read into nothing), so no pause.
       const refused = grow?.(size) ?? null;
       if (refused !== null) {
         cleanup();
-        req.pause();
         reject(refused);
         return;
       }
