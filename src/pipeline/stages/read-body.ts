@@ -161,8 +161,10 @@ export function readBodyStage(opts: ReadBodyOptions): Stage {
 /** A reservation for this request's body, given back when its response is over, however it ends. */
 function holdUntilClosed(ex: Exchange, budget: BodyBudget): BodyReservation {
   const reservation = budget.open(budgetKey(ex.flow.client));
-  // The pipeline stops before this stage once the response is destroyed, so 'close' is still to come.
-  ex.res.once('close', () => reservation.release());
+  // The pipeline stops before this stage once the response is destroyed, so 'close' is still to
+  // come; were it not, a reservation never given back would slowly refuse everything.
+  if (ex.res.destroyed) reservation.release();
+  else ex.res.once('close', () => reservation.release());
   return reservation;
 }
 
