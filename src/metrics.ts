@@ -54,6 +54,62 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  // limits.* (issue #19). Gauges read their source when scraped (see watch…), so the hot path
+  // touches no metric while a body grows.
+  private bufferedBodiesSource: () => number = () => 0;
+  private authPendingSource: () => number = () => 0;
+
+  readonly bufferedBodyBytes: Gauge = new Gauge({
+    name: 'aigate_buffered_body_bytes',
+    help: 'Request-body bytes held for inspection now (limits.bufferedBodyBytes, a budget per process; summed over --workers)',
+    registers: [this.registry],
+    collect: (): void => this.bufferedBodyBytes.set(this.bufferedBodiesSource()),
+  });
+
+  readonly bodyBudgetRefusals = new Counter({
+    name: 'aigate_body_budget_refusals_total',
+    help: 'Requests refused because their body would pass a buffered-body budget: client (429) or process (503)',
+    labelNames: ['scope'] as const,
+    registers: [this.registry],
+  });
+
+  readonly authPending: Gauge = new Gauge({
+    name: 'aigate_auth_checks_pending',
+    help: 'Proxy-auth password checks queued or running now (limits.authPending)',
+    registers: [this.registry],
+    collect: (): void => this.authPending.set(this.authPendingSource()),
+  });
+
+  readonly authChecks = new Counter({
+    name: 'aigate_auth_checks_total',
+    help: 'Proxy-auth bcrypt comparisons run, by result (valid | invalid)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly authChecksDropped = new Counter({
+    name: 'aigate_auth_checks_dropped_total',
+    help: 'Queued proxy-auth checks dropped without running because their clients left',
+    registers: [this.registry],
+  });
+
+  readonly authRefusals = new Counter({
+    name: 'aigate_auth_refusals_total',
+    help: 'Proxy logins refused unchecked: queue_full (503, limits.authPending) or too_many_failures (429, limits.authFailuresPerMinute)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  /** aigate_buffered_body_bytes reads `bytes` when scraped. */
+  watchBufferedBodies(bytes: () => number): void {
+    this.bufferedBodiesSource = bytes;
+  }
+
+  /** aigate_auth_checks_pending reads `pending` when scraped. */
+  watchAuthPending(pending: () => number): void {
+    this.authPendingSource = pending;
+  }
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }

@@ -270,6 +270,8 @@ export interface AuditRecord {
   durationMs: number;
   findings: Flow['findings'];
   aborted?: true;
+  /** A refused proxy login named this user of the users file. */
+  attemptedUser?: string;
 }
 
 export function toRecord(flow: Flow): AuditRecord {
@@ -292,6 +294,7 @@ export function toRecord(flow: Flow): AuditRecord {
     findings: flow.findings,
   };
   if (flow.aborted) record.aborted = true;
+  if (flow.attemptedUser !== null) record.attemptedUser = flow.attemptedUser;
   return record;
 }
 

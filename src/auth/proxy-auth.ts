@@ -1,7 +1,7 @@
 // Forward-mode proxy authentication (`auth` in SPEC §2): `Proxy-Authorization: Basic` checked against
 // the users file. The outcome names the user (audit `client.user`, rate-limit key `user`) or says why
 // the client must get 407; building the 407 response is the caller's job.
-import { Htpasswd, type VerifyCacheOptions } from './htpasswd.js';
+import { Htpasswd, type CheckContext, type HtpasswdOptions } from './htpasswd.js';
 
 export interface Credentials {
   user: string;
@@ -31,7 +31,11 @@ export function proxyAuthenticateHeader(realm: string): string {
 
 export type AuthOutcome =
   | { ok: true; user: string | null }
-  | { ok: false; reason: 'missing' | 'malformed' | 'invalid'; user: string | null; message: string; challenge: string };
+  | { ok: false; reason: 'missing' | 'malformed' | 'invalid'; user: string | null; message: string; challenge: string }
+  /** Not checked: too many checks queued (`busy`), or this address failed too often (`throttled`). */
+  | { ok: false; reason: 'busy' | 'throttled'; user: string; message: string; retryAfterSeconds: number }
+  /** Not checked: the client left while its check waited. */
+  | { ok: false; reason: 'gone'; user: string };
 
 export interface ProxyAuthConfig {
   usersFile?: string;
@@ -56,8 +60,18 @@ export class ProxyAuthenticator {
   }
 
   /** Loads `auth.usersFile` when set. Throws HtpasswdError on an unreadable or unsafe file. */
-  static fromConfig(cfg: ProxyAuthConfig, cache?: VerifyCacheOptions): ProxyAuthenticator {
-    return new ProxyAuthenticator(cfg, cfg.usersFile ? Htpasswd.load(cfg.usersFile, cache) : null);
+  static fromConfig(cfg: ProxyAuthConfig, opts?: HtpasswdOptions): ProxyAuthenticator {
+    return new ProxyAuthenticator(cfg, cfg.usersFile ? Htpasswd.load(cfg.usersFile, opts) : null);
+  }
+
+  /** Password checks queued or running now. */
+  get pending(): number {
+    return this.users?.pending ?? 0;
+  }
+
+  /** True when `user` is in the users file (an attempted name is audited only then: an unknown one may be a mistyped password). */
+  knows(user: string): boolean {
+    return this.users?.has(user) ?? false;
   }
 
   /**
@@ -65,7 +79,7 @@ export class ProxyAuthenticator {
    * even when not required — silently treating it as anonymous would hide the misconfiguration and let
    * a client pick whose rate-limit bucket it lands in.
    */
-  async authenticate(header: string | readonly string[] | undefined): Promise<AuthOutcome> {
+  async authenticate(header: string | readonly string[] | undefined, ctx: CheckContext = {}): Promise<AuthOutcome> {
     const deny = (reason: 'missing' | 'malformed' | 'invalid', user: string | null, message: string): AuthOutcome => ({
       ok: false,
       reason,
@@ -79,8 +93,31 @@ export class ProxyAuthenticator {
     }
     const creds = parseProxyAuthorization(header);
     if (!creds) return deny('malformed', null, 'Proxy-Authorization must be Basic credentials (user:password)');
-    if (await this.users.verify(creds.user, creds.password)) return { ok: true, user: creds.user };
-    return deny('invalid', creds.user, 'invalid proxy credentials');
+    const result = await this.users.check(creds.user, creds.password, ctx);
+    switch (result.kind) {
+      case 'valid':
+        return { ok: true, user: creds.user };
+      case 'invalid':
+        return deny('invalid', creds.user, 'invalid proxy credentials');
+      case 'gone':
+        return { ok: false, reason: 'gone', user: creds.user };
+      case 'busy':
+        return {
+          ok: false,
+          reason: 'busy',
+          user: creds.user,
+          message: `too many proxy logins being checked (limits.authPending); retry in ${result.retryAfterSeconds}s`,
+          retryAfterSeconds: result.retryAfterSeconds,
+        };
+      case 'throttled':
+        return {
+          ok: false,
+          reason: 'throttled',
+          user: creds.user,
+          message: `too many failed proxy logins from this address (limits.authFailuresPerMinute); retry in ${result.retryAfterSeconds}s`,
+          retryAfterSeconds: result.retryAfterSeconds,
+        };
+    }
   }
 
   close(): Promise<void> {

@@ -72,6 +72,7 @@ export function parseConfig(raw: unknown, file = '<config>', env: NodeJS.Process
     throw new ConfigError(file, formatKeyPath(path), message);
   }
   checkCrossFieldRules(result.data, file);
+  fitBodyBudgets(result.data, expanded, file);
   return result.data;
 }
 
@@ -90,6 +91,28 @@ function checkCrossFieldRules(config: Config, file: string): void {
   const { listen } = config;
   if (!listen.gateway && !listen.forward) {
     throw new ConfigError(file, 'listen', 'needs at least one of gateway or forward');
+  }
+}
+
+/**
+ * A budget smaller than one body would refuse every body of the largest allowed size: an error when
+ * set so, and a default below a larger inspect.maxBodyBytes grows to it (configs written before
+ * `limits` existed keep working).
+ */
+function fitBodyBudgets(config: Config, raw: unknown, file: string): void {
+  const given = (raw as { limits?: Record<string, unknown> }).limits ?? {};
+  const { limits } = config;
+  if (limits.bufferedBodyBytesPerClient < config.inspect.maxBodyBytes) {
+    if ('bufferedBodyBytesPerClient' in given) {
+      throw new ConfigError(file, 'limits.bufferedBodyBytesPerClient', `must be at least inspect.maxBodyBytes (${config.inspect.maxBodyBytes} bytes)`);
+    }
+    limits.bufferedBodyBytesPerClient = config.inspect.maxBodyBytes;
+  }
+  if (limits.bufferedBodyBytes < limits.bufferedBodyBytesPerClient) {
+    if ('bufferedBodyBytes' in given) {
+      throw new ConfigError(file, 'limits.bufferedBodyBytes', `must be at least limits.bufferedBodyBytesPerClient (${limits.bufferedBodyBytesPerClient} bytes)`);
+    }
+    limits.bufferedBodyBytes = limits.bufferedBodyBytesPerClient;
   }
 }
 

@@ -238,6 +238,34 @@ export const configSchema = z.strictObject({
       scanThreads: 'auto',
     }),
 
+  // Bounds on what clients can make one aigate process hold or compute at once (issue #19). Each
+  // process has its own with `--workers N`.
+  limits: z
+    .strictObject({
+      // Request bodies held for inspection at once, whole process. Half the 1 GiB memory limit of
+      // the shipped container manifests: the other half is the baseline (~90 MB), decoded copies
+      // while bodies are scanned, TLS and socket buffers. 64 bodies of the largest size.
+      bufferedBodyBytes: size.default(512 * 1024 * 1024),
+      // The same per client (user where proxy-auth names one, else ip): 8 × inspect.maxBodyBytes, so
+      // an agent sending several large prompts at once passes, and 8 clients are needed to fill
+      // the process budget.
+      bufferedBodyBytesPerClient: size.default(64 * 1024 * 1024),
+      // Proxy-auth password checks (distinct uncached credentials) queued or running. An IDE's
+      // CONNECT storm is one check (cached, coalesced), so legitimate depth is about the number of
+      // users signing in at the same moment; 64 checks at cost 10 take ~2 s on 2 bcrypt threads.
+      authPending: z.number().int().min(1).default(64),
+      // Failed proxy logins per client ip per minute (a token bucket refilled over a minute, so a
+      // lock-out never outlasts a minute of quiet); 0 = no limit. A repeated wrong password is
+      // answered from cache and not counted, so only guessing and floods meet it.
+      authFailuresPerMinute: z.number().int().min(0).default(30),
+    })
+    .default({
+      bufferedBodyBytes: 512 * 1024 * 1024,
+      bufferedBodyBytesPerClient: 64 * 1024 * 1024,
+      authPending: 64,
+      authFailuresPerMinute: 30,
+    }),
+
   audit: z
     .strictObject({
       file: z.string().nullable().default('logs/audit.log'),
@@ -258,5 +286,6 @@ export type RouteConfig = Config['routes'][number];
 export type EgressRuleConfig = Config['egress']['allow'][number];
 export type InspectConfig = Config['inspect'];
 export type RateLimitConfig = Config['rateLimit'];
+export type LimitsConfig = Config['limits'];
 export type Action = (typeof ACTIONS)[number];
 export type BucketConfig = z.infer<typeof bucket>;

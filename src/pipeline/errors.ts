@@ -24,6 +24,9 @@ export const ERROR_STATUS = {
   // (`Transfer-Encoding: gzip, chunked`). RFC 9112 §6.1: a server that does not implement a coding
   // answers 501; forwarding the bytes without it would send them uninspected and corrupted.
   not_implemented: 501,
+  // Not in SPEC §7's list: aigate is at a capacity bound it keeps for everyone (limits.*: buffered
+  // request bodies, queued proxy-auth checks). Always with Retry-After; the client did nothing wrong.
+  overloaded: 503,
 } as const;
 
 export type ErrorType = keyof typeof ERROR_STATUS;

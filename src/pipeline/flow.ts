@@ -40,6 +40,8 @@ export class Flow {
   bytesOut = 0;
   /** True when the client went away before the response was complete. */
   aborted = false;
+  /** A refused proxy login's user name, when the users file has it (never the password). */
+  attemptedUser: string | null = null;
 
   constructor(
     readonly mode: Mode,

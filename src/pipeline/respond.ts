@@ -18,6 +18,7 @@ const DECISION: Record<ErrorType, Decision> = {
   request_timeout: 'error',
   internal_error: 'error',
   not_implemented: 'error',
+  overloaded: 'error',
 };
 
 export function decisionFor(type: ErrorType): Decision {

@@ -14,18 +14,23 @@ import type { Metrics } from '../metrics.js';
 import type { ActivityTracker } from '../pipeline/activity.js';
 import { ProxyError } from '../pipeline/errors.js';
 import { assertAuditWritable } from '../pipeline/stages/audit-guard.js';
-import type { ForwardDestination, Stage } from '../pipeline/exchange.js';
+import type { Exchange, ForwardDestination, Stage } from '../pipeline/exchange.js';
 import { Flow, type Client } from '../pipeline/flow.js';
 import { CLIENT_CLOSED, type Pipeline } from '../pipeline/pipeline.js';
 import { decisionFor } from '../pipeline/respond.js';
+import { ClientAbortedError } from '../pipeline/stages/read-body.js';
 import { DestinationError, type Destination } from '../route/address.js';
 import type { EgressPolicy } from '../route/egress.js';
 import type { LeafMinter } from '../tls/mint.js';
 import { handleClientError, refuseConnect, socketIp, writeRawError } from './client-error.js';
 import { handleUpgrade } from './gateway.js';
 
-/** Checks Proxy-Authorization; resolves the user name, or null for an anonymous client. */
-export type Authenticate = (header: string | undefined) => Promise<string | null>;
+/**
+ * Checks Proxy-Authorization for `flow`'s client; resolves the user name, or null for an anonymous
+ * client. Throws a ProxyError to refuse, or ClientAbortedError when `signal` fired (the client left)
+ * before its password was checked.
+ */
+export type Authenticate = (header: string | undefined, flow: Flow, signal?: AbortSignal) => Promise<string | null>;
 
 /**
  * Scans a destination host as the client spelt it (it leaves in DNS queries, SNI and Host) under
@@ -152,7 +157,7 @@ async function handleConnect(
   let destination: ForwardDestination;
   let dest: Destination;
   try {
-    flow.client.user = await opts.authenticate(req.headers['proxy-authorization']);
+    flow.client.user = await authenticateConnect(opts.authenticate, req, socket, flow);
     const { host, port } = parseAuthority(req.url);
     flow.host = host;
     flow.hostAsSent = host;
@@ -208,11 +213,36 @@ async function handleConnect(
     });
     inner.emit('connection', tls);
   } catch (err) {
+    if (err instanceof ClientAbortedError) {
+      socket.destroy();
+      return abandoned();
+    }
     const answer =
       err instanceof ProxyError ? err : new ProxyError('internal_error', `internal error in aigate (request id ${flow.id}); the proxy log has details`);
     if (!(err instanceof ProxyError)) opts.logger.error({ err, requestId: flow.id }, 'internal error while handling CONNECT');
     writeRawError(socket, flow, answer);
     finish();
+  }
+}
+
+/**
+ * A queued password check must not outlive its client (issue #19: a flood's checks ran long after
+ * the flood had gone): the check is dropped when the client closes or half-closes (the forward
+ * server allows half-open sockets, so a FIN alone is only an 'end').
+ */
+async function authenticateConnect(authenticate: Authenticate, req: IncomingMessage, socket: Socket, flow: Flow): Promise<string | null> {
+  const header = req.headers['proxy-authorization'];
+  if (header === undefined) return authenticate(header, flow);
+  const left = new AbortController();
+  const leave = () => left.abort();
+  if (socket.readableEnded || socket.destroyed) leave();
+  socket.once('end', leave);
+  socket.once('close', leave);
+  try {
+    return await authenticate(header, flow, left.signal);
+  } finally {
+    socket.off('end', leave);
+    socket.off('close', leave);
   }
 }
 
@@ -284,7 +314,7 @@ export function absoluteFormStage(egress: EgressPolicy, authenticate: Authentica
           : 'this is aigate\'s forward proxy: send CONNECT host:port or an absolute http:// URL',
       );
     }
-    ex.flow.client.user = await authenticate(ex.req.headers['proxy-authorization']);
+    ex.flow.client.user = await authenticateRequest(authenticate, ex);
     let url: URL;
     try {
       url = new URL(target);
@@ -299,4 +329,19 @@ export function absoluteFormStage(egress: EgressPolicy, authenticate: Authentica
     if ('denied' in match) throw new ProxyError('egress_denied', `${url.origin} denied: ${match.denied}`);
     ex.destination = { scheme: 'http', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
   };
+}
+
+/** An absolute-form request's credentials, checked no longer than its client stays (see authenticateConnect). */
+async function authenticateRequest(authenticate: Authenticate, ex: Exchange): Promise<string | null> {
+  const header = ex.req.headers['proxy-authorization'];
+  if (header === undefined) return authenticate(header, ex.flow);
+  const left = new AbortController();
+  const leave = () => left.abort();
+  if (ex.res.destroyed) leave();
+  ex.res.once('close', leave);
+  try {
+    return await authenticate(header, ex.flow, left.signal);
+  } finally {
+    ex.res.off('close', leave);
+  }
 }

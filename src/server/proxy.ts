@@ -21,7 +21,8 @@ import { inspectStage } from '../pipeline/stages/inspect.js';
 import { inspectUrlPart, inspectUrlStage } from '../pipeline/stages/inspect-url.js';
 import { limitStage } from '../pipeline/stages/limit.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
-import { readBodyStage } from '../pipeline/stages/read-body.js';
+import { ClientAbortedError, readBodyStage } from '../pipeline/stages/read-body.js';
+import { BodyBudget } from '../pipeline/body-budget.js';
 import { forwardRouteStage } from '../pipeline/stages/route-forward.js';
 import { gatewayRouteStage } from '../pipeline/stages/route-gateway.js';
 import { createRateLimiter, type RateLimiter } from '../ratelimit/index.js';
@@ -103,10 +104,14 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     inspector = pooled;
     sharedFromBytes = THREAD_MIN_BYTES; // what may go to a thread is read into shared memory
   }
+  // Bodies held at once, by every listener and tunnel of this process (each --workers process has its own).
+  const budget = new BodyBudget({ totalBytes: config.limits.bufferedBodyBytes, perClientBytes: config.limits.bufferedBodyBytesPerClient });
+  budget.onRefused = (scope) => metrics.bodyBudgetRefusals.inc({ scope });
+  metrics.watchBufferedBodies(() => budget.usedBytes);
   // Reading and inspecting the body always go together: nothing is forwarded unscanned.
   const readBody: Stage[] = [
     // timeouts.idle bounds a client's silence mid-body (the servers have no request timeout).
-    readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes, idleTimeoutMs: config.timeouts.idle }),
+    readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes, idleTimeoutMs: config.timeouts.idle, budget }),
     inspectStage(inspector, config.inspect.maxBodyBytes),
   ];
   // The path and query go upstream too: scanned once routed and admitted, before the body is read.
@@ -162,12 +167,23 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     closers.unshift(() => dispatcher.destroy());
     const minter = new LeafMinter(loadInterceptionCa(config, configFile).pair, { secureContextOptions: { minVersion: config.tls.minVersion } });
     await minter.ready();
-    const auth = loadProxyAuth(config, configFile);
+    const auth = loadProxyAuth(config, configFile, metrics);
     closers.unshift(() => auth.close());
-    const authenticate: Authenticate = async (header) => {
-      const outcome = await auth.authenticate(header);
+    const authenticate: Authenticate = async (header, flow, signal) => {
+      const outcome = await auth.authenticate(header, { client: flow.client.ip, signal });
       if (outcome.ok) return outcome.user;
-      throw new ProxyError('proxy_auth_required', outcome.message, { 'proxy-authenticate': outcome.challenge });
+      // Audited for refused logins when it names a real user (an unknown name may be a mistyped password).
+      if (outcome.user !== null && auth.knows(outcome.user)) flow.attemptedUser = outcome.user;
+      switch (outcome.reason) {
+        case 'gone':
+          throw new ClientAbortedError();
+        case 'busy':
+          throw new ProxyError('overloaded', outcome.message, { 'retry-after': String(outcome.retryAfterSeconds) });
+        case 'throttled':
+          throw new ProxyError('rate_limited', outcome.message, { 'retry-after': String(outcome.retryAfterSeconds) });
+        default:
+          throw new ProxyError('proxy_auth_required', outcome.message, { 'proxy-authenticate': outcome.challenge });
+      }
     };
     const inspectHost: InspectHost = (flow, host, action) => inspectUrlPart(inspector, flow, host, action ?? config.inspect.action, 'the host name');
     const accepted = [parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forForward(config)), ...admit, inspectUrl];
@@ -267,10 +283,20 @@ function headerStage(policy: UpstreamHeaderPolicy): Stage[] {
   return policy.empty ? [] : [upstreamHeadersStage(policy)];
 }
 
-/** `auth.usersFile` loaded once; a refusal becomes a 407 with Proxy-Authenticate. */
-function loadProxyAuth(config: Config, configFile: string): ProxyAuthenticator {
+/** `auth.usersFile` loaded once, its checks bounded by `limits.auth*` and counted in metrics. */
+function loadProxyAuth(config: Config, configFile: string, metrics: Metrics): ProxyAuthenticator {
   try {
-    return ProxyAuthenticator.fromConfig(config.auth);
+    const auth = ProxyAuthenticator.fromConfig(config.auth, {
+      maxPending: config.limits.authPending,
+      failuresPerMinute: config.limits.authFailuresPerMinute,
+      events: {
+        checked: (ok) => metrics.authChecks.inc({ result: ok ? 'valid' : 'invalid' }),
+        dropped: () => metrics.authChecksDropped.inc(),
+        refused: (reason) => metrics.authRefusals.inc({ reason: reason === 'busy' ? 'queue_full' : 'too_many_failures' }),
+      },
+    });
+    metrics.watchAuthPending(() => auth.pending);
+    return auth;
   } catch (err) {
     if (err instanceof HtpasswdError) throw new ConfigError(configFile, 'auth.usersFile', err.message);
     throw err;

@@ -1,6 +1,7 @@
 // Reads the whole request body before anything goes upstream: inspection needs all of it, and a
 // body over the limit is refused (413) rather than forwarded unscanned (SPEC §5).
 import type { IncomingMessage } from 'node:http';
+import { BUDGET_RETRY_AFTER_SECONDS, budgetKey, type BodyBudget, type BodyReservation, type BudgetScope } from '../body-budget.js';
 import { ProxyError } from '../errors.js';
 import type { Exchange, Stage } from '../exchange.js';
 
@@ -25,6 +26,47 @@ function stalled(idleMs: number): ProxyError {
   return new ProxyError('request_timeout', `request body stalled: no bytes for ${formatDuration(idleMs)} (timeouts.idle)`, {
     connection: 'close',
   });
+}
+
+/**
+ * How long a client whose body was refused over budget may go on sending it (read and dropped, never
+ * held) before its connection is cut. Closing at once with its bytes unread would make the kernel
+ * answer them with a reset, and a client still uploading would lose the 429/503 and its Retry-After
+ * (nginx's lingering close, same reason). Exported (and mutable) only so a test need not wait.
+ */
+export const refusedBodyLinger = { ms: 5_000 };
+
+/**
+ * Taking the body would pass a limits.bufferedBodyBytes* bound: 429 when it is the client's own
+ * (it holds enough already), 503 when the whole process is full (not the client's doing). When the
+ * body was not all read, the rest of it is dropped as it comes (`unread`), so the client gets the
+ * answer and may reuse its connection if it finishes within refusedBodyLinger.
+ */
+function overBudget(scope: BudgetScope, budget: BodyBudget, unread: IncomingMessage | null): ProxyError {
+  if (unread) discardRest(unread, refusedBodyLinger.ms);
+  const headers = { 'retry-after': String(BUDGET_RETRY_AFTER_SECONDS) };
+  const { perClientBytes, totalBytes } = budget.limits;
+  return scope === 'client'
+    ? new ProxyError(
+        'rate_limited',
+        `too many request bodies held for this client at once (limits.bufferedBodyBytesPerClient, ${formatBytes(perClientBytes)}); retry in ${BUDGET_RETRY_AFTER_SECONDS}s`,
+        headers,
+      )
+    : new ProxyError(
+        'overloaded',
+        `aigate holds too many request bodies at once (limits.bufferedBodyBytes, ${formatBytes(totalBytes)}); retry in ${BUDGET_RETRY_AFTER_SECONDS}s`,
+        headers,
+      );
+}
+
+/** Reads the rest of `req` into nothing; cuts the connection if it has not ended within `lingerMs`. */
+function discardRest(req: IncomingMessage, lingerMs: number): void {
+  const cut = setTimeout(() => req.socket.destroy(), lingerMs);
+  const done = () => clearTimeout(cut);
+  req.once('end', done);
+  req.once('close', done);
+  req.on('data', () => undefined);
+  req.resume();
 }
 
 function formatDuration(ms: number): string {
@@ -53,10 +95,16 @@ export interface ReadBodyOptions {
    * no limit.
    */
   idleTimeoutMs?: number;
+  /**
+   * limits.bufferedBodyBytes and .bufferedBodyBytesPerClient: a body holds budget from its first
+   * byte (all of a declared Content-Length at once) until its response is over; a body that would
+   * pass a bound is refused (429 / 503 with Retry-After). Default: no bound.
+   */
+  budget?: BodyBudget;
 }
 
 export function readBodyStage(opts: ReadBodyOptions): Stage {
-  const { maxBodyBytes } = opts;
+  const { maxBodyBytes, budget } = opts;
   const sharedFrom = opts.sharedFromBytes ?? Infinity;
   const idleMs = opts.idleTimeoutMs !== undefined && opts.idleTimeoutMs > 0 && Number.isFinite(opts.idleTimeoutMs) ? opts.idleTimeoutMs : 0;
   return (ex) => {
@@ -75,10 +123,49 @@ export function readBodyStage(opts: ReadBodyOptions): Stage {
     ) {
       const body = readBuffered(ex.req, maxBodyBytes, sharedFrom);
       if (body === null) throw tooLarge(maxBodyBytes);
+      if (budget && body.length > 0) {
+        const reservation = holdUntilClosed(ex, budget);
+        const refused = reservation.growTo(body.length);
+        if (refused !== null) {
+          reservation.release();
+          throw overBudget(refused, budget, null);
+        }
+      }
       return setBody(ex, body);
     }
-    return readLimited(ex.req, maxBodyBytes, sharedFrom, idleMs, () => tooLarge(maxBodyBytes)).then((body) => setBody(ex, body));
+    let reservation: BodyReservation | undefined;
+    let grow: ((size: number) => Error | null) | undefined;
+    if (budget) {
+      const r = (reservation = holdUntilClosed(ex, budget));
+      // A declared length is held before a byte of it is read: a refusal then costs the client no upload.
+      const refused = declaredBytes !== undefined ? r.growTo(declaredBytes) : null;
+      if (refused !== null) {
+        r.release();
+        throw overBudget(refused, budget, ex.req);
+      }
+      grow = (size) => {
+        const scope = r.growTo(size);
+        return scope === null ? null : overBudget(scope, budget, ex.req);
+      };
+    }
+    return readLimited(ex.req, maxBodyBytes, sharedFrom, idleMs, () => tooLarge(maxBodyBytes), grow).then(
+      (body) => setBody(ex, body),
+      (err: unknown) => {
+        reservation?.release(); // the chunks read so far are garbage now: their budget is free at once
+        throw err;
+      },
+    );
   };
+}
+
+/** A reservation for this request's body, given back when its response is over, however it ends. */
+function holdUntilClosed(ex: Exchange, budget: BodyBudget): BodyReservation {
+  const reservation = budget.open(budgetKey(ex.flow.client));
+  // The pipeline stops before this stage once the response is destroyed, so 'close' is still to
+  // come; were it not, a reservation never given back would slowly refuse everything.
+  if (ex.res.destroyed) reservation.release();
+  else ex.res.once('close', () => reservation.release());
+  return reservation;
 }
 
 function setBody(ex: Exchange, body: Buffer): void {
@@ -107,8 +194,18 @@ function assemble(chunks: Buffer[], size: number, sharedFrom: number): Buffer {
   return body;
 }
 
-/** The body as it streams in, bounded in size and, with `idleMs` > 0, in silence between chunks. */
-function readLimited(req: IncomingMessage, limit: number, sharedFrom: number, idleMs: number, onTooLarge: () => Error): Promise<Buffer> {
+/**
+ * The body as it streams in, bounded in size and, with `idleMs` > 0, in silence between chunks;
+ * `grow` is told the size so far after each chunk and refuses it with an error (the body budget).
+ */
+function readLimited(
+  req: IncomingMessage,
+  limit: number,
+  sharedFrom: number,
+  idleMs: number,
+  onTooLarge: () => Error,
+  grow?: (size: number) => Error | null,
+): Promise<Buffer> {
   if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -134,6 +231,13 @@ function readLimited(req: IncomingMessage, limit: number, sharedFrom: number, id
         cleanup();
         req.pause();
         reject(onTooLarge());
+        return;
+      }
+      // Refused: the refusal owns the rest of the stream (it is read into nothing), so no pause.
+      const refused = grow?.(size) ?? null;
+      if (refused !== null) {
+        cleanup();
+        reject(refused);
         return;
       }
       chunks.push(chunk);
