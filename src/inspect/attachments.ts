@@ -431,21 +431,24 @@ function writeText(text: string, charset: AttachmentForm['charset']): Buffer {
 
 /** `%XX` as the byte it stands for; every other character as its UTF-8 bytes. */
 function percentBytes(payload: string): Buffer {
-  const out: number[] = [];
-  for (let i = 0; i < payload.length; i++) {
-    const c = payload.charCodeAt(i);
-    const hex = c === 37 ? parseInt(payload.slice(i + 1, i + 3), 16) : NaN;
-    if (!Number.isNaN(hex) && /^[0-9a-fA-F]{2}$/.test(payload.slice(i + 1, i + 3))) {
-      out.push(hex);
+  // `%` and hex digits are ASCII, so the UTF-8 bytes can be decoded in place.
+  const src = Buffer.from(payload, 'utf8');
+  let o = 0;
+  for (let i = 0; i < src.length; i++) {
+    const hi = i + 2 < src.length && src[i] === 37 ? hexValue(src[i + 1]!) : -1;
+    const lo = hi >= 0 ? hexValue(src[i + 2]!) : -1;
+    if (lo >= 0) {
+      src[o++] = hi * 16 + lo;
       i += 2;
-    } else if (c < 0x80) out.push(c);
-    else {
-      const cp = payload.codePointAt(i)!;
-      for (const b of Buffer.from(String.fromCodePoint(cp), 'utf8')) out.push(b);
-      if (cp > 0xffff) i++;
-    }
+    } else src[o++] = src[i]!;
   }
-  return Buffer.from(out);
+  return src.subarray(0, o);
+}
+
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const l = c | 0x20;
+  return l >= 97 && l <= 102 ? l - 87 : -1;
 }
 
 /** Characters a percent-encoded data URL keeps as they are (RFC 3986 unreserved and a few safe sub-delims). */

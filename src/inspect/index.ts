@@ -405,7 +405,8 @@ class DetectorInspector implements Inspector {
     }
   }
 
-  private analyseJson(tokens: readonly JsonString[], depth: number, budget = new AttachmentBudget(this.cfg.maxBodyBytes), attachmentDepth = 0): JsonNode[] {
+  /** `budget`: decoded attachment bytes left (analyseJsonBounded makes it and turns its overrun into an InspectError). */
+  private analyseJson(tokens: readonly JsonString[], depth: number, budget: AttachmentBudget, attachmentDepth = 0): JsonNode[] {
     const nodes: JsonNode[] = tokens.map((token) => this.analyseString(token, depth, budget, attachmentDepth));
     // `"password": "<value>"` as JSON: key and value are separate strings, so run the rules over
     // the pair once more, as the text it is, and keep what falls inside the value.
