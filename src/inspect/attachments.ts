@@ -69,6 +69,8 @@ export const MIN_RUN = 32;
  * are printable UTF-8 about once in 10^5, 18 about once in 10^8.
  */
 const MIN_WHOLE = 24;
+/** A base64 block's first line is at least this long (MIME wraps at 76, PEM at 64). */
+const MIN_LINE = 16;
 /** Binary is recognised from this many leading base64 characters (3 KiB decoded). */
 const SNIFF_CHARS = 4096;
 
@@ -97,11 +99,6 @@ function paddingEnd(text: string, end: number): number {
   return end;
 }
 
-/** A run of exactly `data` (any case) at `i`, followed by `:`. */
-function isDataScheme(text: string, i: number, end: number): boolean {
-  return end - i === 4 && text.charCodeAt(end) === 58 && text.slice(i, end).toLowerCase() === 'data';
-}
-
 /** Media type and parameters of a data URL: at most this many characters. */
 const MAX_DATA_HEADER = 256;
 
@@ -121,21 +118,78 @@ class HeaderEnds {
     const t = this.text;
     if (this.comma < from) {
       this.comma = t.indexOf(',', from);
-      if (this.comma < 0) this.comma = t.length;
+      if (this.comma < 0) this.comma = t.length; // none: remembered, so the next `data:` does not search again
     }
+    const comma = this.comma;
+    if (comma === t.length || comma - from > MAX_DATA_HEADER) return -1;
+    // `bad`: the first character not allowed in a header at or after the last search's start, or
+    // the comma it stopped at (none before it). Never searched past a comma: the payload of a
+    // 5 MB data URL is not read here.
     if (this.bad < from) {
       let k = from;
-      for (; k < t.length; k++) {
+      for (; k < comma; k++) {
         const c = t.charCodeAt(k);
         if (c <= 0x20 || c >= 0x7f) break;
       }
       this.bad = k;
     }
-    return this.comma < this.bad && this.comma - from <= MAX_DATA_HEADER ? this.comma : -1;
+    return this.bad >= comma ? comma : -1;
   }
 }
 const EMBEDDED_PERCENT = /[^\s"'<>`]*/y;
 const TEXT_MEDIA = /^text\/|[/+](?:json|xml|yaml|x-yaml|toml|javascript|ecmascript|x-sh|x-shellscript|x-python|x-php|sql|csv|x-ndjson|graphql|x-www-form-urlencoded)$/;
+
+/** As BASE64_CHAR, and `\\`: a run in a raw JSON text, where `\\/` and `\\n` may sit inside base64. */
+const RAW_RUN_CHAR = BASE64_CHAR.slice();
+RAW_RUN_CHAR[92] = 1;
+
+/** `data:` in any case (a literal: V8 searches for it without a per-character loop). */
+const DATA_SCHEME = /data:/gi;
+
+/**
+ * Calls `visit(start, end)` for each maximal run of `chars` at least MIN_LINE long, in order,
+ * outside the `skip` spans (sorted, not overlapping); `visit` returns where to go on from (at least `end`), or -1 to stop.
+ * A run that long holds one of every MIN_LINE-th position, so only those are looked at until one
+ * is in a run, which is then followed both ways: prose and code (words, identifiers) cost about
+ * a quarter of a character-by-character loop, and a long base64 run is read once.
+ */
+function forEachRun(text: string, chars: Uint8Array, skip: ReadonlyArray<readonly [number, number]>, visit: (start: number, end: number) => number): void {
+  const n = text.length;
+  let done = 0;
+  let p = MIN_LINE - 1;
+  let s = 0;
+  while (p < n) {
+    while (s < skip.length && skip[s]![1] <= p) s++;
+    if (s < skip.length && skip[s]![0] <= p) {
+      // Inside a span already handled (a data URL's 5 MB payload): not read again.
+      done = skip[s]![1];
+      p = done + MIN_LINE - 1;
+      continue;
+    }
+    const c = text.charCodeAt(p);
+    if (c >= 128 || chars[c] === 0) {
+      p += MIN_LINE;
+      continue;
+    }
+    let i = p;
+    while (i > done) {
+      const d = text.charCodeAt(i - 1);
+      if (d >= 128 || chars[d] === 0) break;
+      i--;
+    }
+    let j = p + 1;
+    while (j < n) {
+      const d = text.charCodeAt(j);
+      if (d >= 128 || chars[d] === 0) break;
+      j++;
+    }
+    if (j - i >= MIN_LINE) {
+      done = visit(i, j);
+      if (done < 0) return;
+    } else done = j;
+    p = done + MIN_LINE - 1;
+  }
+}
 
 /**
  * False when `raw` (a body as sent, JSON escapes included) surely holds no attachment that
@@ -146,35 +200,21 @@ const TEXT_MEDIA = /^text\/|[/+](?:json|xml|yaml|x-yaml|toml|javascript|ecmascri
  * URL: maybe.
  */
 export function mayHoldAttachment(raw: string): boolean {
-  const n = raw.length;
-  let i = 0;
-  while (i < n) {
-    const c = raw.charCodeAt(i);
-    if (c !== 92 && (c >= 128 || BASE64_CHAR[c] === 0)) {
-      i++;
-      continue;
+  DATA_SCHEME.lastIndex = 0;
+  if (DATA_SCHEME.test(raw)) return true;
+  let maybe = false;
+  forEachRun(raw, RAW_RUN_CHAR, [], (i, j) => {
+    const end = paddingEnd(raw, j);
+    let run = raw.slice(i, end);
+    if (run.includes('\\')) {
+      // Constant replacements: V8 searches for an atom, no callback per line of a MIME block.
+      run = run.replace(/\\n/g, '\n').replace(/\\r/g, '\r').replace(/\\\//g, '/');
+      if (run.includes('\\')) maybe = true;
     }
-    let j = i;
-    let escaped = false;
-    for (; j < n; j++) {
-      const d = raw.charCodeAt(j);
-      if (d === 92) escaped = true;
-      else if (d >= 128 || BASE64_CHAR[d] === 0) break;
-    }
-    if (isDataScheme(raw, i, j)) return true;
-    j = paddingEnd(raw, j);
-    if (j - i >= MIN_WHOLE) {
-      let run = raw.slice(i, j);
-      if (escaped) {
-        // Constant replacements: V8 searches for an atom, no callback per line of a MIME block.
-        run = run.replace(/\\n/g, '\n').replace(/\\r/g, '\r').replace(/\\\//g, '/');
-        if (run.includes('\\')) return true;
-      }
-      if (scan(run, null, true) === 'text') return true;
-    }
-    i = j;
-  }
-  return false;
+    if (!maybe && run.length >= MIN_WHOLE && scan(run, null, true) === 'text') maybe = true;
+    return maybe ? -1 : end;
+  });
+  return maybe;
 }
 
 /**
@@ -187,40 +227,48 @@ export function findAttachments(text: string, budget: AttachmentBudget): Attachm
 
 /**
  * The attachments in `text`; or, as a probe (`budget` null), 'text' at the first base64 block
- * whose leading bytes are text (nothing decoded beyond them), else an empty list.
+ * whose leading bytes are text (nothing decoded beyond them), else an empty list. Data URLs
+ * first (a probe has none: mayHoldAttachment answers for them), then bare base64 between them.
  */
 function scan(text: string, budget: AttachmentBudget | null, anyLength: boolean): Attachment[] | 'text' {
   const found: Attachment[] = [];
-  const headers = new HeaderEnds(text);
+  const taken: Array<[number, number]> = [];
+  if (budget !== null) {
+    const headers = new HeaderEnds(text);
+    DATA_SCHEME.lastIndex = 0;
+    for (let m = DATA_SCHEME.exec(text); m !== null; m = DATA_SCHEME.exec(text)) {
+      const before = m.index > 0 ? text.charCodeAt(m.index - 1) : 0;
+      if (before < 128 && BASE64_CHAR[before] === 1) continue; // `metadata:`
+      const span = dataUrl(text, m.index, headers, budget);
+      if (span === null) continue;
+      if (span.attachment) found.push(span.attachment);
+      // A percent-encoded payload that decoded to nothing new is text as written: its base64 runs
+      // are still looked at below.
+      if (span.attachment || span.base64) taken.push([m.index, span.end]);
+      DATA_SCHEME.lastIndex = Math.max(DATA_SCHEME.lastIndex, span.end);
+    }
+  }
   const n = text.length;
-  let i = 0;
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    if (c >= 128 || BASE64_CHAR[c] === 0) {
-      i++;
-      continue;
-    }
-    const j = runEnd(text, i);
-    if (budget !== null && isDataScheme(text, i, j)) {
-      const span = dataUrl(text, i, headers, budget);
-      if (span !== null) {
-        if (span.attachment) found.push(span.attachment);
-        i = Math.max(span.end, j + 1);
-        continue;
-      }
-    }
+  let hit = false;
+  const bare = (i: number, j: number): number => {
     const shape = blockShape(text, i, paddingEnd(text, j));
     const whole = anyLength || (i === 0 && shape.end === n);
     if (shape.end - i >= (whole ? MIN_WHOLE : MIN_RUN)) {
       if (budget === null) {
-        if (sniffText(text.slice(i, shape.end), shape)) return 'text';
+        if (sniffText(text.slice(i, shape.end))) {
+          hit = true;
+          return -1;
+        }
       } else {
         const a = decodeBase64(text, i, shape.end, '', shape, false, budget);
         if (a) found.push(a);
       }
     }
-    i = shape.end;
-  }
+    return shape.end;
+  };
+  forEachRun(text, BASE64_CHAR, taken, bare);
+  if (hit) return 'text';
+  if (taken.length > 0) found.sort((x, y) => x.start - y.start);
   return found;
 }
 
@@ -265,6 +313,7 @@ function payloadShape(payload: string): BlockShape | null {
 interface DataSpan {
   end: number;
   attachment: Attachment | null;
+  base64: boolean;
 }
 
 /** The data URL whose `data` is at `start`, or null when no header follows. */
@@ -290,15 +339,15 @@ function dataUrl(text: string, start: number, headers: HeaderEnds, budget: Attac
     }
   }
   const payload = text.slice(from, end);
-  if (base64) return { end, attachment: decodeBase64(text, start, end, header, null, declaredText, budget) };
+  if (base64) return { end, base64, attachment: decodeBase64(text, start, end, header, null, declaredText, budget) };
   // Percent-encoded: the text as written is already scanned; only escapes can hide something.
-  if (!payload.includes('%')) return { end, attachment: null };
+  if (!payload.includes('%')) return { end, base64, attachment: null };
   const bytes = percentBytes(payload);
   const charset = textCharset(bytes, declaredText, false);
-  if (charset === null) return { end, attachment: null };
+  if (charset === null) return { end, base64, attachment: null };
   budget.take(bytes.length);
   const form: AttachmentForm = { header, kind: 'percent', alphabet: 'base64', padded: false, lineLength: 0, lineBreak: '', charset };
-  return { end, attachment: { start, end, text: readText(bytes, charset), rewritable: true, form } };
+  return { end, base64, attachment: { start, end, text: readText(bytes, charset), rewritable: true, form } };
 }
 
 function decodeBase64(
@@ -311,14 +360,14 @@ function decodeBase64(
   budget: AttachmentBudget,
 ): Attachment | null {
   const payload = text.slice(start + header.length, end);
+  // Binary is told from its first kilobytes, before anything else reads all of it.
+  if (!declaredText && !sniffText(payload)) return null;
   const shape = known ?? payloadShape(payload);
   let clean = payload;
   let rewritable = true;
   if (shape === null || shape.lineLength > 0) {
-    if (shape !== null) {
-      if (!declaredText && !sniffText(payload, shape)) return null;
-      clean = payload.split(shape.lineBreak).join('');
-    } else {
+    if (shape !== null) clean = payload.split(shape.lineBreak).join('');
+    else {
       // Whitespace anywhere, or characters outside the alphabet: decoders skip them (forgiving
       // base64, Python's b64decode), so the scanner does too; the shape cannot be rebuilt.
       clean = payload.replace(/[^A-Za-z0-9+/_-]/g, '');
@@ -327,7 +376,6 @@ function decodeBase64(
   }
   const unpadded = withoutPadding(clean);
   if (unpadded.length % 4 === 1 || unpadded.length === 0) return null;
-  if (!declaredText && !sniffText(unpadded, null)) return null;
   const std = /[+/]/.test(unpadded);
   // Without a character of either alphabet, no padding where standard base64 would have some
   // says base64url (RFC 4648 §5 usage: JWTs, URLs), whose redacted form must not gain `+` or `/`.
@@ -357,18 +405,15 @@ function withoutPadding(b64: string): string {
 }
 
 /**
- * Whether the first SNIFF_CHARS base64 characters of a payload (in lines of `shape`, or on one
- * line) decode to text: an image is recognised as binary without decoding the rest.
+ * Whether the first SNIFF_CHARS characters of a base64 payload (line breaks, whitespace and junk
+ * dropped) decode to text: an image is recognised as binary without reading the rest of it.
  */
-function sniffText(payload: string, shape: BlockShape | null): boolean {
-  let b64 = payload;
-  if (shape !== null && shape.lineLength > 0) {
-    const lines = Math.ceil(SNIFF_CHARS / shape.lineLength);
-    b64 = payload.slice(0, lines * (shape.lineLength + shape.lineBreak.length)).split(shape.lineBreak).join('');
-  }
-  b64 = withoutPadding(b64);
-  if (b64.length <= SNIFF_CHARS) return textCharset(Buffer.from(b64, 'base64'), false, false) !== null;
-  return textCharset(Buffer.from(b64.slice(0, SNIFF_CHARS), 'base64'), false, true) !== null;
+function sniffText(payload: string): boolean {
+  const whole = payload.length <= SNIFF_CHARS;
+  let b64 = withoutPadding(whole ? payload : payload.slice(0, SNIFF_CHARS));
+  if (runEnd(b64, 0) < b64.length) b64 = b64.replace(/[^A-Za-z0-9+/_-]/g, '');
+  if (!whole) b64 = b64.slice(0, b64.length - (b64.length % 4));
+  return textCharset(Buffer.from(b64, 'base64'), false, !whole) !== null;
 }
 
 /**
