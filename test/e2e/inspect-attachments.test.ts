@@ -190,3 +190,22 @@ describe('redact', () => {
     expect(sent.messages[0]!.content[0]!.source.data).toBe(b64(clean));
   });
 });
+
+describe('bounded', () => {
+  it('decoded attachments count against maxBodyBytes: 413 body_too_large, nothing forwarded', async () => {
+    // Two text attachments: ~880 KB of body (under 1mb), ~660 KB more once decoded.
+    const text = 'LOG_LEVEL=info\n'.repeat(22_000);
+    const body = JSON.stringify({ model: 'gpt-4o', files: [b64(text), b64(text)] });
+    expect(body.length).toBeLessThan(1024 * 1024);
+    const before = vendors.requests.length;
+    const res = await undiciFetch(`${gw.gatewayUrl}/openai/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      dispatcher: gw.client,
+    } as never);
+    expect(res.status).toBe(413);
+    expect(await res.json()).toMatchObject({ error: { type: 'body_too_large' } });
+    expect(vendors.requests.length).toBe(before);
+  });
+});
