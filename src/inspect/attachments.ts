@@ -24,7 +24,7 @@ export interface Attachment {
   text: string;
   /** Whether `encodeAttachment` gives back an attachment of the same shape. */
   rewritable: boolean;
-  /** How the text was encoded (private to this module). */
+  /** How the text was encoded: what encodeAttachment rebuilds (the inspector reads only `charset`). */
   form: AttachmentForm;
 }
 
@@ -62,7 +62,7 @@ export class AttachmentBudget {
  * A bare base64 run shorter than this inside other text is not an attachment: shorter runs are
  * identifiers, hashes, words. A string that is base64 from end to end may be shorter (MIN_WHOLE).
  */
-export const MIN_RUN = 32;
+const MIN_RUN = 32;
 /**
  * 24 base64 characters are 18 bytes: a token alone (an AWS key id is 20) or a short assignment.
  * Shorter random strings (ids, model names) are too often printable by chance: 9 random bytes
@@ -77,9 +77,9 @@ const SNIFF_CHARS = 4096;
 /** 1 for the characters of base64 and base64url (A–Z a–z 0–9 + / - _), by char code. */
 const BASE64_CHAR = new Uint8Array(128);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_') BASE64_CHAR[c.charCodeAt(0)] = 1;
-// Runs are found with a loop over char codes, not regexps: a regexp char-class loop costs ~2 ns
-// a character here (10 ms for a 4 MB image), a bounded `{12,}` overflows V8's regexp stack on a
-// 5 MB run, and a look-behind variant costs 12 µs per KiB of prose.
+// Runs are found with loops over char codes, not regexps: a regexp char-class loop costs ~2 ns
+// a character here (10 ms for a 4 MB image), a `[…]{12,}` overflows V8's regexp stack on a 5 MB
+// run, and a look-behind variant costs 12 µs per KiB of prose.
 
 /** End of the run of base64 characters from `i`. */
 function runEnd(text: string, i: number): number {
