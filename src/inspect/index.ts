@@ -11,6 +11,7 @@
 import { isAscii, isUtf8 } from 'node:buffer';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Action, InspectConfig } from '../config/schema.js';
+import { AttachmentBudget, AttachmentLimitError, encodeAttachment, findAttachments, mayHoldAttachment, type Attachment } from './attachments.js';
 import { compileCustomRule, type CompiledCustomRule } from './custom.js';
 import { DecodeError, decodeContent } from './decode.js';
 import { Detector, type Candidate } from './detector.js';
@@ -92,10 +93,21 @@ const MAX_NESTED_JSON = 3;
 const MIN_SCAN_LENGTH = 8;
 const PAIR_KEY = /pass|pwd|key|token|secret|credential/i;
 
+/** Attachments inside attachments (base64 of JSON holding base64…) are decoded this deep. */
+const MAX_ATTACHMENT_DEPTH = 3;
+
 interface JsonNode {
   token: JsonString;
   candidates: Candidate[];
   nested: { text: string; nodes: JsonNode[] } | null;
+  /** Encoded attachments in the string (attachments.ts), each with its decoded text analysed. */
+  attachments?: AttachedText[];
+}
+
+interface AttachedText {
+  attachment: Attachment;
+  /** The decoded text, analysed as a string value of its own (it may be JSON, or hold more attachments). */
+  inner: JsonNode;
 }
 
 /**
@@ -283,18 +295,18 @@ class DetectorInspector implements Inspector {
       ...layers.map((b) => ({ text: b.toString('latin1'), unescape: false, dropped: true })),
     ];
     const mayHide = (t: string): boolean => !this.keywordFree(t) || (form && t.includes('%'));
-    if (!mayHide(text) && !views.some((v) => mayHide(v.text))) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+    if (!mayHide(text) && !views.some((v) => mayHide(v.text)) && !mayHoldAttachment(text)) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
     const tokens = isJsonMediaType(mime) || looksLikeJson(text) ? jsonStrings(text) : null;
 
     // Every candidate counts towards the decision; only the first MAX_FINDINGS become findings.
     let total = 0;
     let blocks = false;
     let redacts = false;
-    const count = (candidates: readonly Candidate[]): void => {
+    const count = (candidates: readonly Candidate[], cannotRedact = false): void => {
       for (const c of candidates) {
         total++;
         const action = this.actionFor(c.rule, meta.action);
-        if (action === 'block') blocks = true;
+        if (action === 'block' || (cannotRedact && action === 'redact')) blocks = true;
         else if (action === 'redact') redacts = true;
       }
     };
@@ -315,7 +327,7 @@ class DetectorInspector implements Inspector {
       }
     };
     if (tokens !== null) {
-      const nodes = this.analyseJson(tokens, 0);
+      const nodes = this.analyseJsonBounded(tokens, max - decoded.length);
       findings = [];
       this.collectJsonFindings(nodes, meta.action, findings, count);
       redacted = () => this.rebuildJson(text, nodes, meta.action, encoding === 'latin1' && !wide.primary);
@@ -399,15 +411,19 @@ class DetectorInspector implements Inspector {
     return splice(text, spans, (i) => `[REDACTED:${this.detector.rules[spans[i]!.rule]!.id}]`);
   }
 
-  private analyseJson(tokens: readonly JsonString[], depth: number): JsonNode[] {
-    const nodes: JsonNode[] = tokens.map((token) => {
-      const v = token.value;
-      if (depth < MAX_NESTED_JSON && v.length >= MIN_SCAN_LENGTH && looksLikeJson(v)) {
-        const inner = jsonStrings(v);
-        if (inner !== null) return { token, candidates: [], nested: { text: v, nodes: this.analyseJson(inner, depth + 1) } };
-      }
-      return { token, candidates: v.length >= MIN_SCAN_LENGTH ? this.detector.detect(v) : [], nested: null };
-    });
+  /** analyseJson with decoded attachments limited to `budget` bytes (else InspectError too_large). */
+  private analyseJsonBounded(tokens: readonly JsonString[], budget: number): JsonNode[] {
+    try {
+      return this.analyseJson(tokens, 0, new AttachmentBudget(budget));
+    } catch (err) {
+      if (err instanceof AttachmentLimitError) throw new InspectError('too_large', `body exceeds ${this.cfg.maxBodyBytes} bytes once its attachments are decoded`);
+      throw err;
+    }
+  }
+
+  /** `budget`: decoded attachment bytes left (analyseJsonBounded makes it and turns its overrun into an InspectError). */
+  private analyseJson(tokens: readonly JsonString[], depth: number, budget: AttachmentBudget, attachmentDepth = 0): JsonNode[] {
+    const nodes: JsonNode[] = tokens.map((token) => this.analyseString(token, depth, budget, attachmentDepth));
     // `"password": "<value>"` as JSON: key and value are separate strings, so run the rules over
     // the pair once more, as the text it is, and keep what falls inside the value.
     for (let i = 0; i + 1 < nodes.length; i++) {
@@ -427,17 +443,43 @@ class DetectorInspector implements Inspector {
     return nodes;
   }
 
+  private analyseString(token: JsonString, depth: number, budget: AttachmentBudget, attachmentDepth: number): JsonNode {
+    const v = token.value;
+    if (depth < MAX_NESTED_JSON && v.length >= MIN_SCAN_LENGTH && looksLikeJson(v)) {
+      const inner = jsonStrings(v);
+      if (inner !== null) return { token, candidates: [], nested: { text: v, nodes: this.analyseJson(inner, depth + 1, budget, attachmentDepth) } };
+    }
+    const node: JsonNode = { token, candidates: v.length >= MIN_SCAN_LENGTH ? this.detector.detect(v) : [], nested: null };
+    if (attachmentDepth < MAX_ATTACHMENT_DEPTH && v.length >= MIN_SCAN_LENGTH) {
+      const found = findAttachments(v, budget);
+      if (found.length > 0) {
+        node.attachments = found.map((attachment) => ({
+          attachment,
+          inner: this.analyseString({ start: 0, end: 0, value: attachment.text, isKey: false }, depth, budget, attachmentDepth + 1),
+        }));
+      }
+    }
+    return node;
+  }
+
   private collectJsonFindings(
     nodes: readonly JsonNode[],
     policy: Action,
     out: ScanFinding[],
-    count: (candidates: readonly Candidate[]) => void,
+    count: (candidates: readonly Candidate[], cannotRedact?: boolean) => void,
+    cannotRedact = false,
   ): void {
     for (const node of nodes) {
-      if (node.nested) this.collectJsonFindings(node.nested.nodes, policy, out, count);
+      if (node.nested) this.collectJsonFindings(node.nested.nodes, policy, out, count, cannotRedact);
       else if (node.candidates.length > 0) {
-        count(node.candidates);
-        for (const f of this.toFindings(node.token.value, node.candidates, policy, MAX_FINDINGS - out.length)) out.push(f);
+        count(node.candidates, cannotRedact);
+        for (const f of this.toFindings(node.token.value, node.candidates, policy, MAX_FINDINGS - out.length)) {
+          out.push(cannotRedact && f.action === 'redact' ? { ...f, action: 'block' } : f);
+        }
+      }
+      // Findings inside an attachment: the line is the line in its decoded text.
+      for (const a of node.attachments ?? []) {
+        this.collectJsonFindings([a.inner], policy, out, count, cannotRedact || this.attachmentFate(node, a, policy) === 'blocked');
       }
     }
   }
@@ -448,15 +490,50 @@ class DetectorInspector implements Inspector {
     let last = 0;
     let changed = false;
     for (const node of nodes) {
-      const replacement = node.nested
-        ? this.rebuildJson(node.nested.text, node.nested.nodes, policy, latin1)
-        : this.redactText(node.token.value, node.candidates, policy);
+      const replacement = this.rebuildString(node, policy, latin1);
       if (replacement === null) continue;
       out += text.slice(last, node.token.start) + (latin1 ? latin1Json(replacement) : JSON.stringify(replacement));
       last = node.token.end;
       changed = true;
     }
     return changed ? out + text.slice(last) : null;
+  }
+
+  /**
+   * What redaction does to an attachment: encode its redacted text back ('rewrite'); nothing, as
+   * a redacted secret of the string itself spans all of it ('covered': `"api_key": "<base64>"`);
+   * or nothing it can do, so its redactions block ('blocked'): its shape cannot be rebuilt
+   * exactly, or a redacted finding of the string itself overlaps part of it.
+   */
+  private attachmentFate(node: JsonNode, a: AttachedText, policy: Action): 'rewrite' | 'covered' | 'blocked' {
+    const { start, end, rewritable } = a.attachment;
+    let fate: 'rewrite' | 'covered' | 'blocked' = rewritable ? 'rewrite' : 'blocked';
+    // Only a redacted finding edits the string: one that blocks decides alone, one only monitored stays.
+    for (const c of node.candidates) {
+      if (c.end <= start || c.start >= end || this.actionFor(c.rule, policy) !== 'redact') continue;
+      if (c.start <= start && c.end >= end) return 'covered';
+      fate = 'blocked';
+    }
+    return fate;
+  }
+
+  /**
+   * A string value with its redactions applied, or null when nothing changed: secrets replaced,
+   * nested JSON rebuilt, and each attachment whose decoded text changed encoded back in its own
+   * shape (a blocked one is left as it is: its findings blocked the body).
+   */
+  private rebuildString(node: JsonNode, policy: Action, latin1: boolean): string | null {
+    if (node.nested) return this.rebuildJson(node.nested.text, node.nested.nodes, policy, latin1);
+    const spans = node.candidates.filter((c) => this.actionFor(c.rule, policy) === 'redact');
+    const edits = spans.map((c) => ({ start: c.start, end: c.end, text: `[REDACTED:${this.detector.rules[c.rule]!.id}]` }));
+    for (const a of node.attachments ?? []) {
+      if (this.attachmentFate(node, a, policy) !== 'rewrite') continue;
+      const inner = this.rebuildString(a.inner, policy, a.attachment.form.charset === 'latin1');
+      if (inner !== null) edits.push({ start: a.attachment.start, end: a.attachment.end, text: encodeAttachment(a.attachment, inner) });
+    }
+    if (edits.length === 0) return null;
+    edits.sort((x, y) => x.start - y.start);
+    return splice(node.token.value, edits, (i) => edits[i]!.text);
   }
 }
 
