@@ -256,6 +256,10 @@ export interface AuditRecord {
   durationMs: number;
   findings: Flow['findings'];
   aborted?: true;
+  /** event "message": the WebSocket connection's id. */
+  parent?: string;
+  /** An inspected WebSocket connection's line: its message counts. */
+  messages?: NonNullable<Flow['messages']>;
 }
 
 export function toRecord(flow: Flow): AuditRecord {
@@ -278,6 +282,8 @@ export function toRecord(flow: Flow): AuditRecord {
     findings: flow.findings,
   };
   if (flow.aborted) record.aborted = true;
+  if (flow.parent !== null) record.parent = flow.parent;
+  if (flow.messages !== undefined) record.messages = flow.messages;
   return record;
 }
 

@@ -151,7 +151,7 @@ async function handleConnect(
       }
       throw err;
     });
-    destination = { scheme: 'https', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
+    destination = { scheme: 'https', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action, websocket: match.rule.websocket } };
     // The client may have gone while its name was resolved or its certificate minted: audited
     // as abandoned (exactly one line per CONNECT), nothing dialled.
     if (socket.destroyed) return abandoned();
@@ -276,6 +276,6 @@ export function absoluteFormStage(egress: EgressPolicy, authenticate: Authentica
     const match = egress.match(host, port);
     ex.flow.host = host;
     if ('denied' in match) throw new ProxyError('egress_denied', `${url.origin} denied: ${match.denied}`);
-    ex.destination = { scheme: 'http', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
+    ex.destination = { scheme: 'http', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action, websocket: match.rule.websocket } };
   };
 }

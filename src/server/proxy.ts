@@ -107,6 +107,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     inspectStage(inspector, config.inspect.maxBodyBytes),
   ];
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
+  // A WebSocket message is inspected as a body is: the same inspector, limit, audit and metrics.
+  const websocket = { ...timeouts, inspector, maxBodyBytes: config.inspect.maxBodyBytes, audit, metrics };
   const pipelineDeps = { audit, metrics, logger, activity };
 
   const servers: Array<{ name: ListenerName; server: Server; host: string; port: number }> = [];
@@ -130,7 +132,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       key,
       minVersion: config.tls.minVersion,
       requests: new Pipeline([...routed, ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
-      upgrades: new Pipeline([...routed, websocketStage({ dispatcher, ...timeouts })], pipelineDeps),
+      upgrades: new Pipeline([...routed, websocketStage({ dispatcher, ...websocket })], pipelineDeps),
       audit,
       metrics,
     });
@@ -170,7 +172,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       egress,
       minter,
       requests: new Pipeline([...accepted, ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
-      upgrades: new Pipeline([...accepted, websocketStage({ dispatcher, ...timeouts })], pipelineDeps),
+      upgrades: new Pipeline([...accepted, websocketStage({ dispatcher, ...websocket })], pipelineDeps),
       audit,
       metrics,
       activity,
