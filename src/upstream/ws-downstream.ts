@@ -28,6 +28,12 @@ export class DownstreamFrames {
     return this.have === 0 && this.remaining === 0;
   }
 
+  /** Forgets a bad frame whose header was never relayed, so that aigate's close may follow what was. */
+  dropFrame(): void {
+    this.have = 0;
+    this.remaining = 0;
+  }
+
   /**
    * Follows `chunk` from its start. Returns how many bytes were followed: all of them, or with
    * `stopAtBoundary` only up to the first frame end within it. Throws FrameError for a masked

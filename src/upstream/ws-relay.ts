@@ -276,6 +276,7 @@ export class InspectedRelay {
         return;
       }
       if (err.frameStart > 0) this.client.write(chunk.subarray(0, err.frameStart));
+      this.downstream.dropFrame();
       this.terminate({ kind: 'upstream_malformed', code: 1002 }, err.message);
       this.upstream.destroy();
       return;

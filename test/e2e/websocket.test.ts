@@ -525,3 +525,25 @@ describe('forward mode (intercepted tunnel)', () => {
     expect(status).toBe(426);
   });
 });
+
+describe('aigate\'s frames on the upstream → client stream', () => {
+  it('a fragmented message open downstream: only the close is sent (no text frame inside it)', async () => {
+    const s = await open('/copilot/ws-open-fragment');
+    // The client has the first fragment once the upstream's pong to this ping comes back after it.
+    const pong = new Promise<void>((r) => s.ws.once('pong', () => r()));
+    s.ws.ping('after the fragment');
+    await pong;
+    s.ws.send(`token ${githubToken()}`);
+    expect(await s.closed).toEqual({ code: 1008, reason: 'sensitive_content: github-pat' });
+    expect(s.received).toEqual([]);
+    expect((await s.upstreamClosed()).messages).toEqual([]);
+  });
+
+  it('a masked frame from the upstream is not relayed: close 1002, audited as the upstream\'s fault', async () => {
+    const s = await open('/copilot/ws-masked-server');
+    expect((await s.closed).code).toBe(1002);
+    expect(s.received).toEqual([]);
+    const { connection } = await auditOf(s.tag);
+    expect(connection).toMatchObject({ decision: 'error', reason: 'upstream_unavailable' });
+  });
+});

@@ -138,6 +138,9 @@ export async function startFakeVendors(opts: { certs: Record<string, KeyPair>; f
     ],
     ['/ws-deflate-bits', new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: 0, clientMaxWindowBits: 9, serverMaxWindowBits: 10 } })],
     ['/v1/responses', new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: 0 } })],
+    // Misbehaviours: opens a fragmented text message and never finishes it; sends a masked frame.
+    ['/ws-open-fragment', new WebSocketServer({ noServer: true })],
+    ['/ws-masked-server', new WebSocketServer({ noServer: true })],
   ]);
   const webSockets: RecordedWebSocket[] = [];
   // The extension parameters as the 101 said them (ws.extensions has only their names).
@@ -178,6 +181,12 @@ export async function startFakeVendors(opts: { certs: Record<string, KeyPair>; f
       webSockets.push(seen);
       ws.on('ping', (data) => seen.pings.push(data));
       ws.on('close', (code, reason) => (seen.closed = { code, reason: reason.toString() }));
+      if (key === '/ws-open-fragment') ws.send('the start of a message that never ends', { fin: false });
+      if (key === '/ws-masked-server') {
+        // RFC 6455 §5.1: a server must not mask. Written raw, as ws itself never would.
+        const payload = Buffer.from('masked');
+        (ws as unknown as { _socket: import('node:net').Socket })._socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, 0, 0, 0, 0]), payload]));
+      }
       ws.on('message', (raw, isBinary) => {
         const data = Buffer.isBuffer(raw) ? raw : Buffer.concat(raw as Buffer[]);
         seen.messages.push({ data, binary: isBinary });
