@@ -47,7 +47,9 @@ interface WsFraming {
     allowSynchronousEvents?: boolean;
   }) => Receiver;
   Sender: new (socket: Duplex, extensions: Extensions) => Sender & { frame?: never };
-  PerMessageDeflate: (new (options: { isServer: boolean; maxPayload?: number }) => PerMessageDeflate) & { extensionName: string };
+  PerMessageDeflate: (new (options: { isServer: boolean; maxPayload?: number; zlibDeflateOptions?: { memLevel: number } }) => PerMessageDeflate) & {
+    extensionName: string;
+  };
   extension: { parse(header: string): Record<string, DeflateParams[]> };
 }
 
@@ -128,6 +130,14 @@ export function clientReceiver(deflate: (() => DeflateParams[]) | null, maxPaylo
   return { receiver: new ReceiverClass({ extensions, isServer: true, maxPayload }), inflater };
 }
 
+/**
+ * aigate's compressor towards the upstream, kept for the connection's life under context takeover:
+ * zlib's defaults (window 2^15, memLevel 8) hold ~260 KiB per connection; 2^12 and 5 hold ~40 KiB
+ * (bench/websocket.mjs). The cost is ratio on long repeats, paid in upstream bytes only.
+ */
+const DEFLATE_WINDOW_BITS = 12;
+const DEFLATE_MEM_LEVEL = 5;
+
 export interface UpstreamSide {
   sender: Sender;
   deflater: PerMessageDeflate | null;
@@ -138,8 +148,12 @@ export function upstreamSender(socket: Duplex, deflate: (() => DeflateParams[]) 
   const extensions: Extensions = {};
   let deflater: PerMessageDeflate | null = null;
   if (deflate) {
-    deflater = new DeflateClass({ isServer: false });
-    deflater.accept(deflate());
+    deflater = new DeflateClass({ isServer: false, zlibDeflateOptions: { memLevel: DEFLATE_MEM_LEVEL } });
+    const params = deflater.accept(deflate());
+    // RFC 7692 §7.1.2: the negotiated window bits bound the sender's LZ77 window from above; a
+    // smaller one is valid. ws sizes its compressor from this (its own copy of the parameters).
+    const negotiated = typeof params.client_max_window_bits === 'number' ? params.client_max_window_bits : 15;
+    params.client_max_window_bits = Math.min(negotiated, DEFLATE_WINDOW_BITS);
     extensions[DeflateClass.extensionName] = deflater;
   }
   return { sender: new SenderClass(socket, extensions), deflater };
