@@ -95,6 +95,7 @@ export function websocketStage(opts: WebSocketOptions): Stage {
     flow.status = 101;
     clientSocket.write(lines.join('\r\n') + '\r\n\r\n');
     const head = ex.body;
+    flow.bytesIn += head.length;
     clientSocket.on('data', (chunk: Buffer) => (flow.bytesIn += chunk.length));
     upstream.on('data', (chunk: Buffer) => (flow.bytesOut += chunk.length));
     for (const s of [clientSocket, upstream] as Array<Duplex & { setTimeout?: (ms: number, cb: () => void) => void }>) {
@@ -106,7 +107,6 @@ export function websocketStage(opts: WebSocketOptions): Stage {
       inspectMessages(ex, opts, clientSocket, upstream, head, deflate);
       return;
     }
-    flow.bytesIn += head.length;
     if (head.length > 0) upstream.write(head);
     let closed = 0;
     const onClose = () => {

@@ -131,9 +131,9 @@ export function clientReceiver(deflate: (() => DeflateParams[]) | null, maxPaylo
 }
 
 /**
- * aigate's compressor towards the upstream, kept for the connection's life under context takeover:
- * zlib's defaults (window 2^15, memLevel 8) hold ~260 KiB per connection; 2^12 and 5 hold ~40 KiB
- * (bench/websocket.mjs). The cost is ratio on long repeats, paid in upstream bytes only.
+ * aigate's compressor towards the upstream: zlib's defaults (window 2^15, memLevel 8) hold
+ * ~260 KiB while a message is compressed; 2^12 and 5 hold ~40 KiB (bench/websocket.mjs). The cost
+ * is compression ratio, paid in upstream bytes only.
  */
 const DEFLATE_WINDOW_BITS = 12;
 const DEFLATE_MEM_LEVEL = 5;
@@ -154,6 +154,10 @@ export function upstreamSender(socket: Duplex, deflate: (() => DeflateParams[]) 
     // smaller one is valid. ws sizes its compressor from this (its own copy of the parameters).
     const negotiated = typeof params.client_max_window_bits === 'number' ? params.client_max_window_bits : 15;
     params.client_max_window_bits = Math.min(negotiated, DEFLATE_WINDOW_BITS);
+    // RFC 7692 §7.1.1.2: a compressor may always choose not to refer back to earlier messages
+    // (the upstream's inflater keeps its window either way). Then aigate's compressor holds no
+    // state between messages and is freed while the connection is idle (InspectedRelay).
+    params.client_no_context_takeover = true;
     extensions[DeflateClass.extensionName] = deflater;
   }
   return { sender: new SenderClass(socket, extensions), deflater };

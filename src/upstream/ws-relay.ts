@@ -236,7 +236,11 @@ export class InspectedRelay {
     this.upstreamWrites++;
     write(() => {
       this.upstreamWrites--;
-      if (this.upstreamWrites === 0 && this.endUpstreamWhenFlushed) this.upstream.end();
+      if (this.upstreamWrites > 0) return;
+      // Nothing being compressed: an idle connection holds no compressor (it compresses each
+      // message afresh, see upstreamSender).
+      this.deflater?.cleanup();
+      if (this.endUpstreamWhenFlushed) this.upstream.end();
     });
   }
 

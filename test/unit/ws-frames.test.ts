@@ -75,3 +75,20 @@ describe('close reasons', () => {
     expect(cut).toBe('é'.repeat(61));
   });
 });
+
+describe('extension negotiation', () => {
+  it('only permessage-deflate offers go upstream (quoted commas kept inside their offer)', async () => {
+    const { deflateOffersOnly } = await import('../../src/upstream/ws-framing.js');
+    expect(deflateOffersOnly('permessage-deflate; client_max_window_bits, x-webkit-deflate-frame')).toBe('permessage-deflate; client_max_window_bits');
+    expect(deflateOffersOnly(['x-foo; a="1,2"', 'permessage-deflate'])).toBe('permessage-deflate');
+    expect(deflateOffersOnly('x-webkit-deflate-frame')).toBeNull();
+  });
+
+  it('an accepted extension other than permessage-deflate, or an unparsable one, is refused', async () => {
+    const { acceptedDeflate, ExtensionError } = await import('../../src/upstream/ws-framing.js');
+    expect(acceptedDeflate(undefined)).toBeNull();
+    expect(acceptedDeflate('permessage-deflate; client_no_context_takeover')!()).toEqual([{ client_no_context_takeover: [true] }]);
+    expect(() => acceptedDeflate('x-webkit-deflate-frame')).toThrow(ExtensionError);
+    expect(() => acceptedDeflate('permessage-deflate; =')).toThrow(ExtensionError);
+  });
+});
