@@ -332,11 +332,18 @@ function responsesEvents(ws: import('ws').WebSocket, data: Buffer) {
   }
   if (event.type !== 'response.create') return;
   const text = (event.input ?? []).flatMap((i) => i.content ?? []).map((c) => c.text ?? '').join('');
+  const reply = `echo: ${text.slice(-200)}`;
   const response = { id: 'resp_fake', object: 'response', status: 'in_progress', model: 'gpt-5-codex', output: [] as unknown[] };
-  ws.send(JSON.stringify({ type: 'response.created', sequence_number: 0, response }));
-  ['echo: ', text].forEach((delta, i) =>
-    ws.send(JSON.stringify({ type: 'response.output_text.delta', sequence_number: i + 1, item_id: 'msg_fake', output_index: 0, content_index: 0, delta })),
-  );
-  const output = [{ type: 'message', id: 'msg_fake', role: 'assistant', content: [{ type: 'output_text', text: `echo: ${text}` }] }];
-  ws.send(JSON.stringify({ type: 'response.completed', sequence_number: 3, response: { ...response, status: 'completed', output } }));
+  const item = { type: 'message', id: 'msg_fake', status: 'in_progress', role: 'assistant', content: [] as unknown[] };
+  const done = { ...item, status: 'completed', content: [{ type: 'output_text', text: reply, annotations: [] }] };
+  const usage = { input_tokens: 10, output_tokens: 5, total_tokens: 15, input_tokens_details: { cached_tokens: 0 }, output_tokens_details: { reasoning_tokens: 0 } };
+  let seq = 0;
+  const send = (e: Record<string, unknown>) => ws.send(JSON.stringify({ ...e, sequence_number: seq++ }));
+  send({ type: 'response.created', response });
+  send({ type: 'response.output_item.added', output_index: 0, item });
+  send({ type: 'response.content_part.added', item_id: 'msg_fake', output_index: 0, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } });
+  for (const delta of ['echo: ', text.slice(-200)]) send({ type: 'response.output_text.delta', item_id: 'msg_fake', output_index: 0, content_index: 0, delta });
+  send({ type: 'response.output_text.done', item_id: 'msg_fake', output_index: 0, content_index: 0, text: reply });
+  send({ type: 'response.output_item.done', output_index: 0, item: done });
+  send({ type: 'response.completed', response: { ...response, status: 'completed', output: [done], usage } });
 }
