@@ -108,7 +108,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   ];
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
   // A WebSocket message is inspected as a body is: the same inspector, limit, audit and metrics.
-  const websocket = { ...timeouts, inspector, maxBodyBytes: config.inspect.maxBodyBytes, audit, metrics };
+  const websocket = { ...timeouts, inspector, maxBodyBytes: config.inspect.maxBodyBytes, audit, metrics, activity };
   const pipelineDeps = { audit, metrics, logger, activity };
 
   const servers: Array<{ name: ListenerName; server: Server; host: string; port: number }> = [];
@@ -244,6 +244,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       const finished = await activity.idle(graceMs);
       clearInterval(sweeper);
       const forced = finished ? 0 : activity.active;
+      // Upgraded WebSockets left the HTTP servers' connection lists: they are ended here.
+      if (!finished) activity.endAll();
       dashboard?.close(); // open dashboard event streams end before the admin server closes
       for (const server of [...trafficServers, ...servers.map((s) => s.server)]) {
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();

@@ -8,6 +8,7 @@ import type { Dispatcher } from 'undici';
 import type { AuditLog } from '../audit/log.js';
 import type { Inspector } from '../inspect/index.js';
 import type { Metrics } from '../metrics.js';
+import type { ActivityTracker } from '../pipeline/activity.js';
 import type { Exchange, Stage } from '../pipeline/exchange.js';
 import { ProxyError, errorBody } from '../pipeline/errors.js';
 import { Flow, type Decision, type MessageCounts } from '../pipeline/flow.js';
@@ -26,6 +27,8 @@ export interface WebSocketOptions {
   maxBodyBytes: number;
   audit: AuditLog;
   metrics: Metrics;
+  /** A drain ends open WebSockets through it once its grace period is over. */
+  activity: ActivityTracker;
 }
 
 /** A refusal is a few hundred bytes of JSON; more than this is cut rather than relayed. */
@@ -107,6 +110,11 @@ export function websocketStage(opts: WebSocketOptions): Stage {
       inspectMessages(ex, opts, clientSocket, upstream, head, deflate);
       return;
     }
+    const unregister = opts.activity.onForcedEnd(() => {
+      clientSocket.destroy();
+      upstream.destroy();
+    });
+    res.once('close', unregister);
     if (head.length > 0) upstream.write(head);
     let closed = 0;
     const onClose = () => {
@@ -196,12 +204,13 @@ function upgradeOrRelay(
 }
 
 /** How a connection aigate closed is audited. */
-const TERMINATION: Record<TerminationKind, { decision: Decision; reason: ProxyError['type'] }> = {
+const TERMINATION: Record<TerminationKind, { decision: Decision; reason: ProxyError['type'] | null }> = {
   blocked: { decision: 'block', reason: 'sensitive_content' },
   too_large: { decision: 'block', reason: 'body_too_large' },
   malformed: { decision: 'error', reason: 'bad_request' },
   upstream_malformed: { decision: 'error', reason: 'upstream_unavailable' },
   internal: { decision: 'error', reason: 'internal_error' },
+  shutdown: { decision: 'allow', reason: null },
 };
 
 /** `sensitive_content: rule-a, rule-b` within a close frame's 123 bytes, cut at a rule id (`+N` more). */
@@ -289,9 +298,11 @@ function inspectMessages(
     judge,
     onTerminate: (t) => {
       ended = t;
-      const { decision, reason } = TERMINATION[t.kind];
-      flow.decision = decision;
-      flow.reason = reason;
+      if (t.kind !== 'shutdown') {
+        const { decision, reason } = TERMINATION[t.kind];
+        flow.decision = decision;
+        flow.reason = reason;
+      }
       if (t.kind === 'too_large') {
         // Refused while it arrived: its size is unknown past the limit, and nothing of it was forwarded.
         countMessage('block');
@@ -308,4 +319,7 @@ function inspectMessages(
     },
   });
   relay.start();
+  // A drain ends the connection as a server going away does (RFC 6455 §7.4.1: 1001) on both sides.
+  const unregister = opts.activity.onForcedEnd(() => relay.goingAway());
+  res.once('close', unregister);
 }

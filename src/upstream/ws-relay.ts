@@ -28,7 +28,7 @@ import {
 /** What happens to one client message. */
 export type Verdict = { forward: Buffer } | { block: { event: string; reason: string } };
 
-export type TerminationKind = 'blocked' | 'too_large' | 'malformed' | 'upstream_malformed' | 'internal';
+export type TerminationKind = 'blocked' | 'too_large' | 'malformed' | 'upstream_malformed' | 'internal' | 'shutdown';
 
 export interface Termination {
   kind: TerminationKind;
@@ -55,6 +55,8 @@ export interface InspectedRelayOptions {
 const BOUNDARY_WAIT_MS = 5_000;
 /** How long a peer has to close its side once aigate (or the other peer) closed. */
 const CLOSE_GRACE_MS = 5_000;
+/** After a drain's 1001, how long the peers get before the sockets are cut (the drain waits ~1 s). */
+const SHUTDOWN_GRACE_MS = 500;
 /** RFC 6455 §5.5: a control frame's payload, so a close reason after its 2-byte code, is at most 123 bytes. */
 export const MAX_CLOSE_REASON = 123;
 
@@ -247,6 +249,15 @@ export class InspectedRelay {
   private endUpstream(): void {
     if (this.upstreamWrites === 0) this.upstream.end();
     else this.endUpstreamWhenFlushed = true;
+  }
+
+  /** aigate is shutting down (a drain's grace period is over): close 1001 both ways, then cut. */
+  goingAway(): void {
+    this.terminate({ kind: 'shutdown', code: 1001 }, 'aigate is shutting down');
+    this.later(SHUTDOWN_GRACE_MS, () => {
+      this.client.destroy();
+      this.upstream.destroy();
+    });
   }
 
   /** aigate ends the connection: the upstream gets a close now, the client at the next frame boundary. */

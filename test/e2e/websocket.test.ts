@@ -545,3 +545,26 @@ describe('aigate\'s frames on the upstream → client stream', () => {
     expect(connection).toMatchObject({ decision: 'error', reason: 'upstream_unavailable' });
   });
 });
+
+describe('drain', () => {
+  it('SIGTERM\'s drain ends an open inspected WebSocket after the grace period, with its audit line', async () => {
+    const own = await startTestProxy(vendors);
+    const ws = new WebSocket(`${own.gatewayUrl.replace('https', 'wss')}/copilot/ws/drained`, { ca: own.caPem });
+    const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+    const upstreamSeen = vendors.webSockets.length;
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.send('before the drain');
+    await new Promise((r) => ws.once('message', r));
+    const { forced } = await own.proxy.drain(200);
+    expect(forced).toBe(1);
+    expect(await closed).toBe(1001);
+    const lines = own.audit.filter((r) => r.path === '/copilot/ws/drained');
+    await until(() => vendors.webSockets[upstreamSeen]?.closed !== undefined, 'the upstream close');
+    expect(vendors.webSockets[upstreamSeen]!.closed!.code).toBe(1001);
+    expect(lines).toEqual([expect.objectContaining({ status: 101, messages: expect.objectContaining({ in: 1, forwarded: 1 }) })]);
+    await own.client.close();
+  });
+});
