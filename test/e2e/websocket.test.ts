@@ -178,6 +178,17 @@ describe('clean messages', () => {
     }
   });
 
+  it('large messages both ways (200 KiB each, deflate on): whole, in order, under backpressure', async () => {
+    const s = await open('/copilot/ws-deflate', { perMessageDeflate: { threshold: 0 } });
+    const sent = Array.from({ length: 6 }, (_, i) => (i % 2 ? randomBytes(200 * 1024) : Buffer.from(`${i} `.repeat(100 * 1024))));
+    sent.forEach((m, i) => s.ws.send(m, { binary: i % 2 === 1 }));
+    await until(() => s.received.length === sent.length, 'the echoes', 15_000);
+    expect(s.upstream().messages.map((m) => m.data.equals(sent[s.upstream().messages.indexOf(m)]!))).toEqual(sent.map(() => true));
+    expect(s.received.filter((m) => m.binary).map((m) => m.data.toString('base64'))).toEqual(sent.filter((_, i) => i % 2).map((m) => m.toString('base64')));
+    s.ws.close();
+    await s.closed;
+  });
+
   it('OpenAI Responses over WebSocket: response.create in, the event stream back', async () => {
     const s = await open('/openai/responses', { perMessageDeflate: { threshold: 0 } });
     s.ws.send(JSON.stringify({ type: 'response.create', model: 'gpt-5-codex', input: [{ role: 'user', content: [{ type: 'input_text', text: 'hello' }] }] }));
