@@ -2,7 +2,7 @@
 // reason that names blocking rules within RFC 6455's 123 bytes.
 import { describe, expect, it } from 'vitest';
 import { DownstreamFrames, FrameError } from '../../src/upstream/ws-downstream.js';
-import { blockCloseReason } from '../../src/upstream/websocket.js';
+import { blockCloseReason } from '../../src/upstream/ws-inspect.js';
 import { cutUtf8 } from '../../src/upstream/ws-relay.js';
 
 function serverFrame(opcode: number, length: number, fin = true): Buffer {
