@@ -16,7 +16,7 @@ export interface Finding {
 
 /** A WebSocket connection's messages, counted for its audit line at close. */
 export interface MessageCounts {
-  /** Complete messages received from the client. */
+  /** Client messages judged (complete, and received before aigate ended the connection). */
   in: number;
   /** Complete messages the upstream sent to the client. */
   out: number;
