@@ -40,6 +40,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly websocketMessages = new Counter({
+    name: 'aigate_websocket_messages_total',
+    help: 'WebSocket messages from clients on inspected connections, by route (or allowed host) and decision (allow, monitor, redact, block)',
+    labelNames: ['route', 'decision'] as const,
+    registers: [this.registry],
+  });
+
   readonly auditWriteErrors = new Counter({
     name: 'aigate_audit_write_errors_total',
     help: 'Times an audit log sink started failing to write (disk full, I/O error), by sink',

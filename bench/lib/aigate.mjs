@@ -9,7 +9,8 @@ import { ANTHROPIC, OPENAI } from './pki.mjs';
 /**
  * variant: { name, rateLimit: 'memory' | 'redis' | 'off', redisUrl?, rules?: 'all' | 'none',
  *            forward?: boolean, nodeArgs?: string[], args?: string[] (e.g. --workers 2),
- *            cli?: string (another build, for A/B runs), audit?: false, scanThreads?: number | 'auto' }
+ *            cli?: string (another build, for A/B runs), audit?: false, scanThreads?: number | 'auto',
+ *            routes?: extra routes[] entries }
  */
 /** Named variants for bench/ab.mjs and bench/profile.js (`npm run bench` builds its own list). */
 export const VARIANTS = {
@@ -53,6 +54,7 @@ export function aigateConfig(dir, pki, ports, variant) {
     routes: [
       { name: 'openai', prefix: '/openai/', upstream: `https://${OPENAI}/v1` },
       { name: 'anthropic', prefix: '/anthropic/', upstream: `https://${ANTHROPIC}` },
+      ...(variant.routes ?? []),
     ],
     egress: { allow: [{ host: OPENAI, ports: [443], inspect: true }] },
     rateLimit: rl,

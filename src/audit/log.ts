@@ -272,6 +272,10 @@ export interface AuditRecord {
   aborted?: true;
   /** A refused proxy login named this user of the users file. */
   attemptedUser?: string;
+  /** event "message": the WebSocket connection's id. */
+  parent?: string;
+  /** An inspected WebSocket connection's line: its message counts. */
+  messages?: NonNullable<Flow['messages']>;
 }
 
 export function toRecord(flow: Flow): AuditRecord {
@@ -295,6 +299,8 @@ export function toRecord(flow: Flow): AuditRecord {
   };
   if (flow.aborted) record.aborted = true;
   if (flow.attemptedUser !== null) record.attemptedUser = flow.attemptedUser;
+  if (flow.parent !== null) record.parent = flow.parent;
+  if (flow.messages !== undefined) record.messages = flow.messages;
   return record;
 }
 

@@ -46,6 +46,9 @@ const pin = z.string().regex(/^sha256\/[A-Za-z0-9+/]{43}=$/, 'must be sha256/<ba
 
 export const ACTIONS = ['block', 'redact', 'monitor'] as const;
 const action = z.enum(ACTIONS);
+/** WebSocket upgrades: messages inspected (default), the upgrade refused with 426, or bytes relayed uninspected. */
+export const WEBSOCKET_POLICIES = ['inspect', 'refuse', 'relay'] as const;
+const websocket = z.enum(WEBSOCKET_POLICIES);
 
 const bucket = z.strictObject({
   rate: z.number().positive(),
@@ -81,6 +84,7 @@ const route = z.strictObject({
   action: action.optional(),
   rateLimit: bucket.optional(),
   setHeaders: setHeaders.optional(),
+  websocket: websocket.optional(),
 });
 
 const egressRule = z.strictObject({
@@ -89,6 +93,7 @@ const egressRule = z.strictObject({
   inspect: z.boolean().default(true),
   action: action.optional(),
   setHeaders: setHeaders.optional(),
+  websocket: websocket.optional(),
 });
 
 const redisNode = z.strictObject({ host: z.string(), port });
@@ -288,4 +293,5 @@ export type InspectConfig = Config['inspect'];
 export type RateLimitConfig = Config['rateLimit'];
 export type LimitsConfig = Config['limits'];
 export type Action = (typeof ACTIONS)[number];
+export type WebSocketPolicy = (typeof WEBSOCKET_POLICIES)[number];
 export type BucketConfig = z.infer<typeof bucket>;

@@ -3,6 +3,19 @@
 export class ActivityTracker {
   private open = 0;
   private waiters: Array<() => void> = [];
+  /** How to end each open connection the listeners no longer own (upgraded WebSockets). */
+  private readonly enders = new Set<() => void>();
+
+  /** Registers how to end a connection when a drain's grace period is over; returns the unregister. */
+  onForcedEnd(end: () => void): () => void {
+    this.enders.add(end);
+    return () => this.enders.delete(end);
+  }
+
+  /** A drain's grace period is over: every registered connection is ended. */
+  endAll(): void {
+    for (const end of [...this.enders]) end();
+  }
 
   get active(): number {
     return this.open;

@@ -17,6 +17,9 @@ export const ERROR_STATUS = {
   // Not in SPEC §7's list: the client went silent (timeouts.idle) while sending its request body;
   // answered so the client can tell, and audited, instead of being held open forever.
   request_timeout: 408,
+  // Not in SPEC §7's list: a WebSocket upgrade to a destination configured `websocket: refuse`;
+  // clients that can (Codex) fall back to HTTP and Server-Sent Events at once.
+  websocket_refused: 426,
   // Not in SPEC §7's list: a bug in aigate itself. Reported as such rather than blamed on the
   // upstream, so operators look in the right place.
   internal_error: 500,

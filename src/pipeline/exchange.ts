@@ -1,7 +1,7 @@
 // What the stages share for one request: the Flow (what gets audited), the HTTP pair, where the
 // request is going once routed, and its body once read.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Action, BucketConfig } from '../config/schema.js';
+import type { Action, BucketConfig, WebSocketPolicy } from '../config/schema.js';
 import type { Flow } from './flow.js';
 
 export interface Target {
@@ -18,6 +18,8 @@ export interface Target {
   bucket: BucketConfig;
   /** True when `bucket` is the destination's own override rather than the global one. */
   bucketIsOverride: boolean;
+  /** What a WebSocket upgrade to this destination gets (route or egress rule, default inspect). */
+  websocket: WebSocketPolicy;
 }
 
 /** Where a forward-mode request goes: fixed by the CONNECT (or absolute-form URL) it arrived on. */
@@ -29,7 +31,7 @@ export interface ForwardDestination {
   /** The host as the client spelt it in its CONNECT (Flow.hostAsSent). */
   hostAsSent?: string;
   /** The egress.allow / preset entry that allowed it. */
-  rule: { host: string; action?: Action | undefined };
+  rule: { host: string; action?: Action | undefined; websocket?: WebSocketPolicy | undefined };
 }
 
 const NO_HEADERS: ReadonlyArray<readonly [string, string]> = [];

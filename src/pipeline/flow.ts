@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { ErrorType } from './errors.js';
 
 export type Mode = 'gateway' | 'forward';
-export type AuditEvent = 'request' | 'connect' | 'tunnel';
+export type AuditEvent = 'request' | 'connect' | 'tunnel' | 'message';
 export type Decision = 'allow' | 'redact' | 'block' | 'deny' | 'rate_limited' | 'error';
 
 export interface Finding {
@@ -12,6 +12,20 @@ export interface Finding {
   line: number;
   action: 'block' | 'redact' | 'monitor';
   fingerprint: string;
+}
+
+/** A WebSocket connection's messages, counted for its audit line at close. */
+export interface MessageCounts {
+  /** Client messages judged (complete, and received before aigate ended the connection). */
+  in: number;
+  /** Complete messages the upstream sent to the client. */
+  out: number;
+  /** Client messages forwarded upstream (as sent, redacted or monitored). */
+  forwarded: number;
+  blocked: number;
+  redacted: number;
+  /** Forwarded unchanged with monitor-only findings. */
+  monitored: number;
 }
 
 export interface Client {
@@ -42,6 +56,10 @@ export class Flow {
   aborted = false;
   /** A refused proxy login's user name, when the users file has it (never the password). */
   attemptedUser: string | null = null;
+  /** A message's flow: the id of the WebSocket connection it travelled on. */
+  parent: string | null = null;
+  /** An inspected WebSocket connection: its message counts. */
+  messages: MessageCounts | undefined;
 
   constructor(
     readonly mode: Mode,

@@ -8,6 +8,7 @@ const DECISION: Record<ErrorType, Decision> = {
   body_too_large: 'block',
   egress_denied: 'deny',
   not_found: 'deny',
+  websocket_refused: 'deny',
   proxy_auth_required: 'deny',
   rate_limited: 'rate_limited',
   bad_request: 'error',

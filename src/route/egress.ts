@@ -9,7 +9,7 @@
 //  - an IP-literal destination (including disguised forms like 127.1) only matches a rule listing that
 //    literal address; wildcards never match IPs.
 import { ConfigError } from '../config/load.js';
-import type { Action, Config } from '../config/schema.js';
+import type { Action, Config, WebSocketPolicy } from '../config/schema.js';
 import { canonicalHost, formatHostPort } from './address.js';
 import { expandPresets, PRESETS, UnknownPresetError, type PresetCatalog } from './presets/index.js';
 
@@ -20,6 +20,8 @@ export interface EgressRule {
   inspect: boolean;
   /** Inspection action override for this host (block | redact | monitor). */
   action?: Action;
+  /** WebSocket policy override for this host (inspect | refuse | relay). */
+  websocket?: WebSocketPolicy;
   /** Where the rule came from: `egress.allow[2]` or `preset copilot`. */
   source: string;
   why?: string;
@@ -46,6 +48,7 @@ export function compileEgress(cfg: EgressConfig, presets: PresetCatalog = PRESET
   cfg.allow.forEach((a, i) => {
     const rule: EgressRule = { host: a.host, ports: a.ports, inspect: a.inspect, source: `egress.allow[${i}]` };
     if (a.action) rule.action = a.action;
+    if (a.websocket) rule.websocket = a.websocket;
     rules.push(canonicalRule(rule, `egress.allow[${i}].host`, file));
   });
   let presetRules: EgressRule[];

@@ -1,7 +1,7 @@
 // Gateway routing (SPEC §3): the request target is normalised first, then matched against route
 // prefixes. Only the path decides; the Host header and any absolute-form authority are ignored, so
 // no request can be steered to a host the config does not name.
-import type { RouteConfig, Action, BucketConfig } from '../config/schema.js';
+import type { RouteConfig, Action, BucketConfig, WebSocketPolicy } from '../config/schema.js';
 
 export interface RouteTarget {
   route: string;
@@ -11,6 +11,7 @@ export interface RouteTarget {
   path: string;
   action: Action | undefined;
   bucket: BucketConfig | undefined;
+  websocket: WebSocketPolicy | undefined;
 }
 
 export class BadPathError extends Error {}
@@ -24,6 +25,7 @@ interface CompiledRoute {
   basePath: string; // upstream path without trailing slash ("" for the root)
   action: Action | undefined;
   bucket: BucketConfig | undefined;
+  websocket: WebSocketPolicy | undefined;
 }
 
 // Percent-encodings that change how a path splits into segments; anything else is passed on as
@@ -96,6 +98,7 @@ export class Router {
         basePath: u.pathname.replace(/\/+$/, ''),
         action: r.action,
         bucket: r.rateLimit,
+        websocket: r.websocket,
       };
     });
   }
@@ -114,6 +117,7 @@ export class Router {
         path: r.basePath + rest + query,
         action: r.action,
         bucket: r.bucket,
+        websocket: r.websocket,
       };
     }
     return undefined;

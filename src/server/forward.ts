@@ -174,7 +174,7 @@ async function handleConnect(
       }
       throw err;
     });
-    destination = { scheme: 'https', host: match.host, hostAsSent: host, port, rule: { host: match.rule.host, action: match.rule.action } };
+    destination = { scheme: 'https', host: match.host, hostAsSent: host, port, rule: { host: match.rule.host, action: match.rule.action, websocket: match.rule.websocket } };
     // What the operational log may say of the host (a token can be a label under a wildcard).
     const loggedHost = opts.audit.maskHost(match.host, host);
     // The client may have gone while its name was resolved or its certificate minted: audited
@@ -327,7 +327,7 @@ export function absoluteFormStage(egress: EgressPolicy, authenticate: Authentica
     ex.flow.host = host;
     ex.flow.hostAsSent = hostAsSent(target);
     if ('denied' in match) throw new ProxyError('egress_denied', `${url.origin} denied: ${match.denied}`);
-    ex.destination = { scheme: 'http', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action } };
+    ex.destination = { scheme: 'http', host: match.host, port, rule: { host: match.rule.host, action: match.rule.action, websocket: match.rule.websocket } };
   };
 }
 

@@ -117,6 +117,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   // The path and query go upstream too: scanned once routed and admitted, before the body is read.
   const inspectUrl = inspectUrlStage(inspector);
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
+  // A WebSocket message is inspected as a body is: the same inspector, limit, audit and metrics.
+  const websocket = { ...timeouts, inspector, maxBodyBytes: config.inspect.maxBodyBytes, audit, metrics, activity };
   const pipelineDeps = { audit, metrics, logger, activity };
 
   const servers: Array<{ name: ListenerName; server: Server; host: string; port: number }> = [];
@@ -140,7 +142,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       key,
       minVersion: config.tls.minVersion,
       requests: new Pipeline([...routed, ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
-      upgrades: new Pipeline([...routed, websocketStage({ dispatcher, ...timeouts })], pipelineDeps),
+      upgrades: new Pipeline([...routed, websocketStage({ dispatcher, ...websocket })], pipelineDeps),
       audit,
       metrics,
     });
@@ -192,7 +194,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       egress,
       minter,
       requests: new Pipeline([...accepted, ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
-      upgrades: new Pipeline([...accepted, websocketStage({ dispatcher, ...timeouts })], pipelineDeps),
+      upgrades: new Pipeline([...accepted, websocketStage({ dispatcher, ...websocket })], pipelineDeps),
       audit,
       metrics,
       activity,
@@ -265,6 +267,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       const finished = await activity.idle(graceMs);
       clearInterval(sweeper);
       const forced = finished ? 0 : activity.active;
+      // Upgraded WebSockets left the HTTP servers' connection lists: they are ended here.
+      if (!finished) activity.endAll();
       dashboard?.close(); // open dashboard event streams end before the admin server closes
       for (const server of [...trafficServers, ...servers.map((s) => s.server)]) {
         (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();

@@ -1,17 +1,32 @@
-// WebSocket upgrades on a route (SPEC §3): the handshake goes to the same upstream through the same
-// dialling rules (SNI, CA, pins, connectTo) as plain requests, then bytes are piped both ways.
+// WebSocket upgrades on a route (SPEC §3, §11): the handshake goes to the same upstream through the
+// same dialling rules (SNI, CA, pins, connectTo) as plain requests. Then, by the destination's
+// `websocket` policy: `inspect` (default) judges every client message like a body before it is
+// forwarded (ws-relay.ts), `relay` pipes bytes both ways uninspected, `refuse` answers 426 first.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { AuditLog } from '../audit/log.js';
+import type { Inspector } from '../inspect/index.js';
+import type { Metrics } from '../metrics.js';
+import type { ActivityTracker } from '../pipeline/activity.js';
 import type { Exchange, Stage } from '../pipeline/exchange.js';
 import { ProxyError } from '../pipeline/errors.js';
 import { clientResponseHeaders, upstreamRequestHeaders, type HeaderMap } from './headers.js';
 import { upstreamError } from './forward.js';
+import { ExtensionError, acceptedDeflate, deflateOffersOnly, type DeflateParams } from './ws-framing.js';
+import { inspectMessages } from './ws-inspect.js';
 
 export interface WebSocketOptions {
   dispatcher: Dispatcher;
   firstByteTimeout: number;
   idleTimeout: number;
+  inspector: Inspector;
+  /** inspect.maxBodyBytes: the largest message, reassembled and inflated. */
+  maxBodyBytes: number;
+  audit: AuditLog;
+  metrics: Metrics;
+  /** A drain ends open WebSockets through it once its grace period is over. */
+  activity: ActivityTracker;
 }
 
 /** A refusal is a few hundred bytes of JSON; more than this is cut rather than relayed. */
@@ -32,6 +47,16 @@ export function websocketStage(opts: WebSocketOptions): Stage {
     if (String(req.headers['upgrade'] ?? '').toLowerCase() !== 'websocket') {
       throw new ProxyError('bad_request', 'only WebSocket upgrades are proxied');
     }
+    // Node hands over whatever follows an upgrade request's head as if it were WebSocket frames,
+    // so a body would reach the upstream after the 101 unread by anyone: refused instead.
+    const contentLength = req.headers['content-length'];
+    if (req.method !== 'GET' || req.headers['transfer-encoding'] !== undefined || (contentLength !== undefined && contentLength !== '0')) {
+      throw new ProxyError('bad_request', 'a WebSocket handshake is a GET without a body (RFC 6455 §4.1); nothing was forwarded');
+    }
+    if (target.websocket === 'refuse') {
+      throw new ProxyError('websocket_refused', `WebSocket is not allowed to ${target.route} (websocket: refuse); use HTTP`);
+    }
+    const inspect = target.websocket === 'inspect';
     const clientSocket = req.socket as Duplex;
     const headers = upstreamRequestHeaders(req.rawHeaders, {
       host: target.hostHeader,
@@ -40,12 +65,27 @@ export function websocketStage(opts: WebSocketOptions): Stage {
       proto: ex.destination?.scheme ?? 'https',
       set: ex.upstreamHeaders,
     });
+    if (inspect && headers['sec-websocket-extensions'] !== undefined) {
+      const offers = deflateOffersOnly(headers['sec-websocket-extensions']);
+      if (offers === null) delete headers['sec-websocket-extensions'];
+      else headers['sec-websocket-extensions'] = offers;
+    }
     const upgraded = await upgradeOrRelay(ex, opts, headers);
     if (!upgraded) return;
     const upstream = upgraded.socket;
     if (clientSocket.destroyed) {
       upstream.destroy();
       return;
+    }
+    let deflate: (() => DeflateParams[]) | null = null;
+    if (inspect) {
+      try {
+        deflate = acceptedDeflate(upgraded.headers['sec-websocket-extensions']);
+      } catch (err) {
+        if (!(err instanceof ExtensionError)) throw err;
+        upstream.destroy();
+        throw new ProxyError('upstream_unavailable', `${err.message}; the upgrade was not completed`);
+      }
     }
 
     const lines = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade'];
@@ -57,13 +97,24 @@ export function websocketStage(opts: WebSocketOptions): Stage {
     flow.status = 101;
     clientSocket.write(lines.join('\r\n') + '\r\n\r\n');
     const head = ex.body;
-    if (head.length > 0) upstream.write(head);
-
+    flow.bytesIn += head.length;
     clientSocket.on('data', (chunk: Buffer) => (flow.bytesIn += chunk.length));
     upstream.on('data', (chunk: Buffer) => (flow.bytesOut += chunk.length));
     for (const s of [clientSocket, upstream] as Array<Duplex & { setTimeout?: (ms: number, cb: () => void) => void }>) {
       s.setTimeout?.(opts.idleTimeout, () => s.destroy());
     }
+    clientSocket.on('error', () => clientSocket.destroy());
+    upstream.on('error', () => upstream.destroy());
+    if (inspect) {
+      inspectMessages(ex, opts, clientSocket, upstream, head, deflate);
+      return;
+    }
+    const unregister = opts.activity.onForcedEnd(() => {
+      clientSocket.destroy();
+      upstream.destroy();
+    });
+    res.once('close', unregister);
+    if (head.length > 0) upstream.write(head);
     let closed = 0;
     const onClose = () => {
       clientSocket.destroy();
@@ -72,8 +123,6 @@ export function websocketStage(opts: WebSocketOptions): Stage {
     };
     clientSocket.once('close', onClose);
     upstream.once('close', onClose);
-    clientSocket.on('error', () => clientSocket.destroy());
-    upstream.on('error', () => upstream.destroy());
     clientSocket.pipe(upstream);
     upstream.pipe(clientSocket);
   };

@@ -23,9 +23,22 @@ export interface KeyPair {
   key: string;
 }
 
+/** One WebSocket connection the fake vendors accepted, with every message and ping it received. */
+export interface RecordedWebSocket {
+  /** The request target (path and query). */
+  url: string;
+  /** Sec-WebSocket-Extensions as the server accepted it ('' for none). */
+  extensions: string;
+  messages: Array<{ data: Buffer; binary: boolean }>;
+  pings: Buffer[];
+  /** Set once the server saw the client's close. */
+  closed?: { code: number; reason: string };
+}
+
 export interface FakeVendors {
   port: number;
   requests: RecordedRequest[];
+  webSockets: RecordedWebSocket[];
   /** Releases streams held with `x-test-hold: <name>` (they send one event, then wait). */
   release(name: string): void;
   /** Resolves when a request with `x-test-hold: <name>` has sent its first event. */
@@ -115,7 +128,29 @@ export async function startFakeVendors(opts: { certs: Record<string, KeyPair>; f
     res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: `fake vendor: no ${path}` } }));
   }
 
-  const wss = new WebSocketServer({ noServer: true });
+  // One server per permessage-deflate setting, chosen by path (RFC 7692 §7.1 parameters).
+  const wsServers = new Map<string, WebSocketServer>([
+    ['/ws', new WebSocketServer({ noServer: true })],
+    ['/ws-deflate', new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: 0 } })],
+    [
+      '/ws-deflate-no-takeover',
+      new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: 0, clientNoContextTakeover: true, serverNoContextTakeover: true } }),
+    ],
+    ['/ws-deflate-bits', new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: 0, clientMaxWindowBits: 9, serverMaxWindowBits: 10 } })],
+    ['/v1/responses', new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: 0 } })],
+    // Misbehaviours: opens a fragmented text message and never finishes it; sends a masked frame.
+    ['/ws-open-fragment', new WebSocketServer({ noServer: true })],
+    ['/ws-masked-server', new WebSocketServer({ noServer: true })],
+  ]);
+  const webSockets: RecordedWebSocket[] = [];
+  // The extension parameters as the 101 said them (ws.extensions has only their names).
+  const acceptedExtensions = new WeakMap<IncomingMessage, string>();
+  for (const wss of wsServers.values()) {
+    wss.on('headers', (headers, req) => {
+      const line = headers.find((h) => h.toLowerCase().startsWith('sec-websocket-extensions:'));
+      acceptedExtensions.set(req, line ? line.slice(line.indexOf(':') + 1).trim() : '');
+    });
+  }
   server.on('upgrade', (req, socket, head) => {
     record(req, Buffer.alloc(0));
     if (req.url === '/ws-unauthorized') {
@@ -133,12 +168,31 @@ export async function startFakeVendors(opts: { certs: Record<string, KeyPair>; f
       socket.end('HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\n\r\n' + 'a'.repeat(1024 * 1024));
       return;
     }
-    if (!req.url?.startsWith('/ws')) {
+    const path = new URL(req.url ?? '/', 'https://fake').pathname;
+    // `/ws-deflate/anything` is served like `/ws-deflate`: tests tag their connections by path.
+    const key = [...wsServers.keys()].sort((x, y) => y.length - x.length).find((k) => path === k || path.startsWith(`${k}/`));
+    const wss = wsServers.get(key ?? '') ?? (path.startsWith('/ws') ? wsServers.get('/ws') : undefined);
+    if (!wss) {
       socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      ws.on('message', (data, isBinary) => ws.send(isBinary ? data : `echo: ${data.toString()}`, { binary: isBinary }));
+      const seen: RecordedWebSocket = { url: req.url ?? '', extensions: acceptedExtensions.get(req) ?? '', messages: [], pings: [] };
+      webSockets.push(seen);
+      ws.on('ping', (data) => seen.pings.push(data));
+      ws.on('close', (code, reason) => (seen.closed = { code, reason: reason.toString() }));
+      if (key === '/ws-open-fragment') ws.send('the start of a message that never ends', { fin: false });
+      if (key === '/ws-masked-server') {
+        // RFC 6455 §5.1: a server must not mask. Written raw, as ws itself never would.
+        const payload = Buffer.from('masked');
+        (ws as unknown as { _socket: import('node:net').Socket })._socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length, 0, 0, 0, 0]), payload]));
+      }
+      ws.on('message', (raw, isBinary) => {
+        const data = Buffer.isBuffer(raw) ? raw : Buffer.concat(raw as Buffer[]);
+        seen.messages.push({ data, binary: isBinary });
+        if (key === '/v1/responses') return responsesEvents(ws, data);
+        ws.send(isBinary ? data : `echo: ${data.toString()}`, { binary: isBinary });
+      });
     });
   });
 
@@ -146,11 +200,12 @@ export async function startFakeVendors(opts: { certs: Record<string, KeyPair>; f
   return {
     port: (server.address() as AddressInfo).port,
     requests,
+    webSockets,
     release: (name) => gate(name).release(),
     held: (name) => gate(name).started,
     close: async () => {
       for (const g of gates.values()) g.release();
-      for (const c of wss.clients) c.terminate();
+      for (const wss of wsServers.values()) for (const c of wss.clients) c.terminate();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -261,4 +316,34 @@ async function copilot(res: ServerResponse, json: Record<string, unknown>, hold:
     (w, i) => `data: ${JSON.stringify({ id: 'cmpl-fake', created: 1_700_000_000, model: 'copilot-codex', choices: [{ text: w, index: 0, finish_reason: i === WORDS.length - 1 ? 'stop' : null }], prompt_chars: prompt.length })}\n\n`,
   );
   await stream(res, [...events, 'data: [DONE]\n\n'], hold);
+}
+
+/**
+ * The OpenAI Responses API over WebSocket, as Codex uses it: each `response.create` event is
+ * answered with response.created, output_text deltas echoing the input text, response.completed.
+ */
+function responsesEvents(ws: import('ws').WebSocket, data: Buffer) {
+  let event: { type?: string; input?: Array<{ content?: Array<{ text?: string }> }> };
+  try {
+    event = JSON.parse(data.toString('utf8')) as typeof event;
+  } catch {
+    ws.send(JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message: 'not JSON' } }));
+    return;
+  }
+  if (event.type !== 'response.create') return;
+  const text = (event.input ?? []).flatMap((i) => i.content ?? []).map((c) => c.text ?? '').join('');
+  const reply = `echo: ${text.slice(-200)}`;
+  const response = { id: 'resp_fake', object: 'response', status: 'in_progress', model: 'gpt-5-codex', output: [] as unknown[] };
+  const item = { type: 'message', id: 'msg_fake', status: 'in_progress', role: 'assistant', content: [] as unknown[] };
+  const done = { ...item, status: 'completed', content: [{ type: 'output_text', text: reply, annotations: [] }] };
+  const usage = { input_tokens: 10, output_tokens: 5, total_tokens: 15, input_tokens_details: { cached_tokens: 0 }, output_tokens_details: { reasoning_tokens: 0 } };
+  let seq = 0;
+  const send = (e: Record<string, unknown>) => ws.send(JSON.stringify({ ...e, sequence_number: seq++ }));
+  send({ type: 'response.created', response });
+  send({ type: 'response.output_item.added', output_index: 0, item });
+  send({ type: 'response.content_part.added', item_id: 'msg_fake', output_index: 0, content_index: 0, part: { type: 'output_text', text: '', annotations: [] } });
+  for (const delta of ['echo: ', text.slice(-200)]) send({ type: 'response.output_text.delta', item_id: 'msg_fake', output_index: 0, content_index: 0, delta });
+  send({ type: 'response.output_text.done', item_id: 'msg_fake', output_index: 0, content_index: 0, text: reply });
+  send({ type: 'response.output_item.done', output_index: 0, item: done });
+  send({ type: 'response.completed', response: { ...response, status: 'completed', output: [done], usage } });
 }

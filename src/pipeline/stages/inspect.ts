@@ -1,49 +1,85 @@
 // Inspection stage (SPEC §5): the body read by the previous stage is decoded and scanned before a
 // byte goes upstream. block → 403 naming rule and line (never the value); redact → the redacted,
 // identity-encoded body replaces it; monitor → forwarded as sent. Findings go to the audit line.
-import { InspectError, type Inspector, type ScanFinding } from '../../inspect/index.js';
+// inspectMessage is the same mapping for every channel (a WebSocket message is judged as a body).
+import { InspectError, type InspectBodyMeta, type InspectDecision, type Inspector, type ScanFinding } from '../../inspect/index.js';
 import { ProxyError } from '../errors.js';
 import type { Stage } from '../exchange.js';
+import type { Finding } from '../flow.js';
 import { formatBytes } from './read-body.js';
 
 /** More than this many findings are summarised as "and N more" in the 403 message. */
 const LISTED_FINDINGS = 10;
 
-export function blockMessage(findings: readonly ScanFinding[]): string {
+export function blockMessage(findings: readonly ScanFinding[], what = 'request'): string {
   const listed = findings.slice(0, LISTED_FINDINGS).map((f) => `${f.rule} line ${f.line}`);
   if (findings.length > LISTED_FINDINGS) listed.push(`and ${findings.length - LISTED_FINDINGS} more`);
   const n = findings.length;
-  return `request blocked: ${n} secret${n === 1 ? '' : 's'} found (${listed.join(', ')})`;
+  return `${what} blocked: ${n} secret${n === 1 ? '' : 's'} found (${listed.join(', ')})`;
+}
+
+export interface MessageVerdict {
+  decision: InspectDecision;
+  /** As audited: rule, line, action, fingerprint — never the value. */
+  findings: Finding[];
+  /** What to forward: the message as sent, or redacted (identity-encoded) under 'redact'. */
+  body: Buffer;
+  /** Under 'block': the answer (sensitive_content, naming each blocking rule and line). */
+  refusal?: ProxyError;
+  /** The rule ids that blocked it, each once, in order of appearance. */
+  blockingRules?: string[];
+}
+
+/**
+ * Scans one message (an HTTP body, a WebSocket message) and maps the outcome to what aigate does.
+ * Throws ProxyError: body_too_large past `maxBodyBytes` once decoded, bad_request when undecodable.
+ */
+export async function inspectMessage(
+  inspector: Inspector,
+  body: Buffer,
+  meta: InspectBodyMeta,
+  maxBodyBytes: number,
+  what = 'request',
+): Promise<MessageVerdict> {
+  let outcome;
+  try {
+    outcome = await inspector.inspectBody(body, meta);
+  } catch (err) {
+    if (err instanceof InspectError) {
+      if (err.kind === 'too_large') {
+        throw new ProxyError('body_too_large', `decoded ${what} body exceeds the ${formatBytes(maxBodyBytes)} limit (inspect.maxBodyBytes)`);
+      }
+      throw new ProxyError('bad_request', `${what} body cannot be inspected: ${err.message}`);
+    }
+    throw err;
+  }
+  const findings = outcome.findings.map((f) => ({ rule: f.rule, line: f.line, action: f.action, fingerprint: f.fingerprint }));
+  const verdict: MessageVerdict = { decision: outcome.decision, findings, body };
+  if (outcome.decision === 'block') {
+    const blocking = outcome.findings.filter((f) => f.action === 'block');
+    verdict.refusal = new ProxyError('sensitive_content', blockMessage(blocking, what));
+    verdict.blockingRules = [...new Set(blocking.map((f) => f.rule))];
+  } else if (outcome.decision === 'redact') verdict.body = outcome.redactedBody!;
+  return verdict;
 }
 
 export function inspectStage(inspector: Inspector, maxBodyBytes: number): Stage {
   return async (ex) => {
     if (ex.body.length === 0) return;
     const headers = ex.req.headers;
-    let outcome;
-    try {
-      outcome = await inspector.inspectBody(ex.body, {
-        contentType: headers['content-type'],
-        contentEncoding: headers['content-encoding'],
-        action: ex.target!.action,
-      });
-    } catch (err) {
-      if (err instanceof InspectError) {
-        if (err.kind === 'too_large') {
-          throw new ProxyError('body_too_large', `decoded request body exceeds the ${formatBytes(maxBodyBytes)} limit (inspect.maxBodyBytes)`);
-        }
-        throw new ProxyError('bad_request', `request body cannot be inspected: ${err.message}`);
-      }
-      throw err;
-    }
+    const verdict = await inspectMessage(inspector, ex.body, {
+      contentType: headers['content-type'],
+      contentEncoding: headers['content-encoding'],
+      action: ex.target!.action,
+    }, maxBodyBytes);
     const { flow } = ex;
     // Appended: the URL's findings (inspect-url.ts) are already there.
-    for (const f of outcome.findings) flow.findings.push({ rule: f.rule, line: f.line, action: f.action, fingerprint: f.fingerprint });
-    switch (outcome.decision) {
+    for (const f of verdict.findings) flow.findings.push(f);
+    switch (verdict.decision) {
       case 'block':
-        throw new ProxyError('sensitive_content', blockMessage(outcome.findings.filter((f) => f.action === 'block')));
+        throw verdict.refusal!;
       case 'redact':
-        ex.body = outcome.redactedBody!;
+        ex.body = verdict.body;
         ex.bodyDecoded = true;
         flow.decision = 'redact';
         return;

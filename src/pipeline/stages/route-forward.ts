@@ -24,6 +24,7 @@ export function forwardRouteStage(config: Config): Stage {
       action: dest.rule.action ?? config.inspect.action,
       bucket,
       bucketIsOverride: false,
+      websocket: dest.rule.websocket ?? 'inspect',
     };
   };
 }

@@ -22,6 +22,7 @@ export function gatewayRouteStage(config: Config): Stage {
       action: match.action ?? config.inspect.action,
       bucket: match.bucket ?? defaultBucket,
       bucketIsOverride: match.bucket !== undefined,
+      websocket: match.websocket ?? 'inspect',
     };
   };
 }
