@@ -229,6 +229,20 @@ export const configSchema = z.strictObject({
       onWriteError: z.enum(['allow', 'deny']).default('allow'),
     })
     .default({ file: 'logs/audit.log', stdout: false, fingerprintKey: '', onWriteError: 'allow' }),
+
+  limits: z
+    .strictObject({
+      /**
+       * Connections one client address may hold on the gateway and forward listeners together
+       * (per process: with --workers each worker counts its own); 0 turns the cap off. An IDE
+       * holds a handful (a keep-alive pool of 2–6 plus a tunnel per vendor host), so 512 lets
+       * roughly 50–100 developers share one NAT address before anyone is refused, while one
+       * runaway or hostile client cannot take the whole file-descriptor table on its own (under
+       * `ulimit -n 1024` it stops at half). Raise it for a larger office behind one address.
+       */
+      connectionsPerClient: z.number().int().nonnegative().default(512),
+    })
+    .default({ connectionsPerClient: 512 }),
 });
 
 export type Config = z.infer<typeof configSchema>;
