@@ -189,4 +189,27 @@ describe('drain on SIGTERM', () => {
     expect(requests).toHaveLength(6);
     expect(requests.filter((l) => l.aborted)).toMatchObject([{ status: 200 }]);
   });
+
+  it('--workers 2: each worker closes its tunnels and writes their lines; the primary exits 0', async () => {
+    const a = await startAigate('300ms', { edit: withForward, args: ['--workers', '2'] });
+    const ca = testPki().proxyCa.certPem;
+    const body = JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }] });
+    const idle = Array.from({ length: 4 }, () => new ProxyAgent({ uri: a.forward!, requestTls: { ca } }));
+    for (const agent of idle) {
+      const res = await request('https://api.openai.com/v1/chat/completions', { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+    }
+    const blind = await openTunnel(a.forward!, 'licensing.example.com:443');
+    blind.on('error', () => undefined);
+    a.proc.child.kill('SIGTERM');
+    expect(await exitWithin(a.proc, 5_300)).toBe(0);
+    await Promise.all(idle.map((d) => d.destroy()));
+    blind.destroy();
+    const lines = auditLines(a.audit);
+    expect(lines.filter((l) => l.event === 'connect' && l.status === 200)).toHaveLength(4);
+    expect(lines.filter((l) => l.event === 'tunnel')).toHaveLength(1);
+    expect(lines.filter((l) => l.event === 'request')).toHaveLength(4);
+  });
 });
+
