@@ -100,9 +100,9 @@ async function run(
         // handle something still holds (a timer, a socket of a library) must not keep it running
         // until an orchestrator's SIGKILL; the backstop is unref'd, so it fires only in that case.
         const backstop = setTimeout(() => {
-          opts.logger.warn({ resources: process.getActiveResourcesInfo() }, 'still running 1 s after the drain; exiting');
+          opts.logger.warn({ resources: process.getActiveResourcesInfo() }, 'still running 500 ms after the drain; exiting');
           process.exit(0);
-        }, 1000);
+        }, 500);
         backstop.unref();
         done(0);
       });

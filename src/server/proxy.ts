@@ -284,13 +284,16 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
         (s.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
         s.server.close();
       }
-      await Promise.all([activity.idle(1000), connections.empty(1000)]);
+      // Lines come as the sockets close, within milliseconds; the bound keeps exit within drain + 1 s.
+      await Promise.all([activity.idle(CLOSE_WAIT_MS), connections.empty(CLOSE_WAIT_MS)]);
       await closeAll();
       return { forced };
     },
   };
 }
 
+/** After the grace period, how long the closed connections get to write their lines. */
+const CLOSE_WAIT_MS = 500;
 /** How long a forward connection over its client's cap may take to send the request it is refused. */
 const OVER_LIMIT_WAIT_MS = 5_000;
 /** Refusals for the per-client cap are logged at most this often (with the count meanwhile). */

@@ -110,6 +110,25 @@ describe('limits.connectionsPerClient', () => {
   });
 });
 
+describe('limits.connectionsPerClient, absolute-form', () => {
+  it('an http:// request on a forward connection over the cap gets 429 JSON with Connection: close, audited', async () => {
+    for (let i = 0; i < 100 && (await openConnections()) > 0; i++) await new Promise((r) => setImmediate(r));
+    const within = await Promise.all(Array.from({ length: LIMIT }, () => tcpConnection(forwardPort)));
+    const over = await tcpConnection(forwardPort);
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      over.on('data', (c: Buffer) => (text += c.toString('latin1')));
+      over.once('close', () => resolve(text));
+      over.write('GET http://plain.example.com/ HTTP/1.1\r\nHost: plain.example.com\r\n\r\n');
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 429 /);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    const id = /\r\nx-aigate-request-id: (\S+)\r\n/i.exec(answer)?.[1];
+    expect(await p.auditWhere((r) => r.id === id)).toMatchObject({ event: 'request', mode: 'forward', status: 429, decision: 'rate_limited' });
+    for (const s of within) s.destroy();
+  });
+});
+
 async function openConnections(): Promise<number> {
   const text = await (await request(`${p.adminUrl}/metrics`)).body.text();
   return Number(/^aigate_connections_open (\d+)/m.exec(text)?.[1] ?? NaN);
