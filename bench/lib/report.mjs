@@ -110,8 +110,8 @@ export function targets(r) {
   }
   if (r.soak) {
     const k = r.soak.rss;
-    const growth = (k.endKiB - k.warmKiB) / k.warmKiB;
-    add('Soak: RSS flat after warm-up (end within 10% of warm-up)', `${n0(k.warmKiB / 1024)} → ${n0(k.endKiB / 1024)} MiB (${signed(growth * 100)}%)`, growth <= 0.1);
+    const growth = (k.endWindowKiB - k.warmWindowKiB) / k.warmWindowKiB;
+    add('Soak: RSS flat after warm-up (median of the last 10% of requests within 10% of the 10% after warm-up)', `${n0(k.warmWindowKiB / 1024)} → ${n0(k.endWindowKiB / 1024)} MiB (${signed(growth * 100)}%)`, growth <= 0.1);
     const a = r.soak.audit;
     const exact = a.request200 === r.soak.requests && a.connect200 === r.soak.tunnels && a.lines === r.soak.requests + r.soak.tunnels && a.uniqueIds === a.lines;
     add('Soak: exactly one audit line per request and tunnel', `${a.lines} lines for ${r.soak.requests} + ${r.soak.tunnels}`, exact);
@@ -131,7 +131,9 @@ function soakSection(s) {
     [`RSS after warm-up (${s.rss.warmAtRequests} requests)`, `${mib(s.rss.warmKiB)} MiB`],
     ['RSS at the end of the load', `${mib(s.rss.endKiB)} MiB`],
     ['RSS min / max after warm-up', `${mib(s.rss.minAfterWarmKiB)} / ${mib(s.rss.maxAfterWarmKiB)} MiB`],
-    ['SIGTERM → exit', `exit ${s.exit.code ?? s.exit.signal} in ${n0(s.exit.ms)} ms (timeouts.drain 5 s)`],
+    ['RSS median, 10–20% of the requests / last 10%', `${mib(s.rss.warmWindowKiB)} / ${mib(s.rss.endWindowKiB)} MiB`],
+    ['RSS trend after warm-up (least squares)', `${(s.rss.slopeKiBPer100k / 1024).toFixed(1)} MiB per 100k requests`],
+    ['SIGTERM → exit', `exit ${s.exit.code ?? s.exit.signal} in ${n0(s.exit.ms)} ms (drain ${n0(s.exit.drainMs)} ms by aigate's log; timeouts.drain 5 s${s.exit.backstop ? `; backstop fired: ${s.exit.backstop.join(', ')}` : ''})`],
     ['tunnels the client saw closed by the drain', String(s.closedTunnels ?? 'unknown')],
     ['audit lines', `${s.audit.lines}: ${s.audit.request200} requests (200), ${s.audit.connect200} tunnels (connect 200), ${s.audit.requestOther + s.audit.connectOther + s.audit.other} other; ${s.audit.uniqueIds} distinct ids`],
   ];

@@ -62,6 +62,8 @@ export async function soak(ctx, { requests, tunnels, connections = 32 }) {
     // Tunnels must stay through the whole run (timeouts.idle would close them, audited, earlier).
     timeouts: { idle: '1h', drain: '5s' },
   });
+  let stderr = '';
+  a.child.stderr.on('data', (d) => (stderr += d));
   const holder = holdTunnels(a.forwardPort, pki.files.proxyCa, tunnels);
   const held = await holder.opened;
   log(`  soak: ${held.open} idle tunnels open (${held.failed} failed), sending ${requests} requests on ${connections} connections`);
@@ -95,14 +97,50 @@ export async function soak(ctx, { requests, tunnels, connections = 32 }) {
   const stopAt = Date.now();
   const { code, signal } = await a.stop();
   const exitMs = Date.now() - stopAt;
+  // aigate's own account of the stop: drain start, 'aigate stopped', and whether the backstop
+  // (a handle still open after the drain) had to end the process.
+  const stopLog = Object.fromEntries(
+    stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => {
+        try {
+          return JSON.parse(l);
+        } catch {
+          return {};
+        }
+      })
+      .filter((l) => /^(draining|aigate stopped|still running)/.test(l.msg ?? ''))
+      .map((l) => [l.msg.split(':')[0].split(' ').slice(0, 2).join(' '), l]),
+  );
+  const drainMs = stopLog['draining'] && stopLog['aigate stopped'] ? Date.parse(stopLog['aigate stopped'].time) - Date.parse(stopLog['draining'].time) : null;
+  const backstop = stopLog['still running'] ? stopLog['still running'].resources : null;
   const closedTunnels = await Promise.race([holder.exited, new Promise((r) => setTimeout(() => r(undefined), 10_000))]);
   holder.kill();
   const audit = await countAudit(join(dir, 'audit-soak.log'));
 
   // Warm-up: the first 10% of the requests (JIT, pools, caches, the tunnels' TLS state settled).
+  // RSS saws with V8's collections (tens of MiB on this load), so one sample says little: the
+  // comparison is the median over the next 10% of the requests against the median over the last
+  // 10%, and the trend is the least-squares slope over everything after warm-up.
   const warm = samples.find((s) => s.done >= requests * 0.1) ?? samples[0];
   const after = samples.filter((s) => s.t >= warm.t);
   const end = samples[samples.length - 1];
+  const median = (xs) => {
+    const v = xs.map((s) => s.rssKiB).sort((x, y) => x - y);
+    return v.length ? v[Math.floor(v.length / 2)] : NaN;
+  };
+  const warmWindow = median(samples.filter((s) => s.done >= requests * 0.1 && s.done <= requests * 0.2));
+  const endWindow = median(samples.filter((s) => s.done >= requests * 0.9));
+  const slope = (() => {
+    const n = after.length;
+    if (n < 2) return NaN;
+    const mx = after.reduce((x, s) => x + s.done, 0) / n;
+    const my = after.reduce((x, s) => x + s.rssKiB, 0) / n;
+    const sxy = after.reduce((x, s) => x + (s.done - mx) * (s.rssKiB - my), 0);
+    const sxx = after.reduce((x, s) => x + (s.done - mx) ** 2, 0);
+    return sxx ? (sxy / sxx) * 100_000 : NaN; // KiB per 100k requests
+  })();
   const result = {
     requests: sent,
     failed,
@@ -119,14 +157,17 @@ export async function soak(ctx, { requests, tunnels, connections = 32 }) {
       endKiB: end.rssKiB,
       maxAfterWarmKiB: Math.max(...after.map((s) => s.rssKiB)),
       minAfterWarmKiB: Math.min(...after.map((s) => s.rssKiB)),
+      warmWindowKiB: warmWindow,
+      endWindowKiB: endWindow,
+      slopeKiBPer100k: slope,
     },
     samples: samples.map((s) => [Math.round(s.t), s.done, s.rssKiB]),
-    exit: { code, signal, ms: exitMs },
+    exit: { code, signal, ms: exitMs, drainMs, backstop },
     audit,
   };
   log(
-    `  soak: ${sent} requests in ${loadS.toFixed(0)} s (${Math.round(result.rps)} req/s, ${failed} failed); RSS ${mib(result.rss.startKiB)} → ${mib(result.rss.warmKiB)} after warm-up → ${mib(result.rss.endKiB)} MiB at the end (max ${mib(result.rss.maxAfterWarmKiB)}); ` +
-      `SIGTERM → exit ${code ?? signal} in ${exitMs} ms; audit ${audit.lines} lines = ${audit.request200} requests + ${audit.connect200} tunnels (+${audit.requestOther + audit.connectOther + audit.other} other)`,
+    `  soak: ${sent} requests in ${loadS.toFixed(0)} s (${Math.round(result.rps)} req/s, ${failed} failed); RSS ${mib(result.rss.startKiB)} at start, median ${mib(warmWindow)} after warm-up → ${mib(endWindow)} MiB over the last 10% (max ${mib(result.rss.maxAfterWarmKiB)}, trend ${(slope / 1024).toFixed(1)} MiB per 100k requests); ` +
+      `SIGTERM → exit ${code ?? signal} in ${exitMs} ms (drain ${drainMs} ms${backstop ? `, backstop: ${backstop.join(',')}` : ''}); audit ${audit.lines} lines = ${audit.request200} requests + ${audit.connect200} tunnels (+${audit.requestOther + audit.connectOther + audit.other} other)`,
   );
   return result;
 }
