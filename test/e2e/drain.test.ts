@@ -6,6 +6,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, ProxyAgent, request } from 'undici';
+import { WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCli } from '../support/cli.js';
 import { startVendors, testPki, writeTestConfig, type RawConfig } from '../support/proxy.js';
@@ -211,5 +212,20 @@ describe('drain on SIGTERM', () => {
     expect(lines.filter((l) => l.event === 'tunnel')).toHaveLength(1);
     expect(lines.filter((l) => l.event === 'request')).toHaveLength(4);
   });
-});
 
+  it('an open WebSocket is closed at the end of the grace period and audited (101), exit 0', async () => {
+    const a = await startAigate('300ms');
+    const ws = new WebSocket(`${a.gateway.replace('https', 'wss')}/copilot/ws`, { ca: testPki().proxyCa.certPem });
+    ws.on('error', () => undefined);
+    await new Promise((r) => ws.once('open', r));
+    const echoed = new Promise((r) => ws.once('message', (m) => r(String(m))));
+    ws.send('hello');
+    expect(await echoed).toBe('echo: hello');
+    const closed = new Promise((r) => ws.once('close', r));
+    a.proc.child.kill('SIGTERM');
+    expect(await exitWithin(a.proc, 5_300)).toBe(0);
+    await closed;
+    const lines = auditLines(a.audit);
+    expect(lines.filter((l) => l.path === '/copilot/ws')).toMatchObject([{ event: 'request', status: 101 }]);
+  });
+});
