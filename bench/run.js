@@ -5,8 +5,9 @@
 //   bash bench/setup.sh               # once (uses sudo when not root): nginx, wrk, redis-server from Debian's packages
 //   npm run bench                      # full run (~8 min on 2 cores), rewrites BENCHMARKS.md
 //   npm run bench -- --quick           # smoke run (~1 min), prints only
-//   options: --only S1,S3,sections  --rounds N  --seconds N  --streams N  --keep (keep the temp dir)
-//            --no-write (do not touch BENCHMARKS.md)
+//   npm run bench:soak                 # the soak alone (issue #19): 500k requests, 2,000 idle tunnels, SIGTERM
+//   options: --only S1,S3,soak,sections  --rounds N  --seconds N  --streams N  --keep (keep the temp dir)
+//            --soak-requests N  --soak-tunnels N  --no-write (do not touch BENCHMARKS.md)
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -24,6 +25,7 @@ import { startRedis } from './lib/redis.mjs';
 import { renderReport } from './lib/report.mjs';
 import * as S from './lib/scenarios.mjs';
 import { runSections } from './lib/sections.mjs';
+import { soak } from './lib/soak.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,6 +34,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     seconds: { type: 'string' },
     streams: { type: 'string' },
+    'soak-requests': { type: 'string' },
+    'soak-tunnels': { type: 'string' },
     keep: { type: 'boolean', default: false },
     'no-write': { type: 'boolean', default: false },
   },
@@ -44,6 +48,8 @@ const opts = {
   sseIterations: quick ? 30 : 200,
   handshakes: quick ? 30 : 200,
   streams: Number(args.streams ?? (quick ? 200 : 2000)),
+  soakRequests: Number(args['soak-requests'] ?? (quick ? 20_000 : 500_000)),
+  soakTunnels: Number(args['soak-tunnels'] ?? (quick ? 200 : 2000)),
 };
 const only = args.only ? new Set(args.only.split(',').map((s) => s.trim())) : null;
 const wants = (name) => !only || only.has(name);
@@ -104,7 +110,9 @@ async function main() {
   }
   const needRedis = wants('S4');
   if (needRedis) procs.redis = await startRedis();
-  const variants = [
+  // The soak starts its own aigate: a run of the soak alone needs none of these.
+  const loadScenarios = ['S1', 'S2', 'S2early', 'S3', 'S4', 'S5'].some(wants);
+  const variants = !loadScenarios ? [] : [
     { name: 'full', rateLimit: 'memory', forward: true },
     { name: 'norules', rateLimit: 'memory', rules: 'none' },
     { name: 'off', rateLimit: 'off' },
@@ -127,10 +135,12 @@ async function main() {
     }
   }
 
-  const ctx = { opts, pki, bodies, ports, procs, log };
+  const ctx = { opts, pki, bodies, ports, procs, log, dir };
   const results = {};
-  log('warm-up');
-  await S.warmUp(ctx);
+  if (loadScenarios) {
+    log('warm-up');
+    await S.warmUp(ctx);
+  }
   const scenario = async (name, title, fn) => {
     if (!wants(name)) return;
     log(`${name}: ${title}`);
@@ -151,6 +161,10 @@ async function main() {
     const fresh = await startAigate(dir, pki, ports, { name: 'memory', rateLimit: 'memory' });
     results.S6 = await S.S6(ctx, fresh);
     await fresh.stop();
+  }
+  if (wants('soak')) {
+    log(`soak: ${opts.soakRequests} requests through the gateway with ${opts.soakTunnels} idle tunnels open, then SIGTERM`);
+    results.soak = await soak(ctx, { requests: opts.soakRequests, tunnels: opts.soakTunnels });
   }
   await stopAll();
 

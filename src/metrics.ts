@@ -117,6 +117,36 @@ export class Metrics {
     this.authPendingSource = pending;
   }
 
+  readonly connectionsRefused = new Counter({
+    name: 'aigate_connections_refused_total',
+    help: 'Client connections refused at accept, by listener and reason (per_client_limit: limits.connectionsPerClient)',
+    labelNames: ['listener', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  /** Set by the proxy: how many client connections are open (read when /metrics is scraped). */
+  openConnections: () => number = () => 0;
+
+  readonly connectionsOpen: Gauge = new Gauge({
+    name: 'aigate_connections_open',
+    help: 'Client connections open on the gateway and forward listeners (tunnels and WebSockets included)',
+    registers: [this.registry],
+    collect: () => this.connectionsOpen.set(this.openConnections()),
+  });
+
+  readonly acceptErrors = new Counter({
+    name: 'aigate_accept_errors_total',
+    help: 'Connections a listener failed to accept, by listener and error code (EMFILE: out of file descriptors)',
+    labelNames: ['listener', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly fdExhausted = new Counter({
+    name: 'aigate_fd_exhausted_total',
+    help: 'Once-a-second checks that found the process out of file descriptors (new connections are then dropped unseen)',
+    registers: [this.registry],
+  });
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }

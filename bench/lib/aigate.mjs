@@ -10,7 +10,8 @@ import { ANTHROPIC, OPENAI } from './pki.mjs';
  * variant: { name, rateLimit: 'memory' | 'redis' | 'off', redisUrl?, rules?: 'all' | 'none',
  *            forward?: boolean, nodeArgs?: string[], args?: string[] (e.g. --workers 2),
  *            cli?: string (another build, for A/B runs), audit?: false, scanThreads?: number | 'auto',
- *            routes?: extra routes[] entries }
+ *            routes?: extra routes[] entries,
+ *            limits?: { connectionsPerClient }, timeouts?: partial timeouts }
  */
 /** Named variants for bench/ab.mjs and bench/profile.js (`npm run bench` builds its own list). */
 export const VARIANTS = {
@@ -46,7 +47,7 @@ export function aigateConfig(dir, pki, ports, variant) {
     },
     tls: { cert: pki.files.frontCert, key: pki.files.frontKey, ca: { cert: pki.files.proxyCa, key: pki.files.proxyCaKey } },
     upstreamTls: { ca: [pki.files.vendorCa] },
-    timeouts: { connect: '5s', firstByte: '60s', idle: '300s', drain: '2s' },
+    timeouts: { connect: '5s', firstByte: '60s', idle: '300s', drain: '2s', ...variant.timeouts },
     connectTo: {
       [`${OPENAI}:443`]: `127.0.0.1:${ports.upstream}`,
       [`${ANTHROPIC}:443`]: `127.0.0.1:${ports.sse}`,
@@ -60,6 +61,7 @@ export function aigateConfig(dir, pki, ports, variant) {
     rateLimit: rl,
     inspect: { action: 'block', rules: { builtin: variant.rules ?? 'all' }, scanThreads: variant.scanThreads ?? 'auto' },
     audit: { file: variant.audit === false ? null : join(dir, `audit-${variant.name}.log`) },
+    ...(variant.limits ? { limits: variant.limits } : {}),
   };
 }
 

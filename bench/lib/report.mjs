@@ -108,7 +108,38 @@ export function targets(r) {
     const k = r.S6['aigate'].perStreamKiB;
     add('S6 < 100 KiB per idle stream', `${n2(k)} KiB`, k < 100);
   }
+  if (r.soak) {
+    const k = r.soak.rss;
+    const growth = (k.endWindowKiB - k.warmWindowKiB) / k.warmWindowKiB;
+    add('Soak: RSS flat after warm-up (median of the last 10% of requests within 10% of the 10% after warm-up)', `${n0(k.warmWindowKiB / 1024)} → ${n0(k.endWindowKiB / 1024)} MiB (${signed(growth * 100)}%)`, growth <= 0.1);
+    const a = r.soak.audit;
+    const exact = a.request200 === r.soak.requests && a.connect200 === r.soak.tunnels && a.lines === r.soak.requests + r.soak.tunnels && a.uniqueIds === a.lines;
+    add('Soak: exactly one audit line per request and tunnel', `${a.lines} lines for ${r.soak.requests} + ${r.soak.tunnels}`, exact);
+    add('Soak: SIGTERM exits 0 within drain + 1 s', `exit ${r.soak.exit.code ?? r.soak.exit.signal} in ${n0(r.soak.exit.ms)} ms`, r.soak.exit.code === 0 && r.soak.exit.ms <= 6000);
+  }
   return out;
+}
+
+/** The soak's figures: load, RSS over time, the drain, the audit count. */
+function soakSection(s) {
+  const mib = (kib) => n0(kib / 1024);
+  const rows = [
+    ['requests (fixed count, 32 keep-alive connections)', `${s.requests} (${s.failed} failed; statuses ${JSON.stringify(s.statuses)})`],
+    ['idle intercepted tunnels held open throughout', `${s.tunnels} (${s.tunnelsFailed} failed to open)`],
+    ['load duration', `${n0(s.loadS)} s (${n0(s.rps)} req/s)`],
+    ['RSS at start (tunnels open)', `${mib(s.rss.startKiB)} MiB`],
+    [`RSS after warm-up (${s.rss.warmAtRequests} requests)`, `${mib(s.rss.warmKiB)} MiB`],
+    ['RSS at the end of the load', `${mib(s.rss.endKiB)} MiB`],
+    ['RSS min / max after warm-up', `${mib(s.rss.minAfterWarmKiB)} / ${mib(s.rss.maxAfterWarmKiB)} MiB`],
+    ['RSS median, 10–20% of the requests / last 10%', `${mib(s.rss.warmWindowKiB)} / ${mib(s.rss.endWindowKiB)} MiB`],
+    ['RSS trend after warm-up (least squares)', `${(s.rss.slopeKiBPer100k / 1024).toFixed(1)} MiB per 100k requests`],
+    ['SIGTERM → exit', `exit ${s.exit.code ?? s.exit.signal} in ${n0(s.exit.ms)} ms (drain ${n0(s.exit.drainMs)} ms by aigate's log; timeouts.drain 5 s${s.exit.backstop ? `; backstop fired: ${s.exit.backstop.join(', ')}` : ''})`],
+    ['tunnels the client saw closed by the drain', String(s.closedTunnels ?? 'unknown')],
+    ['audit lines', `${s.audit.lines}: ${s.audit.request200} requests (200), ${s.audit.connect200} tunnels (connect 200), ${s.audit.requestOther + s.audit.connectOther + s.audit.other} other; ${s.audit.uniqueIds} distinct ids`],
+  ];
+  const step = Math.max(1, Math.ceil(s.samples.length / 12));
+  const curve = s.samples.filter((_, i) => i % step === 0 || i === s.samples.length - 1).map(([t, done, kib]) => `${t} s: ${done} req, ${mib(kib)} MiB`);
+  return `${table(['', 'this run'], rows)}\n\nRSS over time (sampled every second; every ${step}th shown): ${curve.join(' · ')}`;
 }
 
 export function renderReport({ opts, machine, versions, results: r, sections, startedAt, durationS }) {
@@ -209,6 +240,14 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
     md.push(memoryTable(r.S6));
     md.push('');
     md.push('aigate in a fresh process; each stream is its own client TLS connection and its own upstream TLS connection.');
+    md.push('');
+  }
+  if (r.soak) {
+    md.push('## Soak — fixed-count load with idle tunnels open, then SIGTERM');
+    md.push('');
+    md.push(soakSection(r.soak));
+    md.push('');
+    md.push('A fresh aigate (inspection, memory limiter, audit log on); the 1 KiB chat request through the gateway by a fixed-count undici client (bench/lib/soak-load.mjs), the tunnels CONNECT + TLS through the forward listener from another process (bench/lib/tunnel-holder.mjs). The audit file is counted line by line after the process exited.');
     md.push('');
   }
   for (const s of sections) {

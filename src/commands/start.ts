@@ -96,6 +96,14 @@ async function run(
       void proxy.drain().then(({ forced }) => {
         if (forced > 0) opts.logger.warn({ forced }, 'drain grace period over; closed the remaining connections');
         opts.logger.info('aigate stopped');
+        // Every connection is closed and every line written: the process is due to exit now. A
+        // handle something still holds (a timer, a socket of a library) must not keep it running
+        // until an orchestrator's SIGKILL; the backstop is unref'd, so it fires only in that case.
+        const backstop = setTimeout(() => {
+          opts.logger.warn({ resources: process.getActiveResourcesInfo() }, 'still running 500 ms after the drain; exiting');
+          process.exit(0);
+        }, 500);
+        backstop.unref();
         done(0);
       });
     });

@@ -263,12 +263,22 @@ export const configSchema = z.strictObject({
       // lock-out never outlasts a minute of quiet); 0 = no limit. A repeated wrong password is
       // answered from cache and not counted, so only guessing and floods meet it.
       authFailuresPerMinute: z.number().int().min(0).default(30),
+      /**
+       * Connections one client address may hold on the gateway and forward listeners together
+       * (per process: with --workers each worker counts its own); 0 turns the cap off. An IDE
+       * holds a handful (a keep-alive pool of 2–6 plus a tunnel per vendor host), so 512 lets
+       * roughly 50–100 developers share one NAT address before anyone is refused, while one
+       * runaway or hostile client cannot take the whole file-descriptor table on its own (under
+       * `ulimit -n 1024` it stops at half). Raise it for a larger office behind one address.
+       */
+      connectionsPerClient: z.number().int().nonnegative().default(512),
     })
     .default({
       bufferedBodyBytes: 512 * 1024 * 1024,
       bufferedBodyBytesPerClient: 64 * 1024 * 1024,
       authPending: 64,
       authFailuresPerMinute: 30,
+      connectionsPerClient: 512,
     }),
 
   audit: z
@@ -284,6 +294,7 @@ export const configSchema = z.strictObject({
       onWriteError: z.enum(['allow', 'deny']).default('allow'),
     })
     .default({ file: 'logs/audit.log', stdout: false, fingerprintKey: '', onWriteError: 'allow' }),
+
 });
 
 export type Config = z.infer<typeof configSchema>;

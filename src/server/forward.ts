@@ -23,6 +23,7 @@ import { DestinationError, type Destination } from '../route/address.js';
 import type { EgressPolicy } from '../route/egress.js';
 import type { LeafMinter } from '../tls/mint.js';
 import { handleClientError, refuseConnect, socketIp, writeRawError } from './client-error.js';
+import { type ConnectionRegistry, overLimitError } from './connections.js';
 import { handleUpgrade } from './gateway.js';
 
 /**
@@ -47,6 +48,8 @@ export interface ForwardServerOptions {
   audit: AuditLog;
   metrics: Metrics;
   activity: ActivityTracker;
+  /** Every client connection (drain, per-client cap); the outer server's accepts are tracked by the caller. */
+  connections: ConnectionRegistry;
   logger: Logger;
   authenticate: Authenticate;
   inspectHost: InspectHost;
@@ -144,7 +147,12 @@ async function handleConnect(
   const flow = new Flow('forward', { ip: socketIp(socket), user: null }, 'CONNECT', null);
   flow.event = 'connect';
   socket.on('error', () => socket.destroy());
+  // Until it is answered or becomes a tunnel, a CONNECT is work in flight: a drain waits for it
+  // (its line must be written before the audit log closes), and does not close it as idle.
+  const release = opts.activity.begin();
+  opts.connections.stream(socket);
   const finish = () => {
+    release();
     opts.audit.writeFlow(flow);
     opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
     for (const f of flow.findings) opts.metrics.findings.inc({ rule: f.rule });
@@ -157,6 +165,7 @@ async function handleConnect(
   let destination: ForwardDestination;
   let dest: Destination;
   try {
+    if (opts.connections.isOverLimit(socket)) throw overLimitError(flow.client.ip, opts.config.limits.connectionsPerClient);
     flow.client.user = await authenticateConnect(opts.authenticate, req, socket, flow);
     const { host, port } = parseAuthority(req.url);
     flow.host = host;
@@ -180,7 +189,10 @@ async function handleConnect(
     // The client may have gone while its name was resolved or its certificate minted: audited
     // as abandoned (exactly one line per CONNECT), nothing dialled.
     if (socket.destroyed) return abandoned();
-    if (!match.rule.inspect) return blindTunnel(opts, flow, socket, head, dest);
+    if (!match.rule.inspect) {
+      release();
+      return blindTunnel(opts, flow, socket, head, dest);
+    }
     const context = await opts.minter.contextFor(match.host);
     if (socket.destroyed) return abandoned();
     socket.write(ESTABLISHED);
@@ -192,6 +204,11 @@ async function handleConnect(
       ALPNProtocols: ['http/1.1'],
     });
     tunnels.set(tls, { client: flow.client, destination });
+    // From here the tunnel is an HTTP connection like the gateway's: idle between requests (a
+    // drain closes it at once), busy while one is in flight. Its line is written when it closes.
+    opts.connections.layer(tls, socket);
+    opts.connections.http(socket);
+    release();
     const handshakeMs = tlsHandshakeTimeout.ms;
     const handshakeTimer = setTimeout(() => {
       opts.logger.info({ host: loggedHost, client: flow.client.ip, timeoutMs: handshakeMs }, 'intercepted TLS handshake not completed in time; tunnel closed');
@@ -209,7 +226,8 @@ async function handleConnect(
       clearTimeout(handshakeTimer);
       flow.bytesIn = socket.bytesRead;
       flow.bytesOut = socket.bytesWritten;
-      finish();
+      opts.audit.writeFlow(flow);
+      opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
     });
     inner.emit('connection', tls);
   } catch (err) {
@@ -270,6 +288,16 @@ function blindTunnel(opts: ForwardServerOptions, flow: Flow, client: Socket, hea
     writeRawError(client, flow, err);
     done();
   };
+  // The client gone while the upstream is dialled (it hung up, or a drain closed it): nothing to
+  // relay; audited now rather than when timeouts.connect fires, which may be after the log closed.
+  client.once('close', () => {
+    if (established || audited) return;
+    clearTimeout(connectTimer);
+    upstream.destroy();
+    flow.aborted = true;
+    flow.status = CLIENT_CLOSED;
+    done();
+  });
   upstream.once('error', (err: NodeJS.ErrnoException) => {
     if (!established) fail(new ProxyError('upstream_unavailable', `${dest.host}:${dest.port} is unavailable (${err.code ?? err.message})`));
   });

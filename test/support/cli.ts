@@ -38,8 +38,16 @@ export interface RunningCli {
 }
 
 /** Starts a long-running aigate (e.g. `start`); stderr carries its JSON operational log. */
-export function spawnCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; cliPath?: string } = {}): RunningCli {
-  const child = spawn(process.execPath, [opts.cliPath ?? CLI, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCli(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; cliPath?: string; /** Runs under `ulimit -n` (file descriptors). */ ulimitNofile?: number } = {},
+): RunningCli {
+  const argv = [opts.cliPath ?? CLI, ...args];
+  const [cmd, cmdArgs] =
+    opts.ulimitNofile === undefined
+      ? [process.execPath, argv]
+      : ['bash', ['-c', `ulimit -n ${opts.ulimitNofile} && exec "$0" "$@"`, process.execPath, ...argv]];
+  const child = spawn(cmd, cmdArgs, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   // A test that times out never reaches its own cleanup (its `finally` waits on a promise that
   // will not settle): the process must not outlive the test. A --workers primary's workers exit
   // with it.

@@ -12,6 +12,7 @@ describe('limits', () => {
       bufferedBodyBytesPerClient: 64 * 1024 * 1024,
       authPending: 64,
       authFailuresPerMinute: 30,
+      connectionsPerClient: 512,
     });
   });
 
