@@ -18,13 +18,23 @@ import { dirname } from 'node:path';
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import pino from 'pino';
 import type { Flow } from '../pipeline/flow.js';
+import { ChainSealer } from './chain.js';
 
 export interface AuditOptions {
   file: string | null;
   stdout: boolean;
   /** `deny`: traffic is refused while the log fails (refusesTraffic). Default `allow`. */
   onWriteError?: 'allow' | 'deny';
+  /** HMAC-SHA256 key of the hash chain (chain.ts); empty or absent: plain SHA-256. */
+  chainKey?: string;
+  /** A running chain writes a checkpoint line this often (0: never), so a cut tail shows. */
+  checkpointSeconds?: number;
+  /** Mode of an audit file aigate creates (the umask applies). Default 0o640. */
+  fileMode?: number;
 }
+
+/** `audit.checkpointSeconds` when not configured. */
+export const CHECKPOINT_SECONDS = 60;
 
 export interface AuditHooks {
   /** A sink could not write (disk full, I/O error): it keeps its lines and retries with the next ones. */
@@ -66,6 +76,9 @@ export class AuditLog {
   /** Sinks whose last write failed: they keep their lines and retry them with the next batch. */
   private readonly failing = new Set<Destination>();
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Seals every line into this process's hash chain (chain.ts). */
+  readonly chain: ChainSealer;
+  private checkpointTimer: NodeJS.Timeout | undefined;
 
   /** True from a failed write until a sink writes again (the state `audit.onWriteError` acts on). */
   isFailing(): boolean {
@@ -81,15 +94,24 @@ export class AuditLog {
     readonly opts: AuditOptions,
     hooks: AuditHooks = {},
   ) {
+    this.chain = new ChainSealer(opts.chainKey ? Buffer.from(opts.chainKey) : null);
     if (opts.file) {
       mkdirSync(dirname(opts.file), { recursive: true });
-      this.addSink('file', pino.destination({ dest: opts.file, sync: true, mkdir: true, maxLength: MAX_BUFFERED_BYTES }), hooks);
+      const mode = opts.fileMode ?? 0o640;
+      this.addSink('file', pino.destination({ dest: opts.file, sync: true, mkdir: true, mode, maxLength: MAX_BUFFERED_BYTES }), hooks);
     }
     if (opts.stdout) {
       this.stdout = pino.destination({ dest: 1, sync: false, maxLength: MAX_BUFFERED_BYTES });
       this.addSink('stdout', this.stdout, hooks);
     }
-    if (this.sinks.length > 0) OPEN_LOGS.add(this);
+    if (this.sinks.length > 0) {
+      OPEN_LOGS.add(this);
+      const every = opts.checkpointSeconds ?? CHECKPOINT_SECONDS;
+      if (every > 0) {
+        this.checkpointTimer = setInterval(() => this.append(this.chain.sealEvent('checkpoint', isoTime(Date.now()))), every * 1000);
+        this.checkpointTimer.unref();
+      }
+    }
   }
 
   private addSink(name: 'file' | 'stdout', sink: Destination, hooks: AuditHooks): void {
@@ -115,16 +137,19 @@ export class AuditLog {
   }
 
   write(record: AuditRecord): void {
-    if (this.sinks.length > 0) {
-      // `time` is the record's first key, so it leads the line as in every log shipper's default.
-      this.pending += `${JSON.stringify(record)}\n`;
-      if (this.pending.length >= FLUSH_BYTES) this.writePending();
-      else if (this.flushTimer === undefined) {
-        this.flushTimer = setTimeout(this.writePending, FLUSH_AFTER_MS);
-        this.flushTimer.unref();
-      }
-    }
+    // `time` is the record's first key, so it leads the line as in every log shipper's default.
+    if (this.sinks.length > 0) this.append(this.chain.seal(JSON.stringify(record)));
     for (const l of this.listeners) l(record);
+  }
+
+  /** Buffers one sealed line for the sinks. */
+  private append(line: string): void {
+    this.pending += line;
+    if (this.pending.length >= FLUSH_BYTES) this.writePending();
+    else if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(this.writePending, FLUSH_AFTER_MS);
+      this.flushTimer.unref();
+    }
   }
 
   writeFlow(flow: Flow): AuditRecord {
@@ -179,6 +204,7 @@ export class AuditLog {
         // to the file it had.
       }
     }
+    this.chain.newFile();
   }
 
   flush(): void {
@@ -199,9 +225,13 @@ export class AuditLog {
   }
 
   close(): void {
+    if (!OPEN_LOGS.has(this)) return;
+    // A clean stop ends the chain: verify tells it from a cut tail or a killed process.
+    this.append(this.chain.sealEvent('chain-end', isoTime(Date.now())));
     this.flush();
     OPEN_LOGS.delete(this);
     clearTimeout(this.retryTimer);
+    clearInterval(this.checkpointTimer);
     for (const s of this.sinks) s.end();
   }
 }

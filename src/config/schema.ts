@@ -227,8 +227,19 @@ export const configSchema = z.strictObject({
        * requests and CONNECTs with 503 `audit_unavailable` and reports not ready on /readyz.
        */
       onWriteError: z.enum(['allow', 'deny']).default('allow'),
+      /** HMAC-SHA256 key of the audit hash chain (src/audit/chain.ts); empty: plain SHA-256. */
+      chainKey: z.string().default(''),
+      /** A running process writes a checkpoint line this often (0: never), so a cut tail shows. */
+      checkpointSeconds: z.number().int().min(0).max(86_400).default(60),
+      /** Mode of a created audit file, octal digits ("0640"; YAML 0640 reads as a number). */
+      fileMode: z
+        .union([z.string(), z.number().int()])
+        .transform((v) => String(v))
+        .refine((v) => /^0?[0-7]{3}$/.test(v), { message: 'must be a file mode in octal, such as "0640"' })
+        .transform((v) => parseInt(v, 8))
+        .default(0o640),
     })
-    .default({ file: 'logs/audit.log', stdout: false, fingerprintKey: '', onWriteError: 'allow' }),
+    .default({ file: 'logs/audit.log', stdout: false, fingerprintKey: '', onWriteError: 'allow', chainKey: '', checkpointSeconds: 60, fileMode: 0o640 }),
 });
 
 export type Config = z.infer<typeof configSchema>;
