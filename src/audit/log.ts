@@ -19,6 +19,7 @@ import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import pino from 'pino';
 import type { Flow } from '../pipeline/flow.js';
 import { ChainSealer } from './chain.js';
+import { SyslogSink, severityOf, type FacilityName } from './syslog.js';
 
 export interface AuditOptions {
   file: string | null;
@@ -31,18 +32,22 @@ export interface AuditOptions {
   checkpointSeconds?: number;
   /** Mode of an audit file aigate creates (the umask applies). Default 0o640. */
   fileMode?: number;
+  /** Also send every line to a syslog receiver (syslog.ts). */
+  syslog?: { url: string; facility: FacilityName | number; ca?: string | undefined } | null | undefined;
 }
+
+export type SinkName = 'file' | 'stdout' | 'syslog';
 
 /** `audit.checkpointSeconds` when not configured. */
 export const CHECKPOINT_SECONDS = 60;
 
 export interface AuditHooks {
   /** A sink could not write (disk full, I/O error): it keeps its lines and retries with the next ones. */
-  onError?: (err: Error, sink: 'file' | 'stdout') => void;
+  onError?: (err: Error, sink: SinkName) => void;
   /** A failing sink holds MAX_BUFFERED_BYTES unwritten: from now until it recovers, lines are dropped. */
-  onDrop?: (sink: 'file' | 'stdout') => void;
+  onDrop?: (sink: SinkName) => void;
   /** A failing sink wrote again: what it kept is out; `droppedBytes` were lost meanwhile. */
-  onRecovered?: (sink: 'file' | 'stdout', droppedBytes: number) => void;
+  onRecovered?: (sink: SinkName, droppedBytes: number) => void;
 }
 
 /** Buffered lines are written once they reach this size (string length: audit lines are ASCII)… */
@@ -74,7 +79,8 @@ export class AuditLog {
   private flushTimer: NodeJS.Timeout | undefined;
   private stdout: Destination | undefined;
   /** Sinks whose last write failed: they keep their lines and retry them with the next batch. */
-  private readonly failing = new Set<Destination>();
+  private readonly failing = new Set<Destination | SyslogSink>();
+  private syslog: SyslogSink | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   /** Seals every line into this process's hash chain (chain.ts). */
   readonly chain: ChainSealer;
@@ -104,11 +110,29 @@ export class AuditLog {
       this.stdout = pino.destination({ dest: 1, sync: false, maxLength: MAX_BUFFERED_BYTES });
       this.addSink('stdout', this.stdout, hooks);
     }
-    if (this.sinks.length > 0) {
+    if (opts.syslog) {
+      // Throws SyslogError for a URL or CA file it cannot use.
+      const sink: SyslogSink = new SyslogSink(
+        { ...opts.syslog, maxBufferedBytes: MAX_BUFFERED_BYTES },
+        {
+          onError: (err) => {
+            this.failing.add(sink);
+            hooks.onError?.(err, 'syslog');
+          },
+          onDrop: () => hooks.onDrop?.('syslog'),
+          onRecovered: (dropped) => {
+            this.failing.delete(sink);
+            hooks.onRecovered?.('syslog', dropped);
+          },
+        },
+      );
+      this.syslog = sink;
+    }
+    if (this.sinks.length > 0 || this.syslog) {
       OPEN_LOGS.add(this);
       const every = opts.checkpointSeconds ?? CHECKPOINT_SECONDS;
       if (every > 0) {
-        this.checkpointTimer = setInterval(() => this.append(this.chain.sealEvent('checkpoint', isoTime(Date.now()))), every * 1000);
+        this.checkpointTimer = setInterval(() => this.appendEvent('checkpoint'), every * 1000);
         this.checkpointTimer.unref();
       }
     }
@@ -138,13 +162,19 @@ export class AuditLog {
 
   write(record: AuditRecord): void {
     // `time` is the record's first key, so it leads the line as in every log shipper's default.
-    if (this.sinks.length > 0) this.append(this.chain.seal(JSON.stringify(record)));
+    if (OPEN_LOGS.has(this)) this.append(this.chain.seal(JSON.stringify(record)), severityOf(record.decision), record.time);
     for (const l of this.listeners) l(record);
   }
 
+  private appendEvent(event: 'checkpoint' | 'chain-end'): void {
+    const time = isoTime(Date.now());
+    this.append(this.chain.sealEvent(event, time), severityOf(undefined), time);
+  }
+
   /** Buffers one sealed line for the sinks. */
-  private append(line: string): void {
+  private append(line: string, severity: number, time: string): void {
     this.pending += line;
+    this.syslog?.add(line.slice(0, -1), severity, time);
     if (this.pending.length >= FLUSH_BYTES) this.writePending();
     else if (this.flushTimer === undefined) {
       this.flushTimer = setTimeout(this.writePending, FLUSH_AFTER_MS);
@@ -168,6 +198,7 @@ export class AuditLog {
     if (lines.length === 0) return;
     this.pending = '';
     for (const sink of this.sinks) sink.write(lines);
+    this.syslog?.flush();
   };
 
   private scheduleRetry(): void {
@@ -184,7 +215,8 @@ export class AuditLog {
    * schedules the next try). stdout writes asynchronously: left to the timer unless `withStdout`.
    */
   private retryFailing(withStdout: boolean): void {
-    for (const sink of [...this.failing]) if (withStdout || sink !== this.stdout) sink.write('');
+    // The syslog sink retries by reconnecting, on its own timer.
+    for (const sink of [...this.failing]) if (!(sink instanceof SyslogSink) && (withStdout || sink !== this.stdout)) sink.write('');
   }
 
   onRecord(listener: (record: AuditRecord) => void): () => void {
@@ -227,12 +259,13 @@ export class AuditLog {
   close(): void {
     if (!OPEN_LOGS.has(this)) return;
     // A clean stop ends the chain: verify tells it from a cut tail or a killed process.
-    this.append(this.chain.sealEvent('chain-end', isoTime(Date.now())));
+    this.appendEvent('chain-end');
     this.flush();
     OPEN_LOGS.delete(this);
     clearTimeout(this.retryTimer);
     clearInterval(this.checkpointTimer);
     for (const s of this.sinks) s.end();
+    this.syslog?.close();
   }
 }
 
