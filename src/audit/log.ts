@@ -19,6 +19,8 @@ import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import pino from 'pino';
 import type { Flow } from '../pipeline/flow.js';
 import { ChainSealer } from './chain.js';
+import { ecsChainEvent, toEcs } from './ecs.js';
+import { ocsfChainEvent, toOcsf } from './ocsf.js';
 import { SyslogSink, severityOf, type FacilityName } from './syslog.js';
 
 export interface AuditOptions {
@@ -32,11 +34,20 @@ export interface AuditOptions {
   checkpointSeconds?: number;
   /** Mode of an audit file aigate creates (the umask applies). Default 0o640. */
   fileMode?: number;
+  /** The shape of a line: aigate's record (default), ECS (ecs.ts) or OCSF (ocsf.ts). */
+  format?: AuditFormat | undefined;
   /** Also send every line to a syslog receiver (syslog.ts). */
   syslog?: { url: string; facility: FacilityName | number; ca?: string | undefined } | null | undefined;
 }
 
 export type SinkName = 'file' | 'stdout' | 'syslog';
+export type AuditFormat = 'aigate' | 'ecs' | 'ocsf';
+
+/** Each format's mapping of a record and of a chain record; aigate's is the record itself. */
+const FORMATS: Record<Exclude<AuditFormat, 'aigate'>, { map: (r: AuditRecord) => object; chainEvent: (event: string, time: string) => object }> = {
+  ecs: { map: toEcs, chainEvent: ecsChainEvent },
+  ocsf: { map: toOcsf, chainEvent: ocsfChainEvent },
+};
 
 /** `audit.checkpointSeconds` when not configured. */
 export const CHECKPOINT_SECONDS = 60;
@@ -82,6 +93,7 @@ export class AuditLog {
   private readonly failing = new Set<Destination | SyslogSink>();
   private syslog: SyslogSink | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly format: (typeof FORMATS)[keyof typeof FORMATS] | undefined;
   /** Seals every line into this process's hash chain (chain.ts). */
   readonly chain: ChainSealer;
   private checkpointTimer: NodeJS.Timeout | undefined;
@@ -101,6 +113,7 @@ export class AuditLog {
     hooks: AuditHooks = {},
   ) {
     this.chain = new ChainSealer(opts.chainKey ? Buffer.from(opts.chainKey) : null);
+    this.format = opts.format && opts.format !== 'aigate' ? FORMATS[opts.format] : undefined;
     if (opts.file) {
       mkdirSync(dirname(opts.file), { recursive: true });
       const mode = opts.fileMode ?? 0o640;
@@ -162,13 +175,19 @@ export class AuditLog {
 
   write(record: AuditRecord): void {
     // `time` is the record's first key, so it leads the line as in every log shipper's default.
-    if (OPEN_LOGS.has(this)) this.append(this.chain.seal(JSON.stringify(record)), severityOf(record.decision), record.time);
+    // The mapping to ECS or OCSF is done once per line, for every sink; listeners (the dashboard)
+    // get the plain record.
+    if (OPEN_LOGS.has(this)) {
+      const doc = this.format ? this.format.map(record) : record;
+      this.append(this.chain.seal(JSON.stringify(doc)), severityOf(record.decision), record.time);
+    }
     for (const l of this.listeners) l(record);
   }
 
   private appendEvent(event: 'checkpoint' | 'chain-end'): void {
     const time = isoTime(Date.now());
-    this.append(this.chain.sealEvent(event, time), severityOf(undefined), time);
+    const line = this.format ? this.chain.seal(JSON.stringify(this.format.chainEvent(event, time))) : this.chain.sealEvent(event, time);
+    this.append(line, severityOf(undefined), time);
   }
 
   /** Buffers one sealed line for the sinks. */

@@ -122,14 +122,22 @@ function fieldsOf(line: string): LineFields | string {
   if (typeof o.chain !== 'string' || o.chain === '') return 'no chain id';
   if (typeof o.seq !== 'number' || !Number.isSafeInteger(o.seq) || o.seq < 0) return 'no valid seq';
   if (o.prev !== undefined && typeof o.prev !== 'string') return 'prev is not a string';
-  const t = typeof o.time === 'string' ? o.time : typeof o['@timestamp'] === 'string' ? o['@timestamp'] : '';
+  // aigate: time (ISO); ECS: @timestamp (ISO); OCSF: time (epoch ms).
+  const t = o.time ?? o['@timestamp'];
   return {
     chain: o.chain,
     seq: o.seq,
     ...(o.prev !== undefined ? { prev: o.prev as string } : {}),
-    ...(typeof o.event === 'string' ? { event: o.event } : {}),
-    time: Date.parse(t),
+    ...(chainEventOf(o) !== undefined ? { event: chainEventOf(o) } : {}),
+    time: typeof t === 'number' ? t : typeof t === 'string' ? Date.parse(t) : NaN,
   };
+}
+
+/** `checkpoint` / `chain-end` for a chain record in any format (aigate, ECS, OCSF), else undefined. */
+function chainEventOf(o: Record<string, unknown>): string | undefined {
+  const ecsEvent = typeof o.event === 'object' && o.event !== null ? (o.event as Record<string, unknown>).action : undefined;
+  const name = typeof o.event === 'string' ? o.event : ecsEvent ?? (o.class_uid === 0 ? o.activity_name : undefined);
+  return name === 'chain-end' || name === 'checkpoint' ? name : undefined;
 }
 
 export async function verifyAuditFiles(files: string[], opts: VerifyOptions): Promise<VerifyResult> {

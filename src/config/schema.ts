@@ -239,6 +239,8 @@ export const configSchema = z.strictObject({
         .refine((v) => /^0?[0-7]{3}$/.test(v), { message: 'must be a file mode in octal, such as "0640"' })
         .transform((v) => parseInt(v, 8))
         .default(0o640),
+      /** The shape of an audit line: aigate's own record, Elastic Common Schema or OCSF (src/audit/ecs.ts, ocsf.ts). */
+      format: z.enum(['aigate', 'ecs', 'ocsf']).default('aigate'),
       /** Also send every audit line to a syslog receiver, RFC 5424 (src/audit/syslog.ts). */
       syslog: z
         .strictObject({
@@ -254,7 +256,7 @@ export const configSchema = z.strictObject({
         .nullable()
         .default(null),
     })
-    .default({ file: 'logs/audit.log', stdout: false, fingerprintKey: '', onWriteError: 'allow', chainKey: '', checkpointSeconds: 60, fileMode: 0o640, syslog: null }),
+    .default({ file: 'logs/audit.log', stdout: false, fingerprintKey: '', onWriteError: 'allow', chainKey: '', checkpointSeconds: 60, fileMode: 0o640, format: 'aigate', syslog: null }),
 });
 
 export type Config = z.infer<typeof configSchema>;
