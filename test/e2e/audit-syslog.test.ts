@@ -9,11 +9,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
+import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { base62, crc32 } from '../../src/inspect/checksum.js';
 import { AuditLog, type AuditRecord } from '../../src/audit/log.js';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
 import { configSchema } from '../../src/config/schema.js';
-import { testPki } from '../support/proxy.js';
+import { request } from 'undici';
+import { startTestProxy, startVendors, testPki } from '../support/proxy.js';
 
 const RSYSLOGD = ['/usr/sbin/rsyslogd', '/sbin/rsyslogd'].find((p) => existsSync(p));
 if (!RSYSLOGD) console.warn('rsyslogd not found (apt-get install rsyslog): the rsyslog tests are skipped');
@@ -124,6 +127,13 @@ async function rsyslog(): Promise<Rsyslog> {
   return r;
 }
 
+/** A GitHub classic token with a valid checksum, made at run time (never a literal in the repo). */
+function githubToken(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const body = Array.from(randomBytes(30), (b) => alphabet[b % 62]).join('');
+  return `ghp_${body}${base62(crc32(body), 6)}`;
+}
+
 const fileLines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
 describe.skipIf(!RSYSLOGD)('audit.syslog against rsyslog', () => {
@@ -212,6 +222,39 @@ describe('audit.syslog over TLS', () => {
     expect(frames).toHaveLength(2);
     expect(frames[0]).toMatch(/^<132>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S+ aigate \d+ audit - \{"time":.*"id":"t1".*"hash":"[0-9a-f]{64}"\}$/);
     server.close();
+  });
+
+  it('through the proxy: audit.format ecs + audit.syslog from the config; a blocked request arrives as an ECS alert with PRI warning, and the file holds the same line', async () => {
+    let data = '';
+    const receiver = createServer((s) => s.on('data', (d: Buffer) => (data += d.toString())));
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    const { port } = receiver.address() as { port: number };
+    const vendors = await startVendors();
+    const p = await startTestProxy(vendors, (raw, dir) => {
+      raw['audit'] = { file: join(dir, 'audit.log'), format: 'ecs', syslog: { url: `tcp://127.0.0.1:${port}`, facility: 'local4' } };
+    });
+    try {
+      const res = await request(`${p.gatewayUrl}/openai/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: `my token is ${githubToken()}` }] }),
+        dispatcher: p.client,
+      });
+      await res.body.text();
+      expect(res.statusCode).toBe(403);
+      // The dashboard's listeners still get aigate's record.
+      expect(p.audit.at(-1)).toMatchObject({ decision: 'block' });
+    } finally {
+      await p.stop();
+      await vendors.close();
+    }
+    await expect.poll(() => data.includes('chain-end'), { timeout: 10_000 }).toBe(true);
+    const first = data.slice(data.indexOf(' ') + 1);
+    expect(first).toMatch(/^<164>1 /); // local4 (20) × 8 + warning (4)
+    const line = readFileSync(join(p.dir, 'audit.log'), 'utf8').split('\n')[0]!;
+    expect(first.startsWith(`<164>1 `) && first.includes(` audit - ${line}`)).toBe(true);
+    expect(JSON.parse(line)).toMatchObject({ event: { kind: 'alert', outcome: 'failure' }, http: { response: { status_code: 403 } }, aigate: { decision: 'block' } });
+    receiver.close();
   });
 
   it('config: url and facility are checked', () => {
