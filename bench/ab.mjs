@@ -5,7 +5,8 @@
 //
 //   npm run build && node bench/ab.mjs [--body small|large] [--connections 32] [--rounds 6] [--seconds 2] VARIANT...
 //   variants: full (as `npm run bench`'s aigate), norules, nolimit, noaudit, minimal, inline
-//             (scanThreads 0), threads1, threads2, redis (the Redis limiter), and `build`
+//             (scanThreads 0), threads1, threads2, redis (the Redis limiter), syslog (full + audit.syslog
+//             over TCP to a discarding receiver), and `build`
 //             (--cli PATH: another build's dist/cli.js; --build-limiter memory|redis|off)
 // A variant on the Redis limiter gets its own redis-server: its CPU counts in the variant's µs/req,
 // and the table says how many script calls (EVALSHA) each request cost.
@@ -21,6 +22,7 @@ import { requireTools } from './lib/env.mjs';
 import { startNginx, upstreamConfig } from './lib/nginx.mjs';
 import { scriptCalls, startRedis } from './lib/redis.mjs';
 import { makePki } from './lib/pki.mjs';
+import { startSyslogReceiver } from './lib/syslog.mjs';
 import { cpuSeconds, freePort, stopAll } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
 import { runWrk } from './lib/wrk.mjs';
@@ -48,6 +50,7 @@ try {
   const pki = makePki(dir);
   const body = writeBodies(dir, process.cwd())[args.body];
   const ports = { upstream: await freePort(), sse: await freePort(), bare: await freePort() };
+  if (names.some((n) => VARIANTS[n].syslog)) ports.syslog = (await startSyslogReceiver()).port;
   await startNginx(dir, 'upstream', upstreamConfig(dir, pki, ports.upstream), ports.upstream);
   const bare = await startBareProxy(pki, { port: ports.bare, upstreamPort: ports.upstream });
   const contenders = [{ name: 'bare', pids: () => [bare.child.pid], port: ports.bare }];

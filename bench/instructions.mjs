@@ -26,6 +26,7 @@ import { writeBodies } from './lib/bodies.mjs';
 import { requireTools } from './lib/env.mjs';
 import { startNginx, upstreamConfig } from './lib/nginx.mjs';
 import { OPENAI, makePki } from './lib/pki.mjs';
+import { startSyslogReceiver } from './lib/syslog.mjs';
 import { freePort, startChild, stopAll, which } from './lib/proc.mjs';
 
 const { values: args } = parseArgs({
@@ -59,6 +60,7 @@ try {
   const pki = makePki(dir);
   const body = readFileSync(writeBodies(dir, ROOT)[args.body].file);
   const ports = { upstream: await freePort(), sse: await freePort() };
+  if (contenders.some((c) => VARIANTS[c.variant]?.syslog)) ports.syslog = (await startSyslogReceiver()).port;
   await startNginx(dir, 'upstream', upstreamConfig(dir, pki, ports.upstream), ports.upstream);
   console.log(`${args.body} body, ${args.requests} requests over ${args.connections} connections after ${args.warmup} to warm up`);
   for (const c of contenders) {

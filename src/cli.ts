@@ -102,6 +102,25 @@ async function main(argv: string[]): Promise<number> {
       exitCode = await runPin({ target, config, insecure: Boolean(o.insecure), stdout: process.stdout, stderr: process.stderr });
     });
 
+  program
+    .command('audit')
+    .description('audit trail tools')
+    .command('verify')
+    .description('check the hash chains of audit files (rotated and .gz ones too); exit 1 names the first break')
+    .argument('<files...>', 'audit files, in any order (sorted by rotation suffix: audit.log.2.gz, audit.log.1, audit.log)')
+    .option('-c, --config <file>', `audit.chainKey and audit.checkpointSeconds from this config (default: ${DEFAULT_CONFIG} when present)`)
+    .option('--allow-unended', 'a chain without chain-end (a killed process) is a warning, not a failure')
+    .option('--live', 'the set includes the file a running aigate writes: chains whose last line is recent need no chain-end')
+    .option('--keep-order', 'read the files in the order given')
+    .action(async (files: string[], o: { config?: string; allowUnended?: boolean; live?: boolean; keepOrder?: boolean }) => {
+      const { runAuditVerify } = await import('./commands/audit.js');
+      const { existsSync } = await import('node:fs');
+      const file = o.config ?? (existsSync(DEFAULT_CONFIG) ? DEFAULT_CONFIG : undefined);
+      const config = file ? await loadOrReport(file) : undefined;
+      if (config === null) return void (exitCode = 2);
+      exitCode = await runAuditVerify({ files, config, allowUnended: Boolean(o.allowUnended), live: Boolean(o.live), keepOrder: Boolean(o.keepOrder), stdout: process.stdout, stderr: process.stderr });
+    });
+
   try {
     await program.parseAsync(argv);
   } catch (err) {
@@ -109,7 +128,8 @@ async function main(argv: string[]): Promise<number> {
       // --help and --version exit 0; usage errors were already printed by commander. SPEC §1's
       // statuses: 2 is scan's "usage or read error"; every other command has only 0 and 1.
       if (err.exitCode === 0) return 0;
-      return argv.slice(2).find((a) => !a.startsWith('-')) === 'scan' ? 2 : 1;
+      const command = argv.slice(2).find((a) => !a.startsWith('-'));
+      return command === 'scan' || command === 'audit' ? 2 : 1;
     }
     throw err;
   }

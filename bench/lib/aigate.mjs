@@ -11,7 +11,8 @@ import { ANTHROPIC, OPENAI } from './pki.mjs';
  *            forward?: boolean, nodeArgs?: string[], args?: string[] (e.g. --workers 2),
  *            cli?: string (another build, for A/B runs), audit?: false, scanThreads?: number | 'auto',
  *            routes?: extra routes[] entries,
- *            limits?: { connectionsPerClient }, timeouts?: partial timeouts }
+ *            limits?: { connectionsPerClient }, timeouts?: partial timeouts,
+ *            syslog?: true (needs ports.syslog) }
  */
 /** Named variants for bench/ab.mjs and bench/profile.js (`npm run bench` builds its own list). */
 export const VARIANTS = {
@@ -25,6 +26,8 @@ export const VARIANTS = {
   threads2: { rateLimit: 'memory', scanThreads: 2 },
   /** Needs `redisUrl` (bench/ab.mjs starts a redis-server for it). */
   redis: { rateLimit: 'redis' },
+  /** `full` plus audit.syslog over TCP to ports.syslog (bench/lib/syslog.mjs's receiver). */
+  syslog: { rateLimit: 'memory', syslog: true },
 };
 
 export function aigateConfig(dir, pki, ports, variant) {
@@ -60,7 +63,10 @@ export function aigateConfig(dir, pki, ports, variant) {
     egress: { allow: [{ host: OPENAI, ports: [443], inspect: true }] },
     rateLimit: rl,
     inspect: { action: 'block', rules: { builtin: variant.rules ?? 'all' }, scanThreads: variant.scanThreads ?? 'auto' },
-    audit: { file: variant.audit === false ? null : join(dir, `audit-${variant.name}.log`) },
+    audit: {
+      file: variant.audit === false ? null : join(dir, `audit-${variant.name}.log`),
+      ...(variant.syslog ? { syslog: { url: `tcp://127.0.0.1:${ports.syslog}` } } : {}),
+    },
     ...(variant.limits ? { limits: variant.limits } : {}),
   };
 }

@@ -18,21 +18,47 @@ import { dirname } from 'node:path';
 import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import pino from 'pino';
 import type { Flow } from '../pipeline/flow.js';
+import { ChainSealer } from './chain.js';
+import { ecsChainEvent, toEcs } from './ecs.js';
+import { ocsfChainEvent, toOcsf } from './ocsf.js';
+import { SyslogSink, severityOf, type FacilityName } from './syslog.js';
 
 export interface AuditOptions {
   file: string | null;
   stdout: boolean;
   /** `deny`: traffic is refused while the log fails (refusesTraffic). Default `allow`. */
   onWriteError?: 'allow' | 'deny';
+  /** HMAC-SHA256 key of the hash chain (chain.ts); empty or absent: plain SHA-256. */
+  chainKey?: string;
+  /** A running chain writes a checkpoint line this often (0: never), so a cut tail shows. */
+  checkpointSeconds?: number;
+  /** Mode of an audit file aigate creates (the umask applies). Default 0o640. */
+  fileMode?: number;
+  /** The shape of a line: aigate's record (default), ECS (ecs.ts) or OCSF (ocsf.ts). */
+  format?: AuditFormat | undefined;
+  /** Also send every line to a syslog receiver (syslog.ts). */
+  syslog?: { url: string; facility: FacilityName | number; ca?: string | undefined } | null | undefined;
 }
+
+export type SinkName = 'file' | 'stdout' | 'syslog';
+export type AuditFormat = 'aigate' | 'ecs' | 'ocsf';
+
+/** Each format's mapping of a record and of a chain record; aigate's is the record itself. */
+const FORMATS: Record<Exclude<AuditFormat, 'aigate'>, { map: (r: AuditRecord) => object; chainEvent: (event: string, time: string) => object }> = {
+  ecs: { map: toEcs, chainEvent: ecsChainEvent },
+  ocsf: { map: toOcsf, chainEvent: ocsfChainEvent },
+};
+
+/** `audit.checkpointSeconds` when not configured. */
+export const CHECKPOINT_SECONDS = 60;
 
 export interface AuditHooks {
   /** A sink could not write (disk full, I/O error): it keeps its lines and retries with the next ones. */
-  onError?: (err: Error, sink: 'file' | 'stdout') => void;
+  onError?: (err: Error, sink: SinkName) => void;
   /** A failing sink holds MAX_BUFFERED_BYTES unwritten: from now until it recovers, lines are dropped. */
-  onDrop?: (sink: 'file' | 'stdout') => void;
+  onDrop?: (sink: SinkName) => void;
   /** A failing sink wrote again: what it kept is out; `droppedBytes` were lost meanwhile. */
-  onRecovered?: (sink: 'file' | 'stdout', droppedBytes: number) => void;
+  onRecovered?: (sink: SinkName, droppedBytes: number) => void;
 }
 
 /** Buffered lines are written once they reach this size (string length: audit lines are ASCII)… */
@@ -65,8 +91,13 @@ export class AuditLog {
   private flushTimer: NodeJS.Timeout | undefined;
   private stdout: Destination | undefined;
   /** Sinks whose last write failed: they keep their lines and retry them with the next batch. */
-  private readonly failing = new Set<Destination>();
+  private readonly failing = new Set<Destination | SyslogSink>();
+  private syslog: SyslogSink | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly format: (typeof FORMATS)[keyof typeof FORMATS] | undefined;
+  /** Seals every line into this process's hash chain (chain.ts). */
+  readonly chain: ChainSealer;
+  private checkpointTimer: NodeJS.Timeout | undefined;
 
   /** True from a failed write until a sink writes again (the state `audit.onWriteError` acts on). */
   isFailing(): boolean {
@@ -82,15 +113,43 @@ export class AuditLog {
     readonly opts: AuditOptions,
     hooks: AuditHooks = {},
   ) {
+    this.chain = new ChainSealer(opts.chainKey ? Buffer.from(opts.chainKey) : null);
+    this.format = opts.format && opts.format !== 'aigate' ? FORMATS[opts.format] : undefined;
     if (opts.file) {
       mkdirSync(dirname(opts.file), { recursive: true });
-      this.addSink('file', pino.destination({ dest: opts.file, sync: true, mkdir: true, maxLength: MAX_BUFFERED_BYTES }), hooks);
+      const mode = opts.fileMode ?? 0o640;
+      this.addSink('file', pino.destination({ dest: opts.file, sync: true, mkdir: true, mode, maxLength: MAX_BUFFERED_BYTES }), hooks);
     }
     if (opts.stdout) {
       this.stdout = pino.destination({ dest: 1, sync: false, maxLength: MAX_BUFFERED_BYTES });
       this.addSink('stdout', this.stdout, hooks);
     }
-    if (this.sinks.length > 0) OPEN_LOGS.add(this);
+    if (opts.syslog) {
+      // Throws SyslogError for a URL or CA file it cannot use.
+      const sink: SyslogSink = new SyslogSink(
+        { ...opts.syslog, maxBufferedBytes: MAX_BUFFERED_BYTES },
+        {
+          onError: (err) => {
+            this.failing.add(sink);
+            hooks.onError?.(err, 'syslog');
+          },
+          onDrop: () => hooks.onDrop?.('syslog'),
+          onRecovered: (dropped) => {
+            this.failing.delete(sink);
+            hooks.onRecovered?.('syslog', dropped);
+          },
+        },
+      );
+      this.syslog = sink;
+    }
+    if (this.sinks.length > 0 || this.syslog) {
+      OPEN_LOGS.add(this);
+      const every = opts.checkpointSeconds ?? CHECKPOINT_SECONDS;
+      if (every > 0) {
+        this.checkpointTimer = setInterval(() => this.appendEvent('checkpoint'), every * 1000);
+        this.checkpointTimer.unref();
+      }
+    }
   }
 
   private addSink(name: 'file' | 'stdout', sink: Destination, hooks: AuditHooks): void {
@@ -116,16 +175,31 @@ export class AuditLog {
   }
 
   write(record: AuditRecord): void {
-    if (this.sinks.length > 0) {
-      // `time` is the record's first key, so it leads the line as in every log shipper's default.
-      this.pending += `${JSON.stringify(record)}\n`;
-      if (this.pending.length >= FLUSH_BYTES) this.writePending();
-      else if (this.flushTimer === undefined) {
-        this.flushTimer = setTimeout(this.writePending, FLUSH_AFTER_MS);
-        this.flushTimer.unref();
-      }
+    // `time` is the record's first key, so it leads the line as in every log shipper's default.
+    // The mapping to ECS or OCSF is done once per line, for every sink; listeners (the dashboard)
+    // get the plain record.
+    if (OPEN_LOGS.has(this)) {
+      const doc = this.format ? this.format.map(record) : record;
+      this.append(this.chain.seal(JSON.stringify(doc)), severityOf(record.decision), record.time);
     }
     for (const l of this.listeners) l(record);
+  }
+
+  private appendEvent(event: 'checkpoint' | 'chain-end'): void {
+    const time = isoTime(Date.now());
+    const line = this.format ? this.chain.seal(JSON.stringify(this.format.chainEvent(event, time))) : this.chain.sealEvent(event, time);
+    this.append(line, severityOf(undefined), time);
+  }
+
+  /** Buffers one sealed line for the sinks. */
+  private append(line: string, severity: number, time: string): void {
+    this.pending += line;
+    this.syslog?.add(line.slice(0, -1), severity, time);
+    if (this.pending.length >= FLUSH_BYTES) this.writePending();
+    else if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(this.writePending, FLUSH_AFTER_MS);
+      this.flushTimer.unref();
+    }
   }
 
   writeFlow(flow: Flow): AuditRecord {
@@ -157,6 +231,7 @@ export class AuditLog {
     if (lines.length === 0) return;
     this.pending = '';
     for (const sink of this.sinks) sink.write(lines);
+    this.syslog?.flush();
   };
 
   private scheduleRetry(): void {
@@ -173,7 +248,8 @@ export class AuditLog {
    * schedules the next try). stdout writes asynchronously: left to the timer unless `withStdout`.
    */
   private retryFailing(withStdout: boolean): void {
-    for (const sink of [...this.failing]) if (withStdout || sink !== this.stdout) sink.write('');
+    // The syslog sink retries by reconnecting, on its own timer.
+    for (const sink of [...this.failing]) if (!(sink instanceof SyslogSink) && (withStdout || sink !== this.stdout)) sink.write('');
   }
 
   onRecord(listener: (record: AuditRecord) => void): () => void {
@@ -193,6 +269,7 @@ export class AuditLog {
         // to the file it had.
       }
     }
+    this.chain.newFile();
   }
 
   flush(): void {
@@ -213,10 +290,15 @@ export class AuditLog {
   }
 
   close(): void {
+    if (!OPEN_LOGS.has(this)) return;
+    // A clean stop ends the chain: verify tells it from a cut tail or a killed process.
+    this.appendEvent('chain-end');
     this.flush();
     OPEN_LOGS.delete(this);
     clearTimeout(this.retryTimer);
+    clearInterval(this.checkpointTimer);
     for (const s of this.sinks) s.end();
+    this.syslog?.close();
   }
 }
 

@@ -4,6 +4,7 @@
 // (and the private-address rule), TCP + TLS with aigate's trust and pins, and for routes an HTTP
 // round trip. One line per host; exit 0 when everything is good, 1 otherwise. Meant for CI before
 // a rollout and for cron / a Kubernetes CronJob after it.
+import { readFileSync } from 'node:fs';
 import { connect as netConnect, isIP } from 'node:net';
 import pino from 'pino';
 import { request } from 'undici';
@@ -105,6 +106,14 @@ function validateOffline(config: Config, file: string, warnings: string[]): void
   const auditProblem = config.audit.file ? appendProblem(config.audit.file) : null;
   if (auditProblem) throw new ConfigError(file, 'audit.file', `cannot open ${config.audit.file} for appending (${auditProblem})`);
   if (!config.audit.fingerprintKey) warnings.push('audit.fingerprintKey is empty: fingerprints will differ between restarts and replicas');
+  if (!config.audit.chainKey) warnings.push('audit.chainKey is empty: the audit hash chain is plain SHA-256, which shows damage and truncation but not deliberate edits (anyone can recompute it)');
+  if (config.audit.syslog?.ca) {
+    try {
+      readFileSync(config.audit.syslog.ca);
+    } catch (err) {
+      throw new ConfigError(file, 'audit.syslog.ca', `cannot read ${config.audit.syslog.ca} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
 }
 
 interface Target {

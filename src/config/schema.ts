@@ -2,6 +2,7 @@
 // place a key is declared. Unknown keys are errors: a typo must not silently disable a policy.
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { FACILITIES, type FacilityName } from '../audit/syslog.js';
 import { parseRedisUrl } from '../ratelimit/redis-url.js';
 import { parseHostPort } from '../route/address.js';
 import { parseDuration, parseSize } from './units.js';
@@ -292,9 +293,35 @@ export const configSchema = z.strictObject({
        * requests and CONNECTs with 503 `audit_unavailable` and reports not ready on /readyz.
        */
       onWriteError: z.enum(['allow', 'deny']).default('allow'),
+      /** HMAC-SHA256 key of the audit hash chain (src/audit/chain.ts); empty: plain SHA-256. */
+      chainKey: z.string().default(''),
+      /** A running process writes a checkpoint line this often (0: never), so a cut tail shows. */
+      checkpointSeconds: z.number().int().min(0).max(86_400).default(60),
+      /** Mode of a created audit file, octal digits ("0640"; YAML 0640 reads as a number). */
+      fileMode: z
+        .union([z.string(), z.number().int()])
+        .transform((v) => String(v))
+        .refine((v) => /^0?[0-7]{3}$/.test(v), { message: 'must be a file mode in octal, such as "0640"' })
+        .transform((v) => parseInt(v, 8))
+        .default(0o640),
+      /** The shape of an audit line: aigate's own record, Elastic Common Schema or OCSF (src/audit/ecs.ts, ocsf.ts). */
+      format: z.enum(['aigate', 'ecs', 'ocsf']).default('aigate'),
+      /** Also send every audit line to a syslog receiver, RFC 5424 (src/audit/syslog.ts). */
+      syslog: z
+        .strictObject({
+          url: z.string().refine((u) => /^(tcp|tls|udp):\/\/[^/]+:\d+\/?$/.test(u), { message: 'must be tcp://host:port, tls://host:port or udp://host:port' }),
+          facility: z
+            .union([z.enum(Object.keys(FACILITIES) as [FacilityName, ...FacilityName[]]), z.number().int().min(0).max(23)], {
+              message: 'must be a syslog facility name (local0 … local7, auth, daemon, …) or a number from 0 to 23',
+            })
+            .default('local0'),
+          /** PEM file of the CA that signs the receiver's certificate (tls://); default: the system's CAs. */
+          ca: z.string().optional(),
+        })
+        .nullable()
+        .default(null),
     })
-    .default({ file: 'logs/audit.log', stdout: false, fingerprintKey: '', onWriteError: 'allow' }),
-
+    .default({ file: 'logs/audit.log', stdout: false, fingerprintKey: '', onWriteError: 'allow', chainKey: '', checkpointSeconds: 60, fileMode: 0o640, format: 'aigate', syslog: null }),
 });
 
 export type Config = z.infer<typeof configSchema>;

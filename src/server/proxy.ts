@@ -6,6 +6,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { AuditLog, MAX_BUFFERED_BYTES } from '../audit/log.js';
+import { SyslogError } from '../audit/syslog.js';
 import { HtpasswdError } from '../auth/htpasswd.js';
 import { ProxyAuthenticator } from '../auth/proxy-auth.js';
 import { ConfigError } from '../config/load.js';
@@ -387,6 +388,7 @@ function openAuditLog(config: Config, configFile: string, logger: Logger, metric
   const { onWriteError } = config.audit;
   if (config.audit.file) metrics.auditFailing.set({ sink: 'file' }, 0);
   if (config.audit.stdout) metrics.auditFailing.set({ sink: 'stdout' }, 0);
+  if (config.audit.syslog) metrics.auditFailing.set({ sink: 'syslog' }, 0);
   let log: AuditLog | undefined;
   try {
     log = new AuditLog(config.audit, {
@@ -406,6 +408,7 @@ function openAuditLog(config: Config, configFile: string, logger: Logger, metric
     });
     return log;
   } catch (err) {
+    if (err instanceof SyslogError) throw new ConfigError(configFile, 'audit.syslog', err.message);
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new ConfigError(configFile, 'audit.file', `cannot open ${config.audit.file} for appending (${code})`);
   }

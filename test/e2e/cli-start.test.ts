@@ -137,10 +137,16 @@ describe('running process', () => {
     expect(await proc.exited).toBe(0);
 
     expect(existsSync(`${audit}.1`)).toBe(true);
-    const rotated = readFileSync(`${audit}.1`, 'utf8').trim().split('\n');
-    const fresh = readFileSync(audit, 'utf8').trim().split('\n');
+    // Flow lines only: the clean stop ends the hash chain with a chain-end line.
+    const flows = (f: string) => readFileSync(f, 'utf8').trim().split('\n').filter((l) => !l.includes('"event":"chain-end"'));
+    const rotated = flows(`${audit}.1`);
+    const fresh = flows(audit);
     expect(rotated.length + fresh.length).toBe(51);
     expect(fresh).toHaveLength(50);
     for (const line of fresh) expect(JSON.parse(line)).toMatchObject({ event: 'request', status: 200, route: 'copilot' });
+    // The chain continues across the rotation: the set verifies.
+    const verified = await runCli(['audit', 'verify', '--config', file, audit, `${audit}.1`]);
+    expect(verified.stdout).toMatch(/^ok: 52 lines in 2 file\(s\), 1 chain\(s\)/);
+    expect(verified.code).toBe(0);
   });
 });

@@ -64,6 +64,19 @@ describe('aigate start --workers', () => {
       // Every worker wrote its buffered lines as it drained: all of them are in the one file.
       const audit = readFileSync(join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { path: string });
       expect(audit.filter((r) => r.path === '/openai/chat/completions')).toHaveLength(n);
+      // Each worker is its own hash chain, interleaved in the one file: both verify, and both ended.
+      const verified = await runCli(['audit', 'verify', '--config', file, join(dir, 'audit.log')]);
+      expect(verified.stdout).toMatch(/^ok: \d+ lines in 1 file\(s\), 2 chain\(s\)/);
+      expect(verified.code).toBe(0);
+
+      // A restart appends two new chains to the same file; the whole file still verifies.
+      const again = spawnCli(['start', '--config', file, '--workers', '2']);
+      await again.logLine('aigate started');
+      again.child.kill('SIGTERM');
+      expect(await again.exited).toBe(0);
+      const reverified = await runCli(['audit', 'verify', '--config', file, join(dir, 'audit.log')]);
+      expect(reverified.stdout).toMatch(/^ok: \d+ lines in 1 file\(s\), 4 chain\(s\)/);
+      expect(reverified.code).toBe(0);
     } finally {
       cli.child.kill('SIGKILL');
     }

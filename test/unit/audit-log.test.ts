@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ChainSealer } from '../../src/audit/chain.js';
 import { AuditLog, FLUSH_BYTES, RETRY_AFTER_MS, isoTime, type AuditRecord } from '../../src/audit/log.js';
 
 function record(i: number): AuditRecord {
@@ -44,8 +45,10 @@ describe('audit log writer', () => {
   it('writes a batch as soon as it holds FLUSH_BYTES, in order, whole lines only', () => {
     const file = tempFile();
     const log = new AuditLog({ file, stdout: false });
-    const lineLength = JSON.stringify(record(0)).length + 1;
-    const n = Math.ceil(FLUSH_BYTES / lineLength);
+    // Lines as written (sealed into the hash chain): their lengths grow with the seq's digits.
+    const sealer = new ChainSealer(null);
+    let n = 0;
+    for (let bytes = 0; bytes < FLUSH_BYTES; n++) bytes += sealer.seal(JSON.stringify(record(n))).length;
     for (let i = 0; i < n - 1; i++) log.write(record(i));
     expect(readFileSync(file, 'utf8')).toBe(''); // still buffered
     log.write(record(n - 1));
