@@ -2,7 +2,15 @@
 // request is going once routed, and its body once read.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Action, BucketConfig } from '../config/schema.js';
+import type { ProxyError } from './errors.js';
 import type { Flow } from './flow.js';
+
+/** A refusal as a channel's protocol shapes it (gRPC trailers-only, Connect JSON or end-stream). */
+export interface ErrorResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
 
 export interface Target {
   /** Route name (gateway) or the allowed host pattern (forward). */
@@ -42,6 +50,11 @@ export class Exchange {
   body: Buffer = Buffer.alloc(0);
   /** True once the body was replaced by a decoded (and redacted) copy: drop Content-Encoding. */
   bodyDecoded = false;
+  /**
+   * Set by a channel adapter (gRPC, Connect) whose clients only show errors in their protocol's
+   * own shape; unset, refusals get the SPEC §7 JSON body.
+   */
+  errorShape: ((err: ProxyError) => ErrorResponse) | undefined = undefined;
   /** Headers every response to this request carries (RateLimit-*, request id). */
   readonly responseHeaders: Record<string, string>;
 
