@@ -41,6 +41,7 @@ beforeAll(async () => {
   proxyUrl = `http://127.0.0.1:${aigate.proxy.addresses.forward!.port}`;
 });
 afterAll(async () => {
+  await proxyAgent?.close();
   await aigate?.stop();
   await fake?.close();
   await vendors?.close();
@@ -127,12 +128,26 @@ describe.each(MODES)('%s mode', (mode) => {
       expect(fake.received.length).toBe(before);
     });
   }
+
+  it('Connect unary with the JSON codec: inspected as JSON on the ordinary path, refused in Connect\'s shape (403, code permission_denied)', async () => {
+    const common = { baseUrl: baseUrl(mode), httpVersion: '1.1' as const, nodeOptions: nodeOptions(mode), useBinaryFormat: false };
+    const chat = createClient(ChatService, createConnectTransport(common)) as unknown as ChatClient;
+    expect((await chat.say(clean)).text).toBe(`echo: ${clean.text}`);
+    const before = fake.received.length;
+    const err = await connectError(chat.say(leaky));
+    expect(err.code).toBe(Code.PermissionDenied);
+    expect(err.rawMessage).toMatch(/^request blocked: 1 secret found \(github-pat line 1\)$/);
+    expect(fake.received.length).toBe(before);
+  });
 });
 
 // ---- The raw protocols, driven with undici and a streaming body ----
 
+let proxyAgent: ProxyAgent | undefined;
 function dispatcher(mode: Mode): Dispatcher {
-  return mode === 'gateway' ? aigate.client : new ProxyAgent({ uri: proxyUrl, requestTls: { ca: aigate.caPem } });
+  if (mode === 'gateway') return aigate.client;
+  proxyAgent ??= new ProxyAgent({ uri: proxyUrl, requestTls: { ca: aigate.caPem } });
+  return proxyAgent;
 }
 
 function url(mode: Mode, path: string): string {
@@ -174,14 +189,15 @@ function endStream(body: Buffer): { error?: { code: string; message: string } } 
   return JSON.parse(last.data.toString('utf8')) as { error?: { code: string; message: string } };
 }
 
-const STREAM_HEADERS = { 'content-type': 'application/connect+proto', 'connect-protocol-version': '1', 'connect-content-encoding': 'gzip', 'connect-accept-encoding': 'gzip' };
+// undici's ProxyAgent adds a host header to the headers object it is given: each request gets a copy.
+const STREAM_HEADERS: Readonly<Record<string, string>> = { 'content-type': 'application/connect+proto', 'connect-protocol-version': '1', 'connect-content-encoding': 'gzip', 'connect-accept-encoding': 'gzip' };
 
 describe.each(MODES)('%s mode, raw Connect streaming', (mode) => {
   it('forwards each clean message as soon as it is inspected: message 1 reaches the server while the client still holds message 2', async () => {
     const body = new PassThrough();
     const before = fake.received.filter((r) => r.method === 'Upload').length;
     const n = aigate.audit.length;
-    const response = request(url(mode, '/aigate.test.Chat/Upload'), { dispatcher: dispatcher(mode), method: 'POST', headers: STREAM_HEADERS, body });
+    const response = request(url(mode, '/aigate.test.Chat/Upload'), { dispatcher: dispatcher(mode), method: 'POST', headers: { ...STREAM_HEADERS }, body });
     const first = gz({ text: 'message one' });
     body.write(first);
     await fake.receivedCount('Upload', before + 1); // the stream is still open: only aigate forwarding message 1 at once can satisfy this
@@ -201,14 +217,14 @@ describe.each(MODES)('%s mode, raw Connect streaming', (mode) => {
     const before = fake.received.filter((r) => r.method === 'Upload').length;
     const cutBefore = fake.cut.length;
     const n = aigate.audit.length;
-    const response = request(url(mode, '/aigate.test.Chat/Upload'), { dispatcher: dispatcher(mode), method: 'POST', headers: STREAM_HEADERS, body });
+    const response = request(url(mode, '/aigate.test.Chat/Upload'), { dispatcher: dispatcher(mode), method: 'POST', headers: { ...STREAM_HEADERS }, body });
     body.write(gz({ text: 'one' }));
     body.write(gz({ text: 'two' }));
     await fake.receivedCount('Upload', before + 2);
     body.write(gz({ text: 'three', context: { file: `token = "${token}"\n` } }));
     const res = await response;
     const bytes = Buffer.from(await res.body.arrayBuffer());
-    body.end();
+    body.destroy();
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('application/connect+proto');
     const error = endStream(bytes).error!;
@@ -231,7 +247,7 @@ describe.each(MODES)('%s mode, raw Connect streaming', (mode) => {
     const res = await request(url(mode, '/aigate.test.Chat/Upload'), {
       dispatcher: dispatcher(mode),
       method: 'POST',
-      headers: STREAM_HEADERS,
+      headers: { ...STREAM_HEADERS },
       body: whole.subarray(0, whole.length - 3),
     });
     const bytes = Buffer.from(await res.body.arrayBuffer());
@@ -260,11 +276,11 @@ describe.each(MODES)('%s mode, raw Connect streaming', (mode) => {
     // Declared too large: refused from the 5-byte prefix, before the message is read.
     const declared = Buffer.alloc(5);
     declared.writeUInt32BE(MAX + 1, 1);
-    const res1 = await request(url(mode, '/aigate.test.Chat/Upload'), { dispatcher: dispatcher(mode), method: 'POST', headers: STREAM_HEADERS, body: Buffer.concat([declared, Buffer.alloc(1024)]) });
+    const res1 = await request(url(mode, '/aigate.test.Chat/Upload'), { dispatcher: dispatcher(mode), method: 'POST', headers: { ...STREAM_HEADERS }, body: Buffer.concat([declared, Buffer.alloc(1024)]) });
     expect(endStream(Buffer.from(await res1.body.arrayBuffer())).error!.code).toBe('resource_exhausted');
     // A small gzip bomb.
     const bomb = envelope(0x01, gzipSync(Buffer.alloc(MAX * 4, 0x61)));
-    const res2 = await request(url(mode, '/aigate.test.Chat/Upload'), { dispatcher: dispatcher(mode), method: 'POST', headers: STREAM_HEADERS, body: bomb });
+    const res2 = await request(url(mode, '/aigate.test.Chat/Upload'), { dispatcher: dispatcher(mode), method: 'POST', headers: { ...STREAM_HEADERS }, body: bomb });
     expect(endStream(Buffer.from(await res2.body.arrayBuffer())).error!.code).toBe('resource_exhausted');
     expect(fake.received.length).toBe(before);
   });
@@ -320,5 +336,36 @@ describe.each(MODES)('%s mode, raw Connect streaming', (mode) => {
     await refusedJson.body.arrayBuffer();
     expect(refusedJson.statusCode).toBe(403);
     expect(fake.received.length).toBe(before);
+  });
+});
+
+describe('an RPC stream silent for timeouts.idle', () => {
+  let idle: TestProxy;
+  beforeAll(async () => {
+    idle = await startTestProxy(vendors, (raw) => {
+      (raw['connectTo'] as Record<string, string>)['api.cursor.sh:443'] = `127.0.0.1:${fake.port}`;
+      (raw['timeouts'] as Record<string, string>)['idle'] = '300ms';
+    });
+  });
+  afterAll(async () => {
+    await idle?.stop();
+  });
+
+  it('is ended: the forwarded part stays, the upstream call is cut, the client gets deadline_exceeded, one audit line', async () => {
+    const body = new PassThrough();
+    const before = fake.received.filter((r) => r.method === 'Upload').length;
+    const cutBefore = fake.cut.length;
+    const response = request(`${idle.gatewayUrl}/cursor/aigate.test.Chat/Upload`, { dispatcher: idle.client, method: 'POST', headers: { ...STREAM_HEADERS }, body });
+    body.write(gz({ text: 'then silence' }));
+    await fake.receivedCount('Upload', before + 1);
+    const res = await response; // answered once the idle timer fired
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    body.destroy();
+    expect(endStream(bytes).error!.code).toBe('deadline_exceeded');
+    const record = await idle.auditWhere((r) => r.event === 'request');
+    expect(record.reason).toBe('request_timeout');
+    expect(record.decision).toBe('error');
+    await expect.poll(() => fake.cut.length).toBeGreaterThan(cutBefore);
+    expect(idle.audit.filter((r) => r.event === 'request')).toHaveLength(1);
   });
 });
