@@ -58,8 +58,13 @@ export function forwardStage(opts: ForwardOptions): Stage {
 /** A request body that is still arriving (an RPC stream), forwarded as its clean parts come. */
 export interface StreamedBody {
   body: Readable;
-  /** Called for each response chunk: the stream is alive (the client's idle timer restarts). */
-  onResponseData?: () => void;
+  /** Called for each response chunk, after it was written to the client (the stream is alive). */
+  onResponseData?: (chunk: Buffer) => void;
+  /**
+   * A refusal aborted the upstream request after its response had started: the bytes that end the
+   * client's response in its protocol's terms, or null when it can only be cut.
+   */
+  endResponse?: () => Buffer | null;
 }
 
 /**
@@ -136,8 +141,9 @@ export function forward(ex: Exchange, opts: ForwardOptions, streamed?: StreamedB
         onResponseData(c, chunk) {
           bodyStarted = true;
           flow.bytesOut += chunk.length;
-          streamed?.onResponseData?.();
-          if (!res.write(chunk)) c.pause();
+          const more = res.write(chunk);
+          streamed?.onResponseData?.(chunk);
+          if (!more) c.pause();
         },
         onResponseEnd() {
           bodyStarted = true;
@@ -148,7 +154,15 @@ export function forward(ex: Exchange, opts: ForwardOptions, streamed?: StreamedB
           if (res.headersSent) {
             // Mid-stream failure (idle timeout, upstream reset): the status is already out, so the
             // client must see a cut stream, never a complete-looking one.
-            // A refusal mid-stream already decided the flow (and aborted this request).
+            // A refusal mid-stream already decided the flow (and aborted this request); its
+            // channel may still end the response properly.
+            const tail = !settled && flow.reason !== null ? streamed?.endResponse?.() : null;
+            if (tail) {
+              flow.bytesOut += tail.length;
+              res.end(tail);
+              done();
+              return;
+            }
             if (!settled && flow.reason === null) {
               flow.decision = 'error';
               flow.reason = 'upstream_unavailable';

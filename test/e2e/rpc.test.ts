@@ -8,6 +8,8 @@ import { gzipSync } from 'node:zlib';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { Code, ConnectError, createClient, type Transport } from '@connectrpc/connect';
 import { compressionGzip, createConnectTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { ProxyAgent, request, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,11 +31,53 @@ let fake: FakeConnect;
 let aigate: TestProxy;
 let proxyUrl: string;
 
+/**
+ * A bidirectional Connect stream as a server answers one over HTTP/1.1: response headers at once,
+ * then each request envelope echoed back as soon as it arrives. Records what arrived and whether
+ * the request was cut.
+ */
+interface EchoUpstream {
+  port: number;
+  arrived: Buffer[];
+  cut: number;
+  server: Server;
+}
+
+async function startEchoUpstream(): Promise<EchoUpstream> {
+  const state: EchoUpstream = { port: 0, arrived: [], cut: 0, server: undefined as unknown as Server };
+  state.server = createHttpsServer(testPki().vendorCerts['api.openai.com']!, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/connect+proto' });
+    res.flushHeaders();
+    let pending = Buffer.alloc(0);
+    req.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+        const env = pending.subarray(0, 5 + pending.readUInt32BE(1));
+        pending = pending.subarray(env.length);
+        state.arrived.push(env);
+        res.write(env);
+      }
+    });
+    req.on('end', () => res.end(envelope(0x02, Buffer.from('{}'))));
+    req.on('error', () => state.cut++);
+    req.on('close', () => {
+      if (!req.complete) state.cut++;
+    });
+  });
+  await new Promise<void>((r) => state.server.listen(0, '127.0.0.1', r));
+  state.port = (state.server.address() as AddressInfo).port;
+  return state;
+}
+
+let echo: EchoUpstream;
+
 beforeAll(async () => {
   vendors = await startVendors();
   fake = await startFakeConnect(testPki().vendorCerts['api.cursor.sh']!);
+  echo = await startEchoUpstream();
   aigate = await startTestProxy(vendors, (raw) => {
     (raw['connectTo'] as Record<string, string>)['api.cursor.sh:443'] = `127.0.0.1:${fake.port}`;
+    (raw['connectTo'] as Record<string, string>)['api.openai.com:443'] = `127.0.0.1:${echo.port}`;
     (raw['listen'] as Record<string, unknown>)['forward'] = { host: '127.0.0.1', port: 0 };
     raw['egress'] = { allow: [{ host: 'api.cursor.sh', ports: [443], inspect: true }] };
     raw['inspect'] = { action: 'block', maxBodyBytes: MAX };
@@ -44,6 +88,8 @@ afterAll(async () => {
   await proxyAgent?.close();
   await aigate?.stop();
   await fake?.close();
+  echo?.server.closeAllConnections();
+  echo?.server.close();
   await vendors?.close();
 });
 
@@ -367,5 +413,40 @@ describe('an RPC stream silent for timeouts.idle', () => {
     expect(record.decision).toBe('error');
     await expect.poll(() => fake.cut.length).toBeGreaterThan(cutBefore);
     expect(idle.audit.filter((r) => r.event === 'request')).toHaveLength(1);
+  });
+});
+
+describe('a refusal after the upstream response started (a bidirectional stream)', () => {
+  it('aborts the upstream request and ends the client\'s response with a Connect end-stream permission_denied at a message boundary', async () => {
+    const body = new PassThrough();
+    const n = aigate.audit.length;
+    const response = request(`${aigate.gatewayUrl}/openai/chat.Bidi/Talk`, { dispatcher: aigate.client, method: 'POST', headers: { ...STREAM_HEADERS }, body });
+    // aigate calls the upstream with the first clean message.
+    const first = gz({ text: 'hello, are you there?' });
+    body.write(first);
+    const res = await response; // the response is under way before the request stream ends
+    expect(res.statusCode).toBe(200);
+    const received: Buffer[] = [];
+    const reader = res.body[Symbol.asyncIterator]();
+    let got = Buffer.alloc(0);
+    while (got.length < first.length) {
+      const next = await reader.next();
+      if (next.done) break;
+      got = Buffer.concat([got, next.value as Buffer]);
+    }
+    expect(got).toEqual(first); // echoed: the upstream's response has started
+    body.write(gz({ text: 'x', context: { file: `secret = "${token}"` } }));
+    for (let next = await reader.next(); !next.done; next = await reader.next()) received.push(next.value as Buffer);
+    body.destroy();
+    const rest = Buffer.concat(received);
+    const error = endStream(rest).error!;
+    expect(error.code).toBe('permission_denied');
+    expect(error.message).toContain('github-pat');
+    expect(envelopesOf(rest)).toHaveLength(1); // nothing but the end-stream after message 1's echo
+    expect(echo.arrived).toEqual([first]);
+    await expect.poll(() => echo.cut).toBeGreaterThan(0);
+    const record = await auditedAfter(n, 'block');
+    expect(record.status).toBe(200);
+    expect(record.reason).toBe('sensitive_content');
   });
 });

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { EnvelopeAdapter } from '../../src/channels/envelopes/adapter.js';
-import { Base64TextDecoder, EnvelopeParser, FramingError } from '../../src/channels/envelopes/framing.js';
+import { Base64TextDecoder, EnvelopeParser, FramingError, ResponseFraming } from '../../src/channels/envelopes/framing.js';
 import { inspectMessage } from '../../src/channels/envelopes/message.js';
 import { rpcChannel, type EnvelopeChannel } from '../../src/channels/envelopes/protocol.js';
 import { protobufTexts } from '../../src/channels/envelopes/protobuf-text.js';
@@ -225,5 +225,24 @@ describe('grpcMessage', () => {
   it('percent-encodes what is outside printable ASCII, and the percent sign (PROTOCOL-HTTP2.md)', () => {
     expect(grpcMessage('blocked: 100% (é)\n')).toBe('blocked: 100%25 (%C3%A9)%0A');
     expect(decodeURIComponent(grpcMessage('blocked: 100% (é)\n'))).toBe('blocked: 100% (é)\n');
+  });
+});
+
+describe('ResponseFraming', () => {
+  it('knows when a response is between envelopes, whatever the chunking, and that nothing may follow a final one', () => {
+    const stream = Buffer.concat([envelope(0, Buffer.from('one')), envelope(1, Buffer.from('two!'))]);
+    for (const size of [1, 2, 5, 6, stream.length]) {
+      const framing = new ResponseFraming(0x02);
+      expect(framing.atBoundary).toBe(true);
+      const boundaries: number[] = [];
+      for (let i = 0; i < stream.length; i += size) {
+        framing.push(stream.subarray(i, i + size));
+        if (framing.atBoundary) boundaries.push(Math.min(i + size, stream.length));
+      }
+      expect(boundaries).toContain(stream.length);
+      expect(boundaries.every((b) => b === 8 || b === stream.length)).toBe(true);
+      framing.push(envelope(0x02, Buffer.from('{}')));
+      expect(framing.atBoundary).toBe(false);
+    }
   });
 });

@@ -128,3 +128,45 @@ function decodeSegment(segment: string): Buffer {
   if (!BASE64_CHAR.test(segment)) throw new FramingError('bad_text', 'grpc-web-text body is not valid base64');
   return Buffer.from(segment, 'base64');
 }
+
+/**
+ * Follows the envelopes of a response as it streams to the client, without holding any of it,
+ * so a refusal arriving mid-stream can end the response at a message boundary with the protocol's
+ * own last message instead of cutting it.
+ */
+export class ResponseFraming {
+  private remaining = 0;
+  private prefix = Buffer.alloc(PREFIX_BYTES);
+  private prefixBytes = 0;
+  /** The upstream already sent its last message (end-stream or trailers): nothing may follow. */
+  private ended = false;
+
+  /** `lastFlags`: the flag bits that mark a protocol's final envelope (Connect 0x02, gRPC-Web 0x80). */
+  constructor(private readonly lastFlags: number) {}
+
+  push(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.remaining > 0) {
+        const n = Math.min(this.remaining, chunk.length - at);
+        this.remaining -= n;
+        at += n;
+        continue;
+      }
+      const n = Math.min(PREFIX_BYTES - this.prefixBytes, chunk.length - at);
+      chunk.copy(this.prefix, this.prefixBytes, at, at + n);
+      this.prefixBytes += n;
+      at += n;
+      if (this.prefixBytes === PREFIX_BYTES) {
+        this.prefixBytes = 0;
+        this.remaining = this.prefix.readUInt32BE(1);
+        if ((this.prefix[0]! & this.lastFlags) !== 0) this.ended = true;
+      }
+    }
+  }
+
+  /** True between two envelopes of a response still open: a final envelope may be written now. */
+  get atBoundary(): boolean {
+    return !this.ended && this.remaining === 0 && this.prefixBytes === 0;
+  }
+}

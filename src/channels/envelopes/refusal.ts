@@ -113,3 +113,24 @@ export function endStreamEnvelope(code: RpcCode, message: string): Buffer {
   json.copy(out, 5);
   return out;
 }
+
+/** A gRPC-Web trailers frame (flag 0x80): HTTP/1-style header lines, as PROTOCOL-WEB.md puts them in the body. */
+export function grpcWebTrailers(code: RpcCode, message: string): Buffer {
+  const text = Buffer.from(`grpc-status: ${RPC_CODES[code]}\r\ngrpc-message: ${grpcMessage(message)}\r\n`);
+  const out = Buffer.alloc(5 + text.length);
+  out[0] = 0x80;
+  out.writeUInt32BE(text.length, 1);
+  text.copy(out, 5);
+  return out;
+}
+
+/**
+ * The envelope that ends a streaming response already under way with `err`, where the protocol
+ * has one in the body (Connect end-stream, gRPC-Web trailers); null for gRPC (its status is in
+ * HTTP trailers, which an HTTP/1.1 response already started cannot be relied on to carry).
+ */
+export function finalEnvelope(protocol: RpcProtocol, err: ProxyError): Buffer | null {
+  if (protocol === 'connect') return endStreamEnvelope(rpcCode(err), err.message);
+  if (protocol === 'grpc-web') return grpcWebTrailers(rpcCode(err), err.message);
+  return null;
+}

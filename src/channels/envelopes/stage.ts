@@ -20,7 +20,8 @@ import { forward, type ForwardOptions } from '../../upstream/forward.js';
 import { EnvelopeAdapter } from './adapter.js';
 import { inspectMessage, MessageError } from './message.js';
 import { MESSAGE_ENCODINGS, rpcChannel, type ConnectGetChannel, type ConnectUnaryChannel, type EnvelopeChannel } from './protocol.js';
-import { refusalResponse, RpcRefusal } from './refusal.js';
+import { ResponseFraming } from './framing.js';
+import { finalEnvelope, refusalResponse, RpcRefusal } from './refusal.js';
 
 export interface RpcStageOptions {
   inspector: Inspector;
@@ -159,8 +160,24 @@ async function streamEnvelopes(ex: Exchange, channel: EnvelopeChannel, opts: Rpc
   upstreamBody.on('error', () => undefined); // destroyed on purpose to abort the upstream request
   let forwarding: Promise<void> | undefined;
   let forwardEnd: Promise<'forward-ended'> | undefined;
+  // Where the upstream's response stands, so a refusal after it started can still end it in the
+  // protocol's terms at a message boundary (Connect end-stream, gRPC-Web trailers).
+  const final = channel.protocol === 'connect' ? 0x02 : channel.protocol === 'grpc-web' ? 0x80 : 0;
+  let framing: ResponseFraming | null | undefined;
+  let refusal: ProxyError | undefined;
+  const responseFraming = () => {
+    // A 200 answer to a Connect streaming or gRPC-Web call is envelopes by both specs (their
+    // errors come as a final envelope); anything else is not followed, and is cut on refusal.
+    framing ??= final !== 0 && res.statusCode === 200 ? new ResponseFraming(final) : null;
+    return framing;
+  };
+  const onResponseData = (chunk: Buffer) => {
+    idle.refresh();
+    responseFraming()?.push(chunk);
+  };
+  const endResponse = () => (refusal && responseFraming()?.atBoundary ? finalEnvelope(channel.protocol, refusal) : null);
   const startForward = () => {
-    forwarding = forward(ex, opts.forward, { body: upstreamBody, onResponseData: () => idle.refresh() });
+    forwarding = forward(ex, opts.forward, { body: upstreamBody, onResponseData, endResponse });
     forwardEnd = forwarding.then(
       () => 'forward-ended' as const,
       () => 'forward-ended' as const,
@@ -185,6 +202,7 @@ async function streamEnvelopes(ex: Exchange, channel: EnvelopeChannel, opts: Rpc
     }
   } catch (err) {
     if (!forwarding) throw err; // nothing went upstream: the pipeline answers in the protocol's shape
+    if (err instanceof ProxyError) refusal = err;
     await refuseMidStream(ex, err, upstreamBody, forwarding);
     return;
   } finally {
