@@ -81,6 +81,10 @@ beforeAll(async () => {
     (raw['listen'] as Record<string, unknown>)['forward'] = { host: '127.0.0.1', port: 0 };
     raw['egress'] = { allow: [{ host: 'api.cursor.sh', ports: [443], inspect: true }] };
     raw['inspect'] = { action: 'block', maxBodyBytes: MAX };
+    (raw['routes'] as Array<Record<string, unknown>>).push(
+      { name: 'cursor-watch', prefix: '/cursor-watch/', upstream: 'https://api.cursor.sh', action: 'monitor' },
+      { name: 'cursor-redact', prefix: '/cursor-redact/', upstream: 'https://api.cursor.sh', action: 'redact' },
+    );
   });
   proxyUrl = `http://127.0.0.1:${aigate.proxy.addresses.forward!.port}`;
 });
@@ -183,6 +187,24 @@ describe.each(MODES)('%s mode', (mode) => {
     const err = await connectError(chat.say(leaky));
     expect(err.code).toBe(Code.PermissionDenied);
     expect(err.rawMessage).toMatch(/^request blocked: 1 secret found \(github-pat line 1\)$/);
+    // Streaming with the JSON codec: each envelope's message is JSON.
+    const streamErr = await connectError(
+      (async () => {
+        for await (const _ of chat.listen(leaky)) void _;
+      })(),
+    );
+    expect(streamErr.code).toBe(Code.PermissionDenied);
+    expect(streamErr.rawMessage).toMatch(/^request blocked: 1 secret found \(github-pat line 1\) in message 1$/);
+    expect(fake.received.length).toBe(before);
+    // A unary compression aigate cannot undo is refused as Connect's unimplemented, not forwarded.
+    const zstd = await request(url(mode, '/aigate.test.Chat/Say'), {
+      dispatcher: dispatcher(mode),
+      method: 'POST',
+      headers: { 'content-type': 'application/proto', 'connect-protocol-version': '1', 'content-encoding': 'zstd' },
+      body: Buffer.from('not zstd'),
+    });
+    expect(zstd.statusCode).toBe(501);
+    expect(await zstd.body.json()).toMatchObject({ code: 'unimplemented' });
     expect(fake.received.length).toBe(before);
   });
 });
@@ -448,5 +470,39 @@ describe('a refusal after the upstream response started (a bidirectional stream)
     const record = await auditedAfter(n, 'block');
     expect(record.status).toBe(200);
     expect(record.reason).toBe('sensitive_content');
+  });
+});
+
+describe('route actions on an RPC stream', () => {
+  it('monitor: every message forwarded, one audit line with the findings of all of them', async () => {
+    const before = fake.received.filter((r) => r.method === 'Upload').length;
+    const n = aigate.audit.length;
+    const res = await request(`${aigate.gatewayUrl}/cursor-watch/aigate.test.Chat/Upload`, {
+      dispatcher: aigate.client,
+      method: 'POST',
+      headers: { ...STREAM_HEADERS },
+      body: Buffer.concat([gz({ text: `first ${token}` }), gz({ text: 'clean' }), gz({ text: 'x', context: { file: `token = "${githubToken()}"` } })]),
+    });
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    expect(endStream(bytes).error).toBeUndefined();
+    expect(fake.received.filter((r) => r.method === 'Upload').length).toBe(before + 3);
+    const record = await auditedAfter(n, 'allow');
+    expect(record.route).toBe('cursor-watch');
+    expect(record.findings.map((f) => [f.rule, f.action])).toEqual([
+      ['github-pat', 'monitor'],
+      ['github-pat', 'monitor'],
+    ]);
+    expect(aigate.audit.slice(n).filter((r) => r.event === 'request')).toHaveLength(1);
+  });
+
+  it('redact: a protobuf message cannot be rewritten in place, so it is refused instead', async () => {
+    const res = await request(`${aigate.gatewayUrl}/cursor-redact/aigate.test.Chat/Upload`, {
+      dispatcher: aigate.client,
+      method: 'POST',
+      headers: { ...STREAM_HEADERS },
+      body: gz({ text: `leak ${token}` }),
+    });
+    const error = endStream(Buffer.from(await res.body.arrayBuffer())).error!;
+    expect(error.code).toBe('permission_denied');
   });
 });

@@ -43,6 +43,7 @@ export function rpcStage(opts: RpcStageOptions): Stage {
         return streamEnvelopes(ex, channel, opts);
       case 'connect-unary':
         ex.errorShape = (err) => refusalResponse({ protocol: 'connect', streaming: false, codec: channel.codec, contentType: 'application/json' }, err);
+        checkUnaryEncoding(ex.req.headers['content-encoding']);
         // JSON keeps the ordinary path, which can redact it in place.
         return channel.codec === 'json' ? undefined : unaryProto(ex, channel, opts);
       case 'connect-get':
@@ -69,6 +70,21 @@ async function inspectOne(ex: Exchange, data: Buffer, codec: ConnectUnaryChannel
   }
   recordFindings(ex, verdict.findings);
   if (verdict.decision === 'block') throw new ProxyError('sensitive_content', blockMessage(verdict.findings.filter((f) => f.action === 'block')));
+}
+
+/** Content-Encodings the body decoder undoes (inspect/decode.ts). */
+const BODY_ENCODINGS: ReadonlySet<string> = new Set(['identity', 'gzip', 'x-gzip', 'deflate', 'br']);
+
+/** Connect answers a compression it does not support with unimplemented (and what it accepts). */
+function checkUnaryEncoding(value: string | undefined): void {
+  for (const coding of (value ?? '').split(',')) {
+    const c = coding.trim().toLowerCase();
+    if (c !== '' && !BODY_ENCODINGS.has(c)) {
+      throw new RpcRefusal('bad_request', 'unimplemented', `unsupported Content-Encoding "${c}": aigate inspects gzip, deflate, br and identity`, {
+        'accept-encoding': 'gzip, deflate, br',
+      });
+    }
+  }
 }
 
 async function unaryProto(ex: Exchange, channel: ConnectUnaryChannel, opts: RpcStageOptions): Promise<void> {
