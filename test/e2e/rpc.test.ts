@@ -355,7 +355,12 @@ describe.each(MODES)('%s mode, raw Connect streaming', (mode) => {
 
   it('gRPC-Web text (base64 around the envelopes, padded per message): a secret is refused trailers-only with grpc-status 7', async () => {
     const before = fake.received.length;
-    const text = [gz({ text: 'clean first' }), gz({ text: 'x', context: { file: token } })].map((e) => e.toString('base64')).join('');
+    // The secret is in message 1, so nothing goes upstream (connect-node does not serve grpc-web-text
+    // and would answer a forwarded call at once); message 1's padding sits mid-stream.
+    let leakyFirst = gz({ text: 'x', context: { file: token } });
+    for (let pad = 'x'; leakyFirst.length % 3 === 0; pad += 'x') leakyFirst = gz({ text: pad, context: { file: token } });
+    const text = [leakyFirst, gz({ text: 'clean second' })].map((e) => e.toString('base64')).join('');
+    expect(text.indexOf('=')).toBeLessThan(text.length - 2);
     const res = await request(url(mode, '/aigate.test.Chat/Say'), {
       dispatcher: dispatcher(mode),
       method: 'POST',
@@ -368,8 +373,7 @@ describe.each(MODES)('%s mode, raw Connect streaming', (mode) => {
     expect(decodeURIComponent(String(res.headers['grpc-message']))).toContain('github-pat');
     expect(res.headers['content-type']).toBe('application/grpc-web-text');
     expect(res.headers['x-aigate-request-id']).toBeTruthy();
-    // Message 1 was clean and went upstream; the call was cut at message 2.
-    expect(fake.received.length).toBeLessThanOrEqual(before + 1);
+    expect(fake.received.length).toBe(before);
   });
 
   it('gRPC framing: a secret is refused trailers-only (grpc-status 7, grpc-message naming rule, line and message); bad framing gets grpc-status 3; unknown grpc-encoding 12', async () => {
