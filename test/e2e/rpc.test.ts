@@ -392,6 +392,10 @@ describe.each(MODES)('%s mode, raw Connect streaming', (mode) => {
     await unknown.body.arrayBuffer();
     expect(unknown.headers['grpc-status']).toBe('12');
     expect(unknown.headers['grpc-accept-encoding']).toBe('gzip,deflate');
+    // A whole-body Content-Encoding on top of the envelopes: the upstream would read other envelopes.
+    const wrapped = await request(url(mode, '/aigate.test.Chat/Say'), { dispatcher: dispatcher(mode), method: 'POST', headers: { ...headers, 'content-encoding': 'gzip' }, body: gzipSync(gz({ text: 'ok' })) });
+    await wrapped.body.arrayBuffer();
+    expect(wrapped.headers['grpc-status']).toBe('12');
     expect(fake.received.length).toBe(before);
   });
 

@@ -170,6 +170,12 @@ async function streamEnvelopes(ex: Exchange, channel: EnvelopeChannel, opts: Rpc
     onFindings: (findings) => recordFindings(ex, findings),
   });
   adapter.checkEncoding();
+  // Envelopes carry their own compression; a whole-body Content-Encoding on top would make the
+  // upstream read other envelopes than the ones inspected here.
+  const bodyEncoding = (ex.req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (bodyEncoding !== 'identity' && bodyEncoding !== '') {
+    throw new RpcRefusal('bad_request', 'unimplemented', `Content-Encoding "${bodyEncoding}" on an RPC stream is not supported: compress each message instead`);
+  }
   const idleMs = opts.idleTimeoutMs;
   const idle = new IdleTimer(idleMs, () => new ProxyError('request_timeout', `RPC stream idle: no bytes either way for ${idleMs} ms (timeouts.idle)`, { connection: 'close' }));
   const upstreamBody = new PassThrough();
