@@ -8,6 +8,7 @@ const SECTIONS = [
   { title: 'Scanner throughput (issue 3)', script: 'bench/scanner.mjs', args: () => [] },
   { title: 'Rate-limit check cost per store (issue 4)', script: 'bench/ratelimit.mjs', args: (quick) => (quick ? ['--n', '2000'] : []) },
   { title: 'Leaf minting for forward mode (issue 5)', script: 'bench/mint.mjs', args: () => [] },
+  { title: 'Connect streaming message forward latency (issue 14)', script: 'bench/rpc.mjs', args: (quick) => (quick ? ['--messages', '100'] : []) },
 ];
 
 function runScript(script, args, timeoutMs) {

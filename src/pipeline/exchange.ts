@@ -2,7 +2,15 @@
 // request is going once routed, and its body once read.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Action, BucketConfig, WebSocketPolicy } from '../config/schema.js';
+import type { ProxyError } from './errors.js';
 import type { Flow } from './flow.js';
+
+/** A refusal as a channel's protocol shapes it (gRPC trailers-only, Connect JSON or end-stream). */
+export interface ErrorResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
 
 export interface Target {
   /** Route name (gateway) or the allowed host pattern (forward). */
@@ -50,6 +58,11 @@ export class Exchange {
   bodyDecoded = false;
   /** Headers aigate sets on the upstream request, replacing the client's (tenant restriction, setHeaders). */
   upstreamHeaders: ReadonlyArray<readonly [string, string]> = NO_HEADERS;
+  /**
+   * Set by a channel adapter (gRPC, Connect) whose clients only show errors in their protocol's
+   * own shape; unset, refusals get the SPEC §7 JSON body.
+   */
+  errorShape: ((err: ProxyError) => ErrorResponse) | undefined = undefined;
   /** Headers every response to this request carries (RateLimit-*, request id). */
   readonly responseHeaders: Record<string, string>;
 

@@ -3,6 +3,8 @@ import type { Decision } from './flow.js';
 import { ProxyError, errorBody, type ErrorType } from './errors.js';
 import type { Exchange } from './exchange.js';
 
+export type { ErrorResponse } from './exchange.js';
+
 const DECISION: Record<ErrorType, Decision> = {
   sensitive_content: 'block',
   body_too_large: 'block',
@@ -34,6 +36,13 @@ export function sendError(ex: Exchange, err: ProxyError): void {
     // Too late for an error body (the upstream response already started): cut the stream so
     // the client sees a truncated response rather than a silently complete one.
     res.destroy();
+    return;
+  }
+  const shaped = ex.errorShape?.(err);
+  if (shaped) {
+    flow.bytesOut += shaped.body.length;
+    res.writeHead(shaped.status, { ...ex.responseHeaders, ...err.headers, ...shaped.headers });
+    res.end(shaped.body);
     return;
   }
   const body = Buffer.from(errorBody(err.type, err.message));

@@ -33,7 +33,8 @@ import { compileEgress } from '../route/egress.js';
 import { loadGatewayKeyPair, loadInterceptionCa, loadUpstreamCas } from '../tls/files.js';
 import { LeafMinter } from '../tls/mint.js';
 import { createUpstreamAgent } from '../upstream/agent.js';
-import { forwardStage } from '../upstream/forward.js';
+import { forwardStage, type ForwardOptions } from '../upstream/forward.js';
+import { rpcStage } from '../channels/envelopes/stage.js';
 import { websocketStage } from '../upstream/websocket.js';
 import { UpstreamHeaderPolicy } from '../upstream/tenancy.js';
 import { upstreamHeadersStage } from '../pipeline/stages/upstream-headers.js';
@@ -119,16 +120,18 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   budget.onRefused = (scope) => metrics.bodyBudgetRefusals.inc({ scope });
   metrics.watchBufferedBodies(() => budget.usedBytes);
   // Reading and inspecting the body always go together: nothing is forwarded unscanned.
-  const readBody: Stage[] = [
-    // timeouts.idle bounds a client's silence mid-body (the servers have no request timeout).
-    readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes, idleTimeoutMs: config.timeouts.idle, budget }),
-    inspectStage(inspector, config.inspect.maxBodyBytes),
-  ];
+  // timeouts.idle bounds a client's silence mid-body (the servers have no request timeout).
+  const readWholeBody = readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes, idleTimeoutMs: config.timeouts.idle, budget });
+  const readBody: Stage[] = [readWholeBody, inspectStage(inspector, config.inspect.maxBodyBytes)];
   // The path and query go upstream too: scanned once routed and admitted, before the body is read.
   const inspectUrl = inspectUrlStage(inspector);
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
   // A WebSocket message is inspected as a body is: the same inspector, limit, audit and metrics.
   const websocket = { ...timeouts, inspector, maxBodyBytes: config.inspect.maxBodyBytes, audit, metrics, activity };
+  // gRPC, gRPC-Web and Connect: inspected message by message and forwarded as they go, in place
+  // of read-body + inspect; every other request passes it untouched.
+  const rpc = (forward: ForwardOptions): Stage =>
+    rpcStage({ inspector, maxBodyBytes: config.inspect.maxBodyBytes, idleTimeoutMs: config.timeouts.idle, readBody: readWholeBody, forward });
   const pipelineDeps = { audit, metrics, logger, activity };
 
   const servers: Array<{ name: ListenerName; server: Server; host: string; port: number }> = [];
@@ -151,7 +154,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       cert,
       key,
       minVersion: config.tls.minVersion,
-      requests: new Pipeline([...routed, ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
+      requests: new Pipeline([...routed, rpc({ dispatcher, metrics, ...timeouts }), ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
       upgrades: new Pipeline([...routed, websocketStage({ dispatcher, ...websocket })], pipelineDeps),
       audit,
       metrics,
@@ -219,7 +222,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       config,
       egress,
       minter,
-      requests: new Pipeline([...accepted, ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
+      requests: new Pipeline([...accepted, rpc({ dispatcher, metrics, ...timeouts }), ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
       upgrades: new Pipeline([...accepted, websocketStage({ dispatcher, ...websocket })], pipelineDeps),
       audit,
       metrics,

@@ -1,6 +1,7 @@
 // Sends a routed request upstream and streams the response back as it arrives: each chunk
 // undici hands us is written to the client at once (SSE events are never held back), with
 // backpressure both ways and the upstream request cancelled when the client goes away.
+import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Metrics } from '../metrics.js';
 import { ProxyError } from '../pipeline/errors.js';
@@ -54,7 +55,24 @@ export function forwardStage(opts: ForwardOptions): Stage {
   return (ex) => forward(ex, opts);
 }
 
-function forward(ex: Exchange, opts: ForwardOptions): Promise<void> {
+/** A request body that is still arriving (an RPC stream), forwarded as its clean parts come. */
+export interface StreamedBody {
+  body: Readable;
+  /** Called for each response chunk, after it was written to the client (the stream is alive). */
+  onResponseData?: (chunk: Buffer) => void;
+  /**
+   * A refusal aborted the upstream request after its response had started: the bytes that end the
+   * client's response in its protocol's terms, or null when it can only be cut.
+   */
+  endResponse?: () => Buffer | null;
+}
+
+/**
+ * Sends the request upstream and streams the response back, as forwardStage does; with
+ * `streamed`, the request body is that stream instead of `ex.body`. Destroying the stream with an
+ * error aborts the upstream request (a refusal mid-stream).
+ */
+export function forward(ex: Exchange, opts: ForwardOptions, streamed?: StreamedBody): Promise<void> {
   const { req, res, flow } = ex;
   const target = ex.target!;
   const headers = upstreamRequestHeaders(req.rawHeaders, {
@@ -65,7 +83,7 @@ function forward(ex: Exchange, opts: ForwardOptions): Promise<void> {
     proto: ex.destination?.scheme ?? 'https',
     set: ex.upstreamHeaders,
   });
-  const hasBody = ex.body.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  const hasBody = streamed !== undefined || ex.body.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   const started = process.hrtime.bigint();
 
   return new Promise<void>((resolve, reject) => {
@@ -97,7 +115,7 @@ function forward(ex: Exchange, opts: ForwardOptions): Promise<void> {
         path: target.path,
         method: req.method as Dispatcher.HttpMethod,
         headers,
-        body: hasBody ? ex.body : null,
+        body: streamed ? streamed.body : hasBody ? ex.body : null,
         headersTimeout: opts.firstByteTimeout,
         bodyTimeout: opts.idleTimeout,
       },
@@ -124,7 +142,9 @@ function forward(ex: Exchange, opts: ForwardOptions): Promise<void> {
         onResponseData(c, chunk) {
           bodyStarted = true;
           flow.bytesOut += chunk.length;
-          if (!res.write(chunk)) c.pause();
+          const more = res.write(chunk);
+          streamed?.onResponseData?.(chunk);
+          if (!more) c.pause();
         },
         onResponseEnd() {
           bodyStarted = true;
@@ -135,7 +155,16 @@ function forward(ex: Exchange, opts: ForwardOptions): Promise<void> {
           if (res.headersSent) {
             // Mid-stream failure (idle timeout, upstream reset): the status is already out, so the
             // client must see a cut stream, never a complete-looking one.
-            if (!settled) {
+            // A refusal mid-stream already decided the flow (and aborted this request); its
+            // channel may still end the response properly.
+            const tail = !settled && flow.reason !== null ? streamed?.endResponse?.() : null;
+            if (tail) {
+              flow.bytesOut += tail.length;
+              res.end(tail);
+              done();
+              return;
+            }
+            if (!settled && flow.reason === null) {
               flow.decision = 'error';
               flow.reason = 'upstream_unavailable';
               if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') flow.reason = 'upstream_timeout';

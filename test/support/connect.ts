@@ -1,0 +1,137 @@
+// A Connect service for tests, built at runtime from a FileDescriptorProto (no generated code, no
+// protoc): aigate.test.Chat with a unary, a server-streaming and a client-streaming method. And a
+// fake upstream serving it with @connectrpc/connect-node over HTTPS/1.1 (Connect, gRPC-Web), which
+// records each message as it arrives, so tests can see what was forwarded and when.
+import { EventEmitter } from 'node:events';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { create, createFileRegistry, type DescMessage, type DescService } from '@bufbuild/protobuf';
+import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import type { ConnectRouter } from '@connectrpc/connect';
+
+const { STRING: TYPE_STRING, BYTES: TYPE_BYTES, INT32: TYPE_INT32, MESSAGE: TYPE_MESSAGE } = FieldDescriptorProto_Type;
+const OPTIONAL = FieldDescriptorProto_Label.OPTIONAL;
+
+const file = create(FileDescriptorProtoSchema, {
+  name: 'aigate/test/chat.proto',
+  package: 'aigate.test',
+  syntax: 'proto3',
+  messageType: [
+    {
+      name: 'Context',
+      field: [
+        { name: 'file', number: 1, type: TYPE_STRING, label: OPTIONAL, jsonName: 'file' },
+        { name: 'blob', number: 2, type: TYPE_BYTES, label: OPTIONAL, jsonName: 'blob' },
+      ],
+    },
+    {
+      name: 'Prompt',
+      field: [
+        { name: 'text', number: 1, type: TYPE_STRING, label: OPTIONAL, jsonName: 'text' },
+        { name: 'context', number: 2, type: TYPE_MESSAGE, typeName: '.aigate.test.Context', label: OPTIONAL, jsonName: 'context' },
+      ],
+    },
+    {
+      name: 'Reply',
+      field: [
+        { name: 'text', number: 1, type: TYPE_STRING, label: OPTIONAL, jsonName: 'text' },
+        { name: 'count', number: 2, type: TYPE_INT32, label: OPTIONAL, jsonName: 'count' },
+      ],
+    },
+  ],
+  service: [
+    {
+      name: 'Chat',
+      method: [
+        { name: 'Say', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply' },
+        { name: 'Listen', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply', serverStreaming: true },
+        { name: 'Upload', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply', clientStreaming: true },
+      ],
+    },
+  ],
+});
+
+const registry = createFileRegistry(file, () => undefined);
+export const ChatService = registry.getService('aigate.test.Chat') as DescService;
+export const PromptSchema = registry.getMessage('aigate.test.Prompt') as DescMessage;
+export const ReplySchema = registry.getMessage('aigate.test.Reply') as DescMessage;
+
+export interface PromptShape {
+  text?: string;
+  context?: { file?: string; blob?: Uint8Array };
+}
+
+export interface FakeConnect {
+  port: number;
+  /** Texts of the messages the service received, in order, per call path. */
+  received: Array<{ method: string; text: string }>;
+  /** Emits 'message' ({ method, text }) as each request message is read by the service. */
+  events: EventEmitter;
+  /** Resolves when `count` messages of `method` have been received. */
+  receivedCount(method: string, count: number): Promise<void>;
+  /** Upload calls that ended with an error (the stream cut by aigate), with the error's message. */
+  cut: string[];
+  close(): Promise<void>;
+}
+
+type Msg = { text?: string };
+
+export async function startFakeConnect(tls: { cert: string; key: string }): Promise<FakeConnect> {
+  const received: FakeConnect['received'] = [];
+  const events = new EventEmitter();
+  const cut: string[] = [];
+  const record = (method: string, m: Msg) => {
+    const entry = { method, text: m.text ?? '' };
+    received.push(entry);
+    events.emit('message', entry);
+  };
+  const routes = (router: ConnectRouter) => {
+    router.service(ChatService, {
+      say: (req: Msg) => {
+        record('Say', req);
+        return create(ReplySchema, { text: `echo: ${req.text ?? ''}` });
+      },
+      async *listen(req: Msg) {
+        record('Listen', req);
+        for (let i = 1; i <= 3; i++) yield create(ReplySchema, { text: `part ${i}`, count: i });
+      },
+      async upload(messages: AsyncIterable<Msg>) {
+        let count = 0;
+        try {
+          for await (const m of messages) {
+            count++;
+            record('Upload', m);
+          }
+        } catch (err) {
+          cut.push((err as Error).message);
+          throw err;
+        }
+        return create(ReplySchema, { text: 'uploaded', count });
+      },
+    } as never);
+  };
+  const server: Server = createServer(tls, connectNodeAdapter({ routes }));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    received,
+    events,
+    cut,
+    receivedCount: (method, count) =>
+      new Promise((resolve) => {
+        const check = () => {
+          if (received.filter((r) => r.method === method).length >= count) {
+            events.off('message', check);
+            resolve();
+          }
+        };
+        events.on('message', check);
+        check();
+      }),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
