@@ -127,7 +127,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   const inspectUrl = inspectUrlStage(inspector);
   const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
   // A WebSocket message is inspected as a body is: the same inspector, limit, audit and metrics.
-  const websocket = { ...timeouts, inspector, maxBodyBytes: config.inspect.maxBodyBytes, audit, metrics, activity };
+  const websocket = { ...timeouts, inspector, maxBodyBytes: config.inspect.maxBodyBytes, audit, metrics, activity, budget };
   // gRPC, gRPC-Web and Connect: inspected message by message and forwarded as they go, in place
   // of read-body + inspect; every other request passes it untouched.
   const rpc = (forward: ForwardOptions): Stage =>

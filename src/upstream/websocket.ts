@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import type { BodyBudget } from '../pipeline/body-budget.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Inspector } from '../inspect/index.js';
 import type { Metrics } from '../metrics.js';
@@ -27,6 +28,8 @@ export interface WebSocketOptions {
   metrics: Metrics;
   /** A drain ends open WebSockets through it once its grace period is over. */
   activity: ActivityTracker;
+  /** limits.bufferedBodyBytes*: messages being received or judged count as request bodies do. */
+  budget?: BodyBudget;
 }
 
 /** A refusal is a few hundred bytes of JSON; more than this is cut rather than relayed. */

@@ -6,6 +6,7 @@ import type { Exchange } from '../pipeline/exchange.js';
 import { ProxyError, errorBody } from '../pipeline/errors.js';
 import { Flow, type Decision, type MessageCounts } from '../pipeline/flow.js';
 import { inspectMessage } from '../pipeline/stages/inspect.js';
+import { budgetKey, type BudgetScope } from '../pipeline/body-budget.js';
 import type { WebSocketOptions } from './websocket.js';
 import type { DeflateParams } from './ws-framing.js';
 import { InspectedRelay, MAX_CLOSE_REASON, type Termination, type TerminationKind, type Verdict } from './ws-relay.js';
@@ -14,6 +15,7 @@ import { InspectedRelay, MAX_CLOSE_REASON, type Termination, type TerminationKin
 const TERMINATION: Record<TerminationKind, { decision: Decision; reason: ProxyError['type'] | null }> = {
   blocked: { decision: 'block', reason: 'sensitive_content' },
   too_large: { decision: 'block', reason: 'body_too_large' },
+  over_budget: { decision: 'error', reason: 'overloaded' },
   malformed: { decision: 'error', reason: 'bad_request' },
   upstream_malformed: { decision: 'error', reason: 'upstream_unavailable' },
   internal: { decision: 'error', reason: 'internal_error' },
@@ -99,6 +101,13 @@ export function inspectMessages(
   };
 
   let ended: Termination | null = null;
+  // What the relay holds of the client's counts against the body budgets, like a request body.
+  const budgetKeyOf = budgetKey(flow.client);
+  let refusedScope: BudgetScope | null = null;
+  const budget = opts.budget && {
+    take: (bytes: number) => (refusedScope = opts.budget!.take(budgetKeyOf, bytes)) === null,
+    release: (bytes: number) => opts.budget!.give(budgetKeyOf, bytes),
+  };
   const relay = new InspectedRelay({
     client,
     upstream,
@@ -106,12 +115,14 @@ export function inspectMessages(
     deflate,
     maxPayload: opts.maxBodyBytes,
     judge,
+    ...(budget ? { budget } : {}),
     onTerminate: (t) => {
       ended = t;
       if (t.kind !== 'shutdown') {
         const { decision, reason } = TERMINATION[t.kind];
         flow.decision = decision;
-        flow.reason = reason;
+        // The client's own budget is its rate (429's type); the process's is everyone's (503's).
+        flow.reason = t.kind === 'over_budget' && refusedScope === 'client' ? 'rate_limited' : reason;
       }
       if (t.kind === 'too_large') {
         // Refused while it arrived: its size is unknown past the limit, and nothing of it was forwarded.

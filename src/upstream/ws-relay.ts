@@ -28,7 +28,7 @@ import {
 /** What happens to one client message. */
 export type Verdict = { forward: Buffer } | { block: { event: string; reason: string } };
 
-export type TerminationKind = 'blocked' | 'too_large' | 'malformed' | 'upstream_malformed' | 'internal' | 'shutdown';
+export type TerminationKind = 'blocked' | 'too_large' | 'over_budget' | 'malformed' | 'upstream_malformed' | 'internal' | 'shutdown';
 
 export interface Termination {
   kind: TerminationKind;
@@ -49,6 +49,12 @@ export interface InspectedRelayOptions {
   onTerminate(t: Termination): void;
   /** Both sockets are closed. */
   onClosed(): void;
+  /**
+   * The body budget (limits.bufferedBodyBytes*): takes `bytes` for what the relay holds of the
+   * client's (a message arriving, a message waiting to be judged) and says false when it may not;
+   * `release` gives bytes back. Without it nothing is counted.
+   */
+  budget?: { take(bytes: number): boolean; release(bytes: number): void };
 }
 
 /** How long aigate's close waits for the upstream frame being relayed to end before cutting the connection. */
@@ -103,6 +109,13 @@ export class InspectedRelay {
   /** aigate's close went out: upstream bytes after it are dropped. */
   private downstreamDone = false;
   private readonly timers: NodeJS.Timeout[] = [];
+  /**
+   * Budget held (limits.bufferedBodyBytes*): the client's bytes since its last complete message
+   * (frames the receiver buffers: fragments of a message withheld at its last byte would otherwise
+   * hold maxPayload per connection, uncounted), and each message until it is judged.
+   */
+  private heldWire = 0;
+  private heldMessages = 0;
 
   constructor(private readonly opts: InspectedRelayOptions) {
     this.client = opts.client;
@@ -118,9 +131,21 @@ export class InspectedRelay {
 
   start(): void {
     const { client, upstream, receiver } = this;
-    receiver.on('message', (data, binary) => this.enqueue({ kind: 'message', data, binary }));
-    receiver.on('ping', (data) => this.enqueue({ kind: 'ping', data }));
-    receiver.on('pong', (data) => this.enqueue({ kind: 'pong', data }));
+    receiver.on('message', (data, binary) => {
+      // Its frames are now one message: the wire bytes held for them become the message's size.
+      this.releaseWire(this.heldWire);
+      if (!this.hold(data.length)) return;
+      this.heldMessages += data.length;
+      this.enqueue({ kind: 'message', data, binary });
+    });
+    receiver.on('ping', (data) => {
+      this.releaseWire(data.length + 2);
+      this.enqueue({ kind: 'ping', data });
+    });
+    receiver.on('pong', (data) => {
+      this.releaseWire(data.length + 2);
+      this.enqueue({ kind: 'pong', data });
+    });
     receiver.on('conclude', (code, reason) => {
       this.clientDone = true;
       this.enqueue({ kind: 'close', code, reason });
@@ -165,8 +190,31 @@ export class InspectedRelay {
 
   private fromClient(chunk: Buffer): void {
     if (this.terminated || this.clientDone) return;
+    if (!this.hold(chunk.length)) return;
+    this.heldWire += chunk.length;
     if (!this.receiver.write(chunk)) this.receiverFull = true;
     this.updateFlow();
+  }
+
+  /** Takes budget; over it, the connection is closed 1013 (try again later) and false is said. */
+  private hold(bytes: number): boolean {
+    const budget = this.opts.budget;
+    if (!budget || bytes === 0 || budget.take(bytes)) return true;
+    this.clientDone = true;
+    this.enqueue({ kind: 'fail', termination: { kind: 'over_budget', code: 1013 }, reason: 'aigate is holding too much of this client\'s data; try again later' });
+    return false;
+  }
+
+  private releaseWire(bytes: number): void {
+    const n = Math.min(bytes, this.heldWire);
+    this.heldWire -= n;
+    this.opts.budget?.release(n);
+  }
+
+  private releaseAll(): void {
+    this.opts.budget?.release(this.heldWire + this.heldMessages);
+    this.heldWire = 0;
+    this.heldMessages = 0;
   }
 
   private enqueue(item: Item): void {
@@ -212,6 +260,10 @@ export class InspectedRelay {
             const data = verdict.forward;
             const compress = this.deflater !== null;
             this.toUpstream((cb) => this.sender.send(data, { binary: item.binary, compress, fin: true, mask: true }, cb));
+            // Judged and handed to the sender: the budget it held is free (the socket's own
+            // buffer is bounded by the backpressure that pauses the client).
+            this.heldMessages -= item.data.length;
+            this.opts.budget?.release(item.data.length);
             break;
           }
           case 'ping':
@@ -329,6 +381,7 @@ export class InspectedRelay {
 
   private closed(): void {
     for (const t of this.timers) clearTimeout(t);
+    this.releaseAll();
     this.receiver.destroy();
     this.inflater?.cleanup();
     this.deflater?.cleanup();

@@ -7,6 +7,7 @@
 // proxy's 127.0.0.1 on Linux), each its own client.
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Metrics } from '../../src/metrics.js';
 import { refusedBodyLinger } from '../../src/pipeline/stages/read-body.js';
@@ -292,5 +293,38 @@ describe('every way a request ends gives its bytes back', () => {
     expect((await stalled.answer).status).toBe(408);
     await untilHeld(px, 0);
     stalled.socket.destroy();
+  });
+});
+
+describe('WebSocket messages count against the budgets', () => {
+  it('fragments of messages withheld at their last frame hold budget; beyond it the connection is closed 1013, audited, and all is given back', async () => {
+    const px = await budgetProxy();
+    try {
+      const url = `${px.gatewayUrl.replace('https', 'wss')}/copilot/ws`;
+      const sockets: WebSocket[] = [];
+      const closes: Array<Promise<number>> = [];
+      const part = Buffer.alloc(200 * 1024, 0x61);
+      for (let i = 0; i < 3; i++) {
+        const ws = new WebSocket(url, { ca: px.caPem, perMessageDeflate: false });
+        closes.push(new Promise((resolve) => ws.on('close', (code) => resolve(code))));
+        await new Promise<void>((resolve, reject) => {
+          ws.once('open', () => resolve());
+          ws.once('error', reject);
+        });
+        sockets.push(ws);
+        // The first fragment of a message whose last one never comes: the relay must hold it.
+        ws.send(part, { binary: true, fin: false });
+        if (i < 2) await untilHeld(px, (i + 1) * (part.length + 14));
+      }
+      // 3 × 200 KiB > 512 KiB for this client: the third connection is closed "try again later".
+      expect(await closes[2]).toBe(1013);
+      const record = await px.auditWhere((r) => r.status === 101 && r.reason === 'rate_limited');
+      expect(record).toMatchObject({ decision: 'error', reason: 'rate_limited' });
+      await untilHeld(px, 2 * (part.length + 14));
+      for (const ws of sockets) ws.terminate();
+      await untilHeld(px, 0);
+    } finally {
+      await px.stop();
+    }
   });
 });
