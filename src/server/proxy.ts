@@ -131,7 +131,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   // gRPC, gRPC-Web and Connect: inspected message by message and forwarded as they go, in place
   // of read-body + inspect; every other request passes it untouched.
   const rpc = (forward: ForwardOptions): Stage =>
-    rpcStage({ inspector, maxBodyBytes: config.inspect.maxBodyBytes, idleTimeoutMs: config.timeouts.idle, readBody: readWholeBody, forward });
+    rpcStage({ inspector, maxBodyBytes: config.inspect.maxBodyBytes, idleTimeoutMs: config.timeouts.idle, readBody: readWholeBody, forward, budget });
   const pipelineDeps = { audit, metrics, logger, activity };
 
   const servers: Array<{ name: ListenerName; server: Server; host: string; port: number }> = [];

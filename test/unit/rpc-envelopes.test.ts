@@ -189,6 +189,33 @@ describe('EnvelopeAdapter with gRPC framing', () => {
     }
   });
 
+  it('holds budget for the message being assembled and inspected, refuses past it, and gives all back', async () => {
+    for (const size of [1, 7, 4096]) {
+      let held = 0;
+      let peak = 0;
+      const budget = {
+        take(bytes: number) {
+          if (held + bytes > clean1.length + clean2.length) throw new ProxyError('rate_limited', 'over budget');
+          held += bytes;
+          peak = Math.max(peak, held);
+        },
+        release(bytes: number) {
+          held -= bytes;
+        },
+      };
+      const a = new EnvelopeAdapter(inspector, grpcChannel(), { action: 'block', maxMessageBytes: MAX, budget });
+      const ok = await collect(a.clean(chunked(Buffer.concat([clean1, clean2]), size)));
+      expect(ok.error).toBeUndefined();
+      expect(peak).toBeGreaterThanOrEqual(Math.min(size, clean2.length));
+      expect(held).toBe(0);
+      // A message larger than the budget left is refused while it arrives, withheld last byte or not.
+      const big = envelope(0, field(1, 'x'.repeat(clean1.length + clean2.length)));
+      const refused = await collect(new EnvelopeAdapter(inspector, grpcChannel(), { action: 'block', maxMessageBytes: MAX, budget }).clean(chunked(big.subarray(0, big.length - 1), size)));
+      expect((refused.error as ProxyError).type).toBe('rate_limited');
+      expect(held).toBe(0);
+    }
+  });
+
   it('refuses bad framing, an unset compression, a response-only flag and an unknown encoding', async () => {
     const truncated = await collect(adapter(grpcChannel()).clean(chunked(clean1.subarray(0, clean1.length - 1), 3)));
     expect(truncated.out).toEqual([]);

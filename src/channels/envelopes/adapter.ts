@@ -21,6 +21,11 @@ export interface EnvelopeAdapterOptions {
   maxMessageBytes: number;
   /** Findings of one message (1-based index), as they are found, whatever the decision. */
   onFindings?: (findings: readonly ScanFinding[], index: number) => void;
+  /**
+   * limits.bufferedBodyBytes*: what is held of the stream (a message arriving, a message being
+   * inspected) counts as a request body does. `take` throws the refusal when it may not.
+   */
+  budget?: { take(bytes: number): void; release(bytes: number): void };
 }
 
 const ACCEPT_ENCODINGS = [...MESSAGE_ENCODINGS].filter((e) => e !== 'identity').join(',');
@@ -53,17 +58,33 @@ export class EnvelopeAdapter {
     this.checkEncoding();
     const parser = new EnvelopeParser(this.opts.maxMessageBytes);
     const text = this.channel.base64 ? new Base64TextDecoder() : null;
+    const budget = this.opts.budget;
+    // Bytes of the stream held now: an envelope being assembled, and the envelopes of this chunk
+    // until each is forwarded. A message withheld at its last byte holds its size, as a body does.
+    let held = 0;
+    const holdTo = (bytes: number) => {
+      if (bytes > held) budget?.take(bytes - held);
+      else budget?.release(held - bytes);
+      held = bytes;
+    };
     try {
       for await (const chunk of body) {
-        for (const envelope of parser.push(text ? text.push(chunk) : chunk)) {
+        const envelopes = parser.push(text ? text.push(chunk) : chunk);
+        let waiting = envelopes.reduce((n, e) => n + e.raw.length, 0);
+        holdTo(parser.buffered + waiting);
+        for (const envelope of envelopes) {
           await this.inspect(envelope);
           yield envelope.raw;
+          waiting -= envelope.raw.length;
+          holdTo(parser.buffered + waiting);
         }
       }
       text?.end();
       parser.end();
     } catch (err) {
       throw framingRefusal(err);
+    } finally {
+      budget?.release(held);
     }
   }
 

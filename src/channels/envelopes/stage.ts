@@ -14,7 +14,8 @@ import type { Inspector, ScanFinding } from '../../inspect/index.js';
 import { ProxyError } from '../../pipeline/errors.js';
 import type { Exchange, Stage } from '../../pipeline/exchange.js';
 import { decisionFor, sendError } from '../../pipeline/respond.js';
-import { ClientAbortedError } from '../../pipeline/stages/read-body.js';
+import { budgetKey, type BodyBudget } from '../../pipeline/body-budget.js';
+import { ClientAbortedError, overBudget } from '../../pipeline/stages/read-body.js';
 import { blockMessage } from '../../pipeline/stages/inspect.js';
 import { forward, type ForwardOptions } from '../../upstream/forward.js';
 import { EnvelopeAdapter } from './adapter.js';
@@ -31,6 +32,8 @@ export interface RpcStageOptions {
   /** Reads a unary body whole (the ordinary read-body stage). */
   readBody: Stage;
   forward: ForwardOptions;
+  /** limits.bufferedBodyBytes*: the message being assembled or inspected counts, as a body does. */
+  budget?: BodyBudget;
 }
 
 export function rpcStage(opts: RpcStageOptions): Stage {
@@ -168,6 +171,7 @@ async function streamEnvelopes(ex: Exchange, channel: EnvelopeChannel, opts: Rpc
     action: ex.target!.action,
     maxMessageBytes: opts.maxBodyBytes,
     onFindings: (findings) => recordFindings(ex, findings),
+    ...(opts.budget ? { budget: streamBudget(opts.budget, budgetKey(ex.flow.client)) } : {}),
   });
   adapter.checkEncoding();
   // Envelopes carry their own compression; a whole-body Content-Encoding on top would make the
@@ -252,4 +256,15 @@ async function refuseMidStream(ex: Exchange, err: unknown, upstreamBody: PassThr
   await forwarding.catch(() => undefined);
   if (!res.headersSent && !res.destroyed) sendError(ex, refusal);
   else if (!res.writableEnded) res.destroy();
+}
+
+/** A stream's share of the body budget: taking past a bound throws its 429/503 refusal. */
+function streamBudget(budget: BodyBudget, client: string): { take(bytes: number): void; release(bytes: number): void } {
+  return {
+    take(bytes) {
+      const refused = budget.take(client, bytes);
+      if (refused !== null) throw overBudget(refused, budget, null);
+    },
+    release: (bytes) => budget.give(client, bytes),
+  };
 }

@@ -42,7 +42,8 @@ export const refusedBodyLinger = { ms: 5_000 };
  * body was not all read, the rest of it is dropped as it comes (`unread`), so the client gets the
  * answer and may reuse its connection if it finishes within refusedBodyLinger.
  */
-function overBudget(scope: BudgetScope, budget: BodyBudget, unread: IncomingMessage | null): ProxyError {
+/** The refusal for a body (or a message of a stream) that would pass a budget. */
+export function overBudget(scope: BudgetScope, budget: BodyBudget, unread: IncomingMessage | null): ProxyError {
   if (unread) discardRest(unread, refusedBodyLinger.ms);
   const headers = { 'retry-after': String(BUDGET_RETRY_AFTER_SECONDS) };
   const { perClientBytes, totalBytes } = budget.limits;
