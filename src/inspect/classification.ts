@@ -44,9 +44,9 @@ export function compileClassification(cfg: InspectConfig['classification']): Com
   if (cfg.tags) {
     for (const level of levels) {
       const l = escapeRegExp(level);
-      // `@classification restricted`, `@classification: restricted` (Javadoc / JSDoc style tags).
+      // `@classification <level>`, `@classification: <level>` (Javadoc / JSDoc style tags).
       add(`(?i)@classification(?:[:=][ \\t]*|[ \\t]+)${l}${END}`, level, ['@classification'], `inspect.classification.levels.${level}`);
-      // `aigate: confidential`, `aigate-classification: confidential` (a comment line).
+      // `aigate: <level>`, `aigate-classification: <level>` (a comment line).
       add(`(?i)aigate(?:-classification)?:[ \\t]*${l}${END}`, level, ['aigate:', 'aigate-classification:'], `inspect.classification.levels.${level}`);
     }
   }
