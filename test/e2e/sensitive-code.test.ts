@@ -8,6 +8,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { request } from 'undici';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
 import { startTestProxy, startVendors, writeTestConfig, type TestProxy } from '../support/proxy.js';
@@ -91,6 +92,27 @@ describe('protected code through the proxy', () => {
     await expect(startTestProxy(vendors, (raw) => (raw['inspect'] = { fingerprints: [{ file: bad }] }))).rejects.toThrow(
       `inspect.fingerprints[0].file: ${bad}: checksum mismatch: the file is truncated or was altered (rebuild it)`,
     );
+  });
+});
+
+describe('WebSocket messages', () => {
+  it('protected code and a marker in messages: not forwarded, close 1008 naming the rule', async () => {
+    for (const [message, rule] of [
+      [JSON.stringify({ type: 'prompt', text: `look:\n${SNIPPET}` }), 'protected-code:acme'],
+      ['# aigate: restricted\nprint(1)', 'classification:restricted'],
+    ] as const) {
+      const tag = `ws-sensitive-${rule.replace(':', '-')}`;
+      const ws = new WebSocket(`${gw.gatewayUrl.replace('https', 'wss')}/copilot/${tag}`, { ca: gw.caPem, perMessageDeflate: false });
+      const closed = new Promise<{ code: number; reason: string }>((done) => ws.on('close', (code, reason) => done({ code, reason: reason.toString() })));
+      await new Promise<void>((done, fail) => {
+        ws.once('open', () => done());
+        ws.once('error', fail);
+      });
+      ws.send(message);
+      expect(await closed).toEqual({ code: 1008, reason: `sensitive_content: ${rule}` });
+      const upstream = vendors.webSockets.find((c) => c.url.endsWith(`/${tag}`));
+      expect(upstream?.messages ?? []).toEqual([]);
+    }
   });
 });
 
