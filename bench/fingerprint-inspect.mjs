@@ -2,7 +2,8 @@
 // What inspect.fingerprints costs the inspector (issue #16): the S2 body (256 KiB of undici source
 // in one chat message, bench/lib/bodies.mjs) inspected without indexes, with a ~1-million-line
 // index whose code is not in the body (the common case: a lookup that misses), and with an index
-// of the very code the body holds (every lookup hits: findings, block). CPU time of this process,
+// of the very code the body holds (every lookup hits: findings, block); and the S1 body (1 KiB).
+// CPU time of this process,
 // median of the runs. Reports; asserts nothing.
 //   npm run build && node bench/fingerprint-inspect.mjs [--lines 1000000] [--rounds 40]
 import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -55,7 +56,8 @@ function buildIndex(file, label, roots, lines) {
   return { lines: n, mib: bytes.length / 1048576 };
 }
 
-const body = writeBodies(dir, ROOT).large.body;
+const bodies = writeBodies(dir, ROOT);
+const body = bodies.large.body;
 const missIndex = join(dir, 'miss.fp');
 const hitIndex = join(dir, 'hit.fp');
 let t = performance.now();
@@ -71,14 +73,14 @@ function inspector(fingerprints) {
   return { ins, loadMs: performance.now() - t };
 }
 
-async function cpuPerCall(ins) {
+async function cpuPerCall(ins, sent = body) {
   const meta = { contentType: 'application/json', action: 'block' };
   let out;
-  for (let i = 0; i < 5; i++) out = await ins.inspectBody(body, meta);
+  for (let i = 0; i < 5; i++) out = await ins.inspectBody(sent, meta);
   const times = [];
   for (let i = 0; i < ROUNDS; i++) {
     const before = process.cpuUsage();
-    await ins.inspectBody(body, meta);
+    await ins.inspectBody(sent, meta);
     const u = process.cpuUsage(before);
     times.push((u.user + u.system) / 1000);
   }
@@ -95,3 +97,10 @@ for (const f of withMiss.out.findings) console.log(`    (no code of the index is
 const h = inspector([{ file: hitIndex }]);
 const withHit = await cpuPerCall(h.ins);
 console.log(`  + index of the body's own code:    ${withHit.ms.toFixed(2)} ms (p90 ${withHit.p90.toFixed(2)}), +${(((withHit.ms - base.ms) / base.ms) * 100).toFixed(0)}%; decision ${withHit.out.decision}, ${withHit.out.findings.length} findings`);
+
+// S1's body: 1 KiB of chat (prose and a little code), where per-call overheads show.
+const small = bodies.small.body;
+const noIndex = inspector([]).ins;
+const s0 = await cpuPerCall(noIndex, small);
+const s1 = await cpuPerCall(m.ins, small);
+console.log(`S1 body (${small.length} bytes): ${(s0.ms * 1000).toFixed(0)} µs CPU without an index, ${(s1.ms * 1000).toFixed(0)} µs with the 1M-line index`);
