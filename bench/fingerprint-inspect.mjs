@@ -3,8 +3,7 @@
 // in one chat message, bench/lib/bodies.mjs) inspected without indexes, with a ~1-million-line
 // index whose code is not in the body (the common case: a lookup that misses), and with an index
 // of the very code the body holds (every lookup hits: findings, block); and the S1 body (1 KiB).
-// CPU time of this process,
-// median of the runs. Reports; asserts nothing.
+// CPU time of this process, median of the runs. Reports; asserts nothing.
 //   npm run build && node bench/fingerprint-inspect.mjs [--lines 1000000] [--rounds 40]
 import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
