@@ -11,7 +11,9 @@ import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { DEFAULT_BUILD, IndexBuilder } from '../../src/fingerprint/build.js';
 import { encodeIndex } from '../../src/fingerprint/index-file.js';
-import { createInspector, type InspectOutcome } from '../../src/inspect/index.js';
+import { compileClassification } from '../../src/inspect/classification.js';
+import { Detector } from '../../src/inspect/detector.js';
+import { BUILTIN_RULES, createInspector, type InspectOutcome } from '../../src/inspect/index.js';
 import { PooledInspector } from '../../src/inspect/pool.js';
 import { loadProtectedCode } from '../../src/inspect/protected.js';
 import { Rng, githubClassic } from '../corpus/secrets.js';
@@ -198,7 +200,9 @@ describe('protected code', () => {
     const noRules = inspectorWith({ rules: { builtin: 'none' }, classification: { tags: false }, fingerprints: [{ file: indexFile }] });
     const out = await noRules.inspectBody(body, { contentType: 'application/json', action: 'block' });
     expect(rulesAndLines(out).map((r) => r[0])).toEqual(['protected-code:acme']);
-    // With every builtin rule on, the snippet still has no keyword: the other shortcut.
+    // With every builtin rule on, the snippet still has no keyword: the other shortcut (and any
+    // fast path that proves a body clean from its keywords alone).
+    expect(new Detector(BUILTIN_RULES, compileClassification(configSchema.parse({}).inspect.classification), new Set()).hasKeyword(`Here:\n${SNIPPET}\n`)).toBe(false);
     const plain = await inspector.inspectBody(Buffer.from(`Here:\n${SNIPPET}\n`), { contentType: 'text/plain', action: 'block' });
     expect(plain.findings.map((f) => f.rule)).toEqual(['protected-code:acme']);
   });
