@@ -15,6 +15,9 @@ import { AttachmentBudget, AttachmentLimitError, encodeAttachment, findAttachmen
 import { compileCustomRule, type CompiledCustomRule } from './custom.js';
 import { DecodeError, decodeContent } from './decode.js';
 import { Detector, type Candidate, type DetectorRule } from './detector.js';
+
+/** What the inspector reads of a rule, the detector's or a protected-code source's. */
+type RuleInfo = Pick<DetectorRule, 'id' | 'description' | 'maskPrefix' | 'defaultAction'>;
 import { jsonStrings, looksLikeJson, type JsonString } from './json.js';
 import { BUILTIN_RULES } from './rules/index.js';
 import { CLASSIFICATION_PREFIX, compileClassification, MAX_MARKER_SHOWN } from './classification.js';
@@ -228,7 +231,7 @@ class DetectorInspector implements Inspector {
   /** Protected-code indexes (protected.ts), or null when none is configured. */
   private readonly protectedCode: ProtectedCode | null;
   /** Rules after the detector's: one per protected-code source (Candidate.rule indexes both). */
-  private readonly protectedRules: DetectorRule[];
+  private readonly protectedRules: RuleInfo[];
 
   constructor(
     private readonly cfg: InspectConfig,
@@ -259,13 +262,13 @@ class DetectorInspector implements Inspector {
     this.detector = new Detector(rules, customRules, new Set(cfg.allowValues));
     this.walkEscapes = escapesToWalk(this.detector.keywords);
     this.protectedCode = protectedSources.length > 0 ? new ProtectedCode(protectedSources) : null;
-    this.protectedRules = protectedSources.map((s) => ({ id: `${PROTECTED_PREFIX}${s.label}`, description: `code of the protected codebase ${s.label}`, priority: 0, maskPrefix: 0, custom: true }));
+    this.protectedRules = protectedSources.map((s) => ({ id: `${PROTECTED_PREFIX}${s.label}`, description: `code of the protected codebase ${s.label}`, maskPrefix: 0 }));
     protectedSources.forEach((s) => {
       if (s.action) this.customAction.set(`${PROTECTED_PREFIX}${s.label}`, s.action);
     });
   }
 
-  private ruleAt(index: number): DetectorRule {
+  private ruleAt(index: number): RuleInfo {
     const n = this.detector.rules.length;
     return index < n ? this.detector.rules[index]! : this.protectedRules[index - n]!;
   }
