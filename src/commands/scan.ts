@@ -61,8 +61,8 @@ class Scan {
     for (const f of findings) {
       this.findings++;
       if (this.opts.json) {
-        const { rule, description, line, col, masked, action, fingerprint } = f;
-        this.opts.stdout.write(`${JSON.stringify({ path, line, col, rule, description, masked, action, fingerprint })}\n`);
+        const { rule, description, line, col, masked, action, fingerprint, source } = f;
+        this.opts.stdout.write(`${JSON.stringify({ path, line, col, rule, description, masked, action, fingerprint, ...(source !== undefined ? { source } : {}) })}\n`);
       } else {
         this.opts.stdout.write(`${path}:${f.line}:${f.col} ${f.rule} ${f.masked}\n`);
       }

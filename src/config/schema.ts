@@ -107,6 +107,45 @@ const customRule = z.strictObject({
   action: action.optional(),
 });
 
+/** A classification level's name: it becomes the rule id classification:<level>. */
+const levelName = z.string().regex(/^[a-z][a-z0-9-]*$/, 'must be lower-case letters, digits and -');
+
+// Sensitive-code classification (src/inspect/classification.ts): markers in the code say its level,
+// the level says the action. Shipped levels: restricted and confidential block (a tagged file is
+// one the owner asked never to leave; redacting from the marker on would forward a gutted prompt
+// the developer cannot make sense of), internal is audited only.
+export const DEFAULT_CLASSIFICATION_LEVELS = { restricted: 'block', confidential: 'block', internal: 'monitor' } as const;
+const classification = z
+  .strictObject({
+    levels: z.record(levelName, action).default({ ...DEFAULT_CLASSIFICATION_LEVELS }),
+    // `@classification <level>`, `aigate: <level>`, `aigate-classification: <level>` for every level.
+    tags: z.boolean().default(true),
+    // The organisation's name: `SPDX-License-Identifier: LicenseRef-<org>-Proprietary` is
+    // `proprietaryLevel`, and a banner `<ORG> <LEVEL>` (ACME CONFIDENTIAL) is that level.
+    org: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]*$/, 'must be letters, digits, . and - (as in LicenseRef-<org>-Proprietary)').optional(),
+    proprietaryLevel: levelName.default('confidential'),
+    markers: z
+      .array(
+        z.strictObject({
+          pattern: z.string().min(1),
+          level: levelName,
+          keywords: z.array(z.string().min(1)).optional(),
+        }),
+      )
+      .default([]),
+  })
+  .default({ levels: { ...DEFAULT_CLASSIFICATION_LEVELS }, tags: true, proprietaryLevel: 'confidential', markers: [] });
+
+// Protected-code indexes (`aigate fingerprint build`, src/inspect/protected.ts).
+const fingerprintIndex = z.strictObject({
+  file: z.string().min(1),
+  // Default: the label the index was built with.
+  label: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be letters, digits, _ . -').optional(),
+  // Default: the policy action (route, egress rule, else inspect.action).
+  action: action.optional(),
+  minLines: z.number().int().min(2).max(10_000).default(8),
+});
+
 export const configSchema = z.strictObject({
   listen: z
     .strictObject({
@@ -235,6 +274,8 @@ export const configSchema = z.strictObject({
       scanThreads: z
         .union([z.literal('auto'), z.number().int().min(0).max(64)], { message: 'must be auto or a number of threads from 0 to 64' })
         .default('auto'),
+      classification,
+      fingerprints: z.array(fingerprintIndex).default([]),
     })
     .default({
       action: 'block',
@@ -242,6 +283,8 @@ export const configSchema = z.strictObject({
       rules: { builtin: 'all', disable: [], actions: {}, custom: [] },
       allowValues: [],
       scanThreads: 'auto',
+      classification: { levels: { ...DEFAULT_CLASSIFICATION_LEVELS }, tags: true, proprietaryLevel: 'confidential', markers: [] },
+      fingerprints: [],
     }),
 
   // Bounds on what clients can make one aigate process hold or compute at once (issue #19). Each

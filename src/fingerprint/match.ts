@@ -22,6 +22,18 @@ export interface ProtectedCodeMatch {
 const MAX_POSTINGS = 16;
 /** Lines of the protected file that may separate two hits of one run (a comment, a blank). */
 const RUN_GAP = 4;
+/**
+ * Fingerprints a run needs, at least. One k-gram can span many lines of the protected file (a long
+ * comment between two statements), so one hit alone could cover minLines: a 32-bit hash meeting
+ * a big index by chance, or one common shape, would be a finding. Measured with
+ * bench/fingerprint-inspect.mjs: the S2 body (undici) against a 1M-line index of other code gave
+ * 3 such findings, 1 with 2 hits required (recall of bench/fingerprint-eval.mjs unchanged but for
+ * renamed 8–14-line snippets, 0.627 → 0.618; 3 hits cost 0.03 there), and none once a run must also
+ * be compact in the text (TEXT_SPREAD).
+ */
+const MIN_RUN_HITS = 2;
+/** Text lines a run may spread over, per protected line it covers. */
+const TEXT_SPREAD = 4;
 /** Tokens of a text looked at, at most (linear bound for a huge body; ~1.5 MB of code). */
 export const MAX_TOKENS = 400_000;
 
@@ -91,6 +103,7 @@ function bestRun(hits: Hit[]): Omit<ProtectedCodeMatch, 'label' | 'file'> | null
   while (i < hits.length) {
     const run = { fileStart: hits[i]!.fStart, fileEnd: hits[i]!.fEnd, lines: 0, textStart: hits[i]!.tStart, textEnd: hits[i]!.tEnd };
     let coveredTo = run.fileStart - 1; // union of the hits' line ranges, counted as they come
+    const first = i;
     for (; i < hits.length && hits[i]!.fStart <= run.fileEnd + RUN_GAP; i++) {
       const h = hits[i]!;
       if (h.fEnd > coveredTo) {
@@ -101,7 +114,10 @@ function bestRun(hits: Hit[]): Omit<ProtectedCodeMatch, 'label' | 'file'> | null
       run.textStart = Math.min(run.textStart, h.tStart);
       run.textEnd = Math.max(run.textEnd, h.tEnd);
     }
-    if (!best || run.lines > best.lines) best = run;
+    // Hits of nearby protected lines scattered over the text are common shapes met by chance, not
+    // a copy: a copy, even re-wrapped, spans a few times its protected lines at most.
+    const compact = run.textEnd - run.textStart <= TEXT_SPREAD * (run.fileEnd - run.fileStart + 1) + RUN_GAP;
+    if (i - first >= MIN_RUN_HITS && compact && (!best || run.lines > best.lines)) best = run;
   }
   return best;
 }

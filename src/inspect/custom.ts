@@ -33,8 +33,7 @@ export const MIN_KEYWORD_LENGTH = 3;
  * Compiles `inspect.rules.custom[index]`; throws an Error whose message starts with the offending
  * key path and says what is wrong and what to do.
  */
-export function compileCustomRule(cfg: CustomRuleConfig, index: number): CompiledCustomRule {
-  const key = `inspect.rules.custom[${index}]`;
+export function compileCustomRule(cfg: CustomRuleConfig, index: number, key = `inspect.rules.custom[${index}]`): CompiledCustomRule {
   let src = cfg.pattern;
   let flags = '';
   const inline = /^\(\?([ims]+)\)/.exec(src);

@@ -14,9 +14,14 @@ import type { Action, InspectConfig } from '../config/schema.js';
 import { AttachmentBudget, AttachmentLimitError, encodeAttachment, findAttachments, mayHoldAttachment, type Attachment } from './attachments.js';
 import { compileCustomRule, type CompiledCustomRule } from './custom.js';
 import { DecodeError, decodeContent } from './decode.js';
-import { Detector, type Candidate } from './detector.js';
+import { Detector, type Candidate, type DetectorRule } from './detector.js';
+
+/** What the inspector reads of a rule, the detector's or a protected-code source's. */
+type RuleInfo = Pick<DetectorRule, 'id' | 'description' | 'maskPrefix' | 'defaultAction'>;
 import { jsonStrings, looksLikeJson, type JsonString } from './json.js';
 import { BUILTIN_RULES } from './rules/index.js';
+import { CLASSIFICATION_PREFIX, compileClassification, MAX_MARKER_SHOWN } from './classification.js';
+import { loadProtectedCode, PROTECTED_PREFIX, ProtectedCode, type ProtectedCodeSource } from './protected.js';
 import { multipartViews, wideReading, type WideText } from './views.js';
 
 export { BUILTIN_RULES } from './rules/index.js';
@@ -47,6 +52,8 @@ export interface ScanFinding {
   action: Action;
   /** First 16 hex characters of HMAC-SHA256(fingerprintKey, value). */
   fingerprint: string;
+  /** protected-code findings: the protected file and its lines, `path:12-40` (never code). */
+  source?: string;
 }
 
 export type InspectDecision = 'allow' | 'block' | 'redact' | 'monitor';
@@ -159,6 +166,20 @@ export function maskValue(value: string, prefix: number): string {
   return `${value.slice(0, p)}…${tail > 0 ? value.slice(-tail) : ''}`;
 }
 
+/** Sorted edits with every one that overlaps an earlier one merged into it (the earlier's label kept). */
+function mergeEdits<T extends { start: number; end: number }>(edits: T[]): T[] {
+  if (edits.length <= 1) return edits;
+  edits.sort((a, b) => a.start - b.start || b.end - a.end);
+  const out: T[] = [edits[0]!];
+  for (let i = 1; i < edits.length; i++) {
+    const last = out[out.length - 1]!;
+    const e = edits[i]!;
+    if (e.start < last.end) last.end = Math.max(last.end, e.end);
+    else out.push(e);
+  }
+  return out;
+}
+
 function splice(text: string, spans: ReadonlyArray<{ start: number; end: number }>, label: (i: number) => string): string {
   let out = '';
   let last = 0;
@@ -207,10 +228,15 @@ class DetectorInspector implements Inspector {
   private readonly customAction = new Map<string, Action>();
   /** JSON escapes that can hide a keyword (see keywordFree); null: a keyword holds `"`. */
   private readonly walkEscapes: readonly string[] | null;
+  /** Protected-code indexes (protected.ts), or null when none is configured. */
+  private readonly protectedCode: ProtectedCode | null;
+  /** Rules after the detector's: one per protected-code source (Candidate.rule indexes both). */
+  private readonly protectedRules: RuleInfo[];
 
   constructor(
     private readonly cfg: InspectConfig,
     fingerprintKey: string | Buffer,
+    protectedSources: readonly ProtectedCodeSource[],
   ) {
     this.key = fingerprintKey.length > 0 ? Buffer.from(fingerprintKey) : randomBytes(32);
     const builtinIds = new Set(BUILTIN_RULES.map((r) => r.id));
@@ -229,15 +255,58 @@ class DetectorInspector implements Inspector {
     const disabled = new Set(disable);
     const selected = builtin === 'all' ? builtinIds : builtin === 'none' ? new Set<string>() : new Set(builtin);
     const rules = BUILTIN_RULES.filter((r) => selected.has(r.id) && !disabled.has(r.id));
-    const customRules = compiled.filter((c) => !disabled.has(c.id));
+    // Classification markers run as custom rules (classification.ts), their action the level's.
+    const customRules = [...compiled.filter((c) => !disabled.has(c.id)), ...compileClassification(cfg.classification)];
     for (const c of customRules) if (c.action) this.customAction.set(c.id, c.action);
     this.actionOverride = new Map(Object.entries(actions));
     this.detector = new Detector(rules, customRules, new Set(cfg.allowValues));
     this.walkEscapes = escapesToWalk(this.detector.keywords);
+    this.protectedCode = protectedSources.length > 0 ? new ProtectedCode(protectedSources) : null;
+    this.protectedRules = protectedSources.map((s) => ({ id: `${PROTECTED_PREFIX}${s.label}`, description: `code of the protected codebase ${s.label}`, maskPrefix: 0 }));
+    protectedSources.forEach((s) => {
+      if (s.action) this.customAction.set(`${PROTECTED_PREFIX}${s.label}`, s.action);
+    });
+  }
+
+  private ruleAt(index: number): RuleInfo {
+    const n = this.detector.rules.length;
+    return index < n ? this.detector.rules[index]! : this.protectedRules[index - n]!;
+  }
+
+  /**
+   * The detector's candidates in `text` plus its protected code (unresolved against each other:
+   * a secret inside protected code is both a secret and protected code), sorted by start.
+   */
+  private candidatesIn(text: string): Candidate[] {
+    const found = this.detector.detect(text);
+    if (this.protectedCode === null) return found;
+    const hits = this.protectedCode.find(text);
+    if (hits.length === 0) return found;
+    const n = this.detector.rules.length;
+    const all = found.concat(hits.map((h) => ({ rule: n + h.source, start: h.start, end: h.end, value: `${this.protectedRules[h.source]!.id.slice(PROTECTED_PREFIX.length)}:${h.where}` })));
+    return all.sort((a, b) => a.start - b.start);
+  }
+
+  /**
+   * What redaction replaces for a candidate: a secret itself; a classification marker's tagged
+   * region, from the start of its line to the end of the text (classification.ts); protected code's
+   * whole lines (already the candidate's span).
+   */
+  private redactionSpan(text: string, c: Candidate): { start: number; end: number } {
+    if (!this.ruleAt(c.rule).id.startsWith(CLASSIFICATION_PREFIX)) return c;
+    return { start: text.lastIndexOf('\n', c.start - 1) + 1, end: text.length };
+  }
+
+  /** Redaction edits for `candidates` in `text`, sorted; an edit overlapping an earlier one is merged into it. */
+  private redactionEdits(text: string, candidates: readonly Candidate[], policy: Action): Array<{ start: number; end: number; text: string }> {
+    const edits = candidates
+      .filter((c) => this.actionFor(c.rule, policy) === 'redact')
+      .map((c) => ({ ...this.redactionSpan(text, c), text: `[REDACTED:${this.ruleAt(c.rule).id}]` }));
+    return mergeEdits(edits);
   }
 
   scanText(text: string): ScanFinding[] {
-    return this.toFindings(text, this.detector.detect(text), this.cfg.action, MAX_FINDINGS);
+    return this.toFindings(text, this.candidatesIn(text), this.cfg.action, MAX_FINDINGS);
   }
 
   maskSecrets(text: string): string {
@@ -273,7 +342,7 @@ class DetectorInspector implements Inspector {
     }
     // Every rule is only ever tried where one of its keywords occurs: with none (every rule
     // disabled), nothing can be found and the text is not needed.
-    if (this.detector.keywords.length === 0) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+    if (this.detector.keywords.length === 0 && this.protectedCode === null) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
     // Bytes that are not UTF-8 are read as latin1: one character per byte, so redaction can
     // splice and re-encode without changing any byte it does not replace. ASCII (most prompts)
     // reads the same either way and latin1 decodes it twice as fast (256 KiB: 0.68 → 0.31 ms);
@@ -295,7 +364,10 @@ class DetectorInspector implements Inspector {
       ...layers.map((b) => ({ text: b.toString('latin1'), unescape: false, dropped: true })),
     ];
     const mayHide = (t: string): boolean => !this.keywordFree(t) || (form && t.includes('%'));
-    if (!mayHide(text) && !views.some((v) => mayHide(v.text)) && !mayHoldAttachment(text)) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+    // Protected code has no keywords: a body that may hold some is never waved through here.
+    if (!mayHide(text) && !views.some((v) => mayHide(v.text)) && !mayHoldAttachment(text) && !this.protectedCode?.mayHold(text)) {
+      return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+    }
     const tokens = isJsonMediaType(mime) || looksLikeJson(text) ? jsonStrings(text) : null;
 
     // Every candidate counts towards the decision; only the first MAX_FINDINGS become findings.
@@ -332,7 +404,7 @@ class DetectorInspector implements Inspector {
       this.collectJsonFindings(nodes, meta.action, findings, count);
       redacted = () => this.rebuildJson(text, nodes, meta.action, encoding === 'latin1' && !wide.primary);
     } else {
-      const candidates = this.detector.detect(text);
+      const candidates = this.candidatesIn(text);
       count(candidates);
       findings = this.toFindings(text, candidates, meta.action, MAX_FINDINGS);
       redacted = () => this.redactText(text, candidates, meta.action);
@@ -370,7 +442,7 @@ class DetectorInspector implements Inspector {
   }
 
   private actionFor(ruleIndex: number, policy: Action): Action {
-    const rule = this.detector.rules[ruleIndex]!;
+    const rule = this.ruleAt(ruleIndex);
     return this.actionOverride.get(rule.id) ?? this.customAction.get(rule.id) ?? rule.defaultAction ?? policy;
   }
 
@@ -389,26 +461,31 @@ class DetectorInspector implements Inspector {
         line++;
         lineStart = nl + 1;
       }
-      const rule = this.detector.rules[c.rule]!;
-      out.push({
+      const rule = this.ruleAt(c.rule);
+      // A marker is a label, not a secret: shown as written. Protected code: its file and lines.
+      const source = c.rule >= this.detector.rules.length ? c.value.slice(rule.id.length - PROTECTED_PREFIX.length + 1) : undefined;
+      const masked = source ?? (rule.id.startsWith(CLASSIFICATION_PREFIX) ? c.value.slice(0, MAX_MARKER_SHOWN) : maskValue(c.value, rule.maskPrefix));
+      const finding: ScanFinding = {
         rule: rule.id,
         description: rule.description,
         line,
         col: c.start - lineStart + 1,
         start: c.start,
         end: c.end,
-        masked: maskValue(c.value, rule.maskPrefix),
+        masked,
         action: this.actionFor(c.rule, policy),
         fingerprint: this.fingerprint(c.value),
-      });
+      };
+      if (source !== undefined) finding.source = source;
+      out.push(finding);
     }
     return out;
   }
 
   private redactText(text: string, candidates: readonly Candidate[], policy: Action): string | null {
-    const spans = candidates.filter((c) => this.actionFor(c.rule, policy) === 'redact');
-    if (spans.length === 0) return null;
-    return splice(text, spans, (i) => `[REDACTED:${this.detector.rules[spans[i]!.rule]!.id}]`);
+    const edits = this.redactionEdits(text, candidates, policy);
+    if (edits.length === 0) return null;
+    return splice(text, edits, (i) => edits[i]!.text);
   }
 
   /** analyseJson with decoded attachments limited to `budget` bytes (else InspectError too_large). */
@@ -449,7 +526,7 @@ class DetectorInspector implements Inspector {
       const inner = jsonStrings(v);
       if (inner !== null) return { token, candidates: [], nested: { text: v, nodes: this.analyseJson(inner, depth + 1, budget, attachmentDepth) } };
     }
-    const node: JsonNode = { token, candidates: v.length >= MIN_SCAN_LENGTH ? this.detector.detect(v) : [], nested: null };
+    const node: JsonNode = { token, candidates: v.length >= MIN_SCAN_LENGTH ? this.candidatesIn(v) : [], nested: null };
     if (attachmentDepth < MAX_ATTACHMENT_DEPTH && v.length >= MIN_SCAN_LENGTH) {
       const found = findAttachments(v, budget);
       if (found.length > 0) {
@@ -509,8 +586,10 @@ class DetectorInspector implements Inspector {
     const { start, end, rewritable } = a.attachment;
     let fate: 'rewrite' | 'covered' | 'blocked' = rewritable ? 'rewrite' : 'blocked';
     // Only a redacted finding edits the string: one that blocks decides alone, one only monitored stays.
-    for (const c of node.candidates) {
-      if (c.end <= start || c.start >= end || this.actionFor(c.rule, policy) !== 'redact') continue;
+    for (const candidate of node.candidates) {
+      if (this.actionFor(candidate.rule, policy) !== 'redact') continue;
+      const c = this.redactionSpan(node.token.value, candidate);
+      if (c.end <= start || c.start >= end) continue;
       if (c.start <= start && c.end >= end) return 'covered';
       fate = 'blocked';
     }
@@ -524,8 +603,7 @@ class DetectorInspector implements Inspector {
    */
   private rebuildString(node: JsonNode, policy: Action, latin1: boolean): string | null {
     if (node.nested) return this.rebuildJson(node.nested.text, node.nested.nodes, policy, latin1);
-    const spans = node.candidates.filter((c) => this.actionFor(c.rule, policy) === 'redact');
-    const edits = spans.map((c) => ({ start: c.start, end: c.end, text: `[REDACTED:${this.detector.rules[c.rule]!.id}]` }));
+    const edits = this.redactionEdits(node.token.value, node.candidates, policy);
     for (const a of node.attachments ?? []) {
       if (this.attachmentFate(node, a, policy) !== 'rewrite') continue;
       const inner = this.rebuildString(a.inner, policy, a.attachment.form.charset === 'latin1');
@@ -542,6 +620,13 @@ class DetectorInspector implements Inspector {
  * the offending key (`inspect.rules.custom[2].pattern: …`) for an invalid custom rule or an
  * unknown rule id, so `aigate start`/`check` can print it as a start-up error.
  */
-export function createInspector(cfg: InspectConfig, opts: { fingerprintKey: string | Buffer }): Inspector {
-  return new DetectorInspector(cfg, opts.fingerprintKey);
+export function createInspector(
+  cfg: InspectConfig,
+  opts: {
+    fingerprintKey: string | Buffer;
+    /** inspect.fingerprints already loaded (the proxy shares them with its scan threads); default: read now. */
+    protectedCode?: readonly ProtectedCodeSource[] | undefined;
+  },
+): Inspector {
+  return new DetectorInspector(cfg, opts.fingerprintKey, opts.protectedCode ?? loadProtectedCode(cfg.fingerprints));
 }

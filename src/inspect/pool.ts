@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { InspectConfig } from '../config/schema.js';
 import { InspectError, type InspectBodyMeta, type InspectOutcome, type Inspector, type ScanFinding } from './index.js';
+import type { ProtectedCodeSource } from './protected.js';
 import type { ScanReply, ScanRequest } from './scan-worker.js';
 
 /**
@@ -111,6 +112,8 @@ class ScanThread {
 export interface PooledInspectorOptions {
   config: InspectConfig;
   fingerprintKey: Buffer;
+  /** inspect.fingerprints as the main thread loaded them (columns in shared memory: not copied per thread). */
+  protectedCode?: readonly ProtectedCodeSource[] | undefined;
   threads: number;
   /** Test hook: bodies from this size go to a thread (default THREAD_MIN_BYTES). */
   minBytes?: number;
@@ -185,7 +188,7 @@ export class PooledInspector implements Inspector {
     let best: ScanThread | undefined;
     for (const t of this.threads) if (!best || t.pending.size < best.pending.size) best = t;
     if (best && (best.pending.size === 0 || this.threads.length >= this.opts.threads)) return best;
-    const thread = new ScanThread(this.url, { config: this.opts.config, fingerprintKey: this.opts.fingerprintKey }, (t) => this.onDeath(t));
+    const thread = new ScanThread(this.url, { config: this.opts.config, fingerprintKey: this.opts.fingerprintKey, protectedCode: this.opts.protectedCode ?? [] }, (t) => this.onDeath(t));
     this.threads.push(thread);
     return thread;
   }

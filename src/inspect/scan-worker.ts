@@ -4,6 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { InspectConfig } from '../config/schema.js';
 import { createInspector, InspectError, type InspectBodyMeta, type InspectOutcome } from './index.js';
+import type { ProtectedCodeSource } from './protected.js';
 
 export interface ScanRequest {
   id: number;
@@ -16,8 +17,9 @@ export type ScanReply =
   | { id: number; inspectError: { kind: InspectError['kind']; message: string } }
   | { id: number; failure: string };
 
-const { config, fingerprintKey } = workerData as { config: InspectConfig; fingerprintKey: Uint8Array };
-const inspector = createInspector(config, { fingerprintKey: Buffer.from(fingerprintKey) });
+// The protected-code indexes come loaded (not read again: the same bytes the main thread checked).
+const { config, fingerprintKey, protectedCode } = workerData as { config: InspectConfig; fingerprintKey: Uint8Array; protectedCode: ProtectedCodeSource[] };
+const inspector = createInspector(config, { fingerprintKey: Buffer.from(fingerprintKey), protectedCode });
 const port = parentPort!;
 
 port.on('message', (req: ScanRequest) => {

@@ -12,6 +12,8 @@ export interface Finding {
   line: number;
   action: 'block' | 'redact' | 'monitor';
   fingerprint: string;
+  /** protected-code findings: the protected file and line range, `path:12-40` (never code). */
+  source?: string;
 }
 
 /** A WebSocket connection's messages, counted for its audit line at close. */

@@ -18,6 +18,7 @@ import type { Stage } from '../pipeline/exchange.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { createInspector, type Inspector } from '../inspect/index.js';
 import { PooledInspector, THREAD_MIN_BYTES, resolveScanThreads } from '../inspect/pool.js';
+import { loadProtectedCode, type ProtectedCodeSource } from '../inspect/protected.js';
 import { auditGuardStage } from '../pipeline/stages/audit-guard.js';
 import { inspectStage } from '../pipeline/stages/inspect.js';
 import { inspectUrlPart, inspectUrlStage } from '../pipeline/stages/inspect-url.js';
@@ -97,8 +98,11 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   // One key for the event loop and the scan threads: a finding's fingerprint must not depend on
   // which thread scanned the body.
   const fingerprintKey = config.audit.fingerprintKey ? Buffer.from(config.audit.fingerprintKey) : randomBytes(32);
+  let protectedCode: ProtectedCodeSource[];
   try {
-    inspector = createInspector(config.inspect, { fingerprintKey });
+    // Loaded once into shared memory: the scan threads read the same indexes.
+    protectedCode = loadProtectedCode(config.inspect.fingerprints, { share: true });
+    inspector = createInspector(config.inspect, { fingerprintKey, protectedCode });
   } catch (err) {
     // Messages already lead with the key path (inspect.rules.custom[0].pattern: …).
     throw new ConfigError(configFile, '', (err as Error).message);
@@ -110,7 +114,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     // Every flow, WebSocket and blind tunnel counts itself while open, the scanned request included.
     const alone = () => activity.active <= 1;
     const onDisabled = (reason: string) => logger.warn({ reason }, 'scan threads unavailable: large bodies are scanned on the event loop');
-    const pooled = new PooledInspector(inspector, { config: config.inspect, fingerprintKey, threads, alone, onDisabled });
+    const pooled = new PooledInspector(inspector, { config: config.inspect, fingerprintKey, protectedCode, threads, alone, onDisabled });
     closers.push(() => pooled.close());
     inspector = pooled;
     sharedFromBytes = THREAD_MIN_BYTES; // what may go to a thread is read into shared memory

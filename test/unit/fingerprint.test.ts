@@ -106,3 +106,14 @@ describe('matching', () => {
     expect(ms).toBeLessThan(5000); // ~0.1 s here; quadratic would take hours
   });
 });
+
+describe('runs need more than one chance fingerprint', () => {
+  it('one k-gram stretched over many protected lines by comments is no match (renamed: one view hits)', () => {
+    const comments = Array.from({ length: 10 }, (_, i) => `// step ${i} of the explanation`).join('\n');
+    const builder = new IndexBuilder({ ...DEFAULT_BUILD, label: 'acme' });
+    builder.add('src/a.js', `const alpha = compute(beta, gamma);\n${comments}\nreturn alpha + beta * gamma - delta * 2;\n`);
+    const matcher = new FingerprintMatcher(decodeIndex(encodeIndex(builder.build())), 8);
+    // Same shape, other names: only the renaming-blind view meets it, once.
+    expect(matcher.match('const a = compute(b, c);\nreturn a + b * c - d * 2;\n')).toEqual([]);
+  });
+});

@@ -16,7 +16,7 @@ import type { Exchange, Stage } from '../../pipeline/exchange.js';
 import { decisionFor, sendError } from '../../pipeline/respond.js';
 import { budgetKey, type BodyBudget } from '../../pipeline/body-budget.js';
 import { ClientAbortedError, overBudget } from '../../pipeline/stages/read-body.js';
-import { blockMessage } from '../../pipeline/stages/inspect.js';
+import { auditFinding, blockMessage } from '../../pipeline/stages/inspect.js';
 import { forward, type ForwardOptions } from '../../upstream/forward.js';
 import { EnvelopeAdapter } from './adapter.js';
 import { inspectMessage, MessageError } from './message.js';
@@ -57,7 +57,7 @@ export function rpcStage(opts: RpcStageOptions): Stage {
 }
 
 function recordFindings(ex: Exchange, findings: readonly ScanFinding[]): void {
-  for (const f of findings) ex.flow.findings.push({ rule: f.rule, line: f.line, action: f.action, fingerprint: f.fingerprint });
+  for (const f of findings) ex.flow.findings.push(auditFinding(f));
 }
 
 async function inspectOne(ex: Exchange, data: Buffer, codec: ConnectUnaryChannel['codec'], encoding: string, opts: RpcStageOptions): Promise<void> {

@@ -15,7 +15,16 @@ export function blockMessage(findings: readonly ScanFinding[], what = 'request')
   const listed = findings.slice(0, LISTED_FINDINGS).map((f) => `${f.rule} line ${f.line}`);
   if (findings.length > LISTED_FINDINGS) listed.push(`and ${findings.length - LISTED_FINDINGS} more`);
   const n = findings.length;
-  return `${what} blocked: ${n} secret${n === 1 ? '' : 's'} found (${listed.join(', ')})`;
+  // Classified or protected code is not a secret: such a refusal counts "sensitive items".
+  const noun = findings.every((f) => !/^(?:classification|protected-code):/.test(f.rule)) ? 'secret' : 'sensitive item';
+  return `${what} blocked: ${n} ${noun}${n === 1 ? '' : 's'} found (${listed.join(', ')})`;
+}
+
+/** A finding as audited: rule, line, action, fingerprint, and for protected code its source — never the value. */
+export function auditFinding(f: ScanFinding): Finding {
+  const out: Finding = { rule: f.rule, line: f.line, action: f.action, fingerprint: f.fingerprint };
+  if (f.source !== undefined) out.source = f.source;
+  return out;
 }
 
 export interface MessageVerdict {
@@ -53,7 +62,7 @@ export async function inspectMessage(
     }
     throw err;
   }
-  const findings = outcome.findings.map((f) => ({ rule: f.rule, line: f.line, action: f.action, fingerprint: f.fingerprint }));
+  const findings = outcome.findings.map(auditFinding);
   const verdict: MessageVerdict = { decision: outcome.decision, findings, body };
   if (outcome.decision === 'block') {
     const blocking = outcome.findings.filter((f) => f.action === 'block');

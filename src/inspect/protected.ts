@@ -1,0 +1,131 @@
+// Protected code in prompts (`inspect.fingerprints`, SPEC §11 "Sensitive code"): the indexes built
+// by `aigate fingerprint build` are loaded once at start, and every text the inspector reads (each
+// JSON string value, each decoded attachment, a non-JSON body) is looked up in them. A run of
+// matches covering at least `minLines` lines of one protected file is a finding
+// `protected-code:<label>`, located by whole lines of the text and naming the protected file and
+// its line range (never code).
+//
+// Unlike a secret rule, nothing gates this on keywords: protected code has none. The inspector's
+// "no keyword, nothing to find" shortcuts must therefore never skip it (see mayHold).
+import { readFileSync } from 'node:fs';
+import type { Action, InspectConfig } from '../config/schema.js';
+import { decodeIndex, IndexFileError, type FingerprintIndex } from '../fingerprint/index-file.js';
+import { FingerprintMatcher } from '../fingerprint/match.js';
+
+export const PROTECTED_PREFIX = 'protected-code:';
+
+/** One loaded `inspect.fingerprints` entry: what the main thread hands the scan threads too. */
+export interface ProtectedCodeSource {
+  /** The rule label (config `label`, else the index's own). */
+  label: string;
+  action?: Action | undefined;
+  minLines: number;
+  index: FingerprintIndex;
+}
+
+export interface ProtectedHit {
+  /** Index into the sources (one rule per source). */
+  source: number;
+  /** Offsets of the matched lines in the text: from the first line's start to the last line's end. */
+  start: number;
+  end: number;
+  /** `<protected file>:<first line>-<last line>`: what the audit line and `aigate scan` show. */
+  where: string;
+}
+
+/** A Uint32Array in shared memory: the scan threads read the same index without a copy each. */
+function shared(column: Uint32Array): Uint32Array {
+  const out = new Uint32Array(new SharedArrayBuffer(column.byteLength));
+  out.set(column);
+  return out;
+}
+
+/**
+ * Reads and checks every index of `inspect.fingerprints`. Throws an Error whose message starts
+ * with the key path: `inspect.fingerprints[0].file: idx/acme.fp: checksum mismatch: …`.
+ * `share`: columns in shared memory (the proxy, whose scan threads get the same index).
+ */
+export function loadProtectedCode(fingerprints: InspectConfig['fingerprints'], opts: { share?: boolean } = {}): ProtectedCodeSource[] {
+  return fingerprints.map((f, i) => {
+    const key = `inspect.fingerprints[${i}].file`;
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(f.file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new Error(`${key}: ${f.file}: ${code === 'ENOENT' ? 'no such file (build one with `aigate fingerprint build`)' : (err as Error).message}`);
+    }
+    let index: FingerprintIndex;
+    try {
+      index = decodeIndex(bytes);
+    } catch (err) {
+      if (err instanceof IndexFileError) throw new Error(`${key}: ${f.file}: ${err.message}`);
+      throw err;
+    }
+    if (opts.share) {
+      index = { ...index, hashes: shared(index.hashes), fileIds: shared(index.fileIds), starts: shared(index.starts), ends: shared(index.ends) };
+    }
+    return { label: f.label ?? index.label, action: f.action, minLines: f.minLines, index };
+  });
+}
+
+export class ProtectedCode {
+  private readonly matchers: FingerprintMatcher[];
+  /** Texts shorter than this cannot hold minLines lines of code (~8 characters a line at least). */
+  private readonly minChars: number;
+
+  constructor(readonly sources: readonly ProtectedCodeSource[]) {
+    this.matchers = sources.map((s) => new FingerprintMatcher(s.index, s.minLines));
+    // Characters, not newlines: code joined onto one line still covers its protected lines.
+    this.minChars = Math.min(...sources.map((s) => s.minLines * 8));
+  }
+
+  /** False when `text` is too short to hold protected code (the cheap gate for JSON strings). */
+  mayHold(text: string): boolean {
+    return text.length >= this.minChars;
+  }
+
+  /**
+   * Protected code in `text`, sorted by start. Where two matches share lines of the text (the same
+   * code in two protected files, or in two indexes) the longer is kept: one finding per stretch.
+   */
+  find(text: string): ProtectedHit[] {
+    if (!this.mayHold(text)) return [];
+    const found: Array<ProtectedHit & { lines: number; first: number; last: number }> = [];
+    this.matchers.forEach((m, source) => {
+      for (const match of m.match(text)) {
+        found.push({ source, start: 0, end: 0, where: `${match.file}:${match.fileStart}-${match.fileEnd}`, lines: match.lines, first: match.textStart, last: match.textEnd });
+      }
+    });
+    if (found.length === 0) return [];
+    found.sort((a, b) => b.lines - a.lines);
+    const kept: typeof found = [];
+    for (const h of found) if (kept.every((k) => h.last < k.first || h.first > k.last)) kept.push(h);
+    kept.sort((a, b) => a.first - b.first);
+    // Line numbers → offsets, in one pass over the text.
+    let line = 1;
+    let at = 0;
+    const offsetOfLine = (n: number): number => {
+      while (line < n) {
+        const nl = text.indexOf('\n', at);
+        if (nl === -1) return text.length;
+        at = nl + 1;
+        line++;
+      }
+      return at;
+    };
+    return kept.map((h) => {
+      const start = offsetOfLine(h.first);
+      const nl = text.indexOf('\n', start);
+      // The end of the last line (its newline kept): the redaction replaces whole lines.
+      let end = start;
+      if (h.last === h.first) end = nl === -1 ? text.length : nl;
+      else {
+        const lastStart = offsetOfLine(h.last);
+        const lastNl = text.indexOf('\n', lastStart);
+        end = lastNl === -1 ? text.length : lastNl;
+      }
+      return { source: h.source, start, end, where: h.where };
+    });
+  }
+}
