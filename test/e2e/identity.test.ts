@@ -1,0 +1,195 @@
+// Client identity behind balancers and with client certificates (issue #17 item 3): PROXY protocol
+// v1/v2 on the raw TCP socket before TLS / HTTP, X-Forwarded-For from trusted proxies only, and the
+// gateway user from a verified client certificate. Real bytes on real sockets, real TLS.
+import { request as httpsRequest } from 'node:https';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientCert, type PemPair } from '../support/pki.js';
+import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
+import type { FakeVendors } from '../support/vendors.js';
+
+const V2_SIG = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+
+/** A PROXY v2 header (PROXY command, INET, STREAM) naming `src`, with an AWS-style TLV after the addresses. */
+function proxyV2(src: [number, number, number, number], sport: number): Buffer {
+  const tlv = Buffer.from([0xea, 0x00, 0x04, 0x01, 0x76, 0x70, 0x63]);
+  const block = Buffer.alloc(12);
+  Buffer.from(src).copy(block, 0);
+  Buffer.from([127, 0, 0, 1]).copy(block, 4);
+  block.writeUInt16BE(sport, 8);
+  block.writeUInt16BE(8443, 10);
+  const head = Buffer.from([0x21, 0x11, 0, 0]);
+  head.writeUInt16BE(block.length + tlv.length, 2);
+  return Buffer.concat([V2_SIG, head, block, tlv]);
+}
+
+/** A LOCAL v2 header (a balancer's own health check): names nobody. */
+const PROXY_V2_LOCAL = Buffer.concat([V2_SIG, Buffer.from([0x20, 0x00, 0, 0])]);
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/**
+ * A real HTTPS request to the gateway over a raw TCP socket on which `preamble` pieces (a PROXY
+ * header, possibly split) are written before the TLS ClientHello. Rejects when aigate closes the
+ * connection instead of answering.
+ */
+function gatewayGet(
+  t: TestProxy,
+  path: string,
+  opts: { preamble?: Buffer[]; headers?: Record<string, string>; cert?: PemPair } = {},
+): Promise<Answer> {
+  const port = t.proxy.addresses.gateway!.port;
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        path,
+        headers: opts.headers,
+        createConnection: () => {
+          const raw = netConnect(port, '127.0.0.1');
+          for (const piece of opts.preamble ?? []) raw.write(piece);
+          return tlsConnect({
+            socket: raw,
+            servername: 'localhost',
+            ca: t.caPem,
+            ...(opts.cert ? { cert: opts.cert.certPem, key: opts.cert.keyPem } : {}),
+          });
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** What the fake upstream saw of an /echo request. */
+function upstreamHeaders(a: Answer): Record<string, string> {
+  return (JSON.parse(a.body) as { headers: Record<string, string> }).headers;
+}
+
+/** Writes `bytes` on a fresh TCP connection; resolves with everything received once aigate closes it. */
+function rawExchange(port: number, bytes: Buffer[]): Promise<string> {
+  return new Promise((resolve) => {
+    const socket: Socket = netConnect(port, '127.0.0.1', () => {
+      for (const b of bytes) socket.write(b);
+    });
+    let got = '';
+    socket.on('data', (c: Buffer) => (got += c.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.once('end', () => socket.end()); // aigate's answer is complete (the forward listener allows half-open)
+    socket.once('close', () => resolve(got));
+  });
+}
+
+let vendors: FakeVendors;
+beforeAll(async () => {
+  vendors = await startVendors();
+});
+afterAll(async () => {
+  await vendors?.close();
+});
+
+describe('PROXY protocol on the gateway and forward listeners', () => {
+  let p: TestProxy;
+  beforeAll(async () => {
+    p = await startTestProxy(vendors, (raw) => {
+      const listen = raw['listen'] as Record<string, Record<string, unknown>>;
+      listen['gateway']!['proxyProtocol'] = true;
+      listen['forward'] = { host: '127.0.0.1', port: 0, proxyProtocol: true };
+      raw['trustedProxies'] = ['10.0.0.0/8'];
+    });
+  });
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  it('v1 before TLS: the declared source is the client in the audit line and upstream X-Forwarded-For / X-Real-IP', async () => {
+    const a = await gatewayGet(p, '/claude/echo', { preamble: [Buffer.from('PROXY TCP4 203.0.113.7 127.0.0.1 51234 8443\r\n')] });
+    expect(a.status).toBe(200);
+    expect(upstreamHeaders(a)['x-forwarded-for']).toBe('203.0.113.7');
+    expect(upstreamHeaders(a)['x-real-ip']).toBe('203.0.113.7');
+    const line = await p.auditWhere((r) => r.id === a.headers['x-aigate-request-id']);
+    expect(line.client.ip).toBe('203.0.113.7');
+  });
+
+  it('v2 with TLVs, written in pieces before TLS: the declared source is the client', async () => {
+    const header = proxyV2([198, 51, 100, 23], 40000);
+    const a = await gatewayGet(p, '/claude/echo', { preamble: [header.subarray(0, 5), header.subarray(5, 17), header.subarray(17)] });
+    expect(a.status).toBe(200);
+    expect(upstreamHeaders(a)['x-forwarded-for']).toBe('198.51.100.23');
+    expect((await p.auditWhere((r) => r.id === a.headers['x-aigate-request-id'])).client.ip).toBe('198.51.100.23');
+  });
+
+  it('v2 LOCAL (a health check) is served as the balancer itself', async () => {
+    const a = await gatewayGet(p, '/claude/echo', { preamble: [PROXY_V2_LOCAL] });
+    expect(a.status).toBe(200);
+    expect((await p.auditWhere((r) => r.id === a.headers['x-aigate-request-id'])).client.ip).toBe('127.0.0.1');
+  });
+
+  it('a connection without a PROXY header, or with a malformed one, is closed before TLS', async () => {
+    const before = await refusedCount(p);
+    await expect(gatewayGet(p, '/claude/echo')).rejects.toThrow();
+    await expect(gatewayGet(p, '/claude/echo', { preamble: [Buffer.from('PROXY TCP4 203.0.113.7 nonsense 1 2\r\n')] })).rejects.toThrow();
+    expect(await rawExchange(p.proxy.addresses.gateway!.port, [Buffer.from('PROXY TCP4 999.0.0.1 127.0.0.1 1 2\r\n')])).toBe('');
+    expect(await refusedCount(p)).toBe(before + 3);
+  });
+
+  it('forward listener: the declared source is the client of a CONNECT (audited, even when denied)', async () => {
+    const answer = await rawExchange(p.proxy.addresses.forward!.port, [
+      Buffer.from('PROXY TCP6 2001:db8::42 ::1 40000 3128\r\n'),
+      Buffer.from('CONNECT denied.example:443 HTTP/1.1\r\nHost: denied.example:443\r\n\r\n'),
+    ]);
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+    const id = /x-aigate-request-id: (\S+)/i.exec(answer)![1];
+    expect((await p.auditWhere((r) => r.id === id)).client.ip).toBe('2001:db8::42');
+  });
+
+  it('forward listener: a request without the header is closed unanswered', async () => {
+    expect(await rawExchange(p.proxy.addresses.forward!.port, [Buffer.from('CONNECT denied.example:443 HTTP/1.1\r\nHost: x\r\n\r\n')])).toBe('');
+  });
+
+  it('X-Forwarded-For counts when the PROXY-declared peer is a trusted proxy, and only then', async () => {
+    const xff = { 'x-forwarded-for': '192.0.2.66, 198.51.100.1, 10.9.9.9' };
+    const trusted = await gatewayGet(p, '/claude/echo', { preamble: [Buffer.from('PROXY TCP4 10.1.1.1 127.0.0.1 1000 8443\r\n')], headers: xff });
+    // Right to left: 10.9.9.9 is a trusted hop, 198.51.100.1 is the first untrusted one.
+    expect((await p.auditWhere((r) => r.id === trusted.headers['x-aigate-request-id'])).client.ip).toBe('198.51.100.1');
+    expect(upstreamHeaders(trusted)['x-forwarded-for']).toBe('198.51.100.1');
+    const untrusted = await gatewayGet(p, '/claude/echo', { preamble: [Buffer.from('PROXY TCP4 203.0.113.9 127.0.0.1 1000 8443\r\n')], headers: xff });
+    expect((await p.auditWhere((r) => r.id === untrusted.headers['x-aigate-request-id'])).client.ip).toBe('203.0.113.9');
+  });
+});
+
+async function refusedCount(t: TestProxy): Promise<number> {
+  const text = await (await fetch(`${t.adminUrl}/metrics`)).text();
+  const m = /aigate_connections_refused_total\{listener="gateway",reason="proxy_protocol"\} (\d+)/.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+describe('trustedProxies without PROXY protocol', () => {
+  it('honours X-Forwarded-For from a trusted TCP peer and ignores it from any other', async () => {
+    const trusting = await startTestProxy(vendors, (raw) => (raw['trustedProxies'] = ['127.0.0.0/8']));
+    const other = await startTestProxy(vendors, (raw) => (raw['trustedProxies'] = ['10.0.0.0/8']));
+    try {
+      const headers = { 'x-forwarded-for': '198.51.100.77' };
+      const a = await gatewayGet(trusting, '/claude/echo', { headers });
+      expect((await trusting.auditWhere((r) => r.id === a.headers['x-aigate-request-id'])).client.ip).toBe('198.51.100.77');
+      expect(upstreamHeaders(a)['x-forwarded-for']).toBe('198.51.100.77');
+      const b = await gatewayGet(other, '/claude/echo', { headers });
+      expect((await other.auditWhere((r) => r.id === b.headers['x-aigate-request-id'])).client.ip).toBe('127.0.0.1');
+      expect(upstreamHeaders(b)['x-forwarded-for']).toBe('127.0.0.1');
+    } finally {
+      await trusting.stop();
+      await other.stop();
+    }
+  });
+});
