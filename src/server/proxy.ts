@@ -1,7 +1,7 @@
 // Assembles a running aigate from a validated config: shared parts built once (metrics, audit,
 // upstream agents, limiter, inspector, minter), the pipelines of each mode, and the listeners.
 // Also owns the drain.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -158,7 +158,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     const mtls = config.listen.gateway.clientCertificate;
     const gateway = createGatewayServer({
       clients: createClientIdentity({ trustedProxies, certificateUserField: mtls?.userField }),
-      ...(mtls ? { clientCertificate: { ca: readConfiguredFile(configFile, 'listen.gateway.clientCertificate.ca', mtls.ca), required: mtls.required } } : {}),
+      ...(mtls ? { clientCertificate: { ca: loadClientCa(configFile, mtls.ca), required: mtls.required } } : {}),
       cert,
       key,
       minVersion: config.tls.minVersion,
@@ -377,6 +377,17 @@ function overLimitReporter(limit: number, metrics: Metrics, logger: Logger): (li
     );
     unlogged = 0;
   };
+}
+
+/** `listen.gateway.clientCertificate.ca`: PEM certificates that client certificates must chain to. */
+function loadClientCa(configFile: string, file: string): Buffer {
+  const pem = readConfiguredFile(configFile, 'listen.gateway.clientCertificate.ca', file);
+  try {
+    new X509Certificate(pem);
+  } catch (err) {
+    throw new ConfigError(configFile, 'listen.gateway.clientCertificate.ca', `${file} is not a PEM certificate (${(err as Error).message})`);
+  }
+  return pem;
 }
 
 /** Connections refused for a missing or malformed PROXY header: counted, logged at most every 10 s. */

@@ -1,11 +1,13 @@
 // Client identity behind balancers and with client certificates (issue #17 item 3): PROXY protocol
 // v1/v2 on the raw TCP socket before TLS / HTTP, X-Forwarded-For from trusted proxies only, and the
 // gateway user from a verified client certificate. Real bytes on real sockets, real TLS.
+import { writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { clientCert, type PemPair } from '../support/pki.js';
+import { clientCert, testCA, type PemPair } from '../support/pki.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
 
@@ -190,6 +192,74 @@ describe('trustedProxies without PROXY protocol', () => {
     } finally {
       await trusting.stop();
       await other.stop();
+    }
+  });
+});
+
+describe('gateway client certificates (mTLS)', () => {
+  /** A gateway asking for client certificates from the "clients" test CA. */
+  function withClientCertificates(settings: Record<string, unknown>) {
+    return startTestProxy(vendors, (raw, dir) => {
+      const ca = join(dir, 'clients-ca.crt');
+      writeFileSync(ca, testCA('clients').certPem);
+      const listen = raw['listen'] as Record<string, Record<string, unknown>>;
+      listen['gateway']!['clientCertificate'] = { ca, ...settings };
+    });
+  }
+  const alice = () => clientCert('clients', { cn: 'alice', email: 'alice@example.com' });
+  const mallory = () => clientCert('intruders', { cn: 'mallory', email: 'mallory@example.com' });
+
+  it('required: a verified certificate names the user (CN); none, or one from another CA, is refused in TLS', async () => {
+    const p = await withClientCertificates({ required: true });
+    try {
+      const a = await gatewayGet(p, '/claude/echo', { cert: alice() });
+      expect(a.status).toBe(200);
+      expect((await p.auditWhere((r) => r.id === a.headers['x-aigate-request-id'])).client).toEqual({ ip: '127.0.0.1', user: 'alice' });
+      await expect(gatewayGet(p, '/claude/echo')).rejects.toThrow();
+      await expect(gatewayGet(p, '/claude/echo', { cert: mallory() })).rejects.toThrow();
+      expect(p.audit.some((r) => r.client.user === 'mallory')).toBe(false);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it('optional: no certificate is anonymous, a verified one names the user by SAN email, an unverifiable one is refused', async () => {
+    const p = await withClientCertificates({ required: false, userField: 'SAN:email' });
+    try {
+      const anonymous = await gatewayGet(p, '/claude/echo');
+      expect(anonymous.status).toBe(200);
+      expect((await p.auditWhere((r) => r.id === anonymous.headers['x-aigate-request-id'])).client.user).toBeNull();
+      const a = await gatewayGet(p, '/claude/echo', { cert: alice() });
+      expect((await p.auditWhere((r) => r.id === a.headers['x-aigate-request-id'])).client.user).toBe('alice@example.com');
+      await expect(gatewayGet(p, '/claude/echo', { cert: mallory() })).rejects.toThrow();
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it('a CA file that is not a PEM certificate stops the start, naming the key', async () => {
+    const start = startTestProxy(vendors, (raw, dir) => {
+      const ca = join(dir, 'clients-ca.crt');
+      writeFileSync(ca, 'not a certificate');
+      (raw['listen'] as Record<string, Record<string, unknown>>)['gateway']!['clientCertificate'] = { ca };
+    });
+    await expect(start).rejects.toThrow(/listen\.gateway\.clientCertificate\.ca: .*not a PEM certificate/);
+  });
+
+  it('the certificate user keys the rate limit (rateLimit.key: user): two users, two buckets', async () => {
+    const p = await startTestProxy(vendors, (raw, dir) => {
+      const ca = join(dir, 'clients-ca.crt');
+      writeFileSync(ca, testCA('clients').certPem);
+      (raw['listen'] as Record<string, Record<string, unknown>>)['gateway']!['clientCertificate'] = { ca, required: true, userField: 'emailAddress' };
+      raw['rateLimit'] = { key: 'user', rate: 0.001, burst: 1 };
+    });
+    try {
+      const bob = clientCert('clients', { cn: 'bob', email: 'bob@example.com' });
+      expect((await gatewayGet(p, '/claude/echo', { cert: alice() })).status).toBe(200);
+      expect((await gatewayGet(p, '/claude/echo', { cert: alice() })).status).toBe(429);
+      expect((await gatewayGet(p, '/claude/echo', { cert: bob })).status).toBe(200);
+    } finally {
+      await p.stop();
     }
   });
 });
