@@ -95,14 +95,15 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
   const onInnerRequest = (req: IncomingMessage, res: ServerResponse) => {
     const ctx = tunnels.get(req.socket);
     if (!ctx) return res.destroy();
-    opts.requests.handle('forward', ctx.client, req, res, (ex) => (ex.destination = ctx.destination));
+    // A copy per request: what one request adds (its credential) must not stick to the tunnel.
+    opts.requests.handle('forward', { ...ctx.client }, req, res, (ex) => (ex.destination = ctx.destination));
   };
   inner.on('request', onInnerRequest);
   inner.on('checkExpectation', onInnerRequest);
   inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const ctx = tunnels.get(socket);
     if (!ctx) return socket.destroy();
-    handleUpgrade(opts.upgrades, 'forward', ctx.client, req, socket, head, (ex) => (ex.destination = ctx.destination));
+    handleUpgrade(opts.upgrades, 'forward', { ...ctx.client }, req, socket, head, (ex) => (ex.destination = ctx.destination));
   });
   const innerErrors = { ...clientErrors, clientIp: (s: Duplex) => tunnels.get(s)?.client.ip ?? '' };
   inner.on('clientError', (err: Error, socket: Duplex) => handleClientError(err, socket, innerErrors));

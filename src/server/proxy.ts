@@ -22,6 +22,7 @@ import { auditGuardStage } from '../pipeline/stages/audit-guard.js';
 import { inspectStage } from '../pipeline/stages/inspect.js';
 import { inspectUrlPart, inspectUrlStage } from '../pipeline/stages/inspect-url.js';
 import { limitStage } from '../pipeline/stages/limit.js';
+import { credentialStage } from '../pipeline/stages/credential.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
 import { ClientAbortedError, readBodyStage } from '../pipeline/stages/read-body.js';
 import { BodyBudget } from '../pipeline/body-budget.js';
@@ -98,6 +99,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   // One key for the event loop and the scan threads: a finding's fingerprint must not depend on
   // which thread scanned the body.
   const fingerprintKey = config.audit.fingerprintKey ? Buffer.from(config.audit.fingerprintKey) : randomBytes(32);
+  // Vendor-key fingerprints (audit client.credential, rateLimit.key: credential), before the limiter.
+  admit.unshift(credentialStage(fingerprintKey));
   try {
     inspector = createInspector(config.inspect, { fingerprintKey });
   } catch (err) {

@@ -263,3 +263,54 @@ describe('gateway client certificates (mTLS)', () => {
     }
   });
 });
+
+describe('vendor-key identity (client.credential, rateLimit.key: credential)', () => {
+  it('two developers behind one address with their own keys get their own buckets; the audit line has a fingerprint, never the key', async () => {
+    const p = await startTestProxy(vendors, (raw) => {
+      raw['rateLimit'] = { key: 'credential', rate: 0.001, burst: 1 };
+      (raw['audit'] as Record<string, unknown>)['fingerprintKey'] = 'identity-test-key';
+    });
+    const keyA = 'sk-ant-api03-developer-a-0123456789abcdef';
+    const keyB = 'sk-ant-api03-developer-b-0123456789abcdef';
+    try {
+      const a1 = await gatewayGet(p, '/claude/echo', { headers: { 'x-api-key': keyA } });
+      expect(a1.status).toBe(200);
+      expect((await gatewayGet(p, '/claude/echo', { headers: { authorization: `Bearer ${keyA}` } })).status).toBe(429);
+      const b1 = await gatewayGet(p, '/claude/echo', { headers: { authorization: `Bearer ${keyB}` } });
+      expect(b1.status).toBe(200);
+      // No key: the address's own bucket, untouched so far.
+      expect((await gatewayGet(p, '/claude/echo')).status).toBe(200);
+      expect((await gatewayGet(p, '/claude/echo')).status).toBe(429);
+
+      const lineA = await p.auditWhere((r) => r.id === a1.headers['x-aigate-request-id']);
+      const lineB = await p.auditWhere((r) => r.id === b1.headers['x-aigate-request-id']);
+      expect(lineA.client.credential).toMatch(/^[0-9a-f]{16}$/);
+      expect(lineB.client.credential).toMatch(/^[0-9a-f]{16}$/);
+      expect(lineA.client.credential).not.toBe(lineB.client.credential);
+      expect(lineA.client.ip).toBe(lineB.client.ip);
+      // The key still reaches the vendor; it appears in no audit line.
+      expect(upstreamHeaders(a1)['x-api-key']).toBe(keyA);
+      const all = JSON.stringify(p.audit);
+      expect(all).not.toContain('developer-a');
+      expect(all).not.toContain('developer-b');
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it('the same key has the same fingerprint across restarts with audit.fingerprintKey set', async () => {
+    const edit = (raw: Record<string, unknown>) => ((raw['audit'] as Record<string, unknown>)['fingerprintKey'] = 'identity-test-key');
+    const fingerprints: Array<string | undefined> = [];
+    for (let i = 0; i < 2; i++) {
+      const p = await startTestProxy(vendors, edit);
+      try {
+        const a = await gatewayGet(p, '/claude/echo', { headers: { authorization: 'Bearer sk-same-key-0123456789' } });
+        fingerprints.push((await p.auditWhere((r) => r.id === a.headers['x-aigate-request-id'])).client.credential);
+      } finally {
+        await p.stop();
+      }
+    }
+    expect(fingerprints[0]).toMatch(/^[0-9a-f]{16}$/);
+    expect(fingerprints[1]).toBe(fingerprints[0]);
+  });
+});

@@ -2,6 +2,8 @@
 // identity keys' validation.
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
+import { credentialFingerprint, requestCredential } from '../../src/pipeline/stages/credential.js';
+import { bucketOwner } from '../../src/pipeline/stages/limit.js';
 import { TrustedProxies } from '../../src/server/client-identity.js';
 
 describe('TrustedProxies.clientOf', () => {
@@ -61,5 +63,34 @@ describe('identity configuration', () => {
     [{ rateLimit: { key: 'apikey' } }, 'rateLimit.key'],
   ])('refuses %j', (raw, message) => {
     expect(() => parseConfig({ ...base, ...raw })).toThrow(message);
+  });
+});
+
+describe('vendor credential and bucket owner', () => {
+  it('takes a Bearer token, else x-api-key, api-key, x-goog-api-key; never Basic credentials', () => {
+    expect(requestCredential({ authorization: 'Bearer sk-1' })).toBe('sk-1');
+    expect(requestCredential({ authorization: 'bearer  sk-1 ' })).toBe('sk-1');
+    expect(requestCredential({ authorization: 'Basic dTpw', 'x-api-key': 'k2' })).toBe('k2');
+    expect(requestCredential({ 'api-key': 'k3', 'x-goog-api-key': 'k4' })).toBe('k3');
+    expect(requestCredential({ 'x-goog-api-key': 'k4' })).toBe('k4');
+    expect(requestCredential({ authorization: 'Basic dTpw' })).toBeUndefined();
+    expect(requestCredential({ 'x-api-key': '  ' })).toBeUndefined();
+  });
+
+  it('fingerprints are 16 hex, keyed, and differ from key to key', () => {
+    const k = Buffer.from('k');
+    expect(credentialFingerprint(k, 'a')).toMatch(/^[0-9a-f]{16}$/);
+    expect(credentialFingerprint(k, 'a')).toBe(credentialFingerprint(k, 'a'));
+    expect(credentialFingerprint(k, 'a')).not.toBe(credentialFingerprint(k, 'b'));
+    expect(credentialFingerprint(Buffer.from('other'), 'a')).not.toBe(credentialFingerprint(k, 'a'));
+  });
+
+  it('precedence: credential > user > ip under key: credential; user > ip under key: user; ip under key: ip', () => {
+    const all = { ip: '10.0.0.1', user: 'alice', credential: '0123456789abcdef' };
+    expect(bucketOwner('credential', all)).toBe('credential:0123456789abcdef');
+    expect(bucketOwner('credential', { ip: '10.0.0.1', user: 'alice' })).toBe('user:alice');
+    expect(bucketOwner('credential', { ip: '10.0.0.1', user: null })).toBe('ip:10.0.0.1');
+    expect(bucketOwner('user', all)).toBe('user:alice');
+    expect(bucketOwner('ip', all)).toBe('ip:10.0.0.1');
   });
 });
