@@ -7,6 +7,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { proxyHeaderTimeout } from '../../src/server/proxy-front.js';
 import { clientCert, testCA, type PemPair } from '../support/pki.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
@@ -146,6 +147,18 @@ describe('PROXY protocol on the gateway and forward listeners', () => {
     expect(await refusedCount(p)).toBe(before + 3);
   });
 
+  it('a header that does not complete in time closes the connection', async () => {
+    const before = await refusedCount(p);
+    const saved = proxyHeaderTimeout.ms;
+    proxyHeaderTimeout.ms = 100;
+    try {
+      expect(await rawExchange(p.proxy.addresses.gateway!.port, [Buffer.from('PROXY TCP4 203.0.113.7 ')])).toBe('');
+    } finally {
+      proxyHeaderTimeout.ms = saved;
+    }
+    expect(await refusedCount(p)).toBe(before + 1);
+  });
+
   it('forward listener: the declared source is the client of a CONNECT (audited, even when denied)', async () => {
     const answer = await rawExchange(p.proxy.addresses.forward!.port, [
       Buffer.from('PROXY TCP6 2001:db8::42 ::1 40000 3128\r\n'),
@@ -168,6 +181,39 @@ describe('PROXY protocol on the gateway and forward listeners', () => {
     expect(upstreamHeaders(trusted)['x-forwarded-for']).toBe('198.51.100.1');
     const untrusted = await gatewayGet(p, '/claude/echo', { preamble: [Buffer.from('PROXY TCP4 203.0.113.9 127.0.0.1 1000 8443\r\n')], headers: xff });
     expect((await p.auditWhere((r) => r.id === untrusted.headers['x-aigate-request-id'])).client.ip).toBe('203.0.113.9');
+  });
+});
+
+describe('PROXY protocol and limits.connectionsPerClient', () => {
+  /** A TLS connection to the gateway after `header`: 'secure' once served, 'closed' if aigate closed it. */
+  function held(t: TestProxy, header: string): Promise<{ outcome: 'secure' | 'closed'; close: () => void }> {
+    return new Promise((resolve) => {
+      const raw = netConnect(t.proxy.addresses.gateway!.port, '127.0.0.1');
+      raw.write(header);
+      const tls = tlsConnect({ socket: raw, servername: 'localhost', ca: t.caPem });
+      const close = () => tls.destroy();
+      tls.on('error', () => undefined);
+      tls.once('secureConnect', () => resolve({ outcome: 'secure', close }));
+      tls.once('close', () => resolve({ outcome: 'closed', close }));
+    });
+  }
+
+  it('the cap counts the declared client, not the balancer', async () => {
+    const p = await startTestProxy(vendors, (raw) => {
+      (raw['listen'] as Record<string, Record<string, unknown>>)['gateway']!['proxyProtocol'] = true;
+      raw['limits'] = { connectionsPerClient: 1 };
+    });
+    const open: Array<{ close: () => void }> = [];
+    try {
+      const first = await held(p, 'PROXY TCP4 203.0.113.1 127.0.0.1 1000 8443\r\n');
+      const other = await held(p, 'PROXY TCP4 203.0.113.2 127.0.0.1 1000 8443\r\n');
+      const again = await held(p, 'PROXY TCP4 203.0.113.1 127.0.0.1 1001 8443\r\n');
+      open.push(first, other, again);
+      expect([first.outcome, other.outcome, again.outcome]).toEqual(['secure', 'secure', 'closed']);
+    } finally {
+      for (const c of open) c.close();
+      await p.stop();
+    }
   });
 });
 
