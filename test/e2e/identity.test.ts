@@ -1,16 +1,20 @@
 // Client identity behind balancers and with client certificates (issue #17 item 3): PROXY protocol
 // v1/v2 on the raw TCP socket before TLS / HTTP, X-Forwarded-For from trusted proxies only, and the
 // gateway user from a verified client certificate. Real bytes on real sockets, real TLS.
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { proxyHeaderTimeout } from '../../src/server/proxy-front.js';
 import { clientCert, testCA, type PemPair } from '../support/pki.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
+
+const run = promisify(execFile);
 
 const V2_SIG = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 
@@ -75,6 +79,30 @@ function gatewayGet(
   });
 }
 
+/** A request inside an intercepted tunnel on the forward listener, opened after `header` on the raw socket. */
+function tunnelGet(t: TestProxy, header: string, host: string, path: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const raw = netConnect(t.proxy.addresses.forward!.port, '127.0.0.1');
+    raw.on('error', reject);
+    raw.write(`${header}CONNECT ${host}:443 HTTP/1.1\r\nHost: ${host}:443\r\n\r\n`);
+    let got = '';
+    const onData = (c: Buffer) => {
+      got += c.toString('latin1');
+      if (!got.includes('\r\n\r\n')) return;
+      raw.off('data', onData);
+      if (!got.startsWith('HTTP/1.1 200')) return reject(new Error(got));
+      const req = httpsRequest({ host, path, createConnection: () => tlsConnect({ socket: raw, servername: host, ca: t.caPem }) }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      });
+      req.on('error', reject);
+      req.end();
+    };
+    raw.on('data', onData);
+  });
+}
+
 /** What the fake upstream saw of an /echo request. */
 function upstreamHeaders(a: Answer): Record<string, string> {
   return (JSON.parse(a.body) as { headers: Record<string, string> }).headers;
@@ -110,6 +138,7 @@ describe('PROXY protocol on the gateway and forward listeners', () => {
       listen['gateway']!['proxyProtocol'] = true;
       listen['forward'] = { host: '127.0.0.1', port: 0, proxyProtocol: true };
       raw['trustedProxies'] = ['10.0.0.0/8'];
+      raw['egress'] = { allow: [{ host: 'api.anthropic.com', ports: [443], inspect: true }] };
     });
   });
   afterAll(async () => {
@@ -145,6 +174,18 @@ describe('PROXY protocol on the gateway and forward listeners', () => {
     await expect(gatewayGet(p, '/claude/echo', { preamble: [Buffer.from('PROXY TCP4 203.0.113.7 nonsense 1 2\r\n')] })).rejects.toThrow();
     expect(await rawExchange(p.proxy.addresses.gateway!.port, [Buffer.from('PROXY TCP4 999.0.0.1 127.0.0.1 1 2\r\n')])).toBe('');
     expect(await refusedCount(p)).toBe(before + 3);
+  });
+
+  it('curl --haproxy-protocol (a real client sending v1) on the gateway', async () => {
+    const gw = await run('curl', ['-sS', '--haproxy-protocol', '--cacert', p.caFile, `${p.gatewayUrl}/claude/echo`]);
+    expect((JSON.parse(gw.stdout) as { headers: Record<string, string> }).headers['x-forwarded-for']).toBe('127.0.0.1');
+  });
+
+  it('forward listener: an intercepted tunnel after a PROXY header serves its requests as the declared client', async () => {
+    const a = await tunnelGet(p, 'PROXY TCP4 203.0.113.50 127.0.0.1 1000 3128\r\n', 'api.anthropic.com', '/echo');
+    expect(a.status).toBe(200);
+    expect(upstreamHeaders(a)['x-forwarded-for']).toBe('203.0.113.50');
+    expect((await p.auditWhere((r) => r.id === a.headers['x-aigate-request-id'])).client.ip).toBe('203.0.113.50');
   });
 
   it('a header that does not complete in time closes the connection', async () => {
