@@ -40,7 +40,7 @@ export function toEcs(r: AuditRecord): Record<string, unknown> {
     response: { ...(status > 0 ? { status_code: status } : {}), bytes: bytesOut },
   };
   if (findings.length > 0) doc.rule = { id: [...new Set(findings.map((f) => f.rule))] };
-  doc.aigate = { mode: r.mode, route: r.route, decision, findings, ...rest };
+  doc.aigate = { mode: r.mode, route: r.route, decision, findings, ...(client.credential !== undefined ? { credential: client.credential } : {}), ...rest };
   return doc;
 }
 

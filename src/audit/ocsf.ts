@@ -42,7 +42,7 @@ export function toOcsf(r: AuditRecord): Record<string, unknown> {
     action_id: refused ? 2 : 1,
     disposition_id: refused ? 2 : 1,
     metadata: metadata(id),
-    unmapped: { aigate: { event, mode, route, decision, bytesIn, bytesOut, durationMs, findings, ...rest } },
+    unmapped: { aigate: { event, mode, route, decision, bytesIn, bytesOut, durationMs, findings, ...(client.credential !== undefined ? { credential: client.credential } : {}), ...rest } },
   };
   if (findings.length === 0) {
     const activity = method !== null ? (HTTP_ACTIVITY[method] ?? 99) : 99;

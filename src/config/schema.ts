@@ -6,6 +6,7 @@ import { FACILITIES, type FacilityName } from '../audit/syslog.js';
 import { parseRedisUrl } from '../ratelimit/redis-url.js';
 import { parseHostPort } from '../route/address.js';
 import { parseDuration, parseSize } from './units.js';
+import { CERT_USER_FIELDS, parseCidr } from '../server/identity-config.js';
 
 const size = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
   const n = parseSize(v);
@@ -26,7 +27,27 @@ const duration = z.union([z.number().int().nonnegative(), z.string()]).transform
 });
 
 const port = z.number().int().min(0).max(65535);
-const listener = z.strictObject({ host: z.string().min(1).default('0.0.0.0'), port });
+const listener = z.strictObject({
+  host: z.string().min(1).default('0.0.0.0'),
+  port,
+  // Every connection starts with a PROXY protocol v1/v2 header naming the client (from a balancer).
+  proxyProtocol: z.boolean().default(false),
+});
+/** Gateway mTLS: a client certificate verified against `ca` names the user (server/client-identity.ts). */
+const clientCertificate = z.strictObject({
+  ca: z.string().min(1),
+  required: z.boolean().default(false),
+  userField: z.enum(CERT_USER_FIELDS).default('CN'),
+});
+const gatewayListener = listener.extend({ clientCertificate: clientCertificate.optional() });
+/** An address or CIDR (`10.0.0.0/8`, `2001:db8::/32`, `192.0.2.7`). */
+const cidr = z.string().superRefine((v, ctx) => {
+  try {
+    parseCidr(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
 
 const httpsUrl = z.string().refine(
   (v) => {
@@ -149,11 +170,14 @@ const fingerprintIndex = z.strictObject({
 export const configSchema = z.strictObject({
   listen: z
     .strictObject({
-      gateway: listener.optional(),
+      gateway: gatewayListener.optional(),
       forward: listener.optional(),
       admin: listener.optional(),
     })
-    .default({ gateway: { host: '0.0.0.0', port: 8443 }, admin: { host: '127.0.0.1', port: 9090 } }),
+    .default({ gateway: { host: '0.0.0.0', port: 8443, proxyProtocol: false }, admin: { host: '127.0.0.1', port: 9090, proxyProtocol: false } }),
+
+  // Balancers / reverse proxies whose X-Forwarded-For names the client (right-most untrusted hop).
+  trustedProxies: z.array(cidr).default([]),
 
   tls: z
     .strictObject({
@@ -238,7 +262,8 @@ export const configSchema = z.strictObject({
           commandTimeout: duration.default(50),
         })
         .default({ url: 'redis://127.0.0.1:6379', prefix: 'aigate:rl:', commandTimeout: 50 }),
-      key: z.enum(['ip', 'user']).default('ip'),
+      // credential: an HMAC fingerprint of the vendor key the request carries, else user, else ip.
+      key: z.enum(['ip', 'user', 'credential']).default('ip'),
       rate: z.number().positive().default(10),
       burst: z.number().int().positive().default(20),
       onStoreError: z.enum(['allow', 'deny']).default('allow'),

@@ -33,6 +33,8 @@ export interface MessageCounts {
 export interface Client {
   ip: string;
   user: string | null;
+  /** HMAC fingerprint (16 hex) of the vendor key the request carried, when it carried one (stages/credential.ts). */
+  credential?: string;
 }
 
 export class Flow {

@@ -22,7 +22,8 @@ import { ClientAbortedError } from '../pipeline/stages/read-body.js';
 import { DestinationError, type Destination } from '../route/address.js';
 import type { EgressPolicy } from '../route/egress.js';
 import type { LeafMinter } from '../tls/mint.js';
-import { handleClientError, refuseConnect, socketIp, writeRawError } from './client-error.js';
+import { handleClientError, refuseConnect, writeRawError } from './client-error.js';
+import { peerIdentity, type ClientIdentity } from './client-identity.js';
 import { type ConnectionRegistry, overLimitError } from './connections.js';
 import { handleUpgrade } from './gateway.js';
 
@@ -55,6 +56,8 @@ export interface ForwardServerOptions {
   inspectHost: InspectHost;
   /** Resolves and checks where host:port may be dialled (connectTo, denyPrivateAddresses). */
   resolve: (host: string, port: number) => Promise<Destination>;
+  /** How a connection's and a request's client is named (PROXY protocol, trustedProxies). */
+  clients?: ClientIdentity;
 }
 
 interface TunnelContext {
@@ -92,23 +95,25 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
   const onInnerRequest = (req: IncomingMessage, res: ServerResponse) => {
     const ctx = tunnels.get(req.socket);
     if (!ctx) return res.destroy();
-    opts.requests.handle('forward', ctx.client, req, res, (ex) => (ex.destination = ctx.destination));
+    // A copy per request: what one request adds (its credential) must not stick to the tunnel.
+    opts.requests.handle('forward', { ...ctx.client }, req, res, (ex) => (ex.destination = ctx.destination));
   };
   inner.on('request', onInnerRequest);
   inner.on('checkExpectation', onInnerRequest);
   inner.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const ctx = tunnels.get(socket);
     if (!ctx) return socket.destroy();
-    handleUpgrade(opts.upgrades, 'forward', ctx.client, req, socket, head, (ex) => (ex.destination = ctx.destination));
+    handleUpgrade(opts.upgrades, 'forward', { ...ctx.client }, req, socket, head, (ex) => (ex.destination = ctx.destination));
   });
   const innerErrors = { ...clientErrors, clientIp: (s: Duplex) => tunnels.get(s)?.client.ip ?? '' };
   inner.on('clientError', (err: Error, socket: Duplex) => handleClientError(err, socket, innerErrors));
   inner.on('connect', (req: IncomingMessage, socket: Duplex) => refuseConnect(req, socket, 'a tunnel inside a tunnel is not proxied', innerErrors));
 
   const outer = createServer(httpOptions);
+  const clients = opts.clients ?? peerIdentity;
   // Absolute-form requests: the pipeline's first forward stage checks them (absoluteFormStage).
   const onOuterRequest = (req: IncomingMessage, res: ServerResponse) => {
-    opts.requests.handle('forward', { ip: socketIp(req.socket), user: null }, req, res);
+    opts.requests.handle('forward', clients.ofRequest(req), req, res);
   };
   outer.on('request', onOuterRequest);
   outer.on('checkExpectation', onOuterRequest);
@@ -116,7 +121,7 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
     void handleConnect(opts, tunnels, inner, req, socket as Socket, head);
   });
   outer.on('clientError', (err: Error, socket: Duplex) => {
-    handleClientError(err, socket, { ...clientErrors, clientIp: (s) => socketIp(s as Socket) });
+    handleClientError(err, socket, { ...clientErrors, clientIp: (s) => clients.ofConnection(s) });
   });
   return { outer, inner };
 }
@@ -144,7 +149,7 @@ async function handleConnect(
   socket: Socket,
   head: Buffer,
 ): Promise<void> {
-  const flow = new Flow('forward', { ip: socketIp(socket), user: null }, 'CONNECT', null);
+  const flow = new Flow('forward', { ip: (opts.clients ?? peerIdentity).ofRequest(req).ip, user: null }, 'CONNECT', null);
   flow.event = 'connect';
   socket.on('error', () => socket.destroy());
   // Until it is answered or becomes a tunnel, a CONNECT is work in flight: a drain waits for it

@@ -6,7 +6,8 @@ import type { Duplex } from 'node:stream';
 import type { AuditLog } from '../audit/log.js';
 import type { Metrics } from '../metrics.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
-import { handleClientError, refuseConnect, socketIp } from './client-error.js';
+import { handleClientError, refuseConnect } from './client-error.js';
+import { peerIdentity, type ClientIdentity } from './client-identity.js';
 
 export interface GatewayOptions {
   cert: Buffer;
@@ -18,6 +19,10 @@ export interface GatewayOptions {
   metrics: Metrics;
   /** Milliseconds a keep-alive connection may sit idle between requests. */
   keepAliveTimeout?: number;
+  /** How a connection's and a request's client is named (PROXY protocol, trustedProxies, certificate user). */
+  clients?: ClientIdentity;
+  /** mTLS: client certificates asked for and verified against `ca` (listen.gateway.clientCertificate). */
+  clientCertificate?: { ca: Buffer; required: boolean };
 }
 
 export function createGatewayServer(opts: GatewayOptions): Server {
@@ -31,16 +36,19 @@ export function createGatewayServer(opts: GatewayOptions): Server {
     headersTimeout: 30_000,
     keepAliveTimeout: opts.keepAliveTimeout ?? 65_000,
     requireHostHeader: false, // answered by the pipeline (parse-target), with a request id and an audit line
+    // Optional mTLS still verifies what is presented: only a verified certificate names a user.
+    ...(opts.clientCertificate ? { requestCert: true, ca: opts.clientCertificate.ca, rejectUnauthorized: opts.clientCertificate.required } : {}),
   });
+  const clients = opts.clients ?? peerIdentity;
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    opts.requests.handle('gateway', { ip: socketIp(req.socket), user: null }, req, res);
+    opts.requests.handle('gateway', clients.ofRequest(req), req, res);
   };
   server.on('request', onRequest);
   server.on('checkExpectation', onRequest); // an Expect other than 100-continue: refused by parse-target
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    handleUpgrade(opts.upgrades, 'gateway', { ip: socketIp(req.socket), user: null }, req, socket, head);
+    handleUpgrade(opts.upgrades, 'gateway', clients.ofRequest(req), req, socket, head);
   });
-  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'gateway' as const, clientIp: (s: Duplex) => socketIp(s as never), flows: opts.requests };
+  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'gateway' as const, clientIp: (s: Duplex) => clients.ofConnection(s), flows: opts.requests };
   server.on('clientError', (err: Error, socket: Duplex) => handleClientError(err, socket, clientErrors));
   server.on('connect', (req: IncomingMessage, socket: Duplex) =>
     refuseConnect(req, socket, 'the gateway routes by path; CONNECT is served on the forward proxy listener (listen.forward)', clientErrors),

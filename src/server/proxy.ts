@@ -1,7 +1,7 @@
 // Assembles a running aigate from a validated config: shared parts built once (metrics, audit,
 // upstream agents, limiter, inspector, minter), the pipelines of each mode, and the listeners.
 // Also owns the drain.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -9,7 +9,7 @@ import { AuditLog, MAX_BUFFERED_BYTES } from '../audit/log.js';
 import { SyslogError } from '../audit/syslog.js';
 import { HtpasswdError } from '../auth/htpasswd.js';
 import { ProxyAuthenticator } from '../auth/proxy-auth.js';
-import { ConfigError } from '../config/load.js';
+import { ConfigError, readConfiguredFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Metrics } from '../metrics.js';
 import { ActivityTracker } from '../pipeline/activity.js';
@@ -23,6 +23,7 @@ import { auditGuardStage } from '../pipeline/stages/audit-guard.js';
 import { inspectStage } from '../pipeline/stages/inspect.js';
 import { inspectUrlPart, inspectUrlStage } from '../pipeline/stages/inspect-url.js';
 import { limitStage } from '../pipeline/stages/limit.js';
+import { credentialStage } from '../pipeline/stages/credential.js';
 import { parseTargetStage } from '../pipeline/stages/parse-target.js';
 import { ClientAbortedError, readBodyStage } from '../pipeline/stages/read-body.js';
 import { BodyBudget } from '../pipeline/body-budget.js';
@@ -42,7 +43,8 @@ import { upstreamHeadersStage } from '../pipeline/stages/upstream-headers.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
 import { isWorker, reportAuditState } from './cluster.js';
-import { socketIp } from './client-error.js';
+import { createClientIdentity, peerIp, TrustedProxies } from './client-identity.js';
+import { createProxyFront } from './proxy-front.js';
 import { ConnectionRegistry, overLimitError, type TrafficListener } from './connections.js';
 import { watchAcceptErrors, watchFileDescriptors } from './fd-watch.js';
 import { absoluteFormStage, createForwardServer, type Authenticate, type InspectHost } from './forward.js';
@@ -98,6 +100,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   // One key for the event loop and the scan threads: a finding's fingerprint must not depend on
   // which thread scanned the body.
   const fingerprintKey = config.audit.fingerprintKey ? Buffer.from(config.audit.fingerprintKey) : randomBytes(32);
+  // Vendor-key fingerprints (audit client.credential, rateLimit.key: credential), before the limiter.
+  admit.unshift(credentialStage(fingerprintKey));
   let protectedCode: ProtectedCodeSource[];
   try {
     // Loaded once into shared memory: the scan threads read the same indexes.
@@ -139,6 +143,10 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   const pipelineDeps = { audit, metrics, logger, activity };
 
   const servers: Array<{ name: ListenerName; server: Server; host: string; port: number }> = [];
+  const trustedProxies = new TrustedProxies(config.trustedProxies);
+  /** The server that listens for `name`: a PROXY-protocol front before `server` where configured. */
+  const listening = (name: ListenerName, server: Server): Server =>
+    config.listen[name]?.proxyProtocol ? createProxyFront(server, { onRefused: proxyProtocolReporter(name, metrics, logger) }) : server;
   /** Servers whose idle keep-alive connections a drain closes (includes the tunnel server). */
   const trafficServers: Server[] = [];
 
@@ -154,7 +162,10 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     closers.unshift(() => dispatcher.destroy());
     const routed = [parseTargetStage, gatewayRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forGateway(config)), ...admit, inspectUrl];
     const { cert, key } = loadGatewayKeyPair(config, configFile);
+    const mtls = config.listen.gateway.clientCertificate;
     const gateway = createGatewayServer({
+      clients: createClientIdentity({ trustedProxies, certificateUserField: mtls?.userField }),
+      ...(mtls ? { clientCertificate: { ca: loadClientCa(configFile, mtls.ca), required: mtls.required } } : {}),
       cert,
       key,
       minVersion: config.tls.minVersion,
@@ -166,14 +177,20 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     // Over its client's cap a TLS connection can only be closed: answering would cost the
     // handshake the cap is there to save.
     gateway.on('connection', (socket: Socket) => {
-      if (!connections.accept(socket, 'gateway', socketIp(socket))) socket.destroy();
+      if (!connections.accept(socket, 'gateway', peerIp(socket))) socket.destroy();
     });
     gateway.on('secureConnection', (tls: TLSSocket) => {
       // The TLS socket the HTTP layer sees is built on the accepted one (Node keeps it as _parent).
       const raw = (tls as TLSSocket & { _parent?: Socket })._parent;
       if (raw) connections.layer(tls, raw);
+      // Optional mTLS: no certificate is fine, but one that does not verify is refused like a
+      // required one would be, never served as anonymous.
+      if (mtls && !tls.authorized && Object.keys(tls.getPeerCertificate()).length > 0) {
+        logger.info({ client: peerIp(tls), reason: String(tls.authorizationError) }, 'client certificate not verified; connection closed');
+        tls.destroy();
+      }
     });
-    servers.push({ name: 'gateway', server: gateway, ...config.listen.gateway });
+    servers.push({ name: 'gateway', server: listening('gateway', gateway), ...config.listen.gateway });
     trafficServers.push(gateway);
   }
 
@@ -236,15 +253,16 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       authenticate,
       inspectHost,
       resolve,
+      clients: createClientIdentity({ trustedProxies }),
     });
     forward.outer.on('connection', (socket: Socket) => {
-      if (connections.accept(socket, 'forward', socketIp(socket))) return;
+      if (connections.accept(socket, 'forward', peerIp(socket))) return;
       // Its request is answered 429 as soon as it arrives; one that never comes must not keep it.
       const timer = setTimeout(() => socket.destroy(), OVER_LIMIT_WAIT_MS);
       timer.unref();
       socket.once('close', () => clearTimeout(timer));
     });
-    servers.push({ name: 'forward', server: forward.outer, ...config.listen.forward });
+    servers.push({ name: 'forward', server: listening('forward', forward.outer), ...config.listen.forward });
     trafficServers.push(forward.outer, forward.inner);
   }
 
@@ -259,7 +277,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   let dashboard: ReturnType<typeof createDashboard> | undefined;
   if (config.listen.admin) {
     dashboard = createDashboard({ audit, limiter, config });
-    servers.push({ name: 'admin', server: createAdminServer(metrics.registry, { ready: () => ready && !draining && !audit.refusesTraffic() }, dashboard.routes), ...config.listen.admin });
+    const admin = createAdminServer(metrics.registry, { ready: () => ready && !draining && !audit.refusesTraffic() }, dashboard.routes);
+    servers.push({ name: 'admin', server: listening('admin', admin), ...config.listen.admin });
   }
 
   const closeAll = async () => {
@@ -363,6 +382,32 @@ function overLimitReporter(limit: number, metrics: Metrics, logger: Logger): (li
       { listener, client: ip, limit, refused: unlogged },
       'client over limits.connectionsPerClient: connection refused (raise the limit if many users share this address)',
     );
+    unlogged = 0;
+  };
+}
+
+/** `listen.gateway.clientCertificate.ca`: PEM certificates that client certificates must chain to. */
+function loadClientCa(configFile: string, file: string): Buffer {
+  const pem = readConfiguredFile(configFile, 'listen.gateway.clientCertificate.ca', file);
+  try {
+    new X509Certificate(pem);
+  } catch (err) {
+    throw new ConfigError(configFile, 'listen.gateway.clientCertificate.ca', `${file} is not a PEM certificate (${(err as Error).message})`);
+  }
+  return pem;
+}
+
+/** Connections refused for a missing or malformed PROXY header: counted, logged at most every 10 s. */
+function proxyProtocolReporter(listener: ListenerName, metrics: Metrics, logger: Logger): (reason: string, peer: string | undefined) => void {
+  let lastLogged = 0;
+  let unlogged = 0;
+  return (reason, peer) => {
+    metrics.connectionsRefused.inc({ listener, reason: 'proxy_protocol' });
+    unlogged++;
+    const now = Date.now();
+    if (now - lastLogged < OVER_LIMIT_LOG_EVERY_MS) return;
+    lastLogged = now;
+    logger.warn({ listener, peer, reason, refused: unlogged }, 'connection refused: listen.' + listener + '.proxyProtocol is on and the PROXY header is missing or malformed (is the balancer sending it?)');
     unlogged = 0;
   };
 }

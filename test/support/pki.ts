@@ -9,7 +9,9 @@
 //
 // Each CA is distinct, so a test can tell "the client saw a minted leaf" from "the client saw the
 // upstream's own certificate" by the issuer.
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import forge from 'node-forge';
 import { join } from 'node:path';
 import { createCA, issueServerCert, type PemPair } from '../../src/tls/ca.js';
 
@@ -80,4 +82,30 @@ export function writePki(dir: string): PkiFiles {
   writeFileSync(files.proxyKey, proxy.keyPem, { mode: 0o600 });
   writeFileSync(files.upstreamCaCert, upstreamCA().certPem);
   return files;
+}
+
+/**
+ * A TLS client certificate (clientAuth) from the named CA, for gateway mTLS tests: subject CN and
+ * emailAddress, and an rfc822Name SAN when `email` is given.
+ */
+export function clientCert(caName: string, subject: { cn: string; email?: string }): PemPair {
+  const ca = testCA(caName);
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
+  cert.serialNumber = '0' + randomBytes(8).toString('hex');
+  cert.validity.notBefore = new Date(Date.now() - 3_600_000);
+  cert.validity.notAfter = new Date(Date.now() + 86_400_000);
+  const attrs: forge.pki.CertificateField[] = [{ name: 'commonName', value: subject.cn }];
+  if (subject.email) attrs.push({ name: 'emailAddress', value: subject.email });
+  cert.setSubject(attrs);
+  cert.setIssuer(forge.pki.certificateFromPem(ca.certPem).subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
+    { name: 'extKeyUsage', clientAuth: true },
+    ...(subject.email ? [{ name: 'subjectAltName', altNames: [{ type: 1, value: subject.email }] }] : []),
+  ]);
+  cert.sign(forge.pki.privateKeyFromPem(ca.keyPem), forge.md.sha256.create());
+  return { certPem: forge.pki.certificateToPem(cert), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
 }

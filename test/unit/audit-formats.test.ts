@@ -54,6 +54,7 @@ const variants: Array<[string, AuditRecord]> = [
   ['rate limited', record({ decision: 'rate_limited', status: 429, reason: 'rate_limited' })],
   ['forward-mode CONNECT denied, no path', record({ event: 'connect', mode: 'forward', method: 'CONNECT', path: null, route: null, decision: 'deny', status: 403 })],
   ['client gone before a status', record({ status: 0, method: null, path: null, aborted: true })],
+  ['vendor key fingerprinted', record({ client: { ip: '10.0.0.7', user: null, credential: '0123456789abcdef' } })],
 ];
 
 describe('audit.format: ecs', () => {
@@ -73,6 +74,12 @@ describe('audit.format: ecs', () => {
       rule: { id: ['aws-access-key', 'github-pat'] },
       aigate: { decision: 'block', route: 'openai', mode: 'gateway' },
     });
+  });
+
+  it('keeps the vendor-key fingerprint as aigate.credential (ECS has no field for it)', () => {
+    const r = record({ client: { ip: '10.0.0.7', user: null, credential: '0123456789abcdef' } });
+    expect(toEcs(r)).toMatchObject({ aigate: { credential: '0123456789abcdef' } });
+    expect(toOcsf(r)).toMatchObject({ unmapped: { aigate: { credential: '0123456789abcdef' } } });
   });
 
   it('the validator catches a wrong type and an unknown field (it can fail)', () => {

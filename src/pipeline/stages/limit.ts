@@ -4,11 +4,12 @@ import type { RateLimitConfig } from '../../config/schema.js';
 import { rateLimitHeaders, type RateLimiter } from '../../ratelimit/index.js';
 import { ProxyError } from '../errors.js';
 import type { Stage } from '../exchange.js';
+import type { Client } from '../flow.js';
 
 export function limitStage(cfg: RateLimitConfig, limiter: RateLimiter): Stage {
   return async (ex) => {
     const { flow, target } = ex;
-    const who = cfg.key === 'user' && flow.client.user !== null ? `user:${flow.client.user}` : `ip:${flow.client.ip}`;
+    const who = bucketOwner(cfg.key, flow.client);
     // A route with its own rate/burst has its own bucket: one capacity cannot be shared by two
     // different policies. Routes without an override share the developer's global bucket.
     const key = target?.bucketIsOverride ? `route:${target.route}|${who}` : who;
@@ -22,4 +23,15 @@ export function limitStage(cfg: RateLimitConfig, limiter: RateLimiter): Stage {
       throw new ProxyError('rate_limited', why, { 'retry-after': String(decision.retryAfterSeconds) });
     }
   };
+}
+
+/**
+ * Whose bucket a request takes from. `user`: the authenticated user, else the address.
+ * `credential`: the vendor key's fingerprint, else the user, else the address — each key its own
+ * bucket, however many developers share one address.
+ */
+export function bucketOwner(key: RateLimitConfig['key'], client: Client): string {
+  if (key === 'credential' && client.credential !== undefined) return `credential:${client.credential}`;
+  if (key !== 'ip' && client.user !== null) return `user:${client.user}`;
+  return `ip:${client.ip}`;
 }

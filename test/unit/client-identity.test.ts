@@ -1,0 +1,96 @@
+// trustedProxies (X-Forwarded-For from trusted peers only, right-most untrusted hop) and the
+// identity keys' validation.
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import { credentialFingerprint, requestCredential } from '../../src/pipeline/stages/credential.js';
+import { bucketOwner } from '../../src/pipeline/stages/limit.js';
+import { TrustedProxies } from '../../src/server/client-identity.js';
+
+describe('TrustedProxies.clientOf', () => {
+  const trusted = new TrustedProxies(['10.0.0.0/8', '2001:db8::/32', '192.0.2.1']);
+
+  it('ignores X-Forwarded-For from a peer that is not trusted', () => {
+    expect(trusted.clientOf('203.0.113.5', '198.51.100.1')).toBe('203.0.113.5');
+  });
+
+  it('takes the right-most hop that is not a trusted proxy (what the client wrote to the left is not believed)', () => {
+    expect(trusted.clientOf('10.0.0.1', '1.1.1.1, 198.51.100.1, 10.2.2.2')).toBe('198.51.100.1');
+    expect(trusted.clientOf('192.0.2.1', ['1.1.1.1', '198.51.100.1'])).toBe('198.51.100.1');
+    expect(trusted.clientOf('10.0.0.1', ' 2001:db8::9 , [2001:db9::1]')).toBe('2001:db9::1');
+  });
+
+  it('with only trusted hops, the left-most one is the client', () => {
+    expect(trusted.clientOf('10.0.0.1', '10.3.3.3, 10.2.2.2')).toBe('10.3.3.3');
+  });
+
+  it('stops at a malformed hop, keeping the last good address', () => {
+    expect(trusted.clientOf('10.0.0.1', 'evil, 10.2.2.2')).toBe('10.2.2.2');
+    expect(trusted.clientOf('10.0.0.1', '198.51.100.1:443')).toBe('10.0.0.1');
+    expect(trusted.clientOf('10.0.0.1', '')).toBe('10.0.0.1');
+  });
+
+  it('shows IPv4-mapped hops as IPv4, and matches them against IPv4 ranges', () => {
+    expect(trusted.clientOf('10.0.0.1', '198.51.100.1, ::ffff:10.4.4.4')).toBe('198.51.100.1');
+  });
+
+  it('without trusted proxies, never reads the header', () => {
+    expect(new TrustedProxies([]).clientOf('10.0.0.1', '198.51.100.1')).toBe('10.0.0.1');
+  });
+});
+
+describe('identity configuration', () => {
+  const base = { listen: { gateway: { port: 0 } } };
+
+  it('defaults: no PROXY protocol, no trusted proxies, no client certificates, rate limit by ip', () => {
+    const c = parseConfig(base);
+    expect(c.listen.gateway).toEqual({ host: '0.0.0.0', port: 0, proxyProtocol: false });
+    expect(c.trustedProxies).toEqual([]);
+    expect(c.rateLimit.key).toBe('ip');
+    expect(parseConfig({}).listen.gateway?.proxyProtocol).toBe(false);
+  });
+
+  it('clientCertificate defaults to optional, user from CN', () => {
+    const c = parseConfig({ listen: { gateway: { port: 0, clientCertificate: { ca: 'ca.pem' } } } });
+    expect(c.listen.gateway?.clientCertificate).toEqual({ ca: 'ca.pem', required: false, userField: 'CN' });
+  });
+
+  it.each([
+    [{ trustedProxies: ['10.0.0.0/33'] }, 'trustedProxies[0]: "10.0.0.0/33": prefix length must be 0-32'],
+    [{ trustedProxies: ['proxy.internal'] }, 'trustedProxies[0]: "proxy.internal" is not an IP address or CIDR'],
+    [{ listen: { gateway: { port: 0, proxyProtocol: 'yes' } } }, 'listen.gateway.proxyProtocol'],
+    [{ listen: { gateway: { port: 0, clientCertificate: { ca: 'ca.pem', userField: 'OU' } } } }, 'listen.gateway.clientCertificate.userField'],
+    [{ listen: { forward: { port: 0, clientCertificate: { ca: 'ca.pem' } } } }, 'listen.forward'],
+    [{ rateLimit: { key: 'apikey' } }, 'rateLimit.key'],
+  ])('refuses %j', (raw, message) => {
+    expect(() => parseConfig({ ...base, ...raw })).toThrow(message);
+  });
+});
+
+describe('vendor credential and bucket owner', () => {
+  it('takes a Bearer token, else x-api-key, api-key, x-goog-api-key; never Basic credentials', () => {
+    expect(requestCredential({ authorization: 'Bearer sk-1' })).toBe('sk-1');
+    expect(requestCredential({ authorization: 'bearer  sk-1 ' })).toBe('sk-1');
+    expect(requestCredential({ authorization: 'Basic dTpw', 'x-api-key': 'k2' })).toBe('k2');
+    expect(requestCredential({ 'api-key': 'k3', 'x-goog-api-key': 'k4' })).toBe('k3');
+    expect(requestCredential({ 'x-goog-api-key': 'k4' })).toBe('k4');
+    expect(requestCredential({ authorization: 'Basic dTpw' })).toBeUndefined();
+    expect(requestCredential({ 'x-api-key': '  ' })).toBeUndefined();
+  });
+
+  it('fingerprints are 16 hex, keyed, and differ from key to key', () => {
+    const k = Buffer.from('k');
+    expect(credentialFingerprint(k, 'a')).toMatch(/^[0-9a-f]{16}$/);
+    expect(credentialFingerprint(k, 'a')).toBe(credentialFingerprint(k, 'a'));
+    expect(credentialFingerprint(k, 'a')).not.toBe(credentialFingerprint(k, 'b'));
+    expect(credentialFingerprint(Buffer.from('other'), 'a')).not.toBe(credentialFingerprint(k, 'a'));
+  });
+
+  it('precedence: credential > user > ip under key: credential; user > ip under key: user; ip under key: ip', () => {
+    const all = { ip: '10.0.0.1', user: 'alice', credential: '0123456789abcdef' };
+    expect(bucketOwner('credential', all)).toBe('credential:0123456789abcdef');
+    expect(bucketOwner('credential', { ip: '10.0.0.1', user: 'alice' })).toBe('user:alice');
+    expect(bucketOwner('credential', { ip: '10.0.0.1', user: null })).toBe('ip:10.0.0.1');
+    expect(bucketOwner('user', all)).toBe('user:alice');
+    expect(bucketOwner('ip', all)).toBe('ip:10.0.0.1');
+  });
+});
