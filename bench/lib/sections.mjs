@@ -9,6 +9,7 @@ const SECTIONS = [
   { title: 'Rate-limit check cost per store (issue 4)', script: 'bench/ratelimit.mjs', args: (quick) => (quick ? ['--n', '2000'] : []) },
   { title: 'Leaf minting for forward mode (issue 5)', script: 'bench/mint.mjs', args: () => [] },
   { title: 'Connect streaming message forward latency (issue 14)', script: 'bench/rpc.mjs', args: (quick) => (quick ? ['--messages', '100'] : []) },
+  { title: 'WebSocket message inspection and idle memory (issue 14)', script: 'bench/websocket.mjs', args: (quick) => (quick ? ['--messages', '200', '--idle', '100'] : ['--messages', '2000', '--idle', '1000']) },
 ];
 
 function runScript(script, args, timeoutMs) {
