@@ -11,6 +11,7 @@
 import { isAscii, isUtf8 } from 'node:buffer';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Action, InspectConfig } from '../config/schema.js';
+import { CleanProof } from './clean.js';
 import { compileCustomRule, type CompiledCustomRule } from './custom.js';
 import { DecodeError, decodeContent } from './decode.js';
 import { Detector, type Candidate } from './detector.js';
@@ -195,10 +196,13 @@ class DetectorInspector implements Inspector {
   private readonly customAction = new Map<string, Action>();
   /** JSON escapes that can hide a keyword (see keywordFree); null: a keyword holds `"`. */
   private readonly walkEscapes: readonly string[] | null;
+  /** The fast path (clean.ts), or null when turned off. */
+  private readonly clean: CleanProof | null;
 
   constructor(
     private readonly cfg: InspectConfig,
     fingerprintKey: string | Buffer,
+    fastPath = true,
   ) {
     this.key = fingerprintKey.length > 0 ? Buffer.from(fingerprintKey) : randomBytes(32);
     const builtinIds = new Set(BUILTIN_RULES.map((r) => r.id));
@@ -222,6 +226,7 @@ class DetectorInspector implements Inspector {
     this.actionOverride = new Map(Object.entries(actions));
     this.detector = new Detector(rules, customRules, new Set(cfg.allowValues));
     this.walkEscapes = escapesToWalk(this.detector.keywords);
+    this.clean = fastPath ? new CleanProof(this.detector, this.walkEscapes) : null;
   }
 
   scanText(text: string): ScanFinding[] {
@@ -269,13 +274,20 @@ class DetectorInspector implements Inspector {
     // that it re-serialises may leave ASCII.
     const ascii = isAscii(decoded);
     const encoding: BufferEncoding = !ascii && !isUtf8(decoded) ? 'latin1' : 'utf8';
+    const form = mime === 'application/x-www-form-urlencoded';
+    // The fast path: windows of the bytes around each keyword prove most bodies clean without
+    // decoding them whole (clean.ts). Forms (percent-decoding) and bodies read as UTF-16/32 take
+    // the full path; the other readings (views.ts) are checked as below.
+    if (this.clean !== null && !wide.primary && !form && this.clean.provesClean(decoded, encoding === 'latin1')) {
+      const others = [...wide.others, ...parts, ...layers.map((b) => b.toString('latin1'))];
+      if (others.every((t) => this.keywordFree(t))) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+    }
     const byteText = decoded.toString(ascii ? 'latin1' : encoding);
     // A body in UTF-16/32 (views.ts) is inspected, and redacted, as the text it encodes; the byte
     // reading and the other readings of it, multipart parts decoded from base64 or
     // quoted-printable, and the still-encoded layers of a Content-Encoding (plaintext headers and
     // metadata) are further views below: what shows only there cannot be redacted in place.
     const text = wide.primary ? wide.primary.text : byteText;
-    const form = mime === 'application/x-www-form-urlencoded';
     const views: Array<{ text: string; unescape: boolean; dropped: boolean }> = [
       ...(wide.primary ? [byteText] : []).concat(wide.others).map((t) => ({ text: t, unescape: true, dropped: false })),
       ...parts.map((t) => ({ text: t, unescape: true, dropped: false })),
@@ -465,6 +477,6 @@ class DetectorInspector implements Inspector {
  * the offending key (`inspect.rules.custom[2].pattern: …`) for an invalid custom rule or an
  * unknown rule id, so `aigate start`/`check` can print it as a start-up error.
  */
-export function createInspector(cfg: InspectConfig, opts: { fingerprintKey: string | Buffer }): Inspector {
-  return new DetectorInspector(cfg, opts.fingerprintKey);
+export function createInspector(cfg: InspectConfig, opts: { fingerprintKey: string | Buffer; /** Off: every body takes the full scan (tests compare the two). */ fastPath?: boolean }): Inspector {
+  return new DetectorInspector(cfg, opts.fingerprintKey, opts.fastPath ?? true);
 }
