@@ -102,7 +102,13 @@ function content(rng: Rng, n: number): string {
 
 function jsonBody(rng: Rng): string {
   const text = content(rng, rng.int(1, 12));
-  switch (rng.below(5)) {
+  switch (rng.below(6)) {
+    case 5: {
+      // Key and value apart (a newline after the colon): only the key/value pair reading finds it.
+      const key = rng.pick(['password', 'db_password', 'api_key', 'token', 'client_secret', 'name']);
+      const value = rng.pick([password(rng), make.githubPat(rng), 'short', rng.str('abcdefXYZ0123456789', 24)]);
+      return `{"a": ${JSON.stringify(text)},\n "${key}"${rng.pick(['', ' ', '\n'])}:${rng.pick(['\n', '\n\t', ' \n  '])}"${value}", "b": 1}`;
+    }
     case 0:
       return JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: text }] });
     case 1:
