@@ -27,6 +27,7 @@
 // Bounded like the full path: at most MAX_OCCURRENCES keyword occurrences per byte budget, and
 // windows that overlap are merged, so the work is linear in the body's length.
 import type { Detector } from './detector.js';
+import { keywordScanner, type KeywordScanner } from './keyword-scan.js';
 import type { Reach } from './reach.js';
 
 /** Strings nested in strings are read this many levels deep (index.ts MAX_NESTED_JSON, plus the outer level). */
@@ -115,11 +116,15 @@ export class CleanProof {
   private readonly maxKeyword: number;
   private readonly usable: boolean;
 
+  private readonly scanner: KeywordScanner | null;
+
   constructor(
     private readonly detector: Detector,
     walkEscapes: readonly string[] | null,
+    opts: { wasm?: boolean } = {},
   ) {
     const kws = detector.keywords;
+    this.scanner = detector.automaton ? keywordScanner(kws, detector.automaton, opts) : null;
     this.maxKeyword = Math.max(1, ...kws.map((k) => k.length));
     // A keyword with `"` could span a string's end; one with `: ` or a leading blank could span the
     // `": "` a pair puts between key and value where the body has none.
@@ -144,8 +149,8 @@ export class CleanProof {
    * character per byte) is certain to find nothing in it; false when it might (or cannot tell).
    */
   provesClean(bytes: Buffer, latin1: boolean): boolean {
-    const finder = this.detector.automaton;
-    if (!this.usable || finder === null) return false;
+    const scanner = this.scanner;
+    if (!this.usable || scanner === null) return false;
     const n = bytes.length;
     // With \uXXXX about, one character of a reading can take six bytes: a backslash then weighs
     // five of the bytes counted around it.
@@ -155,26 +160,13 @@ export class CleanProof {
     let budget = 4 * n + (1 << 20); // bytes walked to size windows
     let occurrences = MAX_OCCURRENCES + (n >> 8);
     let ok = true;
-    /** Index after walking back from `at` over `count` bytes that yield a character in every reading. */
     const back = (at: number, count: number): number => {
-      let i = at;
-      while (i > 0 && count > 0) {
-        const c = bytes[--i]!;
-        if (c === BACKSLASH) count += weight;
-        else if (c < 0x80) count--;
-      }
-      // Never start right after a backslash: the escape it begins would be read differently.
-      while (i > 0 && bytes[i - 1] === BACKSLASH) i--;
+      const i = scanner.back(at, count, weight);
       budget -= at - i;
       return i;
     };
     const forward = (at: number, count: number): number => {
-      let i = at;
-      while (i < n && count > 0) {
-        const c = bytes[i++]!;
-        if (c === BACKSLASH) count += weight;
-        else if (c < 0x80) count--;
-      }
+      const i = scanner.forward(at, count, weight);
       budget -= i - at;
       return i;
     };
@@ -199,14 +191,10 @@ export class CleanProof {
       if (last >= 0 && start <= windows[last + 1]! && start >= windows[last]!) windows[last + 1] = Math.max(windows[last + 1]!, end);
       else windows.push(start, end);
     };
-    finder.forEachEndInBytes(bytes, (end, keywords) => {
-      for (const k of keywords) {
-        if (--occurrences < 0) ok = false;
-        window(end - k.length, end - k.length, this.detector.reachOf(k));
-        if (!ok) return false;
-      }
-      return true;
-    });
+    if (!scanner.occurrences(bytes, occurrences, (start, k) => {
+      window(start, start, this.detector.reachOf(k));
+      return ok;
+    })) return false;
     for (const e of this.escapes) {
       for (let at = bytes.indexOf(e.seq); ok && at >= 0; at = bytes.indexOf(e.seq, at + 1)) {
         if (--occurrences < 0) ok = false;

@@ -136,8 +136,10 @@ export class Detector {
       let before = 0;
       let after = 0;
       let run = '';
-      for (const k of [kw, ...(this.related.get(kw) ?? [])]) {
-        for (const r of this.sticky.get(k)!) {
+      // Its own rules only: a keyword that starts at the same place (`sk-` at `sk`) is an
+      // occurrence of its own, in the bytes or spelled by an escape, and gets its own window.
+      {
+        for (const r of this.sticky.get(kw)!) {
           before = Math.max(before, r.reach.before);
           after = Math.max(after, r.reach.after);
           run += r.reach.run ?? '';
@@ -147,7 +149,7 @@ export class Detector {
     }
   }
 
-  /** Per keyword: the most any rule it (or a keyword starting at the same place) triggers reads around it. */
+  /** Per keyword: the most any rule it triggers reads around it. */
   private readonly reaches = new Map<string, Reach>();
 
   /** How far around an occurrence of `keyword` the rules it triggers may read (unbounded if unknown). */

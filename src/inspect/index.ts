@@ -203,6 +203,7 @@ class DetectorInspector implements Inspector {
     private readonly cfg: InspectConfig,
     fingerprintKey: string | Buffer,
     fastPath = true,
+    wasm = true,
   ) {
     this.key = fingerprintKey.length > 0 ? Buffer.from(fingerprintKey) : randomBytes(32);
     const builtinIds = new Set(BUILTIN_RULES.map((r) => r.id));
@@ -226,7 +227,7 @@ class DetectorInspector implements Inspector {
     this.actionOverride = new Map(Object.entries(actions));
     this.detector = new Detector(rules, customRules, new Set(cfg.allowValues));
     this.walkEscapes = escapesToWalk(this.detector.keywords);
-    this.clean = fastPath ? new CleanProof(this.detector, this.walkEscapes) : null;
+    this.clean = fastPath ? new CleanProof(this.detector, this.walkEscapes, { wasm }) : null;
   }
 
   scanText(text: string): ScanFinding[] {
@@ -477,6 +478,15 @@ class DetectorInspector implements Inspector {
  * the offending key (`inspect.rules.custom[2].pattern: …`) for an invalid custom rule or an
  * unknown rule id, so `aigate start`/`check` can print it as a start-up error.
  */
-export function createInspector(cfg: InspectConfig, opts: { fingerprintKey: string | Buffer; /** Off: every body takes the full scan (tests compare the two). */ fastPath?: boolean }): Inspector {
-  return new DetectorInspector(cfg, opts.fingerprintKey, opts.fastPath ?? true);
+export function createInspector(
+  cfg: InspectConfig,
+  opts: {
+    fingerprintKey: string | Buffer;
+    /** Off: every body takes the full scan (tests compare the two). */
+    fastPath?: boolean;
+    /** Off: the fast path finds keywords with the JavaScript automaton, not WebAssembly (tests). */
+    wasm?: boolean;
+  },
+): Inspector {
+  return new DetectorInspector(cfg, opts.fingerprintKey, opts.fastPath ?? true, opts.wasm ?? true);
 }

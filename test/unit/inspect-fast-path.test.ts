@@ -179,6 +179,7 @@ describe('inspect fast path', () => {
         inspect: { rules: { custom: [{ id: 'acme-key', description: 'ACME key', keywords: ['acme_'], pattern: 'acme_[a-z0-9]{16}' }] } },
       }).inspect,
     );
+    const noWasm = createInspector(cfg, { fingerprintKey: KEY, wasm: false });
     const seed = Number(process.env.AIGATE_FUZZ_SEED ?? 20261207);
     const rng = new Rng(seed);
     let proved = 0;
@@ -190,6 +191,7 @@ describe('inspect fast path', () => {
       const a = await outcome(inspectors.fast, c.body, c.meta);
       const b = (await outcome(inspectors.full, c.body, c.meta)) as { findings?: unknown[] };
       expect(a, `seed ${seed} case ${i}: ${c.body.toString('latin1').slice(0, 300)}`).toEqual(b);
+      if (i % 3 === 0) expect(await outcome(noWasm, c.body, c.meta), `JS fallback, case ${i}`).toEqual(b);
       if ((b.findings?.length ?? 0) > 0) found++;
       if (proof.provesClean(c.body, false)) proved++;
     }
