@@ -41,6 +41,9 @@ const PAIR_EXCLUDED = /["\\\n]/;
 const LEADING_BLANKS = /^[ \n\r\t]*/;
 /** Occurrences beyond this (plus one per 256 bytes) mean a hostile or odd body: the full path it is. */
 const MAX_OCCURRENCES = 2048;
+/** Bytes around a window to see a pair whole: a key, a value and what separates them. */
+const PAIR_ROOM = PAIR_KEY_MAX + PAIR_VALUE_MAX + 64;
+const WIDEN = Symbol('widen');
 const BACKSLASH = 0x5c;
 
 /** The JSON escapes other than \u, by the character after the backslash. */
@@ -217,28 +220,48 @@ export class CleanProof {
     }
     if (!ok) return false;
     if (windows.length === 0) return true;
-    for (const [start, end] of mergeWindows(windows)) {
-      const text = bytes.toString(latin1 ? 'latin1' : 'utf8', start, end);
-      if (this.mayFind(text, start > 0, end < n)) return false;
+    const regions = mergeWindows(windows);
+    // Windows over most of the body: reading them costs more than the full scan.
+    let covered = 0;
+    for (const [start, end] of regions) covered += end - start;
+    if (covered > n / 2) return false;
+    for (const [start, end] of regions) {
+      const found = this.mayFind(bytes.toString(latin1 ? 'latin1' : 'utf8', start, end), start > 0, end < n, false);
+      if (found === true) return false;
+      if (found === WIDEN) {
+        // A short string with a keyword whose pair neighbours the window cuts: once more with room
+        // for a pair around it (a key and a value, and what separates them).
+        const from = back(start, PAIR_ROOM);
+        const to = forward(end, PAIR_ROOM);
+        if (budget < 0 || this.mayFind(bytes.toString(latin1 ? 'latin1' : 'utf8', from, to), from > 0, to < n, true) !== false) return false;
+      }
     }
     return true;
   }
 
-  /** Whether any reading of this window (see the head of this file) may hold a finding. */
-  private mayFind(raw: string, clipStart: boolean, clipEnd: boolean): boolean {
+  /**
+   * Whether any reading of this window (see the head of this file) may hold a finding: true, false,
+   * or WIDEN when only a pair cut by the window's edge is in doubt (and `widened` is false).
+   */
+  private mayFind(raw: string, clipStart: boolean, clipEnd: boolean, widened: boolean): boolean | typeof WIDEN {
     const d = this.detector;
     if (d.probe(raw, clipStart, clipEnd)) return true;
     const unescaped = unescape(raw);
     if (unescaped !== raw && d.probe(unescaped, clipStart, clipEnd)) return true;
-    return this.piecesMayFind(raw, clipStart, clipEnd, 1);
+    this.pairCut = false;
+    if (this.piecesMayFind(raw, clipStart, clipEnd, 1)) return true;
+    return this.pairCut ? (widened ? true : WIDEN) : false;
   }
+
+  /** Set by pairMayFind when a neighbour it needed was cut by the window. */
+  private pairCut = false;
 
   /**
    * Piece i (whole, short, with a keyword) as a pair's key or value (index.ts analyseJson: a key —
    * a string followed by `:` — and the next string, neither holding `"`, `\\` or a newline). What
-   * the window cannot tell (a neighbour cut by its edge) counts as a maybe.
+   * the window cannot tell (a neighbour cut by its edge) is null.
    */
-  private pairMayFind(pieces: readonly Piece[], i: number): boolean {
+  private pairMayFind(pieces: readonly Piece[], i: number): boolean | null {
     const d = this.detector;
     const p = pieces[i]!;
     const opensWithColon = (between: Piece | undefined): boolean | null => {
@@ -250,18 +273,18 @@ export class CleanProof {
     const whole = (q: Piece | undefined): q is Piece => q !== undefined && !q.clipStart && !q.clipEnd;
     if (p.text.length <= PAIR_KEY_MAX) {
       const isKey = opensWithColon(pieces[i + 1]);
-      if (isKey === null) return true;
+      if (isKey === null) return null;
       if (isKey) {
         const v = pieces[i + 2];
-        if (!whole(v)) return true;
+        if (!whole(v)) return null;
         if (v.text.length <= PAIR_VALUE_MAX && d.probe(`"${p.text}": "${v.text}"`, false, false)) return true;
       }
     }
     const afterKey = opensWithColon(pieces[i - 1]);
-    if (afterKey === null) return true;
+    if (afterKey === null) return null;
     if (afterKey) {
       const k = pieces[i - 2];
-      if (!whole(k)) return true;
+      if (!whole(k)) return null;
       if (k.text.length <= PAIR_KEY_MAX && d.probe(`"${k.text}": "${p.text}"`, false, false)) return true;
     }
     return false;
@@ -281,7 +304,9 @@ export class CleanProof {
         if (d.probe(p.text, p.clipStart, p.clipEnd)) return true;
       }
       if (!p.clipStart && !p.clipEnd && p.text.length <= PAIR_VALUE_MAX && !PAIR_EXCLUDED.test(p.text) && d.hasKeyword(p.text)) {
-        if (this.pairMayFind(pieces, i)) return true;
+        const pair = this.pairMayFind(pieces, i);
+        if (pair === true) return true;
+        if (pair === null) this.pairCut = true;
       }
       if (level < LEVELS && (backslash || p.text.includes('"'))) {
         if (this.piecesMayFind(p.text, p.clipStart, p.clipEnd, level + 1)) return true;

@@ -279,9 +279,11 @@ class DetectorInspector implements Inspector {
     // The fast path: windows of the bytes around each keyword prove most bodies clean without
     // decoding them whole (clean.ts). Forms (percent-decoding) and bodies read as UTF-16/32 take
     // the full path; the other readings (views.ts) are checked as below.
-    if (this.clean !== null && !wide.primary && !form && this.clean.provesClean(decoded, encoding === 'latin1')) {
+    if (this.clean !== null && !wide.primary && !form) {
       const others = [...wide.others, ...parts, ...layers.map((b) => b.toString('latin1'))];
-      if (others.every((t) => this.keywordFree(t))) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+      if (others.every((t) => this.keywordFree(t)) && this.clean.provesClean(decoded, encoding === 'latin1')) {
+        return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+      }
     }
     const byteText = decoded.toString(ascii ? 'latin1' : encoding);
     // A body in UTF-16/32 (views.ts) is inspected, and redacted, as the text it encodes; the byte

@@ -201,8 +201,9 @@ describe('inspect fast path', () => {
   });
 
   it('proves a large clean prompt clean without the full scan', async () => {
-    const code = 'function parse(input) {\n  const token = next(input); // "quoted" \\ path\n  return token.value === "x" ? a : b;\n}\n';
-    const body = Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `— ${code.repeat(400)} —` }] }));
+    const filler = 'const value = compute(a, b) + 1; // "quoted" \\ path\n'.repeat(40);
+    const code = `function parse(input) {\n  const token = next(input);\n  return token.value === "x" ? a : b;\n}\n${filler}`;
+    const body = Buffer.from(JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `— ${code.repeat(200)} —` }] }));
     const proof = new CleanProof(new Detector(BUILTIN_RULES, [], new Set()), ['\\u', '\\/']);
     expect(proof.provesClean(body, false)).toBe(true);
     const { fast, full } = pair(cfg);
