@@ -37,6 +37,8 @@ const PAIR_VALUE_MAX = 256;
 const PAIR_KEY_MAX = 64;
 /** Neither string of a pair holds these (index.ts analyseJson). */
 const PAIR_EXCLUDED = /["\\\n]/;
+/** A character jsonStrings does not accept between two strings (json.ts BETWEEN). */
+const NOT_BETWEEN = /[^\s[\]{}:,0-9.eE+\-truefalsnNaIiy]/;
 /** What jsonStrings skips between a key and its `:`. */
 const LEADING_BLANKS = /^[ \n\r\t]*/;
 /** Occurrences beyond this (plus one per 256 bytes) mean a hostile or odd body: the full path it is. */
@@ -163,6 +165,8 @@ export class CleanProof {
     let budget = 4 * n + (1 << 20); // bytes walked to size windows
     let occurrences = MAX_OCCURRENCES + (n >> 8);
     let ok = true;
+    /** Bytes under windows so far (an upper bound once windows come out of order). */
+    let covered = 0;
     const back = (at: number, count: number): number => {
       const i = scanner.back(at, count, weight);
       budget -= at - i;
@@ -190,13 +194,23 @@ export class CleanProof {
       }
       if (budget < 0) ok = false;
       const last = windows.length - 2;
-      // Occurrences come in order of their end: merge with the previous window when they touch.
-      if (last >= 0 && start <= windows[last + 1]! && start >= windows[last]!) windows[last + 1] = Math.max(windows[last + 1]!, end);
-      else windows.push(start, end);
+      // Occurrences come in order of their start: merge with the previous window when they touch.
+      if (last >= 0 && start <= windows[last + 1]! && start >= windows[last]!) {
+        if (end > windows[last + 1]!) {
+          covered += end - windows[last + 1]!;
+          windows[last + 1] = end;
+        }
+      } else {
+        windows.push(start, end);
+        covered += end - start;
+      }
+      // Windows over most of the body: reading them costs more than the full scan.
+      if (covered > n / 2) ok = false;
     };
     if (!scanner.occurrences(bytes, occurrences, (start, k) => {
       window(start, start, this.detector.reachOf(k));
-      return ok;
+      // Give up early on a body dense with keywords: windows over most of what was seen so far.
+      return ok && covered <= start / 2 + 65536;
     })) return false;
     for (const e of this.escapes) {
       for (let at = bytes.indexOf(e.seq); ok && at >= 0; at = bytes.indexOf(e.seq, at + 1)) {
@@ -220,12 +234,7 @@ export class CleanProof {
     }
     if (!ok) return false;
     if (windows.length === 0) return true;
-    const regions = mergeWindows(windows);
-    // Windows over most of the body: reading them costs more than the full scan.
-    let covered = 0;
-    for (const [start, end] of regions) covered += end - start;
-    if (covered > n / 2) return false;
-    for (const [start, end] of regions) {
+    for (const [start, end] of mergeWindows(windows)) {
       const found = this.mayFind(bytes.toString(latin1 ? 'latin1' : 'utf8', start, end), start > 0, end < n, false);
       if (found === true) return false;
       if (found === WIDEN) {
@@ -265,6 +274,9 @@ export class CleanProof {
     const d = this.detector;
     const p = pieces[i]!;
     const opensWithColon = (between: Piece | undefined): boolean | null => {
+      // What is not JSON structure between two strings: if this is what lies between two strings,
+      // jsonStrings gives up on this level (no pairs); if not, piece i is no string (no pair either).
+      if (between && NOT_BETWEEN.test(between.text)) return false;
       if (!between || between.clipStart) return null;
       const m = LEADING_BLANKS.exec(between.text)!;
       if (m[0].length === between.text.length) return between.clipEnd ? null : false;

@@ -100,6 +100,8 @@ interface WasmApi {
 const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 
 const BUCKETS = 16;
+/** Bytes scanned per call into WebAssembly (a multiple of the filter's 16). */
+const SLICE = 64 * 1024;
 const MASKS = 0;
 const TRIE = 256;
 
@@ -124,7 +126,7 @@ function loadModule(): WasmModule | null {
 class TeddyScanner implements KeywordScanner {
   readonly kind = 'wasm';
   private readonly memory: WasmMemory;
-  private readonly scan: (masks: number, trie: number, terminal: number, text: number, len: number, out: number, outMax: number, maxKeyword: number) => number;
+  private readonly scan: (masks: number, trie: number, terminal: number, text: number, from: number, to: number, len: number, out: number, outMax: number, maxKeyword: number) => number;
   private readonly walkBack: (text: number, at: number, count: number, weight: number) => number;
   private readonly walkForward: (text: number, len: number, at: number, count: number, weight: number) => number;
   private length = 0;
@@ -201,11 +203,17 @@ class TeddyScanner implements KeywordScanner {
     const mem = new Uint8Array(this.memory.buffer);
     mem.set(bytes, this.text);
     mem.fill(0, this.text + n, this.text + n + 32); // the filter reads up to 17 bytes past the end
-    const count = this.scan(MASKS, TRIE, this.terminal, this.text, n, out, outMax, this.maxKeyword);
-    if (count < 0) return false;
-    const pairs = new Int32Array(this.memory.buffer, out, count * 2);
-    for (let i = 0; i < count; i++) {
-      if (!visit(pairs[2 * i]!, this.stateKeyword[pairs[2 * i + 1]!]!)) return false;
+    // In slices, so that a caller that stops early (clean.ts gives up on a body dense with
+    // keywords) has not paid for scanning the rest.
+    let left = outMax;
+    for (let from = 0; from < n; from += SLICE) {
+      const count = this.scan(MASKS, TRIE, this.terminal, this.text, from, Math.min(n, from + SLICE), n, out, left, this.maxKeyword);
+      if (count < 0) return false;
+      left -= count;
+      const pairs = new Int32Array(this.memory.buffer, out, count * 2);
+      for (let i = 0; i < count; i++) {
+        if (!visit(pairs[2 * i]!, this.stateKeyword[pairs[2 * i + 1]!]!)) return false;
+      }
     }
     return true;
   }

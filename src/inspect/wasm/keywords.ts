@@ -10,7 +10,8 @@
 // 1 when a keyword ends there), the text at `text` followed by 16 zero bytes, and the output at
 // `out` (int32 pairs: start, state).
 
-export function scan(masks: usize, trie: usize, terminal: usize, text: usize, len: i32, out: usize, outMax: i32, maxKeyword: i32): i32 {
+/** Occurrences starting in [from, to) of text[0, len); returns their count, or -1 past outMax. */
+export function scan(masks: usize, trie: usize, terminal: usize, text: usize, from: i32, to: i32, len: i32, out: usize, outMax: i32, maxKeyword: i32): i32 {
   const lo0 = v128.load(masks);
   const hi0 = v128.load(masks + 16);
   const lo1 = v128.load(masks + 32);
@@ -26,7 +27,7 @@ export function scan(masks: usize, trie: usize, terminal: usize, text: usize, le
   const nibble = i8x16.splat(15);
   const zero = i8x16.splat(0);
   let count: i32 = 0;
-  for (let i: i32 = 0; i < len; i += 16) {
+  for (let i: i32 = from; i < to; i += 16) {
     const p = text + <usize>i;
     const v0 = v128.load(p);
     const v1 = v128.load(p + 1);
@@ -52,7 +53,7 @@ export function scan(masks: usize, trie: usize, terminal: usize, text: usize, le
     while (bits != 0) {
       const at = i + ctz(bits);
       bits &= bits - 1;
-      if (at >= len) break;
+      if (at >= to) break;
       // Exact: walk the trie from `at`.
       let state: i32 = 0;
       const end = min(len, at + maxKeyword);
