@@ -157,8 +157,9 @@ export class CleanProof {
     const scanner = this.scanner;
     if (!this.usable || scanner === null) return false;
     const n = bytes.length;
-    // With \uXXXX about, one character of a reading can take six bytes: a backslash then weighs
-    // five of the bytes counted around it.
+    // With \uXXXX about, one character of a reading can take six bytes: a `\u` then weighs five
+    // of the bytes counted around it (every \u escape, at any nesting level, has its own `\u` in
+    // the bytes: `\\u0070` is `\u0070` once unescaped).
     const firstU = bytes.indexOf('\\u');
     const weight = firstU >= 0 ? 5 : 0;
     const windows: number[] = []; // start, end pairs

@@ -24,7 +24,8 @@ export interface KeywordScanner {
   /**
    * In the bytes last passed to `occurrences` (valid until the next call): from `at`, back over
    * `count` bytes that yield one character in every reading of the text (not a backslash, below
-   * 128; each backslash adds `weight` to the count), then past any backslashes. clean.ts sizes its
+   * 128; each backslash followed by `u` adds `weight` to the count: \uXXXX turns five such bytes
+   * into one character, at whatever level it is undone), then past any backslashes. clean.ts sizes its
    * windows with these.
    */
   back(at: number, count: number, weight: number): number;
@@ -36,8 +37,9 @@ function jsBack(bytes: Uint8Array, at: number, count: number, weight: number): n
   let i = at;
   while (i > 0 && count > 0) {
     const c = bytes[--i]!;
-    if (c === 0x5c) count += weight;
-    else if (c < 0x80) count--;
+    if (c === 0x5c) {
+      if (bytes[i + 1] === 0x75) count += weight;
+    } else if (c < 0x80) count--;
   }
   while (i > 0 && bytes[i - 1] === 0x5c) i--;
   return i;
@@ -47,9 +49,11 @@ function jsForward(bytes: Uint8Array, at: number, count: number, weight: number)
   let i = at;
   const n = bytes.length;
   while (i < n && count > 0) {
-    const c = bytes[i++]!;
-    if (c === 0x5c) count += weight;
-    else if (c < 0x80) count--;
+    const c = bytes[i]!;
+    if (c === 0x5c) {
+      if (bytes[i + 1] === 0x75) count += weight;
+    } else if (c < 0x80) count--;
+    i++;
   }
   return i;
 }

@@ -77,16 +77,18 @@ export function scan(masks: usize, trie: usize, terminal: usize, text: usize, fr
 
 /**
  * Window sizing for the fast path (clean.ts): from `at`, back over `count` bytes that yield a
- * character in every reading of the text (not a backslash, below 128; a backslash adds `weight`
- * to the count), then past any backslashes; returns the index reached.
+ * character in every reading of the text (not a backslash, below 128; a backslash followed by `u`
+ * adds `weight` to the count: a \uXXXX escape turns five such bytes into one character), then
+ * past any backslashes; returns the index reached.
  */
 export function walkBack(text: usize, at: i32, count: i32, weight: i32): i32 {
   let i = at;
   while (i > 0 && count > 0) {
     i--;
     const c = <i32>load<u8>(text + <usize>i);
-    if (c == 92) count += weight;
-    else if (c < 128) count--;
+    if (c == 92) {
+      if (load<u8>(text + <usize>(i + 1)) == 117) count += weight;
+    } else if (c < 128) count--;
   }
   while (i > 0 && load<u8>(text + <usize>(i - 1)) == 92) i--;
   return i;
@@ -97,9 +99,10 @@ export function walkForward(text: usize, len: i32, at: i32, count: i32, weight: 
   let i = at;
   while (i < len && count > 0) {
     const c = <i32>load<u8>(text + <usize>i);
+    if (c == 92) {
+      if (load<u8>(text + <usize>(i + 1)) == 117) count += weight;
+    } else if (c < 128) count--;
     i++;
-    if (c == 92) count += weight;
-    else if (c < 128) count--;
   }
   return i;
 }
