@@ -108,6 +108,8 @@ const BUCKETS = 16;
 const SLICE = 64 * 1024;
 const MASKS = 0;
 const TRIE = 256;
+/** Characters of a keyword the filter looks at. */
+const FILTERED = 4;
 
 let wasmModule: WasmModule | null | undefined;
 
@@ -180,7 +182,7 @@ class TeddyScanner implements KeywordScanner {
       }
       terminal[s] = ends[s] ? 1 : 0;
     }
-    const masks = new Uint8Array(this.memory.buffer, MASKS, 192);
+    const masks = new Uint8Array(this.memory.buffer, MASKS, 256);
     masks.set(teddyMasks(keywords));
     this.maxKeyword = Math.max(...keywords.map((k) => k.length));
   }
@@ -206,7 +208,7 @@ class TeddyScanner implements KeywordScanner {
     this.grow(out + (outMax + 1) * 8);
     const mem = new Uint8Array(this.memory.buffer);
     mem.set(bytes, this.text);
-    mem.fill(0, this.text + n, this.text + n + 32); // the filter reads up to 17 bytes past the end
+    mem.fill(0, this.text + n, this.text + n + 32); // the filter reads up to 18 bytes past the end
     // In slices, so that a caller that stops early (clean.ts gives up on a body dense with
     // keywords) has not paid for scanning the rest.
     let left = outMax;
@@ -223,14 +225,14 @@ class TeddyScanner implements KeywordScanner {
   }
 }
 
-/** Per keyword's first three characters (both cases), at each offset: the low and high nibbles they have. */
+/** Per keyword's first FILTERED characters (both cases), at each offset: the low and high nibbles they have. */
 function nibbles(k: string): number[] {
   const out: number[] = [];
-  for (let o = 0; o < 3; o++) {
+  for (let o = 0; o < FILTERED; o++) {
     let lo = 0;
     let hi = 0;
     if (o >= k.length) {
-      lo = hi = 0xffff; // a two-character keyword: any third byte
+      lo = hi = 0xffff; // a shorter keyword: any byte there
     } else {
       const c = k.charCodeAt(o);
       for (const x of c >= 97 && c <= 122 ? [c, c - 32] : [c]) {
@@ -252,16 +254,18 @@ function bits(x: number): number {
 /** A bucket's chance to pass a position, were bytes uniform over its nibbles: what grouping minimises. */
 function passRate(n: readonly number[] | null): number {
   if (n === null) return 0;
-  return ((bits(n[0]!) * bits(n[1]!)) / 256) * ((bits(n[2]!) * bits(n[3]!)) / 256) * ((bits(n[4]!) * bits(n[5]!)) / 256);
+  let rate = 1;
+  for (let o = 0; o < FILTERED; o++) rate *= (bits(n[2 * o]!) * bits(n[2 * o + 1]!)) / 256;
+  return rate;
 }
 
 /**
  * The filter's nibble tables: keywords grouped into BUCKETS by their first three characters,
  * greedily (most selective first, each into the bucket its nibbles widen least), since a bucket
- * passes any mix of its members' nibbles. 192 bytes: buckets 0–7 then 8–15, each as lo/hi × 3 offsets.
+ * passes any mix of its members' nibbles. 256 bytes: buckets 0–7 then 8–15, each as lo/hi × 4 offsets.
  */
 function teddyMasks(keywords: readonly string[]): Uint8Array {
-  const prefixes = [...new Set(keywords.map((k) => k.slice(0, 3)))].sort();
+  const prefixes = [...new Set(keywords.map((k) => k.slice(0, FILTERED)))].sort();
   prefixes.sort((a, b) => passRate(nibbles(a)) - passRate(nibbles(b)) || (a < b ? -1 : 1));
   const buckets: Array<number[] | null> = Array.from({ length: BUCKETS }, () => null);
   for (const p of prefixes) {
@@ -279,12 +283,12 @@ function teddyMasks(keywords: readonly string[]): Uint8Array {
     const cur = buckets[best];
     buckets[best] = cur ? cur.map((v, j) => v | n[j]!) : n;
   }
-  const masks = new Uint8Array(192);
+  const masks = new Uint8Array(256);
   buckets.forEach((n, b) => {
     if (n === null) return;
-    const base = b < 8 ? 0 : 96;
+    const base = b < 8 ? 0 : 128;
     const bit = 1 << (b & 7);
-    for (let o = 0; o < 3; o++) {
+    for (let o = 0; o < FILTERED; o++) {
       for (let x = 0; x < 16; x++) {
         if ((n[2 * o]! >> x) & 1) masks[base + o * 32 + x]! |= bit;
         if ((n[2 * o + 1]! >> x) & 1) masks[base + o * 32 + 16 + x]! |= bit;
