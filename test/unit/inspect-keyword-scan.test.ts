@@ -1,6 +1,8 @@
 // The fast path's keyword scan over bytes: the WebAssembly Teddy filter and the JavaScript
 // automaton (its fallback) against a plain reference, on random bytes full of keywords in mixed
 // case, split across the filter's 16-byte blocks, next to UTF-8 and at both ends.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Detector } from '../../src/inspect/detector.js';
 import { keywordScanner, type KeywordScanner } from '../../src/inspect/keyword-scan.js';
@@ -74,6 +76,25 @@ describe('keyword scan over bytes', () => {
       expect(wasm.back(at, count, weight)).toBe(js.back(at, count, weight));
       expect(wasm.forward(at, count, weight)).toBe(js.forward(at, count, weight));
     }
+  });
+
+  it('falls back to the automaton where WebAssembly is unavailable (node --jitless), with the same findings', () => {
+    const dist = fileURLToPath(new URL('../../dist/inspect/', import.meta.url));
+    const script = `
+      const { keywordScanner } = await import(${JSON.stringify(`${dist}keyword-scan.js`)});
+      const { Detector } = await import(${JSON.stringify(`${dist}detector.js`)});
+      const { BUILTIN_RULES } = await import(${JSON.stringify(`${dist}rules/index.js`)});
+      const { createInspector } = await import(${JSON.stringify(`${dist}index.js`)});
+      const d = new Detector(BUILTIN_RULES, [], new Set());
+      const { configSchema } = await import(${JSON.stringify(`${dist}../config/schema.js`)});
+      const inspector = createInspector(configSchema.parse({}).inspect, { fingerprintKey: 'k' });
+      const meta = { contentType: 'application/json', action: 'block' };
+      const clean = await inspector.inspectBody(Buffer.from(JSON.stringify({ m: 'a token here '.repeat(300) })), meta);
+      const dirty = await inspector.inspectBody(Buffer.from(JSON.stringify({ m: 'x '.repeat(300) + 'password = "Zq8vLm2pRt7!x"' })), meta);
+      console.log(JSON.stringify([typeof WebAssembly, keywordScanner(d.keywords, d.automaton).kind, clean.decision, dirty.decision]));`;
+    const r = spawnSync(process.execPath, ['--jitless', '--no-warnings', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(JSON.parse(r.stdout.trim())).toEqual(['undefined', 'js', 'allow', 'block']);
   });
 
   it('gives up past the limit of occurrences', () => {
