@@ -11,7 +11,7 @@ npm_flags="--no-audit --no-fund --loglevel=error"
 
 cd "$src"
 npm ci --ignore-scripts $npm_flags   # no `prepare` build here: the next line is the build
-npx tsc -p tsconfig.build.json
+npm run build   # tsc, and the WebAssembly keyword scan (asc)
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)

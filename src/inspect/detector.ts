@@ -13,7 +13,9 @@
 //    priority rule wins, then the longer match, then the earlier-declared rule.
 import { isDocumentedExample, isPlaceholder } from './allow.js';
 import type { CompiledCustomRule } from './custom.js';
-import { keywordFinder, type KeywordFinder } from './keywords.js';
+import { AutomatonFinder, keywordFinder, type KeywordFinder } from './keywords.js';
+import { ruleRegexReach, type Reach } from './reach.js';
+import { RULE_REACH } from './rules/reach.js';
 import type { MatchContext, Rule } from './rules/types.js';
 
 /** A validated candidate: offsets into the scanned text, and which rule (index into `Detector.rules`). */
@@ -42,6 +44,8 @@ interface StickyRule {
   groups: readonly number[] | null;
   /** Custom patterns may capture in the middle: their group offsets come from match indices. */
   indices: boolean;
+  /** What an attempt (pattern and validator) reads around the keyword (rules/reach.ts). */
+  reach: Reach;
   /** Scan that `lastTried`/`skipUntil` belong to (reset lazily: a JSON body is thousands of scans). */
   generation: number;
   /** Position of the last attempt, so one rule is tried once per position. */
@@ -54,6 +58,17 @@ interface StickyRule {
 }
 
 const CUSTOM_PRIORITY = 5;
+const UNBOUNDED: Reach = { before: Infinity, after: Infinity };
+
+/** A custom rule has no validator: its pattern's reach, and the character before for its word boundary. */
+function customReach(rule: Rule): Reach {
+  try {
+    const r = ruleRegexReach(rule);
+    return { before: Math.max(1, r.before), after: r.after };
+  } catch {
+    return UNBOUNDED;
+  }
+}
 
 export class Detector {
   readonly rules: DetectorRule[] = [];
@@ -99,6 +114,7 @@ export class Detector {
         offset: rule.offset ?? 0,
         groups,
         indices: isCustom,
+        reach: isCustom ? customReach(rule) : (RULE_REACH[rule.id] ?? UNBOUNDED),
         generation: 0,
         lastTried: -1,
         skipUntil: -1,
@@ -116,6 +132,76 @@ export class Detector {
     }
     this.keywords = keywords;
     this.finder = keywordFinder(keywords);
+    for (const kw of keywords) {
+      let before = 0;
+      let after = 0;
+      let run = '';
+      // Its own rules only: a keyword that starts at the same place (`sk-` at `sk`) is an
+      // occurrence of its own, in the bytes or spelled by an escape, and gets its own window.
+      {
+        for (const r of this.sticky.get(kw)!) {
+          before = Math.max(before, r.reach.before);
+          after = Math.max(after, r.reach.after);
+          run += r.reach.run ?? '';
+        }
+      }
+      this.reaches.set(kw, run === '' ? { before, after } : { before, after, run });
+    }
+  }
+
+  /** Per keyword: the most any rule it triggers reads around it. */
+  private readonly reaches = new Map<string, Reach>();
+
+  /** How far around an occurrence of `keyword` the rules it triggers may read (unbounded if unknown). */
+  reachOf(keyword: string): Reach {
+    return this.reaches.get(keyword) ?? UNBOUNDED;
+  }
+
+  /** The keyword automaton, for a scan over bytes (clean.ts); null when the keywords need the regex finder. */
+  get automaton(): AutomatonFinder | null {
+    return this.finder instanceof AutomatonFinder ? this.finder : null;
+  }
+
+  /**
+   * True when some rule accepts a candidate at a keyword occurrence in `text` — a piece of a larger
+   * text cut where `clipStart`/`clipEnd` say. Occurrences whose rules could read past a cut edge are
+   * not tried (the caller tries them in a window where they are whole). Unlike `detect`, every
+   * occurrence is tried, even inside an earlier match: a candidate that `detect` finds in the whole
+   * text is then found here whatever precedes it in the window, so "false" is a proof.
+   */
+  probe(text: string, clipStart: boolean, clipEnd: boolean): boolean {
+    this.generation++;
+    const found: Candidate[] = [];
+    let hit = false;
+    const n = text.length;
+    const tryAt = (kw: string, at: number): void => {
+      const rules = this.sticky.get(kw);
+      if (!rules) return;
+      for (const r of rules) {
+        if (hit) return;
+        if (clipStart && at - r.reach.before < 0) continue;
+        if (clipEnd && at + r.reach.after + 1 > n) continue;
+        const start = at - r.offset;
+        if (start < 0) continue;
+        if (r.rule.boundary === 'word' && isWordChar(kw.charCodeAt(0)) && !startsWord(text, at)) continue;
+        r.sticky.lastIndex = start;
+        const m = r.sticky.exec(text);
+        if (m === null) continue;
+        this.accept(r, m, kw, at, text, found);
+        if (found.length > 0) hit = true;
+      }
+    };
+    this.finder.forEachStart(text, (at, kw) => {
+      if (hit) return;
+      tryAt(kw, at);
+      const rel = this.related.get(kw);
+      if (rel) {
+        for (const other of rel) {
+          if (other.length <= kw.length || text.slice(at, at + other.length).toLowerCase() === other) tryAt(other, at);
+        }
+      }
+    });
+    return hit;
   }
 
   /** False when no keyword occurs in `text`, so `detect(text)` would find nothing. */

@@ -12,6 +12,7 @@ import { isAscii, isUtf8 } from 'node:buffer';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Action, InspectConfig } from '../config/schema.js';
 import { AttachmentBudget, AttachmentLimitError, encodeAttachment, findAttachments, mayHoldAttachment, type Attachment } from './attachments.js';
+import { CleanProof } from './clean.js';
 import { compileCustomRule, type CompiledCustomRule } from './custom.js';
 import { DecodeError, decodeContent } from './decode.js';
 import { Detector, type Candidate, type DetectorRule } from './detector.js';
@@ -232,11 +233,15 @@ class DetectorInspector implements Inspector {
   private readonly protectedCode: ProtectedCode | null;
   /** Rules after the detector's: one per protected-code source (Candidate.rule indexes both). */
   private readonly protectedRules: RuleInfo[];
+  /** The fast path (clean.ts), or null when turned off. */
+  private readonly clean: CleanProof | null;
 
   constructor(
     private readonly cfg: InspectConfig,
     fingerprintKey: string | Buffer,
     protectedSources: readonly ProtectedCodeSource[],
+    fastPath = true,
+    wasm = true,
   ) {
     this.key = fingerprintKey.length > 0 ? Buffer.from(fingerprintKey) : randomBytes(32);
     const builtinIds = new Set(BUILTIN_RULES.map((r) => r.id));
@@ -266,6 +271,7 @@ class DetectorInspector implements Inspector {
     protectedSources.forEach((s) => {
       if (s.action) this.customAction.set(`${PROTECTED_PREFIX}${s.label}`, s.action);
     });
+    this.clean = fastPath ? new CleanProof(this.detector, this.walkEscapes, { wasm }) : null;
   }
 
   private ruleAt(index: number): RuleInfo {
@@ -350,13 +356,24 @@ class DetectorInspector implements Inspector {
     // that it re-serialises may leave ASCII.
     const ascii = isAscii(decoded);
     const encoding: BufferEncoding = !ascii && !isUtf8(decoded) ? 'latin1' : 'utf8';
+    const form = mime === 'application/x-www-form-urlencoded';
+    // The fast path: windows of the bytes around each keyword prove most bodies clean without
+    // decoding them whole (clean.ts). Forms (percent-decoding) and bodies read as UTF-16/32 take
+    // the full path; the other readings (views.ts) are checked as below.
+    // Protected code has no keywords, and an attachment's secret none in the raw bytes: with
+    // indexes configured, or a body that may hold an attachment, the full path runs.
+    if (this.clean !== null && this.protectedCode === null && !wide.primary && !form) {
+      const others = [...wide.others, ...parts, ...layers.map((b) => b.toString('latin1'))];
+      if (others.every((t) => this.keywordFree(t)) && !mayHoldAttachment(decoded.toString('latin1')) && this.clean.provesClean(decoded, encoding === 'latin1')) {
+        return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+      }
+    }
     const byteText = decoded.toString(ascii ? 'latin1' : encoding);
     // A body in UTF-16/32 (views.ts) is inspected, and redacted, as the text it encodes; the byte
     // reading and the other readings of it, multipart parts decoded from base64 or
     // quoted-printable, and the still-encoded layers of a Content-Encoding (plaintext headers and
     // metadata) are further views below: what shows only there cannot be redacted in place.
     const text = wide.primary ? wide.primary.text : byteText;
-    const form = mime === 'application/x-www-form-urlencoded';
     const views: Array<{ text: string; unescape: boolean; dropped: boolean }> = [
       ...(wide.primary ? [byteText] : []).concat(wide.others).map((t) => ({ text: t, unescape: true, dropped: false })),
       ...parts.map((t) => ({ text: t, unescape: true, dropped: false })),
@@ -626,7 +643,11 @@ export function createInspector(
     fingerprintKey: string | Buffer;
     /** inspect.fingerprints already loaded (the proxy shares them with its scan threads); default: read now. */
     protectedCode?: readonly ProtectedCodeSource[] | undefined;
+    /** Off: every body takes the full scan (tests compare the two). */
+    fastPath?: boolean;
+    /** Off: the fast path finds keywords with the JavaScript automaton, not WebAssembly (tests). */
+    wasm?: boolean;
   },
 ): Inspector {
-  return new DetectorInspector(cfg, opts.fingerprintKey, opts.protectedCode ?? loadProtectedCode(cfg.fingerprints));
+  return new DetectorInspector(cfg, opts.fingerprintKey, opts.protectedCode ?? loadProtectedCode(cfg.fingerprints), opts.fastPath ?? true, opts.wasm ?? true);
 }

@@ -123,12 +123,32 @@ export class AutomatonFinder implements KeywordFinder {
         this.outputs.push(outputs[s]!);
       }
     }
+    this.outputWords = this.outputs.map((o) => o.map((k) => this.keywords[k]!));
     this.maxLength = 1;
     for (const k of this.keywords) if (k.length > this.maxLength) this.maxLength = k.length;
     let size = 1;
     while (size <= this.maxLength) size *= 2;
     this.window = new Int32Array(size);
   }
+
+  /**
+   * Every keyword occurrence in `bytes` (ASCII, UTF-8 or latin1: a byte ≥ 128 is never part of a
+   * keyword and sends the automaton to its root, as a character ≥ 128 does in a string, so the
+   * occurrences are those of the decoded text): `visit(end, keywords)` with the keywords ending just
+   * before `end`, all of them, longest first. Stops when `visit` returns false.
+   */
+  forEachEndInBytes(bytes: Uint8Array, visit: (end: number, keywords: readonly string[]) => boolean): void {
+    const { delta, ends } = this;
+    const words = this.outputWords;
+    let state = 0;
+    for (let i = 0, n = bytes.length; i < n; i++) {
+      const c = bytes[i]!;
+      state = c < ALPHABET ? delta[(state << 7) | c]! : 0;
+      if (ends[state] !== 0 && !visit(i + 1, words[ends[state]! - 1]!)) return;
+    }
+  }
+
+  private readonly outputWords: string[][];
 
   hasAny(text: string): boolean {
     run(text, 0, text.length, 0, this.delta, this.ends);

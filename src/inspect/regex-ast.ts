@@ -92,6 +92,8 @@ export class Parser {
   constructor(
     private readonly src: string,
     private readonly flags: string,
+    /** Custom rules are refused above MAX_BOUND; reach.ts measures builtin patterns with larger bounds. */
+    private readonly maxBound = MAX_BOUND,
   ) {}
 
   parse(): Node {
@@ -139,7 +141,7 @@ export class Parser {
       max = m[2] === undefined ? min : m[3] === '' ? Infinity : Number(m[3]);
       this.i += m[0].length;
     } else return null;
-    if (max !== Infinity && max > MAX_BOUND) throw new UnsafePattern(`a repetition bound above ${MAX_BOUND}`);
+    if (max !== Infinity && max > this.maxBound) throw new UnsafePattern(`a repetition bound above ${this.maxBound}`);
     let lazy = false;
     if (s[this.i] === '?') {
       lazy = true;

@@ -1,0 +1,318 @@
+// Keyword occurrences in a body's bytes, for the fast path (clean.ts): every (start, keyword) where
+// a keyword occurs, case-insensitively as the detector matches them (ASCII letters fold, a byte
+// ≥ 128 is never part of one — as in the decoded text, UTF-8 or latin1).
+//
+// Two implementations with the same answers (test/unit/inspect-keyword-scan.test.ts):
+// - WebAssembly with SIMD (wasm/keywords.ts, built by `npm run build` with AssemblyScript from the
+//   npm registry): a Teddy filter, then an exact trie walk. The automaton below costs ~3 ns per
+//   byte on the bench host (one dependent table load per byte, in JavaScript or WebAssembly
+//   alike); the filter has no such chain.
+// - The keyword automaton over the bytes (keywords.ts), when WebAssembly, SIMD or the built
+//   module is unavailable, or when turned off.
+import { readFileSync } from 'node:fs';
+import type { AutomatonFinder } from './keywords.js';
+
+export interface KeywordScanner {
+  /** 'wasm' or 'js': which implementation answers. */
+  readonly kind: 'wasm' | 'js';
+  /**
+   * Calls `visit(start, keyword)` for every occurrence (by start, then longest first for the JS
+   * one: callers must not rely on the order within a start). Returns false when `visit` stopped it
+   * or there were more than `limit` occurrences.
+   */
+  occurrences(bytes: Uint8Array, limit: number, visit: (start: number, keyword: string) => boolean): boolean;
+  /**
+   * In the bytes last passed to `occurrences` (valid until the next call): from `at`, back over
+   * `count` bytes that yield one character in every reading of the text (not a backslash, below
+   * 128; each backslash followed by `u` adds `weight` to the count: \uXXXX turns five such bytes
+   * into one character, at whatever level it is undone), then past any backslashes. clean.ts sizes its
+   * windows with these.
+   */
+  back(at: number, count: number, weight: number): number;
+  /** The same forward. */
+  forward(at: number, count: number, weight: number): number;
+}
+
+function jsBack(bytes: Uint8Array, at: number, count: number, weight: number): number {
+  let i = at;
+  while (i > 0 && count > 0) {
+    const c = bytes[--i]!;
+    if (c === 0x5c) {
+      if (bytes[i + 1] === 0x75) count += weight;
+    } else if (c < 0x80) count--;
+  }
+  while (i > 0 && bytes[i - 1] === 0x5c) i--;
+  return i;
+}
+
+function jsForward(bytes: Uint8Array, at: number, count: number, weight: number): number {
+  let i = at;
+  const n = bytes.length;
+  while (i < n && count > 0) {
+    const c = bytes[i]!;
+    if (c === 0x5c) {
+      if (bytes[i + 1] === 0x75) count += weight;
+    } else if (c < 0x80) count--;
+    i++;
+  }
+  return i;
+}
+
+class AutomatonScanner implements KeywordScanner {
+  readonly kind = 'js';
+  private bytes: Uint8Array = new Uint8Array(0);
+  constructor(private readonly automaton: AutomatonFinder) {}
+
+  back(at: number, count: number, weight: number): number {
+    return jsBack(this.bytes, at, count, weight);
+  }
+
+  forward(at: number, count: number, weight: number): number {
+    return jsForward(this.bytes, at, count, weight);
+  }
+
+  occurrences(bytes: Uint8Array, limit: number, visit: (start: number, keyword: string) => boolean): boolean {
+    this.bytes = bytes;
+    let left = limit;
+    let ok = true;
+    this.automaton.forEachEndInBytes(bytes, (end, keywords) => {
+      for (const k of keywords) {
+        if (--left < 0 || !visit(end - k.length, k)) {
+          ok = false;
+          return false;
+        }
+      }
+      return true;
+    });
+    return ok;
+  }
+}
+
+// The few WebAssembly API types used (the project's lib settings declare no WebAssembly global).
+interface WasmModule {
+  readonly __wasmModule?: never;
+}
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: object) => { exports: Record<string, unknown> };
+}
+/** Undefined where WebAssembly is unavailable (e.g. node --jitless): the automaton does the work. */
+const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+
+const BUCKETS = 16;
+/** Bytes scanned per call into WebAssembly (a multiple of the filter's 16). */
+const SLICE = 64 * 1024;
+const MASKS = 0;
+const TRIE = 256;
+/** Characters of a keyword the filter looks at. */
+const FILTERED = 4;
+
+let wasmModule: WasmModule | null | undefined;
+
+/** The compiled module next to this file (dist/) or, when running from src/, in dist/; null if absent. */
+function loadModule(): WasmModule | null {
+  if (wasmModule !== undefined) return wasmModule;
+  wasmModule = null;
+  if (WASM === undefined) return null;
+  for (const rel of ['./wasm/keywords.wasm', '../../dist/inspect/wasm/keywords.wasm']) {
+    try {
+      wasmModule = new WASM.Module(readFileSync(new URL(rel, import.meta.url)));
+      break;
+    } catch {
+      // not there, or no WebAssembly/SIMD here: the automaton does the work
+    }
+  }
+  return wasmModule;
+}
+
+class TeddyScanner implements KeywordScanner {
+  readonly kind = 'wasm';
+  private readonly memory: WasmMemory;
+  private readonly scan: (masks: number, trie: number, terminal: number, text: number, from: number, to: number, len: number, out: number, outMax: number, maxKeyword: number) => number;
+  private readonly walkBack: (text: number, at: number, count: number, weight: number) => number;
+  private readonly walkForward: (text: number, len: number, at: number, count: number, weight: number) => number;
+  private length = 0;
+  private readonly stateKeyword: string[] = [];
+  private readonly terminal: number;
+  private readonly text: number;
+  private readonly maxKeyword: number;
+
+  constructor(module: WasmModule, keywords: readonly string[]) {
+    const instance = new WASM!.Instance(module, { env: { abort: () => {} } });
+    this.memory = instance.exports.memory as WasmMemory;
+    this.scan = instance.exports.scan as TeddyScanner['scan'];
+    this.walkBack = instance.exports.walkBack as TeddyScanner['walkBack'];
+    this.walkForward = instance.exports.walkForward as TeddyScanner['walkForward'];
+    // The trie: next state + 1 per (state, character), A–Z folded onto a–z.
+    const next: number[][] = [[]];
+    const ends: boolean[] = [false];
+    this.stateKeyword.push('');
+    for (const k of keywords) {
+      let s = 0;
+      for (let i = 0; i < k.length; i++) {
+        const c = k.charCodeAt(i);
+        let n = next[s]![c];
+        if (n === undefined) {
+          n = next.length;
+          next.push([]);
+          ends.push(false);
+          this.stateKeyword.push('');
+          next[s]![c] = n;
+        }
+        s = n;
+      }
+      ends[s] = true;
+      this.stateKeyword[s] = k;
+    }
+    const states = next.length;
+    this.terminal = TRIE + states * 128 * 4;
+    this.text = (this.terminal + states * 4 + 15) & ~15;
+    this.grow(this.text);
+    const trie = new Int32Array(this.memory.buffer, TRIE, states * 128);
+    const terminal = new Int32Array(this.memory.buffer, this.terminal, states);
+    for (let s = 0; s < states; s++) {
+      for (let c = 0; c < 128; c++) {
+        const lower = c >= 65 && c <= 90 ? c + 32 : c;
+        const n = next[s]![lower];
+        trie[s * 128 + c] = n === undefined ? 0 : n + 1;
+      }
+      terminal[s] = ends[s] ? 1 : 0;
+    }
+    const masks = new Uint8Array(this.memory.buffer, MASKS, 256);
+    masks.set(teddyMasks(keywords));
+    this.maxKeyword = Math.max(...keywords.map((k) => k.length));
+  }
+
+  private grow(bytes: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / 65536));
+  }
+
+  back(at: number, count: number, weight: number): number {
+    return this.walkBack(this.text, at, count, weight);
+  }
+
+  forward(at: number, count: number, weight: number): number {
+    return this.walkForward(this.text, this.length, at, count, weight);
+  }
+
+  occurrences(bytes: Uint8Array, limit: number, visit: (start: number, keyword: string) => boolean): boolean {
+    const n = bytes.length;
+    this.length = n;
+    const out = (this.text + n + 32 + 7) & ~7;
+    const outMax = Math.max(0, Math.min(limit, 1 << 20));
+    this.grow(out + (outMax + 1) * 8);
+    const mem = new Uint8Array(this.memory.buffer);
+    mem.set(bytes, this.text);
+    mem.fill(0, this.text + n, this.text + n + 32); // the filter reads up to 18 bytes past the end
+    // In slices, so that a caller that stops early (clean.ts gives up on a body dense with
+    // keywords) has not paid for scanning the rest.
+    let left = outMax;
+    for (let from = 0; from < n; from += SLICE) {
+      const count = this.scan(MASKS, TRIE, this.terminal, this.text, from, Math.min(n, from + SLICE), n, out, left, this.maxKeyword);
+      if (count < 0) return false;
+      left -= count;
+      const pairs = new Int32Array(this.memory.buffer, out, count * 2);
+      for (let i = 0; i < count; i++) {
+        if (!visit(pairs[2 * i]!, this.stateKeyword[pairs[2 * i + 1]!]!)) return false;
+      }
+    }
+    return true;
+  }
+}
+
+/** Per keyword's first FILTERED characters (both cases), at each offset: the low and high nibbles they have. */
+function nibbles(k: string): number[] {
+  const out: number[] = [];
+  for (let o = 0; o < FILTERED; o++) {
+    let lo = 0;
+    let hi = 0;
+    if (o >= k.length) {
+      lo = hi = 0xffff; // a shorter keyword: any byte there
+    } else {
+      const c = k.charCodeAt(o);
+      for (const x of c >= 97 && c <= 122 ? [c, c - 32] : [c]) {
+        lo |= 1 << (x & 15);
+        hi |= 1 << (x >> 4);
+      }
+    }
+    out.push(lo, hi);
+  }
+  return out;
+}
+
+function bits(x: number): number {
+  let n = 0;
+  for (; x !== 0; x &= x - 1) n++;
+  return n;
+}
+
+/** A bucket's chance to pass a position, were bytes uniform over its nibbles: what grouping minimises. */
+function passRate(n: readonly number[] | null): number {
+  if (n === null) return 0;
+  let rate = 1;
+  for (let o = 0; o < FILTERED; o++) rate *= (bits(n[2 * o]!) * bits(n[2 * o + 1]!)) / 256;
+  return rate;
+}
+
+/**
+ * The filter's nibble tables: keywords grouped into BUCKETS by their first three characters,
+ * greedily (most selective first, each into the bucket its nibbles widen least), since a bucket
+ * passes any mix of its members' nibbles. 256 bytes: buckets 0–7 then 8–15, each as lo/hi × 4 offsets.
+ */
+function teddyMasks(keywords: readonly string[]): Uint8Array {
+  const prefixes = [...new Set(keywords.map((k) => k.slice(0, FILTERED)))].sort();
+  prefixes.sort((a, b) => passRate(nibbles(a)) - passRate(nibbles(b)) || (a < b ? -1 : 1));
+  const buckets: Array<number[] | null> = Array.from({ length: BUCKETS }, () => null);
+  for (const p of prefixes) {
+    const n = nibbles(p);
+    let best = 0;
+    let bestCost = Infinity;
+    buckets.forEach((cur, i) => {
+      const merged = cur ? cur.map((v, j) => v | n[j]!) : n;
+      const cost = passRate(merged) - passRate(cur);
+      if (cost < bestCost) {
+        bestCost = cost;
+        best = i;
+      }
+    });
+    const cur = buckets[best];
+    buckets[best] = cur ? cur.map((v, j) => v | n[j]!) : n;
+  }
+  const masks = new Uint8Array(256);
+  buckets.forEach((n, b) => {
+    if (n === null) return;
+    const base = b < 8 ? 0 : 128;
+    const bit = 1 << (b & 7);
+    for (let o = 0; o < FILTERED; o++) {
+      for (let x = 0; x < 16; x++) {
+        if ((n[2 * o]! >> x) & 1) masks[base + o * 32 + x]! |= bit;
+        if ((n[2 * o + 1]! >> x) & 1) masks[base + o * 32 + 16 + x]! |= bit;
+      }
+    }
+  });
+  return masks;
+}
+
+/**
+ * The scanner for the detector's keywords (lower-case ASCII, as AutomatonFinder takes them): the
+ * WebAssembly one unless `wasm` is false or it cannot load (or a keyword is shorter than two
+ * characters, which the filter's buckets do not take).
+ */
+export function keywordScanner(keywords: readonly string[], automaton: AutomatonFinder, opts: { wasm?: boolean } = {}): KeywordScanner {
+  if (opts.wasm !== false && keywords.length > 0 && keywords.every((k) => k.length >= 2)) {
+    const module = loadModule();
+    if (module !== null) {
+      try {
+        return new TeddyScanner(module, keywords);
+      } catch {
+        // fall through to the automaton
+      }
+    }
+  }
+  return new AutomatonScanner(automaton);
+}

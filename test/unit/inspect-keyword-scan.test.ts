@@ -1,0 +1,105 @@
+// The fast path's keyword scan over bytes: the WebAssembly Teddy filter and the JavaScript
+// automaton (its fallback) against a plain reference, on random bytes full of keywords in mixed
+// case, split across the filter's 16-byte blocks, next to UTF-8 and at both ends.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { Detector } from '../../src/inspect/detector.js';
+import { keywordScanner, type KeywordScanner } from '../../src/inspect/keyword-scan.js';
+import { BUILTIN_RULES } from '../../src/inspect/rules/index.js';
+import { Rng } from '../corpus/secrets.js';
+
+const detector = new Detector(BUILTIN_RULES, [], new Set());
+const keywords = detector.keywords;
+
+/** Every (start, keyword), by a search for each keyword in the ASCII-lower-cased bytes. */
+function reference(bytes: Buffer): string[] {
+  const lower = Buffer.from(bytes.map((c) => (c >= 65 && c <= 90 ? c + 32 : c)));
+  const out: string[] = [];
+  for (const k of keywords) for (let i = lower.indexOf(k); i >= 0; i = lower.indexOf(k, i + 1)) out.push(`${i}:${k}`);
+  return out.sort();
+}
+
+function scan(scanner: KeywordScanner, bytes: Buffer): string[] | null {
+  const out: string[] = [];
+  const ok = scanner.occurrences(bytes, 1 << 20, (start, k) => {
+    out.push(`${start}:${k}`);
+    return true;
+  });
+  return ok ? out.sort() : null;
+}
+
+function randomBytes(rng: Rng): Buffer {
+  const parts: string[] = [];
+  const n = rng.int(0, 60);
+  for (let i = 0; i < n; i++) {
+    const k = rng.pick(keywords);
+    const cased = [...k].map((c) => (rng.next() < 0.3 ? c.toUpperCase() : c)).join('');
+    parts.push(rng.pick([cased, cased.slice(0, -1), 'x'.repeat(rng.below(20)), 'é—😀', '\\u0070', rng.str('abcdefpqstkyz_-.:/~ ', rng.below(40))]));
+  }
+  return Buffer.from(parts.join(''));
+}
+
+describe('keyword scan over bytes', () => {
+  const wasm = keywordScanner(keywords, detector.automaton!);
+  const js = keywordScanner(keywords, detector.automaton!, { wasm: false });
+
+  it('loads the WebAssembly scanner (built by npm run build), and the automaton when told not to', () => {
+    expect(wasm.kind).toBe('wasm');
+    expect(js.kind).toBe('js');
+  });
+
+  it('finds exactly the keyword occurrences, in WebAssembly and in JavaScript', () => {
+    const rng = new Rng(99);
+    for (let i = 0; i < 400; i++) {
+      const bytes = randomBytes(rng);
+      const want = reference(bytes);
+      expect(scan(wasm, bytes), bytes.toString('latin1')).toEqual(want);
+      expect(scan(js, bytes), bytes.toString('latin1')).toEqual(want);
+    }
+    // Keywords at the very start and end, two-character ones last.
+    for (const k of keywords) {
+      const bytes = Buffer.from(`${k.toUpperCase()}${'.'.repeat(k.length * 7)}${k}`);
+      expect(scan(wasm, bytes)).toEqual(reference(bytes));
+    }
+  });
+
+  it('sizes windows the same way in both', () => {
+    const rng = new Rng(5);
+    for (let i = 0; i < 100; i++) {
+      const bytes = Buffer.from(`${rng.str('ab\\\\"—', rng.int(0, 300))}`);
+      scan(wasm, bytes);
+      scan(js, bytes);
+      const at = rng.int(0, bytes.length);
+      const count = rng.int(0, 50);
+      const weight = rng.pick([0, 5]);
+      expect(wasm.back(at, count, weight)).toBe(js.back(at, count, weight));
+      expect(wasm.forward(at, count, weight)).toBe(js.forward(at, count, weight));
+    }
+  });
+
+  it('falls back to the automaton where WebAssembly is unavailable (node --jitless), with the same findings', () => {
+    const dist = fileURLToPath(new URL('../../dist/inspect/', import.meta.url));
+    const script = `
+      const { keywordScanner } = await import(${JSON.stringify(`${dist}keyword-scan.js`)});
+      const { Detector } = await import(${JSON.stringify(`${dist}detector.js`)});
+      const { BUILTIN_RULES } = await import(${JSON.stringify(`${dist}rules/index.js`)});
+      const { createInspector } = await import(${JSON.stringify(`${dist}index.js`)});
+      const d = new Detector(BUILTIN_RULES, [], new Set());
+      const { configSchema } = await import(${JSON.stringify(`${dist}../config/schema.js`)});
+      const inspector = createInspector(configSchema.parse({}).inspect, { fingerprintKey: 'k' });
+      const meta = { contentType: 'application/json', action: 'block' };
+      const clean = await inspector.inspectBody(Buffer.from(JSON.stringify({ m: 'a token here '.repeat(300) })), meta);
+      const dirty = await inspector.inspectBody(Buffer.from(JSON.stringify({ m: 'x '.repeat(300) + 'password = "Zq8vLm2pRt7!x"' })), meta);
+      console.log(JSON.stringify([typeof WebAssembly, keywordScanner(d.keywords, d.automaton).kind, clean.decision, dirty.decision]));`;
+    const r = spawnSync(process.execPath, ['--jitless', '--no-warnings', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    expect(r.stderr).not.toMatch(/Error/);
+    expect(JSON.parse(r.stdout.trim())).toEqual(['undefined', 'js', 'allow', 'block']);
+  });
+
+  it('gives up past the limit of occurrences', () => {
+    const bytes = Buffer.from('token '.repeat(100));
+    expect(wasm.occurrences(bytes, 10, () => true)).toBe(false);
+    expect(js.occurrences(bytes, 10, () => true)).toBe(false);
+  });
+});
