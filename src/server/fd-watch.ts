@@ -9,6 +9,7 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import type { Logger } from 'pino';
+import { throttledReport } from '../log-throttle.js';
 import type { Metrics } from '../metrics.js';
 
 const CHECK_EVERY_MS = 1000;
@@ -59,17 +60,13 @@ export function watchFileDescriptors(deps: { metrics: Metrics; logger: Logger; o
  * per listener.
  */
 export function watchAcceptErrors(server: Server, listener: string, deps: { metrics: Metrics; logger: Logger }): void {
-  let lastLogged = 0;
-  let unlogged = 0;
+  const log = throttledReport(LOG_EVERY_MS, (count, code: string, syscall: string | undefined) =>
+    deps.logger.error({ listener, code, syscall, count }, 'listener could not accept a connection'),
+  );
   server.on('error', (err: NodeJS.ErrnoException) => {
     const code = err.code ?? 'unknown';
     deps.metrics.acceptErrors.inc({ listener, code });
-    unlogged++;
-    const now = Date.now();
-    if (now - lastLogged < LOG_EVERY_MS) return;
-    lastLogged = now;
-    deps.logger.error({ listener, code, syscall: err.syscall, count: unlogged }, 'listener could not accept a connection');
-    unlogged = 0;
+    log(code, err.syscall);
   });
 }
 

@@ -50,6 +50,7 @@ import { watchAcceptErrors, watchFileDescriptors } from './fd-watch.js';
 import { absoluteFormStage, createForwardServer, type Authenticate, type InspectHost } from './forward.js';
 import { createGatewayServer } from './gateway.js';
 import { listen } from './listen.js';
+import { throttledReport } from '../log-throttle.js';
 
 export interface StartOptions {
   configFile: string;
@@ -370,19 +371,12 @@ const OVER_LIMIT_LOG_EVERY_MS = 10_000;
 
 /** Counts every refusal for limits.connectionsPerClient; logs them at most every 10 s. */
 function overLimitReporter(limit: number, metrics: Metrics, logger: Logger): (listener: TrafficListener, ip: string) => void {
-  let lastLogged = 0;
-  let unlogged = 0;
+  const log = throttledReport(OVER_LIMIT_LOG_EVERY_MS, (refused, listener: TrafficListener, ip: string) =>
+    logger.warn({ listener, client: ip, limit, refused }, 'client over limits.connectionsPerClient: connection refused (raise the limit if many users share this address)'),
+  );
   return (listener, ip) => {
     metrics.connectionsRefused.inc({ listener, reason: 'per_client_limit' });
-    unlogged++;
-    const now = Date.now();
-    if (now - lastLogged < OVER_LIMIT_LOG_EVERY_MS) return;
-    lastLogged = now;
-    logger.warn(
-      { listener, client: ip, limit, refused: unlogged },
-      'client over limits.connectionsPerClient: connection refused (raise the limit if many users share this address)',
-    );
-    unlogged = 0;
+    log(listener, ip);
   };
 }
 
@@ -399,16 +393,12 @@ function loadClientCa(configFile: string, file: string): Buffer {
 
 /** Connections refused for a missing or malformed PROXY header: counted, logged at most every 10 s. */
 function proxyProtocolReporter(listener: ListenerName, metrics: Metrics, logger: Logger): (reason: string, peer: string | undefined) => void {
-  let lastLogged = 0;
-  let unlogged = 0;
+  const log = throttledReport(OVER_LIMIT_LOG_EVERY_MS, (refused, reason: string, peer: string | undefined) =>
+    logger.warn({ listener, peer, reason, refused }, `connection refused: listen.${listener}.proxyProtocol is on and the PROXY header is missing or malformed (is the balancer sending it?)`),
+  );
   return (reason, peer) => {
     metrics.connectionsRefused.inc({ listener, reason: 'proxy_protocol' });
-    unlogged++;
-    const now = Date.now();
-    if (now - lastLogged < OVER_LIMIT_LOG_EVERY_MS) return;
-    lastLogged = now;
-    logger.warn({ listener, peer, reason, refused: unlogged }, 'connection refused: listen.' + listener + '.proxyProtocol is on and the PROXY header is missing or malformed (is the balancer sending it?)');
-    unlogged = 0;
+    log(reason, peer);
   };
 }
 
