@@ -2,6 +2,7 @@
 // upstream agents, limiter, inspector, minter), the pipelines of each mode, and the listeners.
 // Also owns the drain.
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -46,6 +47,7 @@ import { ConnectionRegistry, overLimitError, type TrafficListener } from './conn
 import { watchAcceptErrors, watchFileDescriptors } from './fd-watch.js';
 import { absoluteFormStage, createForwardServer, type Authenticate, type InspectHost } from './forward.js';
 import { createGatewayServer } from './gateway.js';
+import type { H2Sessions } from './h2.js';
 import { listen } from './listen.js';
 
 export interface StartOptions {
@@ -137,6 +139,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   const servers: Array<{ name: ListenerName; server: Server; host: string; port: number }> = [];
   /** Servers whose idle keep-alive connections a drain closes (includes the tunnel server). */
   const trafficServers: Server[] = [];
+  /** Where each traffic listener's HTTP/2 connections are served. */
+  const h2Listeners: H2Sessions[] = [];
 
   if (config.listen.gateway) {
     // Gateway upstreams are named in config by the operator, so they are dialled as named.
@@ -150,7 +154,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     closers.unshift(() => dispatcher.destroy());
     const routed = [parseTargetStage, gatewayRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forGateway(config)), ...admit, inspectUrl];
     const { cert, key } = loadGatewayKeyPair(config, configFile);
-    const gateway = createGatewayServer({
+    const { server: gateway, h2 } = createGatewayServer({
       cert,
       key,
       minVersion: config.tls.minVersion,
@@ -158,7 +162,9 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       upgrades: new Pipeline([...routed, websocketStage({ dispatcher, ...websocket })], pipelineDeps),
       audit,
       metrics,
+      h2IdleTimeout: config.timeouts.idle,
     });
+    h2Listeners.push(h2);
     // Over its client's cap a TLS connection can only be closed: answering would cost the
     // handshake the cap is there to save.
     gateway.on('connection', (socket: Socket) => {
@@ -252,6 +258,13 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     // An upgraded connection leaves HTTP: a drain waits for it like for a request.
     server.on('upgrade', (req) => connections.stream(req.socket));
   }
+  for (const h2 of h2Listeners) {
+    // Each stream is a request in flight on its TLS connection (the drain's idle test).
+    h2.server.on('request', (req) => {
+      const socket = h2.socketOf(req as unknown as IncomingMessage);
+      if (socket) req.stream.once('close', connections.request(socket));
+    });
+  }
   let dashboard: ReturnType<typeof createDashboard> | undefined;
   if (config.listen.admin) {
     dashboard = createDashboard({ audit, limiter, config });
@@ -298,6 +311,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     async drain(graceMs = config.timeouts.drain) {
       draining = true;
       for (const s of servers) if (s.name !== 'admin') s.server.close();
+      // HTTP/2 clients are told to go elsewhere (GOAWAY): their open streams finish, no new one starts.
+      for (const h2 of h2Listeners) h2.goAway();
       // Connections between requests (keep-alive, idle intercepted tunnels) would hold the drain
       // open: close them now and again as in-flight responses finish (they turn idle).
       connections.closeIdle();

@@ -82,6 +82,7 @@ export function forward(ex: Exchange, opts: ForwardOptions, streamed?: StreamedB
     // How the client reached aigate: TLS, except absolute-form http:// on the forward listener.
     proto: ex.destination?.scheme ?? 'https',
     set: ex.upstreamHeaders,
+    trailers: req.httpVersionMajor === 2,
   });
   const hasBody = streamed !== undefined || ex.body.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   const started = process.hrtime.bigint();
@@ -146,8 +147,11 @@ export function forward(ex: Exchange, opts: ForwardOptions, streamed?: StreamedB
           streamed?.onResponseData?.(chunk);
           if (!more) c.pause();
         },
-        onResponseEnd() {
+        onResponseEnd(_c, trailers) {
           bodyStarted = true;
+          // gRPC's status travels in trailers: relayed as HTTP/2 trailers. An HTTP/1.1 client
+          // gets none, as before (a chunked trailer section would need a Trailer header up front).
+          if (req.httpVersionMajor === 2 && trailers && Object.keys(trailers).length > 0) res.addTrailers(clientResponseHeaders(trailers) as Record<string, string>);
           res.end();
           done();
         },

@@ -1,0 +1,245 @@
+// HTTP/2 end to end (issue #15): ALPN h2 on the gateway and inside intercepted forward-mode
+// tunnels, each stream one flow through the same stages as an HTTP/1.1 request, with real clients
+// (node:http2, curl --http2, undici with allowH2).
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { connect as h2connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import { connect as tlsConnect } from 'node:tls';
+import { promisify } from 'node:util';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { base62, crc32 } from '../../src/inspect/checksum.js';
+import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
+import type { FakeVendors } from '../support/vendors.js';
+
+const run = promisify(execFile);
+
+function githubToken(): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const body = Array.from(randomBytes(30), (b) => alphabet[b % 62]).join('');
+  return `ghp_${body}${base62(crc32(body), 6)}`;
+}
+
+let vendors: FakeVendors;
+let gw: TestProxy;
+
+beforeAll(async () => {
+  vendors = await startVendors();
+  gw = await startTestProxy(vendors);
+});
+afterAll(async () => {
+  await gw?.stop();
+  await vendors?.close();
+});
+
+interface H2Answer {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request on an h2 session; resolves with the response headers and the whole body. */
+function h2Request(session: ClientHttp2Session, headers: Record<string, string>, body?: string): Promise<H2Answer> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: body === undefined });
+    let answer: IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    stream.on('response', (h) => (answer = h));
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve({ headers: answer, body: Buffer.concat(chunks).toString() }));
+    stream.on('error', reject);
+    if (body !== undefined) stream.end(body);
+  });
+}
+
+function h2Gateway(): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const session = h2connect(gw.gatewayUrl, { ca: gw.caPem });
+    session.once('connect', () => resolve(session));
+    session.once('error', reject);
+  });
+}
+
+const chat = (text: string) => JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: text }] });
+
+describe('gateway over HTTP/2', () => {
+  it('negotiates h2 by ALPN (an h2-only client is served, not refused with no_application_protocol)', async () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: Number(new URL(gw.gatewayUrl).port), servername: 'localhost', ca: gw.caPem, ALPNProtocols: ['h2'] });
+    const protocol = await new Promise<string | false>((resolve, reject) => {
+      socket.once('secureConnect', () => resolve(socket.alpnProtocol ?? false));
+      socket.once('error', reject);
+    });
+    socket.destroy();
+    expect(protocol).toBe('h2');
+  });
+
+  it('node:http2: a request is one flow through the pipeline, audited with protocol h2', async () => {
+    const session = await h2Gateway();
+    try {
+      const answer = await h2Request(
+        session,
+        { ':method': 'POST', ':path': '/openai/v1/chat/completions', 'content-type': 'application/json', authorization: 'Bearer sk-test' },
+        chat('hello over h2'),
+      );
+      expect(answer.headers[':status']).toBe(200);
+      expect(JSON.parse(answer.body).choices[0].message.content).toBe('echo: hello over h2');
+      for (const name of ['connection', 'keep-alive', 'transfer-encoding', 'upgrade']) expect(answer.headers[name]).toBeUndefined();
+      const id = answer.headers['x-aigate-request-id'] as string;
+      const line = await gw.auditWhere((r) => r.id === id);
+      expect(line).toMatchObject({ protocol: 'h2', status: 200, decision: 'allow', method: 'POST', path: '/openai/v1/chat/completions', route: 'openai' });
+      expect(line.aborted).toBeUndefined();
+      const seen = [...vendors.requests].reverse().find((r) => r.path.endsWith('/v1/chat/completions'))!;
+      expect(seen.host).toBe('api.openai.com');
+      expect(Object.keys(seen.headers).filter((h) => h.startsWith(':'))).toEqual([]);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('node:http2: a body without content-length is read to END_STREAM and inspected; a secret gets the JSON 403', async () => {
+    const session = await h2Gateway();
+    try {
+      const before = vendors.requests.length;
+      const answer = await h2Request(
+        session,
+        { ':method': 'POST', ':path': '/openai/v1/chat/completions', 'content-type': 'application/json' },
+        chat(`my token is ${githubToken()}`),
+      );
+      expect(answer.headers[':status']).toBe(403);
+      expect(answer.headers['content-type']).toBe('application/json');
+      expect(JSON.parse(answer.body).error.type).toBe('sensitive_content');
+      expect(vendors.requests.length).toBe(before);
+      const line = await gw.auditWhere((r) => r.id === answer.headers['x-aigate-request-id']);
+      expect(line).toMatchObject({ protocol: 'h2', status: 403, decision: 'block' });
+      // The same session goes on serving: a refusal is one stream's answer.
+      const next = await h2Request(session, { ':method': 'POST', ':path': '/openai/v1/chat/completions', 'content-type': 'application/json' }, chat('fine'));
+      expect(next.headers[':status']).toBe(200);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('node:http2: an unknown route is a 404 with the JSON body; many streams on one connection each get their line', async () => {
+    const session = await h2Gateway();
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          h2Request(session, { ':method': 'POST', ':path': '/openai/v1/chat/completions', 'content-type': 'application/json' }, chat(`stream ${i}`)),
+        ),
+      );
+      expect(answers.map((a) => JSON.parse(a.body).choices[0].message.content)).toEqual(Array.from({ length: 8 }, (_, i) => `echo: stream ${i}`));
+      const ids = answers.map((a) => a.headers['x-aigate-request-id']);
+      for (const id of ids) await gw.auditWhere((r) => r.id === id);
+      expect(gw.audit.filter((r) => ids.includes(r.id))).toHaveLength(8);
+      const missing = await h2Request(session, { ':method': 'GET', ':path': '/nowhere' });
+      expect(missing.headers[':status']).toBe(404);
+      expect(JSON.parse(missing.body).error.type).toBe('not_found');
+    } finally {
+      session.close();
+    }
+  });
+
+  it('node:http2: an SSE stream flows event by event (the first event arrives while the upstream holds the rest)', async () => {
+    const session = await h2Gateway();
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/openai/v1/chat/completions', 'content-type': 'application/json', 'x-test-hold': 'h2-sse' });
+      stream.end(JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'sse' }] }));
+      const first = await new Promise<string>((resolve, reject) => {
+        stream.once('data', (c: Buffer) => resolve(c.toString()));
+        stream.once('error', reject);
+      });
+      expect(first).toContain('data: ');
+      vendors.release('h2-sse');
+      const rest: Buffer[] = [];
+      stream.on('data', (c: Buffer) => rest.push(c));
+      await new Promise((resolve) => stream.once('end', resolve));
+      expect(Buffer.concat(rest).toString()).toContain('data: [DONE]');
+    } finally {
+      session.close();
+    }
+  });
+
+  it('curl --http2 speaks HTTP/2 to the gateway', async () => {
+    const { stdout } = await run('curl', [
+      '--silent', '--show-error', '--http2', '--cacert', gw.caFile,
+      '-H', 'content-type: application/json', '--data', chat('from curl'),
+      '-w', '\n%{http_version}', `${gw.gatewayUrl}/openai/v1/chat/completions`,
+    ]);
+    const [body, version] = stdout.split('\n');
+    expect(version).toBe('2');
+    expect(JSON.parse(body!).choices[0].message.content).toBe('echo: from curl');
+    await gw.auditWhere((r) => r.protocol === 'h2' && r.bytesIn === Buffer.byteLength(chat('from curl')));
+  });
+
+  it('undici with allowH2 speaks HTTP/2 to the gateway; HTTP/1.1 clients are unchanged (no protocol field)', async () => {
+    const agent = new Agent({ allowH2: true, connect: { ca: gw.caPem } });
+    try {
+      const res = await request(`${gw.gatewayUrl}/openai/v1/chat/completions`, {
+        method: 'POST',
+        dispatcher: agent,
+        headers: { 'content-type': 'application/json' },
+        body: chat('undici h2'),
+      });
+      expect(res.statusCode).toBe(200);
+      expect(((await res.body.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toBe('echo: undici h2');
+      const line = await gw.auditWhere((r) => r.id === res.headers['x-aigate-request-id']);
+      expect(line.protocol).toBe('h2');
+    } finally {
+      await agent.close();
+    }
+    const h1 = await request(`${gw.gatewayUrl}/openai/v1/chat/completions`, {
+      method: 'POST',
+      dispatcher: gw.client,
+      headers: { 'content-type': 'application/json' },
+      body: chat('undici h1'),
+    });
+    await h1.body.text();
+    const line = await gw.auditWhere((r) => r.id === h1.headers['x-aigate-request-id']);
+    expect(line.protocol).toBeUndefined();
+  });
+
+  it('a client that resets its stream mid-response is audited once as aborted', async () => {
+    const session = await h2Gateway();
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/openai/v1/chat/completions', 'content-type': 'application/json', 'x-test-hold': 'h2-reset' });
+      stream.end(JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'reset me' }] }));
+      const headers = await new Promise<IncomingHttpHeaders>((resolve) => stream.once('response', resolve));
+      await new Promise((resolve) => stream.once('data', resolve));
+      stream.close(constants.NGHTTP2_CANCEL);
+      const line = await gw.auditWhere((r) => r.id === headers['x-aigate-request-id']);
+      expect(line).toMatchObject({ protocol: 'h2', status: 200, aborted: true });
+      vendors.release('h2-reset');
+    } finally {
+      session.close();
+    }
+  });
+});
+
+describe('drain with HTTP/2 clients', () => {
+  it('sends GOAWAY at once, lets the open stream finish, then closes the connection', async () => {
+    const own = await startTestProxy(vendors);
+    const session = await new Promise<ClientHttp2Session>((resolve, reject) => {
+      const s = h2connect(own.gatewayUrl, { ca: own.caPem });
+      s.once('connect', () => resolve(s));
+      s.once('error', reject);
+    });
+    const goaway = new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
+    const closed = new Promise((resolve) => session.once('close', resolve));
+    const stream = session.request({ ':method': 'POST', ':path': '/openai/v1/chat/completions', 'content-type': 'application/json', 'x-test-hold': 'h2-drain' });
+    stream.end(JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'drain' }] }));
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    await vendors.held('h2-drain');
+    const headers = await new Promise<IncomingHttpHeaders>((resolve) => stream.once('response', resolve));
+    const drained = own.proxy.drain(10_000);
+    expect(await goaway).toBe(constants.NGHTTP2_NO_ERROR);
+    vendors.release('h2-drain');
+    await new Promise((resolve) => stream.once('end', resolve));
+    expect(Buffer.concat(chunks).toString()).toContain('data: [DONE]');
+    expect((await drained).forced).toBe(0);
+    await closed;
+    const line = own.audit.find((r) => r.id === headers['x-aigate-request-id']);
+    expect(line).toMatchObject({ protocol: 'h2', status: 200 });
+    expect(line?.aborted).toBeUndefined();
+    await own.client.close();
+  });
+});
