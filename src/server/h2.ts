@@ -162,6 +162,10 @@ export class H2Sessions {
 
   /** Takes over a TLS connection whose ALPN is `h2`. */
   serve(socket: TLSSocket): void {
+    // A server TLSSocket built by hand (an intercepted tunnel) is never marked as connected (only
+    // tls.Server clears the flag), and Node's http2 would wait for a 'secureConnect' that never
+    // comes. The handshake is done when this is called.
+    (socket as TLSSocket & { secureConnecting?: boolean }).secureConnecting = false;
     this.accepting = socket;
     try {
       this.server.emit('connection', socket);

@@ -248,6 +248,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     });
     servers.push({ name: 'forward', server: forward.outer, ...config.listen.forward });
     trafficServers.push(forward.outer, forward.inner);
+    h2Listeners.push(forward.h2);
   }
 
   for (const server of trafficServers) {

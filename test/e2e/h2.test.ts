@@ -4,6 +4,8 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect as h2connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import { request as httpRequest } from 'node:http';
+import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
@@ -241,5 +243,66 @@ describe('drain with HTTP/2 clients', () => {
     expect(line).toMatchObject({ protocol: 'h2', status: 200 });
     expect(line?.aborted).toBeUndefined();
     await own.client.close();
+  });
+});
+
+describe('intercepted forward-mode tunnels over HTTP/2', () => {
+  let fw: TestProxy;
+  let proxyUrl: string;
+  beforeAll(async () => {
+    fw = await startTestProxy(vendors, (raw) => {
+      (raw['listen'] as Record<string, unknown>)['forward'] = { host: '127.0.0.1', port: 0 };
+      raw['egress'] = { allow: [{ host: 'api.githubcopilot.com', ports: [443], inspect: true }] };
+    });
+    proxyUrl = `http://127.0.0.1:${fw.proxy.addresses.forward!.port}`;
+  });
+  afterAll(async () => {
+    await fw?.stop();
+  });
+
+  /** CONNECT, then TLS with ALPN h2 only inside the tunnel, then an HTTP/2 session on it. */
+  async function h2Tunnel(host: string): Promise<ClientHttp2Session> {
+    const raw = await new Promise<Socket>((resolve, reject) => {
+      const req = httpRequest(proxyUrl, { method: 'CONNECT', path: `${host}:443` });
+      req.once('connect', (res, socket) => (res.statusCode === 200 ? resolve(socket) : reject(new Error(`CONNECT ${res.statusCode}`))));
+      req.once('error', reject);
+      req.end();
+    });
+    return new Promise((resolve, reject) => {
+      const session = h2connect(`https://${host}`, {
+        createConnection: () => tlsConnect({ socket: raw, servername: host, ca: fw.caPem, ALPNProtocols: ['h2'] }),
+      });
+      session.once('connect', () => resolve(session));
+      session.once('error', reject);
+    });
+  }
+
+  it('node:http2 inside a CONNECT tunnel: minted certificate, ALPN h2, each stream audited with protocol h2', async () => {
+    const session = await h2Tunnel('api.githubcopilot.com');
+    try {
+      const ok = await h2Request(session, { ':method': 'POST', ':path': '/echo', 'content-type': 'application/json' }, '{"prompt":"tunnel h2"}');
+      expect(ok.headers[':status']).toBe(200);
+      expect(JSON.parse(ok.body)).toMatchObject({ path: '/echo', body: '{"prompt":"tunnel h2"}' });
+      const line = await fw.auditWhere((r) => r.id === ok.headers['x-aigate-request-id']);
+      expect(line).toMatchObject({ mode: 'forward', protocol: 'h2', status: 200, host: 'api.githubcopilot.com' });
+      const blocked = await h2Request(session, { ':method': 'POST', ':path': '/echo', 'content-type': 'application/json' }, JSON.stringify({ prompt: githubToken() }));
+      expect(blocked.headers[':status']).toBe(403);
+      expect(JSON.parse(blocked.body).error.type).toBe('sensitive_content');
+    } finally {
+      session.close();
+    }
+    // The tunnel's own line is written when it closes.
+    await fw.auditWhere((r) => r.event === 'connect' && r.host === 'api.githubcopilot.com' && r.status === 200);
+  });
+
+  it('curl --http2 -x negotiates h2 inside the tunnel', async () => {
+    const { stdout, stderr } = await run('curl', [
+      '-sS', '-v', '--http2', '-x', proxyUrl, '--cacert', fw.caFile,
+      '-H', 'content-type: application/json', '--data', '{"prompt":"curl tunnel"}',
+      'https://api.githubcopilot.com/echo',
+    ]);
+    expect(stderr).toMatch(/ALPN: server accepted h2/);
+    expect(JSON.parse(stdout)).toMatchObject({ path: '/echo', body: '{"prompt":"curl tunnel"}' });
+    await fw.auditWhere((r) => r.mode === 'forward' && r.protocol === 'h2' && r.bytesIn === '{"prompt":"curl tunnel"}'.length);
   });
 });
