@@ -33,7 +33,7 @@ import { canonicalHost, compileConnectTo, formatHostPort, resolveDestination } f
 import { compileEgress } from '../route/egress.js';
 import { loadGatewayKeyPair, loadInterceptionCa, loadUpstreamCas } from '../tls/files.js';
 import { LeafMinter } from '../tls/mint.js';
-import { createUpstreamAgent } from '../upstream/agent.js';
+import { createUpstreamAgents } from '../upstream/agent.js';
 import { forwardStage, type ForwardOptions } from '../upstream/forward.js';
 import { rpcStage } from '../channels/envelopes/stage.js';
 import { websocketStage } from '../upstream/websocket.js';
@@ -144,7 +144,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
 
   if (config.listen.gateway) {
     // Gateway upstreams are named in config by the operator, so they are dialled as named.
-    const dispatcher = createUpstreamAgent({
+    const { requests: dispatcher, upgrades: upgradeDispatcher } = createUpstreamAgents({
       config,
       extraCa,
       metrics,
@@ -152,6 +152,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       dialTarget: (host, port) => connectTo.get(formatHostPort(canonicalHost(host)?.host ?? host, port)) ?? { host, port },
     });
     closers.unshift(() => dispatcher.destroy());
+    if (upgradeDispatcher !== dispatcher) closers.unshift(() => upgradeDispatcher.destroy());
     const routed = [parseTargetStage, gatewayRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forGateway(config)), ...admit, inspectUrl];
     const { cert, key } = loadGatewayKeyPair(config, configFile);
     const { server: gateway, h2 } = createGatewayServer({
@@ -159,7 +160,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       key,
       minVersion: config.tls.minVersion,
       requests: new Pipeline([...routed, rpc({ dispatcher, metrics, ...timeouts }), ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
-      upgrades: new Pipeline([...routed, websocketStage({ dispatcher, ...websocket })], pipelineDeps),
+      upgrades: new Pipeline([...routed, websocketStage({ dispatcher: upgradeDispatcher, ...websocket })], pipelineDeps),
       audit,
       metrics,
       h2IdleTimeout: config.timeouts.idle,
@@ -185,7 +186,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       resolveDestination(host, port, { connectTo, denyPrivateAddresses: config.egress.denyPrivateAddresses });
     // Forward destinations are whatever clients ask for: the address is resolved and checked at
     // dial time and the checked address is the one dialled (no DNS-rebinding window).
-    const dispatcher = createUpstreamAgent({
+    const { requests: dispatcher, upgrades: upgradeDispatcher } = createUpstreamAgents({
       config,
       extraCa,
       metrics,
@@ -196,6 +197,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       },
     });
     closers.unshift(() => dispatcher.destroy());
+    if (upgradeDispatcher !== dispatcher) closers.unshift(() => upgradeDispatcher.destroy());
     const minter = new LeafMinter(loadInterceptionCa(config, configFile).pair, { secureContextOptions: { minVersion: config.tls.minVersion } });
     await minter.ready();
     const auth = loadProxyAuth(config, configFile, metrics);
@@ -229,7 +231,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       egress,
       minter,
       requests: new Pipeline([...accepted, rpc({ dispatcher, metrics, ...timeouts }), ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
-      upgrades: new Pipeline([...accepted, websocketStage({ dispatcher, ...websocket })], pipelineDeps),
+      upgrades: new Pipeline([...accepted, websocketStage({ dispatcher: upgradeDispatcher, ...websocket })], pipelineDeps),
       audit,
       metrics,
       activity,

@@ -8,10 +8,13 @@ import { request as httpRequest } from 'node:http';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base62, crc32 } from '../../src/inspect/checksum.js';
-import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
+import { ChatService, startFakeConnect, type FakeConnect, type PromptShape } from '../support/connect.js';
+import { startTestProxy, startVendors, testPki, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
 
 const run = promisify(execFile);
@@ -304,5 +307,141 @@ describe('intercepted forward-mode tunnels over HTTP/2', () => {
     expect(stderr).toMatch(/ALPN: server accepted h2/);
     expect(JSON.parse(stdout)).toMatchObject({ path: '/echo', body: '{"prompt":"curl tunnel"}' });
     await fw.auditWhere((r) => r.mode === 'forward' && r.protocol === 'h2' && r.bytesIn === '{"prompt":"curl tunnel"}'.length);
+  });
+});
+
+/** The client's methods as the test service defines them (built at run time, so not typed). */
+interface ChatClient {
+  say(p: PromptShape): Promise<{ text: string }>;
+  listen(p: PromptShape): AsyncIterable<{ text: string }>;
+  converse(input: AsyncIterable<PromptShape>): AsyncIterable<{ text: string; count: number }>;
+}
+
+/** An async iterable the test feeds one message at a time (a bidi stream's request side). */
+function feed<T>(): { iterable: AsyncIterable<T>; push(v: T): void; end(): void } {
+  const queue: T[] = [];
+  let wake: (() => void) | undefined;
+  let ended = false;
+  return {
+    push(v) {
+      queue.push(v);
+      wake?.();
+    },
+    end() {
+      ended = true;
+      wake?.();
+    },
+    iterable: {
+      async *[Symbol.asyncIterator]() {
+        for (;;) {
+          if (queue.length > 0) {
+            yield queue.shift()!;
+            continue;
+          }
+          if (ended) return;
+          await new Promise<void>((r) => (wake = r));
+          wake = undefined;
+        }
+      },
+    },
+  };
+}
+
+describe('HTTP/2 upstreams: Connect and gRPC end to end', () => {
+  let fake: FakeConnect;
+  let rpcGw: TestProxy;
+  let off: TestProxy;
+  beforeAll(async () => {
+    fake = await startFakeConnect(testPki().vendorCerts['api.cursor.sh']!, { http2: true });
+    const toFake = (raw: Record<string, unknown>) => {
+      (raw['connectTo'] as Record<string, string>)['api.cursor.sh:443'] = `127.0.0.1:${fake.port}`;
+    };
+    rpcGw = await startTestProxy(vendors, (raw) => {
+      toFake(raw);
+      (raw['listen'] as Record<string, unknown>)['forward'] = { host: '127.0.0.1', port: 0 };
+      raw['egress'] = { allow: [{ host: 'api.cursor.sh', ports: [443], inspect: true }] };
+    });
+    off = await startTestProxy(vendors, (raw) => {
+      toFake(raw);
+      (raw['upstreamTls'] as Record<string, unknown>)['http2'] = 'off';
+    });
+  });
+  afterAll(async () => {
+    await rpcGw?.stop();
+    await off?.stop();
+    await fake?.close();
+  });
+
+  const connectClient = (gateway: TestProxy) =>
+    createClient(ChatService, createConnectTransport({ baseUrl: `${gateway.gatewayUrl}/cursor`, httpVersion: '2', nodeOptions: { ca: gateway.caPem } })) as unknown as ChatClient;
+
+  it('upstreamTls.http2 auto: an upstream that offers h2 is spoken to in HTTP/2; off: HTTP/1.1', async () => {
+    const before = fake.versions.length;
+    expect((await connectClient(rpcGw).say({ text: 'hi' })).text).toBe('echo: hi');
+    expect(fake.versions.slice(before)).toEqual(['2.0']);
+    // An HTTP/1.1 client too: the upstream protocol does not depend on the client's.
+    const h1 = createClient(ChatService, createConnectTransport({ baseUrl: `${rpcGw.gatewayUrl}/cursor`, httpVersion: '1.1', nodeOptions: { ca: rpcGw.caPem } })) as unknown as ChatClient;
+    expect((await h1.say({ text: 'h1 client' })).text).toBe('echo: h1 client');
+    expect(fake.versions.at(-1)).toBe('2.0');
+    expect((await connectClient(off).say({ text: 'off' })).text).toBe('echo: off');
+    expect(fake.versions.at(-1)).toBe('1.1');
+  });
+
+  it('Connect server streaming over h2 both ways', async () => {
+    const parts: string[] = [];
+    for await (const r of connectClient(rpcGw).listen({ text: 'go' })) parts.push(r.text);
+    expect(parts).toEqual(['part 1', 'part 2', 'part 3']);
+  });
+
+  it('gRPC over h2: te: trailers reaches the server and grpc-status comes back as HTTP/2 trailers', async () => {
+    const grpc = createClient(ChatService, createGrpcTransport({ baseUrl: `${rpcGw.gatewayUrl}/cursor`, nodeOptions: { ca: rpcGw.caPem } })) as unknown as ChatClient;
+    expect((await grpc.say({ text: 'grpc' })).text).toBe('echo: grpc');
+    const parts: string[] = [];
+    for await (const r of grpc.listen({ text: 'go' })) parts.push(r.text);
+    expect(parts).toEqual(['part 1', 'part 2', 'part 3']);
+  });
+
+  /** A Connect bidi stream: full duplex, and a secret in the third message refused with nothing of it forwarded. */
+  async function bidi(chat: ChatClient): Promise<void> {
+    const before = fake.received.filter((r) => r.method === 'Converse').length;
+    const input = feed<PromptShape>();
+    const replies = chat.converse(input.iterable)[Symbol.asyncIterator]();
+    input.push({ text: 'one' });
+    // The request stream is still open: a reply now proves responses flow while it is.
+    expect((await replies.next()).value).toMatchObject({ text: 'echo: one', count: 1 });
+    input.push({ text: 'two' });
+    expect((await replies.next()).value).toMatchObject({ text: 'echo: two', count: 2 });
+    input.push({ text: `deploy with ${githubToken()}` });
+    const err = await replies.next().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).code).toBe(Code.PermissionDenied);
+    input.end();
+    expect(fake.received.filter((r) => r.method === 'Converse').slice(before).map((r) => r.text)).toEqual(['one', 'two']);
+  }
+
+  it('Connect bidi through the gateway: full duplex; a secret in the third message is permission_denied, nothing of it forwarded', async () => {
+    await bidi(connectClient(rpcGw));
+    const line = await rpcGw.auditWhere((r) => r.path === '/cursor/aigate.test.Chat/Converse' && r.decision === 'block');
+    expect(line).toMatchObject({ protocol: 'h2', reason: 'sensitive_content' });
+  });
+
+  it('Connect bidi through an intercepted forward-mode tunnel, h2 both sides', async () => {
+    const raw = await new Promise<Socket>((resolve, reject) => {
+      const req = httpRequest(`http://127.0.0.1:${rpcGw.proxy.addresses.forward!.port}`, { method: 'CONNECT', path: 'api.cursor.sh:443' });
+      req.once('connect', (res, socket) => (res.statusCode === 200 ? resolve(socket) : reject(new Error(`CONNECT ${res.statusCode}`))));
+      req.once('error', reject);
+      req.end();
+    });
+    const transport = createConnectTransport({
+      baseUrl: 'https://api.cursor.sh',
+      httpVersion: '2',
+      nodeOptions: { createConnection: () => tlsConnect({ socket: raw, servername: 'api.cursor.sh', ca: rpcGw.caPem, ALPNProtocols: ['h2'] }) },
+    });
+    await bidi(createClient(ChatService, transport) as unknown as ChatClient);
+    const line = await rpcGw.auditWhere((r) => r.mode === 'forward' && r.path === '/aigate.test.Chat/Converse' && r.decision === 'block');
+    expect(line.protocol).toBe('h2');
   });
 });
