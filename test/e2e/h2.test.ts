@@ -13,6 +13,7 @@ import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base62, crc32 } from '../../src/inspect/checksum.js';
+import { FLAG, FRAME, frame, literal, rawH2, requestBlock } from '../support/h2-frames.js';
 import { ChatService, startFakeConnect, type FakeConnect, type PromptShape } from '../support/connect.js';
 import { startTestProxy, startVendors, testPki, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
@@ -443,5 +444,108 @@ describe('HTTP/2 upstreams: Connect and gRPC end to end', () => {
     await bidi(createClient(ChatService, transport) as unknown as ChatClient);
     const line = await rpcGw.auditWhere((r) => r.mode === 'forward' && r.path === '/aigate.test.Chat/Converse' && r.decision === 'block');
     expect(line.protocol).toBe('h2');
+  });
+});
+
+describe('HTTP/2 abuse costs bounded work (each attack on its own connection; another client stays served)', () => {
+  const port = () => Number(new URL(gw.gatewayUrl).port);
+
+  /** Another client, on its own connection, still gets its answer. */
+  async function stillServed(): Promise<void> {
+    const session = await h2Gateway();
+    try {
+      const answer = await h2Request(session, { ':method': 'POST', ':path': '/openai/v1/chat/completions', 'content-type': 'application/json' }, chat('still here'));
+      expect(answer.headers[':status']).toBe(200);
+    } finally {
+      session.close();
+    }
+  }
+
+  it('streams past SETTINGS_MAX_CONCURRENT_STREAMS (128) are refused; at most 128 flows run on one connection', async () => {
+    const attacker = await rawH2(port(), gw.caPem);
+    await attacker.waitFor((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0);
+    // 300 uploads that never send their body: each would hold a flow until timeouts.idle.
+    const block = requestBlock('POST', '/openai/v1/streams-attack', [literal('content-type', 'application/json')]);
+    for (let i = 0; i < 300; i++) attacker.write(frame(FRAME.HEADERS, FLAG.END_HEADERS, 1 + 2 * i, block));
+    // Refused streams (REFUSED_STREAM) or the connection ended (GOAWAY): either way a bounded answer.
+    await attacker.waitFor((f) => f.type === FRAME.RST_STREAM || f.type === FRAME.GOAWAY);
+    await stillServed();
+    attacker.socket.destroy();
+    await attacker.closed;
+    // Every flow that started is audited when its stream ends: at most the advertised limit.
+    await new Promise<void>((resolve) => {
+      const check = () => (gw.audit.filter((r) => r.path === '/openai/v1/streams-attack').length > 0 ? resolve() : setTimeout(check, 20));
+      check();
+    });
+    const started = gw.audit.filter((r) => r.path === '/openai/v1/streams-attack');
+    expect(started.length).toBeLessThanOrEqual(128);
+    for (const r of started) expect(r).toMatchObject({ protocol: 'h2', status: 499, aborted: true });
+  });
+
+  it('a header list over 16 KiB is refused without a flow; the connection and others go on', async () => {
+    const attacker = await rawH2(port(), gw.caPem);
+    const big = requestBlock('GET', '/openai/v1/big-headers', [literal('x-big', 'a'.repeat(40 * 1024))]);
+    // HEADERS + CONTINUATION, each within the 16 KiB default frame size.
+    const parts = [big.subarray(0, 16_000), big.subarray(16_000, 32_000), big.subarray(32_000)];
+    attacker.write(frame(FRAME.HEADERS, FLAG.END_STREAM, 1, parts[0]!));
+    attacker.write(frame(FRAME.CONTINUATION, 0, 1, parts[1]!));
+    attacker.write(frame(FRAME.CONTINUATION, FLAG.END_HEADERS, 1, parts[2]!));
+    const answer = await attacker.waitFor((f) => f.stream === 1 || f.type === FRAME.GOAWAY);
+    // No 2xx: a reset, a GOAWAY or a 431, never a request upstream.
+    if (answer.type === FRAME.HEADERS) expect(answer.payload[0]).not.toBe(0x88); // :status 200 (static index 8)
+    await stillServed();
+    attacker.socket.destroy();
+    expect(gw.audit.some((r) => r.path === '/openai/v1/big-headers' && r.status === 200)).toBe(false);
+    expect(vendors.requests.some((r) => r.path.includes('big-headers'))).toBe(false);
+  });
+
+  it('a CONTINUATION flood (one header block that never ends) gets GOAWAY long before the flood is sent', async () => {
+    const attacker = await rawH2(port(), gw.caPem);
+    attacker.write(frame(FRAME.HEADERS, 0, 1, requestBlock('GET', '/openai/v1/continuation')));
+    const chunk = frame(FRAME.CONTINUATION, 0, 1, literal('x-flood', 'b'.repeat(16_000)));
+    const total = 4096; // 64 MiB if all of it were taken
+    let sent = 0;
+    let refused = false;
+    const goaway = attacker.waitFor((f) => f.type === FRAME.GOAWAY).then(() => (refused = true));
+    void attacker.closed.then(() => (refused = true));
+    while (sent < total && !refused) {
+      sent++;
+      if (!attacker.write(chunk)) await new Promise<void>((r) => attacker.socket.once('drain', r).once('close', r));
+    }
+    await goaway;
+    expect(sent).toBeLessThan(total);
+    await stillServed();
+    attacker.socket.destroy();
+    expect(gw.audit.some((r) => r.path === '/openai/v1/continuation')).toBe(false);
+  });
+
+  it('rapid reset (CVE-2023-44487): thousands of HEADERS+RST_STREAM pairs end in GOAWAY or cost one short flow each', async () => {
+    const attacker = await rawH2(port(), gw.caPem);
+    await attacker.waitFor((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0);
+    const block = requestBlock('GET', '/openai/v1/rapid-reset');
+    const cancel = Buffer.alloc(4);
+    cancel.writeUInt32BE(0x8); // CANCEL
+    const pairs = 5000;
+    let batch: Buffer[] = [];
+    for (let i = 0; i < pairs; i++) {
+      const id = 1 + 2 * i;
+      batch.push(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, block), frame(FRAME.RST_STREAM, 0, id, cancel));
+      if (batch.length >= 200) {
+        if (!attacker.write(Buffer.concat(batch))) await new Promise<void>((r) => attacker.socket.once('drain', r).once('close', r));
+        batch = [];
+      }
+    }
+    attacker.write(Buffer.concat(batch));
+    await stillServed();
+    attacker.socket.destroy();
+    await attacker.closed;
+    const lines = () => gw.audit.filter((r) => r.path === '/openai/v1/rapid-reset');
+    expect(lines().length).toBeLessThanOrEqual(pairs);
+    for (const r of lines()) expect(r.protocol).toBe('h2');
+    // nghttp2's reset-rate limit (and Node's guard) end the connection well before the flood does.
+    expect(attacker.frames.some((f) => f.type === FRAME.GOAWAY)).toBe(true);
+    expect(lines().length).toBeLessThan(pairs);
+    const upstreamHits = vendors.requests.filter((r) => r.path.includes('rapid-reset')).length;
+    expect(upstreamHits).toBeLessThan(pairs);
   });
 });
