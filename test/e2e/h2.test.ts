@@ -549,3 +549,33 @@ describe('HTTP/2 abuse costs bounded work (each attack on its own connection; an
     expect(upstreamHits).toBeLessThan(pairs);
   });
 });
+
+describe('HTTP/2 connections in the connection registry', () => {
+  it('limits.connectionsPerClient counts h2 connections (the one over the cap is closed), streams on one connection are not connections', async () => {
+    const capped = await startTestProxy(vendors, (raw) => {
+      raw['limits'] = { connectionsPerClient: 1 };
+    });
+    try {
+      const first = await new Promise<ClientHttp2Session>((resolve, reject) => {
+        const s = h2connect(capped.gatewayUrl, { ca: capped.caPem });
+        s.once('connect', () => resolve(s));
+        s.once('error', reject);
+      });
+      // Many streams on the one connection: all served.
+      const answers = await Promise.all(
+        Array.from({ length: 4 }, () => h2Request(first, { ':method': 'POST', ':path': '/openai/v1/chat/completions', 'content-type': 'application/json' }, chat('capped'))),
+      );
+      expect(answers.map((a) => a.headers[':status'])).toEqual([200, 200, 200, 200]);
+      // A second connection from the same address is over the cap: closed without an answer.
+      const second = h2connect(capped.gatewayUrl, { ca: capped.caPem });
+      second.on('error', () => undefined);
+      await new Promise((resolve) => second.once('close', resolve));
+      expect(second.connecting || second.destroyed).toBe(true);
+      const refused = await capped.proxy.metrics.registry.getSingleMetric('aigate_connections_refused_total')?.get();
+      expect(refused?.values.find((v) => v.labels['listener'] === 'gateway')?.value).toBe(1);
+      first.close();
+    } finally {
+      await capped.stop();
+    }
+  });
+});
