@@ -228,6 +228,14 @@ async function handleConnect(
       flow.reason = 'request_timeout';
       tls.destroy();
     }, handshakeMs);
+    // Until the handshake picks the protocol no server reads the TLS socket: a client gone
+    // before its handshake would keep the tunnel (and its line) until the handshake timeout.
+    const goneEarly = () => {
+      if (!tls.destroyed && tls.alpnProtocol === null) tls.destroy();
+    };
+    tls.once('end', goneEarly);
+    socket.once('end', goneEarly);
+    socket.once('close', goneEarly);
     tls.once('secure', () => {
       clearTimeout(handshakeTimer);
       // The protocol is known once the handshake chose it: h2 to the HTTP/2 sessions, the rest
