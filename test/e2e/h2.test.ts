@@ -176,6 +176,16 @@ describe('gateway over HTTP/2', () => {
     await gw.auditWhere((r) => r.protocol === 'h2' && r.bytesIn === Buffer.byteLength(chat('from curl')));
   });
 
+  it('curl --http2-prior-knowledge on https:// still negotiates by ALPN, and gets h2', async () => {
+    // Prior knowledge only means something in cleartext (h2c), which no aigate listener offers:
+    // over TLS curl offers h2 by ALPN anyway, and to an HTTP proxy it speaks HTTP/1.1.
+    const { stdout, stderr } = await run('curl', ['-sS', '-v', '--http2-prior-knowledge', '--cacert', gw.caFile, '-w', '\n%{http_version}', `${gw.gatewayUrl}/nowhere`]);
+    expect(stderr).toMatch(/ALPN: server accepted h2/);
+    const [body, version] = stdout.split('\n');
+    expect(version).toBe('2');
+    expect(JSON.parse(body!).error.type).toBe('not_found');
+  });
+
   it('undici with allowH2 speaks HTTP/2 to the gateway; HTTP/1.1 clients are unchanged (no protocol field)', async () => {
     const agent = new Agent({ allowH2: true, connect: { ca: gw.caPem } });
     try {
