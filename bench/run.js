@@ -111,7 +111,7 @@ async function main() {
   const needRedis = wants('S4');
   if (needRedis) procs.redis = await startRedis();
   // The soak starts its own aigate: a run of the soak alone needs none of these.
-  const loadScenarios = ['S1', 'S2', 'S2early', 'S3', 'S4', 'S5'].some(wants);
+  const loadScenarios = ['S1', 'S1h2', 'S2', 'S2early', 'S3', 'S4', 'S5'].some(wants);
   const variants = !loadScenarios ? [] : [
     { name: 'full', rateLimit: 'memory', forward: true },
     { name: 'norules', rateLimit: 'memory', rules: 'none' },
@@ -147,6 +147,7 @@ async function main() {
     results[name] = await fn(ctx);
   };
   await scenario('S1', 'small chat request, 32 connections', S.S1);
+  await scenario('S1h2', 'small chat request over HTTP/2, 32 streams on 4 connections (h2load)', S.S1h2);
   await scenario('S2', 'large request (256 KiB), 32 connections', S.S2);
   await scenario('S2early', 'upstream answers before reading the body', S.S2early);
   await scenario('S3', 'SSE first event and stream time', S.S3);

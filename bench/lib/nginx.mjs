@@ -105,7 +105,8 @@ http {
   upstream openai { server 127.0.0.1:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }
   upstream anthropic { server 127.0.0.1:${ssePort}; keepalive 64; keepalive_requests 1000000; }
   server {
-    listen 127.0.0.1:${port} ssl;
+    # http2: ALPN h2 for S1h2 (nginx 1.22's spelling of \`http2 on\`); HTTP/1.1 clients (wrk) unchanged.
+    listen 127.0.0.1:${port} ssl http2;
     ssl_certificate ${pki.files.frontCert};
     ssl_certificate_key ${pki.files.frontKey};
     keepalive_requests 1000000;

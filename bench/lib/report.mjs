@@ -164,6 +164,14 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
     md.push(table(['target', 'this run', 'met'], t.map((x) => [x.name, x.value, x.ok ? 'yes' : '**no**'])));
     md.push('');
   }
+  if (r.S1h2) {
+    md.push('## S1 over HTTP/2 — 1 KiB JSON POST, 32 streams on 4 connections (h2load)');
+    md.push('');
+    md.push('h2load reports mean request time (shown as p50), no percentiles.');
+    md.push('');
+    md.push(loadTable(r.S1h2));
+    md.push('');
+  }
   if (r.S1) {
     md.push('## S1 — small chat request (1 KiB JSON POST, 32 connections, wrk)');
     md.push('');

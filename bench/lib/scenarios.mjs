@@ -8,6 +8,7 @@ import { handshakeKinds, handshakeTimes, tunnelDispatchers, undiciLoad } from '.
 import { sseRun, sseAgent, streamOnce } from './sse-client.mjs';
 import { pct, sorted } from './stats.mjs';
 import { runWrk } from './wrk.mjs';
+import { runH2load } from './h2load.mjs';
 
 async function interleave(ctx, contenders, fn) {
   const out = Object.fromEntries(contenders.map((c) => [c.name, []]));
@@ -85,6 +86,22 @@ export async function warmUp(ctx) {
 const withWorkers = (ctx, list) => (ctx.procs.aigate.workers2 ? [...list, 'aigate --workers 2'] : list);
 
 export const S1 = (ctx) => wrkScenario(ctx, httpContenders(ctx, { bare: true, aigates: withWorkers(ctx, ['aigate']) }), { body: ctx.bodies.small });
+
+/**
+ * S1 over HTTP/2 (issue 15): the same 1 KiB POST, 32 streams on 4 connections (h2load), against
+ * nginx (`listen … ssl http2`) and aigate's gateway. Compare with S1's HTTP/1.1 figures.
+ */
+export const S1h2 = (ctx) => {
+  const contenders = httpContenders(ctx, { direct: false }).filter((c) => c.name === 'nginx' || c.name === 'aigate');
+  return interleave(ctx, contenders, async (c) => {
+    const pids = c.pids?.() ?? [];
+    const cpu0 = cpuSeconds(pids);
+    const r = await runH2load({ url: c.url('chat/completions'), bodyFile: ctx.bodies.small.file, connections: 4, streams: 8, seconds: ctx.opts.seconds });
+    const cpu = cpuSeconds(pids) - cpu0;
+    if (r.protocol !== 'h2') throw new Error(`S1h2 ${c.name}: h2load negotiated ${r.protocol}\n${r.raw}`);
+    return { ...r, cpuUsPerRequest: pids.length && r.requests ? (cpu * 1e6) / r.requests : NaN };
+  });
+};
 
 export async function S2(ctx) {
   const throughput = await wrkScenario(ctx, httpContenders(ctx, { bare: true, aigates: withWorkers(ctx, ['aigate', 'aigate (no rules)']) }), { body: ctx.bodies.large });

@@ -358,6 +358,8 @@ export interface AuditRecord {
   parent?: string;
   /** An inspected WebSocket connection's line: its message counts. */
   messages?: NonNullable<Flow['messages']>;
+  /** "h2" when the request was an HTTP/2 stream; absent for HTTP/1.x. */
+  protocol?: 'h2';
 }
 
 export function toRecord(flow: Flow): AuditRecord {
@@ -383,6 +385,7 @@ export function toRecord(flow: Flow): AuditRecord {
   if (flow.attemptedUser !== null) record.attemptedUser = flow.attemptedUser;
   if (flow.parent !== null) record.parent = flow.parent;
   if (flow.messages !== undefined) record.messages = flow.messages;
+  if (flow.protocol !== null) record.protocol = flow.protocol;
   return record;
 }
 

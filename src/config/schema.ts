@@ -199,8 +199,10 @@ export const configSchema = z.strictObject({
     .strictObject({
       ca: z.array(z.string()).default([]),
       pins: z.record(z.string(), z.array(pin).min(1)).default({}),
+      // auto: offer h2 and http/1.1 by ALPN, the upstream chooses; off: HTTP/1.1 only.
+      http2: z.enum(['auto', 'off']).default('auto'),
     })
-    .default({ ca: [], pins: {} }),
+    .default({ ca: [], pins: {}, http2: 'auto' }),
 
   timeouts: z
     .strictObject({

@@ -64,6 +64,8 @@ export class Flow {
   parent: string | null = null;
   /** An inspected WebSocket connection: its message counts. */
   messages: MessageCounts | undefined;
+  /** 'h2' for a request that was an HTTP/2 stream; null for HTTP/1.x (the audit line omits it). */
+  protocol: 'h2' | null = null;
 
   constructor(
     readonly mode: Mode,

@@ -37,6 +37,7 @@ export class Pipeline {
   /** Starts a flow for a request; `configure` lets a listener preset state (forward mode's target). */
   handle(mode: Mode, client: Client, req: IncomingMessage, res: ServerResponse, configure?: (ex: Exchange) => void): Exchange {
     const flow = new Flow(mode, client, req.method ?? null, null);
+    if (req.httpVersionMajor === 2) flow.protocol = 'h2';
     const ex = new Exchange(flow, req, res);
     configure?.(ex);
     const release = this.deps.activity.begin();

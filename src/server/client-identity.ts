@@ -4,7 +4,7 @@
 //   connection: the PROXY-protocol source when the listener takes one, else the TCP peer;
 //   request:    the connection's address, or — when that address is in `trustedProxies` — the
 //               right-most address of X-Forwarded-For that is not itself a trusted proxy.
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -123,6 +123,8 @@ function subjectAltName(san: string, kind: string): string | undefined {
 export interface ClientIdentity {
   ofConnection(socket: Duplex | { remoteAddress?: string | undefined }): string;
   ofRequest(req: IncomingMessage): Client;
+  /** The same for a request on `socket` with these headers (an HTTP/2 stream on its TLS socket). */
+  ofStream(socket: TLSSocket, headers: IncomingHttpHeaders): Client;
 }
 
 export function createClientIdentity(opts: { trustedProxies?: TrustedProxies; certificateUserField?: CertUserField } = {}): ClientIdentity {
@@ -130,13 +132,15 @@ export function createClientIdentity(opts: { trustedProxies?: TrustedProxies; ce
   const field = opts.certificateUserField;
   return {
     ofConnection: (socket) => peerIp(socket as { remoteAddress?: string }),
-    ofRequest: (req) => {
-      const peer = peerIp(req.socket);
-      const ip = trusted ? trusted.clientOf(peer, req.headers['x-forwarded-for']) : peer;
-      const user = field ? certificateUser(req.socket as TLSSocket, field) : null;
-      return { ip, user };
-    },
+    ofRequest: (req) => ofStream(req.socket as TLSSocket, req.headers),
+    ofStream,
   };
+  function ofStream(socket: TLSSocket, headers: IncomingHttpHeaders): Client {
+    const peer = peerIp(socket);
+    const ip = trusted ? trusted.clientOf(peer, headers['x-forwarded-for']) : peer;
+    const user = field ? certificateUser(socket, field) : null;
+    return { ip, user };
+  }
 }
 
 /** The identity of a listener without PROXY protocol, trusted proxies or certificates: the TCP peer. */

@@ -26,6 +26,7 @@ import { handleClientError, refuseConnect, writeRawError } from './client-error.
 import { peerIdentity, type ClientIdentity } from './client-identity.js';
 import { type ConnectionRegistry, overLimitError } from './connections.js';
 import { handleUpgrade } from './gateway.js';
+import { ALPN_PROTOCOLS, H2Sessions } from './h2.js';
 
 /**
  * Checks Proxy-Authorization for `flow`'s client; resolves the user name, or null for an anonymous
@@ -77,8 +78,10 @@ export const tlsHandshakeTimeout = { ms: 30_000 };
 export interface ForwardServers {
   /** Accepts CONNECT and absolute-form requests. */
   outer: Server;
-  /** Serves the decrypted HTTP of intercepted tunnels (never listens itself). */
+  /** Serves the decrypted HTTP/1.1 of intercepted tunnels (never listens itself). */
   inner: Server;
+  /** Serves the intercepted tunnels whose client negotiated h2. */
+  h2: H2Sessions;
 }
 
 export function createForwardServer(opts: ForwardServerOptions): ForwardServers {
@@ -108,6 +111,14 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
   const innerErrors = { ...clientErrors, clientIp: (s: Duplex) => tunnels.get(s)?.client.ip ?? '' };
   inner.on('clientError', (err: Error, socket: Duplex) => handleClientError(err, socket, innerErrors));
   inner.on('connect', (req: IncomingMessage, socket: Duplex) => refuseConnect(req, socket, 'a tunnel inside a tunnel is not proxied', innerErrors));
+  const h2 = new H2Sessions({
+    idleTimeoutMs: opts.config.timeouts.idle,
+    onRequest: (req, res, socket) => {
+      const ctx = tunnels.get(socket);
+      if (!ctx) return res.destroy();
+      opts.requests.handle('forward', { ...ctx.client }, req, res, (ex) => (ex.destination = ctx.destination));
+    },
+  });
 
   const outer = createServer(httpOptions);
   const clients = opts.clients ?? peerIdentity;
@@ -118,12 +129,12 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
   outer.on('request', onOuterRequest);
   outer.on('checkExpectation', onOuterRequest);
   outer.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    void handleConnect(opts, tunnels, inner, req, socket as Socket, head);
+    void handleConnect(opts, tunnels, { inner, h2 }, req, socket as Socket, head);
   });
   outer.on('clientError', (err: Error, socket: Duplex) => {
     handleClientError(err, socket, { ...clientErrors, clientIp: (s) => clients.ofConnection(s) });
   });
-  return { outer, inner };
+  return { outer, inner, h2 };
 }
 
 /** The host of an absolute-form target as written (URL parsing lower-cases and decodes it). */
@@ -144,7 +155,7 @@ export function parseAuthority(target: string | undefined): { host: string; port
 async function handleConnect(
   opts: ForwardServerOptions,
   tunnels: WeakMap<Duplex, TunnelContext>,
-  inner: Server,
+  servers: { inner: Server; h2: H2Sessions },
   req: IncomingMessage,
   socket: Socket,
   head: Buffer,
@@ -206,7 +217,7 @@ async function handleConnect(
     const tls = new TLSSocket(socket, {
       isServer: true,
       secureContext: context,
-      ALPNProtocols: ['http/1.1'],
+      ALPNProtocols: ALPN_PROTOCOLS,
     });
     tunnels.set(tls, { client: flow.client, destination });
     // From here the tunnel is an HTTP connection like the gateway's: idle between requests (a
@@ -222,7 +233,21 @@ async function handleConnect(
       flow.reason = 'request_timeout';
       tls.destroy();
     }, handshakeMs);
-    tls.once('secure', () => clearTimeout(handshakeTimer));
+    // Until the handshake picks the protocol no server reads the TLS socket: a client gone
+    // before its handshake would keep the tunnel (and its line) until the handshake timeout.
+    const goneEarly = () => {
+      if (!tls.destroyed && tls.alpnProtocol === null) tls.destroy();
+    };
+    tls.once('end', goneEarly);
+    socket.once('end', goneEarly);
+    socket.once('close', goneEarly);
+    tls.once('secure', () => {
+      clearTimeout(handshakeTimer);
+      // The protocol is known once the handshake chose it: h2 to the HTTP/2 sessions, the rest
+      // (http/1.1, or no ALPN at all) to the HTTP/1.1 server as before.
+      if (tls.alpnProtocol === 'h2') servers.h2.serve(tls);
+      else servers.inner.emit('connection', tls);
+    });
     tls.on('error', (err: Error & { code?: string }) => {
       opts.logger.info({ host: loggedHost, client: flow.client.ip, code: err.code }, 'intercepted TLS failed (does the client trust the aigate CA?)');
       tls.destroy();
@@ -234,7 +259,6 @@ async function handleConnect(
       opts.audit.writeFlow(flow);
       opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
     });
-    inner.emit('connection', tls);
   } catch (err) {
     if (err instanceof ClientAbortedError) {
       socket.destroy();

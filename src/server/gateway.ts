@@ -6,8 +6,10 @@ import type { Duplex } from 'node:stream';
 import type { AuditLog } from '../audit/log.js';
 import type { Metrics } from '../metrics.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
+import type { TLSSocket } from 'node:tls';
 import { handleClientError, refuseConnect } from './client-error.js';
 import { peerIdentity, type ClientIdentity } from './client-identity.js';
+import { ALPN_PROTOCOLS, H2Sessions } from './h2.js';
 
 export interface GatewayOptions {
   cert: Buffer;
@@ -23,13 +25,23 @@ export interface GatewayOptions {
   clients?: ClientIdentity;
   /** mTLS: client certificates asked for and verified against `ca` (listen.gateway.clientCertificate). */
   clientCertificate?: { ca: Buffer; required: boolean };
+  /** Milliseconds an HTTP/2 connection may go without a frame either way (timeouts.idle). */
+  h2IdleTimeout: number;
 }
 
-export function createGatewayServer(opts: GatewayOptions): Server {
+export interface GatewayServers {
+  /** The listener: TLS, ALPN h2 and http/1.1; HTTP/1.1 is served by this server itself. */
+  server: Server;
+  /** Where its h2 connections go. */
+  h2: H2Sessions;
+}
+
+export function createGatewayServer(opts: GatewayOptions): GatewayServers {
   const server = createServer({
     cert: opts.cert,
     key: opts.key,
     minVersion: opts.minVersion,
+    ALPNProtocols: ALPN_PROTOCOLS,
     // Long prompts upload slowly and LLM answers stream for minutes: only the header phase is
     // bounded here; upstream timeouts bound the rest.
     requestTimeout: 0,
@@ -44,6 +56,19 @@ export function createGatewayServer(opts: GatewayOptions): Server {
     opts.requests.handle('gateway', clients.ofRequest(req), req, res);
   };
   server.on('request', onRequest);
+  // One listener, both protocols: https.Server serves every TLS connection as HTTP/1.1 (its
+  // 'secureConnection' listener); a connection that negotiated h2 goes to the HTTP/2 server
+  // instead, so HTTP/1.1 keeps exactly its own server, timeouts and parser.
+  const h2 = new H2Sessions({
+    idleTimeoutMs: opts.h2IdleTimeout,
+    onRequest: (req, res, socket) => opts.requests.handle('gateway', clients.ofStream(socket, req.headers), req, res),
+  });
+  const http1 = server.listeners('secureConnection') as Array<(socket: TLSSocket) => void>;
+  server.removeAllListeners('secureConnection');
+  server.on('secureConnection', (socket: TLSSocket) => {
+    if (socket.alpnProtocol === 'h2') h2.serve(socket);
+    else for (const listener of http1) listener.call(server, socket);
+  });
   server.on('checkExpectation', onRequest); // an Expect other than 100-continue: refused by parse-target
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     handleUpgrade(opts.upgrades, 'gateway', clients.ofRequest(req), req, socket, head);
@@ -53,7 +78,7 @@ export function createGatewayServer(opts: GatewayOptions): Server {
   server.on('connect', (req: IncomingMessage, socket: Duplex) =>
     refuseConnect(req, socket, 'the gateway routes by path; CONNECT is served on the forward proxy listener (listen.forward)', clientErrors),
   );
-  return server;
+  return { server, h2 };
 }
 
 /** Runs an upgrade request through the upgrade pipeline with a response bound to its socket. */

@@ -2,6 +2,7 @@
 // upstream agents, limiter, inspector, minter), the pipelines of each mode, and the listeners.
 // Also owns the drain.
 import { randomBytes, X509Certificate } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -34,7 +35,7 @@ import { canonicalHost, compileConnectTo, formatHostPort, resolveDestination } f
 import { compileEgress } from '../route/egress.js';
 import { loadGatewayKeyPair, loadInterceptionCa, loadUpstreamCas } from '../tls/files.js';
 import { LeafMinter } from '../tls/mint.js';
-import { createUpstreamAgent } from '../upstream/agent.js';
+import { createUpstreamAgents } from '../upstream/agent.js';
 import { forwardStage, type ForwardOptions } from '../upstream/forward.js';
 import { rpcStage } from '../channels/envelopes/stage.js';
 import { websocketStage } from '../upstream/websocket.js';
@@ -49,6 +50,7 @@ import { ConnectionRegistry, overLimitError, type TrafficListener } from './conn
 import { watchAcceptErrors, watchFileDescriptors } from './fd-watch.js';
 import { absoluteFormStage, createForwardServer, type Authenticate, type InspectHost } from './forward.js';
 import { createGatewayServer } from './gateway.js';
+import type { H2Sessions } from './h2.js';
 import { listen } from './listen.js';
 import { throttledReport } from '../log-throttle.js';
 
@@ -150,10 +152,12 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     config.listen[name]?.proxyProtocol ? createProxyFront(server, { onRefused: proxyProtocolReporter(name, metrics, logger) }) : server;
   /** Servers whose idle keep-alive connections a drain closes (includes the tunnel server). */
   const trafficServers: Server[] = [];
+  /** Where each traffic listener's HTTP/2 connections are served. */
+  const h2Listeners: H2Sessions[] = [];
 
   if (config.listen.gateway) {
     // Gateway upstreams are named in config by the operator, so they are dialled as named.
-    const dispatcher = createUpstreamAgent({
+    const { requests: dispatcher, upgrades: upgradeDispatcher } = createUpstreamAgents({
       config,
       extraCa,
       metrics,
@@ -161,20 +165,23 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       dialTarget: (host, port) => connectTo.get(formatHostPort(canonicalHost(host)?.host ?? host, port)) ?? { host, port },
     });
     closers.unshift(() => dispatcher.destroy());
+    if (upgradeDispatcher !== dispatcher) closers.unshift(() => upgradeDispatcher.destroy());
     const routed = [parseTargetStage, gatewayRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forGateway(config)), ...admit, inspectUrl];
     const { cert, key } = loadGatewayKeyPair(config, configFile);
     const mtls = config.listen.gateway.clientCertificate;
-    const gateway = createGatewayServer({
+    const { server: gateway, h2 } = createGatewayServer({
       clients: createClientIdentity({ trustedProxies, certificateUserField: mtls?.userField }),
       ...(mtls ? { clientCertificate: { ca: loadClientCa(configFile, mtls.ca), required: mtls.required } } : {}),
       cert,
       key,
       minVersion: config.tls.minVersion,
       requests: new Pipeline([...routed, rpc({ dispatcher, metrics, ...timeouts }), ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
-      upgrades: new Pipeline([...routed, websocketStage({ dispatcher, ...websocket })], pipelineDeps),
+      upgrades: new Pipeline([...routed, websocketStage({ dispatcher: upgradeDispatcher, ...websocket })], pipelineDeps),
       audit,
       metrics,
+      h2IdleTimeout: config.timeouts.idle,
     });
+    h2Listeners.push(h2);
     // Over its client's cap a TLS connection can only be closed: answering would cost the
     // handshake the cap is there to save.
     gateway.on('connection', (socket: Socket) => {
@@ -201,7 +208,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       resolveDestination(host, port, { connectTo, denyPrivateAddresses: config.egress.denyPrivateAddresses });
     // Forward destinations are whatever clients ask for: the address is resolved and checked at
     // dial time and the checked address is the one dialled (no DNS-rebinding window).
-    const dispatcher = createUpstreamAgent({
+    const { requests: dispatcher, upgrades: upgradeDispatcher } = createUpstreamAgents({
       config,
       extraCa,
       metrics,
@@ -212,6 +219,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       },
     });
     closers.unshift(() => dispatcher.destroy());
+    if (upgradeDispatcher !== dispatcher) closers.unshift(() => upgradeDispatcher.destroy());
     const minter = new LeafMinter(loadInterceptionCa(config, configFile).pair, { secureContextOptions: { minVersion: config.tls.minVersion } });
     await minter.ready();
     const auth = loadProxyAuth(config, configFile, metrics);
@@ -245,7 +253,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       egress,
       minter,
       requests: new Pipeline([...accepted, rpc({ dispatcher, metrics, ...timeouts }), ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
-      upgrades: new Pipeline([...accepted, websocketStage({ dispatcher, ...websocket })], pipelineDeps),
+      upgrades: new Pipeline([...accepted, websocketStage({ dispatcher: upgradeDispatcher, ...websocket })], pipelineDeps),
       audit,
       metrics,
       activity,
@@ -265,6 +273,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     });
     servers.push({ name: 'forward', server: listening('forward', forward.outer), ...config.listen.forward });
     trafficServers.push(forward.outer, forward.inner);
+    h2Listeners.push(forward.h2);
   }
 
   for (const server of trafficServers) {
@@ -274,6 +283,13 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     });
     // An upgraded connection leaves HTTP: a drain waits for it like for a request.
     server.on('upgrade', (req) => connections.stream(req.socket));
+  }
+  for (const h2 of h2Listeners) {
+    // Each stream is a request in flight on its TLS connection (the drain's idle test).
+    h2.server.on('request', (req) => {
+      const socket = h2.socketOf(req as unknown as IncomingMessage);
+      if (socket) req.stream.once('close', connections.request(socket));
+    });
   }
   let dashboard: ReturnType<typeof createDashboard> | undefined;
   if (config.listen.admin) {
@@ -322,6 +338,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     async drain(graceMs = config.timeouts.drain) {
       draining = true;
       for (const s of servers) if (s.name !== 'admin') s.server.close();
+      // HTTP/2 clients are told to go elsewhere (GOAWAY): their open streams finish, no new one starts.
+      for (const h2 of h2Listeners) h2.goAway();
       // Connections between requests (keep-alive, idle intercepted tunnels) would hold the drain
       // open: close them now and again as in-flight responses finish (they turn idle).
       connections.closeIdle();

@@ -38,6 +38,8 @@ export interface ConnectorOptions {
    */
   dialTarget: (host: string, port: number) => DialTarget | Promise<DialTarget>;
   onPinMismatch?: (err: PinMismatchError) => void;
+  /** Offer ALPN h2 beside http/1.1 (the upstream chooses; undici then speaks HTTP/2 on it). */
+  allowH2?: boolean;
 }
 
 export function createConnector(opts: ConnectorOptions): buildConnector.connector {
@@ -49,6 +51,7 @@ export function createConnector(opts: ConnectorOptions): buildConnector.connecto
     timeout: opts.connectTimeout,
     keepAlive: true,
     maxCachedSessions: 1000,
+    allowH2: opts.allowH2 ?? false,
   });
   const pins = new Map(Object.entries(opts.pins).map(([h, p]) => [h.toLowerCase(), new Set(p)]));
 

@@ -51,6 +51,20 @@ export function upstreamError(err: unknown, host: string): ProxyError {
   }
 }
 
+type Trailers = Record<string, string | string[] | undefined>;
+
+/**
+ * The upstream's trailers. undici 7 (7.30) hands an HTTP/2 response's trailers, node:http2's
+ * object, to a parser written for HTTP/1.1's raw list, which reads it as empty; the object is
+ * still on the controller.
+ */
+function responseTrailers(c: Dispatcher.DispatchController, parsed: Trailers | undefined): Trailers {
+  if (parsed && Object.keys(parsed).length > 0) return parsed;
+  const raw = (c as { rawTrailers?: unknown }).rawTrailers;
+  if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) return raw as Trailers;
+  return parsed ?? {};
+}
+
 export function forwardStage(opts: ForwardOptions): Stage {
   return (ex) => forward(ex, opts);
 }
@@ -82,6 +96,7 @@ export function forward(ex: Exchange, opts: ForwardOptions, streamed?: StreamedB
     // How the client reached aigate: TLS, except absolute-form http:// on the forward listener.
     proto: ex.destination?.scheme ?? 'https',
     set: ex.upstreamHeaders,
+    trailers: req.httpVersionMajor === 2,
   });
   const hasBody = streamed !== undefined || ex.body.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   const started = process.hrtime.bigint();
@@ -146,8 +161,14 @@ export function forward(ex: Exchange, opts: ForwardOptions, streamed?: StreamedB
           streamed?.onResponseData?.(chunk);
           if (!more) c.pause();
         },
-        onResponseEnd() {
+        onResponseEnd(c, parsed) {
           bodyStarted = true;
+          // gRPC's status travels in trailers: relayed as HTTP/2 trailers. An HTTP/1.1 client
+          // gets none, as before (a chunked trailer section would need a Trailer header up front).
+          if (req.httpVersionMajor === 2) {
+            const trailers = responseTrailers(c, parsed);
+            if (Object.keys(trailers).length > 0) res.addTrailers(clientResponseHeaders(trailers) as Record<string, string>);
+          }
           res.end();
           done();
         },

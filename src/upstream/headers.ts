@@ -40,7 +40,15 @@ function connectionListed(value: string | string[] | undefined): ReadonlySet<str
  */
 export function upstreamRequestHeaders(
   rawHeaders: string[],
-  opts: { host: string; clientIp: string; dropContentEncoding: boolean; proto: 'https' | 'http'; set?: ReadonlyArray<readonly [string, string]> | undefined },
+  opts: {
+    host: string;
+    clientIp: string;
+    dropContentEncoding: boolean;
+    proto: 'https' | 'http';
+    set?: ReadonlyArray<readonly [string, string]> | undefined;
+    /** The client reads trailers aigate relays (HTTP/2): its `te: trailers` goes upstream. */
+    trailers?: boolean;
+  },
 ): HeaderMap {
   let listed: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
@@ -52,7 +60,14 @@ export function upstreamRequestHeaders(
   const out: HeaderMap = {};
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || SET_BY_PROXY.has(name) || listed?.has(name)) continue;
+    // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are the request line, not fields.
+    if (name.charCodeAt(0) === 0x3a) continue;
+    if (HOP_BY_HOP.has(name) || SET_BY_PROXY.has(name) || listed?.has(name)) {
+      // gRPC servers refuse a call without `te: trailers` (the client reads trailers; the only TE
+      // value HTTP/2 allows). Kept only where aigate relays trailers (an HTTP/2 client): saying
+      // it on behalf of an HTTP/1.1 client, whose trailers are dropped, would be a lie.
+      if (!(name === 'te' && opts.trailers === true && !listed?.has('te') && rawHeaders[i + 1]!.trim().toLowerCase() === 'trailers')) continue;
+    }
     if (name === 'content-length' || name === 'expect') continue;
     if (opts.dropContentEncoding && name === 'content-encoding') continue;
     const value = rawHeaders[i + 1]!;

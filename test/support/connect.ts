@@ -4,6 +4,7 @@
 // records each message as it arrives, so tests can see what was forwarded and when.
 import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:https';
+import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { create, createFileRegistry, type DescMessage, type DescService } from '@bufbuild/protobuf';
 import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
@@ -47,6 +48,7 @@ const file = create(FileDescriptorProtoSchema, {
         { name: 'Say', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply' },
         { name: 'Listen', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply', serverStreaming: true },
         { name: 'Upload', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply', clientStreaming: true },
+        { name: 'Converse', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply', clientStreaming: true, serverStreaming: true },
       ],
     },
   ],
@@ -72,15 +74,22 @@ export interface FakeConnect {
   receivedCount(method: string, count: number): Promise<void>;
   /** Upload calls that ended with an error (the stream cut by aigate), with the error's message. */
   cut: string[];
+  /** The HTTP version of each request, in order ("2.0" or "1.1"). */
+  versions: string[];
   close(): Promise<void>;
 }
 
 type Msg = { text?: string };
 
-export async function startFakeConnect(tls: { cert: string; key: string }): Promise<FakeConnect> {
+/**
+ * `http2`: served with node:http2 (ALPN h2, HTTP/1.1 still accepted), where Converse, the
+ * bidirectional method, works; otherwise HTTPS/1.1.
+ */
+export async function startFakeConnect(tls: { cert: string; key: string }, opts: { http2?: boolean } = {}): Promise<FakeConnect> {
   const received: FakeConnect['received'] = [];
   const events = new EventEmitter();
   const cut: string[] = [];
+  const versions: string[] = [];
   const record = (method: string, m: Msg) => {
     const entry = { method, text: m.text ?? '' };
     received.push(entry);
@@ -109,15 +118,39 @@ export async function startFakeConnect(tls: { cert: string; key: string }): Prom
         }
         return create(ReplySchema, { text: 'uploaded', count });
       },
+      // Full duplex: each message answered as it arrives, while the request stream stays open.
+      async *converse(messages: AsyncIterable<Msg>) {
+        let count = 0;
+        try {
+          for await (const m of messages) {
+            record('Converse', m);
+            yield create(ReplySchema, { text: `echo: ${m.text ?? ''}`, count: ++count });
+          }
+        } catch (err) {
+          cut.push((err as Error).message);
+          throw err;
+        }
+      },
     } as never);
   };
-  const server: Server = createServer(tls, connectNodeAdapter({ routes }));
+  const handler = connectNodeAdapter({ routes });
+  const server: Server | Http2SecureServer = opts.http2
+    ? createSecureServer({ ...tls, allowHTTP1: true }, handler as never)
+    : createServer(tls, handler);
+  /** HTTP versions the requests arrived in, in order. */
+  server.on('request', (req: { httpVersion: string }) => versions.push(req.httpVersion));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const sessions = new Set<Http2Session>();
+  server.on('session', (s: Http2Session) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
   return {
     port: (server.address() as AddressInfo).port,
     received,
     events,
     cut,
+    versions,
     receivedCount: (method, count) =>
       new Promise((resolve) => {
         const check = () => {
@@ -130,7 +163,8 @@ export async function startFakeConnect(tls: { cert: string; key: string }): Prom
         check();
       }),
     close: async () => {
-      server.closeAllConnections();
+      if ('closeAllConnections' in server) server.closeAllConnections();
+      else for (const s of sessions) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };

@@ -120,7 +120,8 @@ export function readBodyStage(opts: ReadBodyOptions): Stage {
     if (
       ex.req.complete ||
       declaredBytes === ex.req.readableLength ||
-      (declared === undefined && ex.req.headers['transfer-encoding'] === undefined)
+      // (HTTP/2 frames its body by END_STREAM: no Content-Length says nothing there.)
+      (declared === undefined && ex.req.headers['transfer-encoding'] === undefined && ex.req.httpVersionMajor < 2)
     ) {
       const body = readBuffered(ex.req, maxBodyBytes, sharedFrom);
       if (body === null) throw tooLarge(maxBodyBytes);
