@@ -8,6 +8,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { connect as tlsConnect } from 'node:tls';
+import { connect as h2Connect } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { proxyHeaderTimeout } from '../../src/server/proxy-front.js';
 import { clientCert, testCA, type PemPair } from '../support/pki.js';
@@ -305,6 +306,29 @@ describe('gateway client certificates (mTLS)', () => {
       await expect(gatewayGet(p, '/claude/echo')).rejects.toThrow();
       await expect(gatewayGet(p, '/claude/echo', { cert: mallory() })).rejects.toThrow();
       expect(p.audit.some((r) => r.client.user === 'mallory')).toBe(false);
+    } finally {
+      await p.stop();
+    }
+  });
+
+  it('an HTTP/2 stream is named by the certificate of its connection too', async () => {
+    const p = await withClientCertificates({ required: true });
+    try {
+      const pair = alice();
+      const session = h2Connect(p.gatewayUrl, { ca: p.caPem, cert: pair.certPem, key: pair.keyPem });
+      try {
+        const id = await new Promise<string>((resolve, reject) => {
+          const stream = session.request({ ':method': 'GET', ':path': '/claude/echo' });
+          stream.on('response', (headers) => resolve(String(headers['x-aigate-request-id'])));
+          stream.on('error', reject);
+          stream.resume();
+          stream.end();
+        });
+        const record = await p.auditWhere((r) => r.id === id);
+        expect(record).toMatchObject({ protocol: 'h2', client: { ip: '127.0.0.1', user: 'alice' } });
+      } finally {
+        session.close();
+      }
     } finally {
       await p.stop();
     }
