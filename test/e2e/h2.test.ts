@@ -537,15 +537,23 @@ describe('HTTP/2 abuse costs bounded work (each attack on its own connection; an
     cancel.writeUInt32BE(0x8); // CANCEL
     const pairs = 5000;
     let batch: Buffer[] = [];
-    for (let i = 0; i < pairs; i++) {
+    // Once the server has said GOAWAY it stops reading: waiting for 'drain' then would never end.
+    let goaway = false;
+    void attacker.waitFor((f) => f.type === FRAME.GOAWAY).then(() => (goaway = true), () => undefined);
+    for (let i = 0; i < pairs && !goaway; i++) {
       const id = 1 + 2 * i;
       batch.push(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, block), frame(FRAME.RST_STREAM, 0, id, cancel));
       if (batch.length >= 200) {
-        if (!attacker.write(Buffer.concat(batch))) await new Promise<void>((r) => attacker.socket.once('drain', r).once('close', r));
+        if (!attacker.write(Buffer.concat(batch))) {
+          await Promise.race([
+            new Promise<void>((r) => attacker.socket.once('drain', r).once('close', r)),
+            attacker.waitFor((f) => f.type === FRAME.GOAWAY).then(() => undefined, () => undefined),
+          ]);
+        }
         batch = [];
       }
     }
-    attacker.write(Buffer.concat(batch));
+    if (!goaway && batch.length > 0) attacker.write(Buffer.concat(batch));
     await stillServed();
     attacker.socket.destroy();
     await attacker.closed;
