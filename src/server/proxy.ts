@@ -13,6 +13,7 @@ import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Metrics } from '../metrics.js';
 import { ActivityTracker } from '../pipeline/activity.js';
+import { UpstreamFailureLog } from '../upstream/failure-log.js';
 import { ProxyError } from '../pipeline/errors.js';
 import type { Stage } from '../pipeline/exchange.js';
 import { Pipeline } from '../pipeline/pipeline.js';
@@ -132,7 +133,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   // of read-body + inspect; every other request passes it untouched.
   const rpc = (forward: ForwardOptions): Stage =>
     rpcStage({ inspector, maxBodyBytes: config.inspect.maxBodyBytes, idleTimeoutMs: config.timeouts.idle, readBody: readWholeBody, forward });
-  const pipelineDeps = { audit, metrics, logger, activity };
+  const upstreamFailures = new UpstreamFailureLog(logger);
+  const pipelineDeps = { audit, metrics, logger, activity, upstreamFailures };
 
   const servers: Array<{ name: ListenerName; server: Server; host: string; port: number }> = [];
   /** Servers whose idle keep-alive connections a drain closes (includes the tunnel server). */
@@ -232,6 +234,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       authenticate,
       inspectHost,
       resolve,
+      upstreamFailures,
     });
     forward.outer.on('connection', (socket: Socket) => {
       if (connections.accept(socket, 'forward', socketIp(socket))) return;
