@@ -103,6 +103,8 @@ export class Pipeline {
     }
     const record = this.deps.audit.writeFlow(flow);
     this.deps.metrics.countRequest(flow.route ?? '', record.decision, record.status);
+    // A WebSocket's line lasts as long as its connection: not a request latency.
+    if (record.status !== 101) this.deps.metrics.observeRequest(flow.route ?? '', record.durationMs / 1000);
     for (const f of flow.findings) this.deps.metrics.findings.inc({ rule: f.rule });
     if (flow.error !== null) reportUpstreamFailure(this.deps.upstreamFailures, flow, record);
   }

@@ -139,7 +139,7 @@ export function refuseConnect(
   flow.event = 'connect';
   writeRawError(socket, flow, new ProxyError('bad_request', `CONNECT ${req.url ?? ''} refused: ${why}`));
   deps.audit.writeFlow(flow);
-  deps.metrics.countRequest('', flow.decision, flow.status);
+  deps.metrics.countTunnel('', flow.decision, flow.status);
 }
 
 /** The client's address as audited: IPv4-mapped IPv6 shown as plain IPv4. */

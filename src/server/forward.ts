@@ -158,7 +158,7 @@ async function handleConnect(
   const finish = () => {
     release();
     const record = opts.audit.writeFlow(flow);
-    opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
+    opts.metrics.countTunnel(flow.route ?? '', flow.decision, flow.status);
     for (const f of flow.findings) opts.metrics.findings.inc({ rule: f.rule });
     if (flow.error !== null) reportUpstreamFailure(opts.upstreamFailures, flow, record);
   };
@@ -233,7 +233,7 @@ async function handleConnect(
       flow.bytesIn = socket.bytesRead;
       flow.bytesOut = socket.bytesWritten;
       opts.audit.writeFlow(flow);
-      opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
+      opts.metrics.countTunnel(flow.route ?? '', flow.decision, flow.status);
     });
     inner.emit('connection', tls);
   } catch (err) {
@@ -285,7 +285,7 @@ function blindTunnel(opts: ForwardServerOptions, flow: Flow, client: Socket, hea
     if (audited) return;
     audited = true;
     const record = opts.audit.writeFlow(flow);
-    opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
+    opts.metrics.countTunnel(flow.route ?? '', flow.decision, flow.status);
     if (flow.error !== null) reportUpstreamFailure(opts.upstreamFailures, flow, record);
     release();
   };

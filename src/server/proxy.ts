@@ -33,6 +33,8 @@ import { canonicalHost, compileConnectTo, formatHostPort, resolveDestination } f
 import { compileEgress } from '../route/egress.js';
 import { loadGatewayKeyPair, loadInterceptionCa, loadUpstreamCas } from '../tls/files.js';
 import { LeafMinter } from '../tls/mint.js';
+import { recordCertificateExpiry } from '../tls/expiry.js';
+import { timedInspector } from '../inspect/timed.js';
 import { createUpstreamAgent } from '../upstream/agent.js';
 import { forwardStage, type ForwardOptions } from '../upstream/forward.js';
 import { rpcStage } from '../channels/envelopes/stage.js';
@@ -79,6 +81,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     onOverLimit: overLimitReporter(config.limits.connectionsPerClient, metrics, logger),
   });
   metrics.openConnections = () => connections.size;
+  metrics.openWork = () => connections.openWork();
   const fdWatch = watchFileDescriptors({ metrics, logger, openConnections: () => connections.size });
   const closers: Array<() => Promise<unknown> | void> = [() => audit.close(), () => fdWatch.stop()];
   let draining = false;
@@ -116,6 +119,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     inspector = pooled;
     sharedFromBytes = THREAD_MIN_BYTES; // what may go to a thread is read into shared memory
   }
+  inspector = timedInspector(inspector, metrics);
   // Bodies held at once, by every listener and tunnel of this process (each --workers process has its own).
   const budget = new BodyBudget({ totalBytes: config.limits.bufferedBodyBytes, perClientBytes: config.limits.bufferedBodyBytesPerClient });
   budget.onRefused = (scope) => metrics.bodyBudgetRefusals.inc({ scope });
@@ -255,6 +259,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     // An upgraded connection leaves HTTP: a drain waits for it like for a request.
     server.on('upgrade', (req) => connections.stream(req.socket));
   }
+  // Read once the listeners loaded them (their own errors are clearer than a missing-file one here).
+  recordCertificateExpiry(metrics.certificateExpiry, config, configFile);
   let dashboard: ReturnType<typeof createDashboard> | undefined;
   if (config.listen.admin) {
     dashboard = createDashboard({ audit, limiter, config });
