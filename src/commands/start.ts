@@ -6,7 +6,7 @@ import type { Writable } from 'node:stream';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { announceWorker, isWorker, leaveCluster, runPrimary, workerConfig } from '../server/cluster.js';
+import { announceWorker, isWorker, leaveCluster, runPrimary, shareAuditRecords, workerConfig } from '../server/cluster.js';
 import { formatAddress } from '../server/listen.js';
 import { startProxy, type RunningProxy } from '../server/proxy.js';
 import { runCertsInit } from './certs.js';
@@ -61,7 +61,7 @@ async function run(
     config = loadConfig(opts.config);
     if (opts.initCerts) ensureDevCerts(config, opts.stderr);
     if ((opts.workers ?? 1) > 1 && !isWorker()) {
-      return await runPrimary({ config, workers: opts.workers!, logger: opts.logger, whenStopRequested, onReopen });
+      return await runPrimary({ config, configFile: opts.config, workers: opts.workers!, logger: opts.logger, whenStopRequested, onReopen });
     }
     if (isWorker()) config = workerConfig(config);
     proxy = await startProxy(config, { configFile: opts.config, logger: opts.logger });
@@ -81,7 +81,10 @@ async function run(
     },
     isWorker() ? 'aigate worker started' : 'aigate started',
   );
-  if (isWorker()) announceWorker(proxy.metrics.registry, addresses);
+  if (isWorker()) {
+    shareAuditRecords(proxy.audit);
+    announceWorker(proxy.metrics.registry, addresses);
+  }
   onReopen(() => {
     proxy.reopenAudit();
     opts.logger.info('audit log reopened (SIGHUP)');

@@ -43,6 +43,7 @@ import { UpstreamHeaderPolicy } from '../upstream/tenancy.js';
 import { upstreamHeadersStage } from '../pipeline/stages/upstream-headers.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
+import { loadAdminAuth } from './admin-auth.js';
 import { isWorker, reportAuditState } from './cluster.js';
 import { socketIp } from './client-error.js';
 import { ConnectionRegistry, overLimitError, type TrafficListener } from './connections.js';
@@ -264,7 +265,11 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   let dashboard: ReturnType<typeof createDashboard> | undefined;
   if (config.listen.admin) {
     dashboard = createDashboard({ audit, limiter, config });
-    servers.push({ name: 'admin', server: createAdminServer(metrics.registry, { ready: () => ready && !draining && !audit.refusesTraffic() }, dashboard.routes), ...config.listen.admin });
+    const adminAuth = config.listen.admin.auth ? loadAdminAuth(config.listen.admin.auth, configFile) : undefined;
+    if (adminAuth) closers.push(() => adminAuth.close());
+    const { host, port } = config.listen.admin;
+    const adminServer = createAdminServer(metrics.registry, { ready: () => ready && !draining && !audit.refusesTraffic() }, dashboard.routes, undefined, adminAuth);
+    servers.push({ name: 'admin', server: adminServer, host, port });
   }
 
   const closeAll = async () => {
