@@ -27,7 +27,13 @@ beforeAll(async () => {
       connectTo['down.example.com:443'] = `127.0.0.1:${closedPort}`;
       connectTo['wrong.example.com:443'] = `127.0.0.1:${vendors.port}`;
       (raw['listen'] as Record<string, unknown>)['forward'] = { host: '127.0.0.1', port: 0 };
-      raw['egress'] = { allow: [{ host: 'api.githubcopilot.com', ports: [443], inspect: false }] };
+      raw['egress'] = {
+        allow: [
+          { host: 'api.githubcopilot.com', ports: [443], inspect: false },
+          { host: 'dead.example.com', ports: [443], inspect: false },
+        ],
+      };
+      connectTo['dead.example.com:443'] = `127.0.0.1:${closedPort}`;
     },
     { log: (line) => logLines.push(JSON.parse(line) as Record<string, unknown>) },
   );
@@ -97,6 +103,16 @@ describe("aigate's own refusals", () => {
     const head = await connectRaw('evil.example.com:443');
     expect(head).toMatch(/^HTTP\/1\.1 403 /);
     expect(head).toMatch(/\r\nProxy-Status: aigate; error=http_request_denied; details="CONNECT evil\.example\.com:443 denied[^"]*"\r\n/);
+  });
+
+  it('a blind tunnel to a dead upstream: 502 connection_refused, the cause audited and logged', async () => {
+    const head = await connectRaw('dead.example.com:443');
+    expect(head).toMatch(/^HTTP\/1\.1 502 /);
+    expect(head).toMatch(/\r\nProxy-Status: aigate; error=connection_refused; details="dead\.example\.com:\d+ is unavailable \(ECONNREFUSED\)"\r\n/);
+    const id = /X-Aigate-Request-Id: (\S+)/.exec(head)![1]!;
+    const record = await gw.auditWhere((r) => r.id === id);
+    expect(record).toMatchObject({ event: 'tunnel', reason: 'upstream_unavailable', error: 'ECONNREFUSED' });
+    expect(logLines.find((l) => l['requestId'] === id)).toMatchObject({ level: 40, host: 'dead.example.com', code: 'ECONNREFUSED', msg: 'upstream failed' });
   });
 
   it('a malformed CONNECT gets http_request_error', async () => {
