@@ -1,10 +1,10 @@
 // aigate_scan_duration_seconds: every body and message passes Inspector.inspectBody, so timing it
 // there times every channel (HTTP bodies, URL parts, RPC messages, WebSocket messages).
-import type { Histogram } from 'prom-client';
+import type { FastHistogram } from '../metrics-histogram.js';
 import type { Inspector } from './index.js';
 
-export function timedInspector(inner: Inspector, metrics: { scanDuration: Histogram }): Inspector {
-  const histogram = metrics.scanDuration;
+export function timedInspector(inner: Inspector, metrics: { scanDuration: FastHistogram }): Inspector {
+  const histogram = metrics.scanDuration.child();
   return {
     scanText: (text) => inner.scanText(text),
     maskSecrets: (text) => inner.maskSecrets(text),
