@@ -23,10 +23,11 @@ async function main(argv: string[]): Promise<number> {
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
     .option('--init-certs', 'create a development CA and gateway certificate when missing (npm start does this)')
     .option('--workers <n>', 'worker processes sharing the listeners, for multi-core hosts (a number or "auto")', parseWorkers, 1)
-    .action(async (o: { config: string; initCerts?: boolean; workers: number }) => {
+    .option('--pid-file <file>', 'write the pid to signal (SIGHUP reopens the audit log, SIGTERM drains) once started; removed on exit')
+    .action(async (o: { config: string; initCerts?: boolean; workers: number; pidFile?: string }) => {
       const { runStart } = await import('./commands/start.js');
       const { createLogger } = await import('./log.js');
-      exitCode = await runStart({ config: o.config, initCerts: Boolean(o.initCerts), logger: createLogger(), stderr: process.stderr, workers: o.workers });
+      exitCode = await runStart({ config: o.config, initCerts: Boolean(o.initCerts), logger: createLogger(), stderr: process.stderr, workers: o.workers, pidFile: o.pidFile });
     });
 
   program

@@ -1,13 +1,19 @@
 // Prometheus metrics (SPEC §9). One registry per running proxy, passed to whoever records, so tests
 // can start several proxies in one process without sharing counters.
+import { createRequire } from 'node:module';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { FastHistogram, type HistogramSeries } from './metrics-histogram.js';
+
+const { version: AIGATE_VERSION } = createRequire(import.meta.url)('../package.json') as { version: string };
+/** End-to-end and upstream latencies of AI APIs: milliseconds for a refusal, minutes for a long stream. */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 export class Metrics {
   readonly registry = new Registry();
 
   readonly requests = new Counter({
     name: 'aigate_requests_total',
-    help: 'Requests and tunnels handled, by route (or allowed host), decision and status sent',
+    help: 'HTTP requests handled (the requests inside an intercepted tunnel included; CONNECTs are in aigate_tunnels_total), by route (or allowed host), decision and status sent',
     labelNames: ['route', 'decision', 'status'] as const,
     registers: [this.registry],
   });
@@ -29,8 +35,65 @@ export class Metrics {
     name: 'aigate_upstream_duration_seconds',
     help: 'Time from sending a request upstream to its response headers',
     labelNames: ['route'] as const,
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+    buckets: LATENCY_BUCKETS,
     registers: [this.registry],
+  });
+
+  readonly tunnels = new Counter({
+    name: 'aigate_tunnels_total',
+    help: 'CONNECT requests on the forward listener (answered, refused or relayed), by allowed host, decision and status sent; counted when the tunnel closes',
+    labelNames: ['route', 'decision', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  // FastHistogram (metrics-histogram.ts): observed on every request and every scan.
+  readonly requestDuration = new FastHistogram(
+    'aigate_request_duration_seconds',
+    'Time from a request arriving to its response ending (audit durationMs), by route (or allowed host)',
+    'route',
+    LATENCY_BUCKETS,
+    this.registry,
+  );
+
+  readonly scanDuration = new FastHistogram(
+    'aigate_scan_duration_seconds',
+    'Time to inspect one body or message (decode, scan, actions), on the event loop or a scan thread',
+    null,
+    [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    this.registry,
+  );
+
+  /** Set by the proxy: requests whose responses are not over, and connections carrying a stream. */
+  openWork: () => { requests: number; streams: number } = () => ({ requests: 0, streams: 0 });
+
+  readonly requestsInFlight: Gauge = new Gauge({
+    name: 'aigate_requests_in_flight',
+    help: 'HTTP requests received whose responses are not over yet (a long SSE response counts until it ends)',
+    registers: [this.registry],
+    collect: () => this.requestsInFlight.set(this.openWork().requests),
+  });
+
+  readonly streamsOpen: Gauge = new Gauge({
+    name: 'aigate_streams_open',
+    help: 'Client connections carrying bytes outside HTTP request/response now: blind tunnels, WebSockets, CONNECTs being answered',
+    registers: [this.registry],
+    collect: () => this.streamsOpen.set(this.openWork().streams),
+  });
+
+  readonly buildInfo = new Gauge({
+    name: 'aigate_build_info',
+    help: 'Always 1; the labels say which aigate and Node.js run',
+    labelNames: ['version', 'node'] as const,
+    registers: [this.registry],
+    aggregator: 'first',
+  });
+
+  readonly certificateExpiry = new Gauge({
+    name: 'aigate_certificate_expiry_timestamp_seconds',
+    help: 'When a configured certificate stops being valid (Unix time; the earliest of a CA bundle), by config key (tls.cert, tls.ca.cert, upstreamTls.ca[i])',
+    labelNames: ['certificate'] as const,
+    registers: [this.registry],
+    aggregator: 'min',
   });
 
   readonly upstreamCertificateErrors = new Counter({
@@ -149,6 +212,7 @@ export class Metrics {
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.buildInfo.set({ version: AIGATE_VERSION, node: process.version }, 1);
   }
 
   // prom-client hashes a label object on every inc/observe (sorting its keys); the label sets of
@@ -156,6 +220,8 @@ export class Metrics {
   // child is looked up once and kept.
   private readonly requestSeries = new Map<string, ReturnType<Metrics['requests']['labels']>>();
   private readonly upstreamSeries = new Map<string, ReturnType<Metrics['upstreamDuration']['labels']>>();
+  private readonly durationSeries = new Map<string, HistogramSeries>();
+  private readonly tunnelSeries = new Map<string, ReturnType<Metrics['tunnels']['labels']>>();
 
   /** aigate_requests_total{route, decision, status} += 1 */
   countRequest(route: string, decision: string, status: number): void {
@@ -176,5 +242,26 @@ export class Metrics {
       this.upstreamSeries.set(route, series);
     }
     series.observe(seconds);
+  }
+
+  /** One observation of aigate_request_duration_seconds{route}. */
+  observeRequest(route: string, seconds: number): void {
+    let series = this.durationSeries.get(route);
+    if (series === undefined) {
+      series = this.requestDuration.child(route);
+      this.durationSeries.set(route, series);
+    }
+    series.observe(seconds);
+  }
+
+  /** aigate_tunnels_total{route, decision, status} += 1: one CONNECT, whatever became of it. */
+  countTunnel(route: string, decision: string, status: number): void {
+    const key = `${route}\n${decision}\n${status}`;
+    let series = this.tunnelSeries.get(key);
+    if (series === undefined) {
+      series = this.tunnels.labels({ route, decision, status: String(status) });
+      this.tunnelSeries.set(key, series);
+    }
+    series.inc();
   }
 }

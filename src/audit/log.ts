@@ -352,6 +352,8 @@ export interface AuditRecord {
   durationMs: number;
   findings: Flow['findings'];
   aborted?: true;
+  /** An upstream failure's cause (`ECONNREFUSED`, `ERR_TLS_CERT_ALTNAME_INVALID`, `pin_mismatch`…). */
+  error?: string;
   /** A refused proxy login named this user of the users file. */
   attemptedUser?: string;
   /** event "message": the WebSocket connection's id. */
@@ -382,6 +384,7 @@ export function toRecord(flow: Flow): AuditRecord {
     findings: flow.findings,
   };
   if (flow.aborted) record.aborted = true;
+  if (flow.error !== null) record.error = flow.error;
   if (flow.attemptedUser !== null) record.attemptedUser = flow.attemptedUser;
   if (flow.parent !== null) record.parent = flow.parent;
   if (flow.messages !== undefined) record.messages = flow.messages;

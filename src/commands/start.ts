@@ -6,9 +6,10 @@ import type { Writable } from 'node:stream';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { announceWorker, isWorker, leaveCluster, runPrimary, workerConfig } from '../server/cluster.js';
+import { announceWorker, isWorker, leaveCluster, runPrimary, shareAuditRecords, workerConfig } from '../server/cluster.js';
 import { formatAddress } from '../server/listen.js';
 import { startProxy, type RunningProxy } from '../server/proxy.js';
+import { PidFileError, writePidFile } from '../server/pid-file.js';
 import { runCertsInit } from './certs.js';
 
 export interface StartCommandOptions {
@@ -19,6 +20,8 @@ export interface StartCommandOptions {
   stderr: Writable;
   /** More than 1: node:cluster workers each run the proxy; this process supervises (server/cluster.ts). */
   workers?: number;
+  /** Written with this process's pid once it serves (the primary's with --workers); removed on exit. */
+  pidFile?: string | undefined;
 }
 
 export async function runStart(opts: StartCommandOptions): Promise<number> {
@@ -37,12 +40,21 @@ export async function runStart(opts: StartCommandOptions): Promise<number> {
   process.on('SIGTERM', onTerm);
   process.on('SIGINT', onInt);
   process.on('SIGHUP', hup);
+  let removePidFile = () => {};
   try {
+    // Before anything starts, so a pid file that cannot be written stops the start cleanly. A
+    // SIGHUP before the audit log is open has nothing to reopen and is ignored.
+    if (opts.pidFile !== undefined && !isWorker()) removePidFile = writePidFile(opts.pidFile);
     return await run(opts, (stop) => {
       onStop = stop;
       if (stopSignal) stop(stopSignal);
     }, (reopen) => (onHup = reopen));
+  } catch (err) {
+    if (!(err instanceof PidFileError)) throw err;
+    opts.stderr.write(`aigate: ${err.message}\n`);
+    return 1;
   } finally {
+    removePidFile();
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);
     process.off('SIGHUP', hup);
@@ -61,7 +73,7 @@ async function run(
     config = loadConfig(opts.config);
     if (opts.initCerts) ensureDevCerts(config, opts.stderr);
     if ((opts.workers ?? 1) > 1 && !isWorker()) {
-      return await runPrimary({ config, workers: opts.workers!, logger: opts.logger, whenStopRequested, onReopen });
+      return await runPrimary({ config, configFile: opts.config, workers: opts.workers!, logger: opts.logger, whenStopRequested, onReopen });
     }
     if (isWorker()) config = workerConfig(config);
     proxy = await startProxy(config, { configFile: opts.config, logger: opts.logger });
@@ -81,7 +93,10 @@ async function run(
     },
     isWorker() ? 'aigate worker started' : 'aigate started',
   );
-  if (isWorker()) announceWorker(proxy.metrics.registry, addresses);
+  if (isWorker()) {
+    shareAuditRecords(proxy.audit);
+    announceWorker(proxy.metrics.registry, addresses);
+  }
   onReopen(() => {
     proxy.reopenAudit();
     opts.logger.info('audit log reopened (SIGHUP)');

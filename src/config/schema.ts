@@ -172,7 +172,16 @@ export const configSchema = z.strictObject({
     .strictObject({
       gateway: gatewayListener.optional(),
       forward: listener.optional(),
-      admin: listener.optional(),
+      // auth: bearer tokens (one per line of tokenFile) and/or Basic users (bcrypt htpasswd);
+      // /healthz and /readyz stay open for probes, /metrics too with `metrics: false`.
+      admin: listener
+        .extend({
+          auth: z
+            .strictObject({ tokenFile: z.string().min(1).optional(), usersFile: z.string().min(1).optional(), metrics: z.boolean().default(true) })
+            .refine((a) => a.tokenFile !== undefined || a.usersFile !== undefined, { message: 'name tokenFile, usersFile or both' })
+            .optional(),
+        })
+        .optional(),
     })
     .default({ gateway: { host: '0.0.0.0', port: 8443, proxyProtocol: false }, admin: { host: '127.0.0.1', port: 9090, proxyProtocol: false } }),
 

@@ -109,7 +109,7 @@ export const PAGE_SCRIPT = String.raw`
   function renderRecent(s) {
     var tbody = $('recent-body');
     $('recent-count').textContent = s.recent.length ? s.recent.length + ' shown' : '';
-    if (!s.recent.length) return empty(tbody, 8, 'No blocked, denied, rate-limited or failed requests yet.');
+    if (!s.recent.length) return empty(tbody, 9, 'No blocked, denied, rate-limited or failed requests yet.');
     var rows = s.recent.map(function (a) {
       var tr = el('tr');
       if (lastSeq >= 0 && a.seq > lastSeq) tr.className = 'new';
@@ -125,10 +125,13 @@ export const PAGE_SCRIPT = String.raw`
       var req = (a.method !== null ? a.method + ' ' : '') + (a.path !== null ? a.path : a.host !== null ? a.host : '');
       var p = el('td', 'mono path', req); p.title = req; tr.appendChild(p);
       tr.appendChild(el('td', 'num mono', a.status || '—'));
-      tr.appendChild(el('td', 'mono', a.reason !== null ? a.reason : ''));
+      var why = el('td', 'mono', a.reason !== null ? a.reason : '');
+      if (a.error) { why.appendChild(document.createElement('br')); why.appendChild(el('span', 'muted', a.error)); }
+      tr.appendChild(why);
       var rules = el('td');
       a.rules.forEach(function (id) { rules.appendChild(el('span', 'rule', id)); });
       tr.appendChild(rules);
+      tr.appendChild(el('td', 'mono reqid', a.id));
       return tr;
     });
     tbody.replaceChildren.apply(tbody, rows);

@@ -39,6 +39,7 @@ td { padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top
 tr:last-child td { border-bottom: 0; }
 td.num, th.num { text-align: right; }
 td.mono, .mono { font-family: var(--mono); font-size: 12px; }
+td.reqid { font-size: 11px; white-space: nowrap; user-select: all; }
 td.path { max-width: 520px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 td .muted, .muted { color: var(--muted); }
 .tag { display: inline-block; font-size: 10px; color: var(--muted); border: 1px solid var(--line); border-radius: 3px; padding: 0 4px; margin-left: 6px; }

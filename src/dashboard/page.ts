@@ -58,7 +58,7 @@ ${cards}
     <h2>Recent attempts <span class="hint" id="recent-count"></span></h2>
     <div class="scroll">
       <table id="recent">
-        <thead><tr><th>Time</th><th>Decision</th><th>Client</th><th>Route / host</th><th>Request</th><th class="num">Status</th><th>Reason</th><th>Rules</th></tr></thead>
+        <thead><tr><th>Time</th><th>Decision</th><th>Client</th><th>Route / host</th><th>Request</th><th class="num">Status</th><th>Reason</th><th>Rules</th><th>Request id</th></tr></thead>
         <tbody id="recent-body"><tr><td class="empty" colspan="8">Loading…</td></tr></tbody>
       </table>
     </div>

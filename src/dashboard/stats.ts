@@ -21,6 +21,8 @@ export type DecisionCounts = Record<Decision, number>;
 export interface Attempt {
   /** Increases by one per attempt recorded, so a viewer can tell new rows from old. */
   seq: number;
+  /** The request id: the audit line's `id` and the X-Aigate-Request-Id the client got. */
+  id: string;
   time: string;
   decision: Decision;
   client: { ip: string; user: string | null };
@@ -31,6 +33,8 @@ export interface Attempt {
   path: string | null;
   status: number;
   reason: string | null;
+  /** An upstream failure's cause (audit `error`). */
+  error?: string;
   /** Distinct rule ids of the findings, in order of first appearance. */
   rules: string[];
 }
@@ -325,6 +329,7 @@ function toAttempt(r: AuditRecord, seq: number): Attempt {
   for (const f of r.findings) if (!rules.includes(f.rule)) rules.push(f.rule);
   return {
     seq,
+    id: r.id,
     time: r.time,
     decision: r.decision,
     client: { ip: r.client.ip, user: r.client.user },
@@ -335,6 +340,7 @@ function toAttempt(r: AuditRecord, seq: number): Attempt {
     path: r.path === null ? null : r.path.length > MAX_PATH_CHARS ? `${r.path.slice(0, MAX_PATH_CHARS)}…` : r.path,
     status: r.status,
     reason: r.reason,
+    ...(r.error !== undefined ? { error: r.error } : {}),
     rules,
   };
 }

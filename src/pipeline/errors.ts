@@ -1,5 +1,6 @@
 // Typed answers a stage can give instead of letting a flow continue (SPEC §7). They become an HTTP
 // response in exactly one place (respond.ts), so every refusal has the same shape.
+import type { ProxyStatusError } from './proxy-status.js';
 
 export const ERROR_STATUS = {
   sensitive_content: 403,
@@ -36,6 +37,13 @@ export type ErrorType = keyof typeof ERROR_STATUS;
 
 export class ProxyError extends Error {
   readonly status: number;
+  /**
+   * What failed underneath, for an upstream failure: the errno, undici or TLS code
+   * (`ECONNREFUSED`, `ERR_TLS_CERT_ALTNAME_INVALID`, `pin_mismatch`…). The audit line's `error`.
+   */
+  errorCode: string | undefined = undefined;
+  /** The RFC 9209 type when the cause says more than the ErrorType's default (proxy-status.ts). */
+  proxyStatus: ProxyStatusError | undefined = undefined;
   constructor(
     readonly type: ErrorType,
     message: string,
@@ -46,6 +54,13 @@ export class ProxyError extends Error {
     this.name = 'ProxyError';
     this.status = ERROR_STATUS[type];
   }
+}
+
+/** Records what failed underneath `err` (an upstream failure's cause) and the RFC 9209 type it names. */
+export function withCause(err: ProxyError, code: string, proxyStatus?: ProxyStatusError): ProxyError {
+  err.errorCode = code;
+  err.proxyStatus = proxyStatus;
+  return err;
 }
 
 /** The SPEC §7 body, readable by the OpenAI and Anthropic client libraries. */

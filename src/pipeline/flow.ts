@@ -53,6 +53,8 @@ export class Flow {
   status = 0;
   decision: Decision = 'allow';
   reason: ErrorType | null = null;
+  /** What failed underneath an upstream failure (errno / TLS code): the audit line's `error`. */
+  error: string | null = null;
   findings: Finding[] = [];
   bytesIn = 0;
   bytesOut = 0;

@@ -2,7 +2,7 @@
 // happened: answered by a stage, forwarded, failed upstream or abandoned by the client.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { AuditLog } from '../audit/log.js';
+import type { AuditLog, AuditRecord } from '../audit/log.js';
 import type { Metrics } from '../metrics.js';
 import { ProxyError } from './errors.js';
 import { Exchange, type Stage } from './exchange.js';
@@ -10,12 +10,15 @@ import { Flow, type Client, type Mode } from './flow.js';
 import { sendError } from './respond.js';
 import { ClientAbortedError } from './stages/read-body.js';
 import type { ActivityTracker } from './activity.js';
+import type { UpstreamFailureLog } from '../upstream/failure-log.js';
 
 export interface PipelineDeps {
   audit: AuditLog;
   metrics: Metrics;
   logger: Logger;
   activity: ActivityTracker;
+  /** Writes the operational log line of an upstream failure (rate-limited). */
+  upstreamFailures?: UpstreamFailureLog;
 }
 
 /** Status audited for a request the client abandoned before any response (nginx's convention). */
@@ -101,6 +104,14 @@ export class Pipeline {
     }
     const record = this.deps.audit.writeFlow(flow);
     this.deps.metrics.countRequest(flow.route ?? '', record.decision, record.status);
+    // A WebSocket's line lasts as long as its connection: not a request latency.
+    if (record.status !== 101) this.deps.metrics.observeRequest(flow.route ?? '', record.durationMs / 1000);
     for (const f of flow.findings) this.deps.metrics.findings.inc({ rule: f.rule });
+    if (flow.error !== null) reportUpstreamFailure(this.deps.upstreamFailures, flow, record);
   }
+}
+
+/** The operational log line of a flow that failed upstream (its audit line says the same). */
+export function reportUpstreamFailure(log: UpstreamFailureLog | undefined, flow: Flow, record: AuditRecord): void {
+  log?.report({ requestId: flow.id, route: flow.route, host: record.host, code: flow.error ?? '', reason: record.reason, status: record.status });
 }

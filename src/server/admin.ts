@@ -1,5 +1,6 @@
 // The admin listener (SPEC §9): plain HTTP, meant for 127.0.0.1 or a cluster-internal port.
 import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AdminAuth } from './admin-auth.js';
 /** Where /metrics comes from: one process's registry, or the cluster primary's aggregate. */
 export interface MetricsSource {
   readonly contentType: string;
@@ -15,11 +16,22 @@ export interface AdminRoute {
   (res: ServerResponse, url: URL): boolean | Promise<boolean>;
 }
 
-export function createAdminServer(metrics: MetricsSource, state: AdminState, extra: AdminRoute[] = [], notFound = 'not found: try /healthz, /readyz, /metrics\n'): Server {
+export function createAdminServer(
+  metrics: MetricsSource,
+  state: AdminState,
+  extra: AdminRoute[] = [],
+  notFound = 'not found: try /healthz, /readyz, /metrics\n',
+  /** listen.admin.auth: every path but the probes (and /metrics when configured open) needs credentials. */
+  auth?: AdminAuth,
+): Server {
   return createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    if (auth && !auth.isOpen(url.pathname) && !(await auth.check(req).catch(() => false))) {
+      res.writeHead(401, { 'www-authenticate': auth.challenge, 'content-type': 'text/plain', 'cache-control': 'no-store' }).end('authentication required (listen.admin.auth)\n');
       return;
     }
     try {

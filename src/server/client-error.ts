@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.js';
 import { errorBody, ProxyError } from '../pipeline/errors.js';
 import { Flow, type Mode } from '../pipeline/flow.js';
 import type { Exchange } from '../pipeline/exchange.js';
-import { decisionFor, sendError } from '../pipeline/respond.js';
+import { decisionFor, proxyStatusOf, sendError } from '../pipeline/respond.js';
 
 /**
  * Answers on a raw socket (no ServerResponse exists: parser errors, refused CONNECTs) with the
@@ -18,6 +18,7 @@ export function writeRawError(socket: Duplex, flow: Flow, err: ProxyError): void
   flow.status = err.status;
   flow.decision = decisionFor(err.type);
   flow.reason = err.type;
+  if (err.errorCode !== undefined) flow.error = err.errorCode;
   flow.bytesOut = Buffer.byteLength(body);
   const extra = Object.entries(err.headers)
     .filter(([k]) => k.toLowerCase() !== 'connection')
@@ -31,6 +32,7 @@ export function writeRawError(socket: Duplex, flow: Flow, err: ProxyError): void
     `HTTP/1.1 ${err.status} ${STATUS_CODES[err.status] ?? 'Error'}\r\n` +
       'Content-Type: application/json\r\n' +
       `X-Aigate-Request-Id: ${flow.id}\r\n` +
+      `Proxy-Status: ${proxyStatusOf(err)}\r\n` +
       extra +
       `Content-Length: ${flow.bytesOut}\r\n` +
       'Connection: close\r\n\r\n' +
@@ -137,7 +139,7 @@ export function refuseConnect(
   flow.event = 'connect';
   writeRawError(socket, flow, new ProxyError('bad_request', `CONNECT ${req.url ?? ''} refused: ${why}`));
   deps.audit.writeFlow(flow);
-  deps.metrics.countRequest('', flow.decision, flow.status);
+  deps.metrics.countTunnel('', flow.decision, flow.status);
 }
 
 /** The client's address as audited: IPv4-mapped IPv6 shown as plain IPv4. */

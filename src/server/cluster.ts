@@ -13,11 +13,18 @@ import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import type { AuditRecord } from '../audit/log.js';
+import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
+import { loadAdminAuth } from './admin-auth.js';
 import { formatAddress, listen } from './listen.js';
 
 const READY = 'aigate:worker-ready';
 const AUDIT = 'aigate:worker-audit';
+const RECORDS = 'aigate:worker-records';
+/** A worker sends the audit records it wrote to the primary's dashboard this often, or at this many. */
+const RECORDS_EVERY_MS = 100;
+const RECORDS_BATCH = 500;
 /** More unexpected worker exits than this within RESTART_WINDOW_MS: stop instead of looping. */
 const MAX_RESTARTS = 5;
 const RESTART_WINDOW_MS = 60_000;
@@ -55,6 +62,34 @@ export function announceWorker(registry: Registry, addresses: Addresses): void {
   process.send?.({ type: READY, addresses });
 }
 
+/**
+ * In a worker, when the primary serves the dashboard: every audit record this worker writes goes
+ * to the primary (batched: one IPC message per RECORDS_EVERY_MS, not one per request), which feeds
+ * them to the one dashboard, so it shows the traffic of every worker.
+ */
+export function shareAuditRecords(audit: { onRecord(listener: (r: AuditRecord) => void): () => void }): void {
+  if (!cluster.isWorker || process.env['AIGATE_SHARE_RECORDS'] !== '1') return;
+  let batch: AuditRecord[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const send = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    const records = batch;
+    batch = [];
+    // A primary that is gone (or a full channel) loses dashboard rows, never traffic.
+    if (records.length > 0 && process.connected) process.send?.({ type: RECORDS, records }, undefined, undefined, () => {});
+  };
+  audit.onRecord((r) => {
+    batch.push(r);
+    if (batch.length >= RECORDS_BATCH) send();
+    else if (timer === undefined) {
+      timer = setTimeout(send, RECORDS_EVERY_MS);
+      timer.unref();
+    }
+  });
+  process.once('disconnect', () => clearTimeout(timer));
+}
+
 /** In a worker: tells the primary whether it refuses traffic for a failing audit log (the primary's /readyz). */
 export function reportAuditState(refusing: boolean): void {
   if (cluster.isWorker) process.send?.({ type: AUDIT, refusing });
@@ -62,6 +97,8 @@ export function reportAuditState(refusing: boolean): void {
 
 export interface PrimaryOptions {
   config: Config;
+  /** For messages about files the config names. */
+  configFile: string;
   workers: number;
   logger: Logger;
   /** start.ts's signal plumbing: called with the function that stops the cluster. */
@@ -93,6 +130,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   let started = false;
   let stopping = false;
   let admin: Server | undefined;
+  const adminAuth = config.listen.admin?.auth ? loadAdminAuth(config.listen.admin.auth, opts.configFile) : undefined;
   let finished!: (code: number) => void;
   const stopped = new Promise<number>((resolve) => (finished = resolve));
   const liveWorkers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
@@ -112,7 +150,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     const exited = () => {
       if (--left > 0) return;
       clearTimeout(killer);
+      dashboard?.close(); // open event streams end, or the admin server would wait on them
       admin?.close();
+      void adminAuth?.close();
       if (started) logger.info('aigate stopped');
       finished(code);
     };
@@ -139,8 +179,16 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     });
   });
 
+  // The dashboard lives here, fed with every worker's audit records.
+  const workerRecords = new Set<(r: AuditRecord) => void>();
+  const dashboard = config.listen.admin ? createDashboard({ audit: { onRecord: (l) => (workerRecords.add(l), () => workerRecords.delete(l)) }, config }) : undefined;
+  cluster.on('message', (_worker, msg: { type?: string; records?: AuditRecord[] }) => {
+    if (msg?.type !== RECORDS || !Array.isArray(msg.records)) return;
+    for (const r of msg.records) for (const l of workerRecords) l(r);
+  });
+
   const fork = () => {
-    const worker = cluster.fork({ AIGATE_WORKER: '1' });
+    const worker = cluster.fork({ AIGATE_WORKER: '1', AIGATE_SHARE_RECORDS: dashboard ? '1' : '' });
     // IPC to a worker that just died (EPIPE): its exit is handled below; nothing else to do.
     worker.on('error', (err: NodeJS.ErrnoException) => {
       if (!stopping) logger.debug({ pid: worker.process.pid, code: err.code }, 'IPC to a worker failed');
@@ -176,8 +224,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
       admin = createAdminServer(
         { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() },
         { ready: () => ready.size === n && !stopping && refusing.size === 0 },
-        [],
-        'not found: try /healthz, /readyz, /metrics (the dashboard is served only without --workers)\n',
+        dashboard?.routes ?? [],
+        undefined,
+        adminAuth,
       );
       await listen(admin, config.listen.admin.host, config.listen.admin.port).catch((err: Error) => {
         throw new Error(`listen.admin: ${err.message}`); // start prefixes the config file

@@ -51,6 +51,17 @@ export class ConnectionRegistry {
     return this.connections.size;
   }
 
+  /** Requests whose responses are not over, and connections carrying a stream (read when /metrics is scraped). */
+  openWork(): { requests: number; streams: number } {
+    let requests = 0;
+    let streams = 0;
+    for (const conn of this.connections) {
+      requests += conn.inFlight;
+      if (conn.kind === 'stream') streams++;
+    }
+    return { requests, streams };
+  }
+
   /** Open connections from one client address (the ones within its cap). */
   openFrom(ip: string): number {
     return this.perClient.get(ip) ?? 0;

@@ -12,11 +12,13 @@ import type { AuditLog } from '../audit/log.js';
 import type { Action, Config } from '../config/schema.js';
 import type { Metrics } from '../metrics.js';
 import type { ActivityTracker } from '../pipeline/activity.js';
-import { ProxyError } from '../pipeline/errors.js';
+import { ProxyError, withCause } from '../pipeline/errors.js';
+import { proxyStatusForCause } from '../pipeline/proxy-status.js';
 import { assertAuditWritable } from '../pipeline/stages/audit-guard.js';
 import type { Exchange, ForwardDestination, Stage } from '../pipeline/exchange.js';
 import { Flow, type Client } from '../pipeline/flow.js';
-import { CLIENT_CLOSED, type Pipeline } from '../pipeline/pipeline.js';
+import { CLIENT_CLOSED, reportUpstreamFailure, type Pipeline } from '../pipeline/pipeline.js';
+import type { UpstreamFailureLog } from '../upstream/failure-log.js';
 import { decisionFor } from '../pipeline/respond.js';
 import { ClientAbortedError } from '../pipeline/stages/read-body.js';
 import { DestinationError, type Destination } from '../route/address.js';
@@ -59,6 +61,8 @@ export interface ForwardServerOptions {
   resolve: (host: string, port: number) => Promise<Destination>;
   /** How a connection's and a request's client is named (PROXY protocol, trustedProxies). */
   clients?: ClientIdentity;
+  /** Writes the operational log line of an upstream failure (rate-limited). */
+  upstreamFailures?: UpstreamFailureLog;
 }
 
 interface TunnelContext {
@@ -169,9 +173,10 @@ async function handleConnect(
   opts.connections.stream(socket);
   const finish = () => {
     release();
-    opts.audit.writeFlow(flow);
-    opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
+    const record = opts.audit.writeFlow(flow);
+    opts.metrics.countTunnel(flow.route ?? '', flow.decision, flow.status);
     for (const f of flow.findings) opts.metrics.findings.inc({ rule: f.rule });
+    if (flow.error !== null) reportUpstreamFailure(opts.upstreamFailures, flow, record);
   };
   const abandoned = () => {
     flow.aborted = true;
@@ -195,7 +200,8 @@ async function handleConnect(
     await opts.inspectHost(flow, host, match.rule.action);
     dest = await opts.resolve(match.host, port).catch((err: unknown) => {
       if (err instanceof DestinationError) {
-        throw new ProxyError(err.reason === 'unresolvable' ? 'upstream_unavailable' : 'egress_denied', `CONNECT ${req.url} denied: ${err.message}`);
+        const refusal = new ProxyError(err.reason === 'unresolvable' ? 'upstream_unavailable' : 'egress_denied', `CONNECT ${req.url} denied: ${err.message}`);
+        throw withCause(refusal, err.reason, err.reason === 'unresolvable' ? 'dns_error' : proxyStatusForCause(err.reason));
       }
       throw err;
     });
@@ -257,7 +263,7 @@ async function handleConnect(
       flow.bytesIn = socket.bytesRead;
       flow.bytesOut = socket.bytesWritten;
       opts.audit.writeFlow(flow);
-      opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
+      opts.metrics.countTunnel(flow.route ?? '', flow.decision, flow.status);
     });
   } catch (err) {
     if (err instanceof ClientAbortedError) {
@@ -300,15 +306,16 @@ function blindTunnel(opts: ForwardServerOptions, flow: Flow, client: Socket, hea
   const upstream = netConnect({ host: dest.address, port: dest.port });
   const connectTimer = setTimeout(() => {
     upstream.destroy();
-    fail(new ProxyError('upstream_timeout', `connecting to ${dest.host}:${dest.port} timed out (timeouts.connect)`));
+    fail(withCause(new ProxyError('upstream_timeout', `connecting to ${dest.host}:${dest.port} timed out (timeouts.connect)`), 'ETIMEDOUT', 'connection_timeout'));
   }, opts.config.timeouts.connect);
   let established = false;
   let audited = false;
   const done = () => {
     if (audited) return;
     audited = true;
-    opts.audit.writeFlow(flow);
-    opts.metrics.countRequest(flow.route ?? '', flow.decision, flow.status);
+    const record = opts.audit.writeFlow(flow);
+    opts.metrics.countTunnel(flow.route ?? '', flow.decision, flow.status);
+    if (flow.error !== null) reportUpstreamFailure(opts.upstreamFailures, flow, record);
     release();
   };
   const fail = (err: ProxyError) => {
@@ -328,7 +335,9 @@ function blindTunnel(opts: ForwardServerOptions, flow: Flow, client: Socket, hea
     done();
   });
   upstream.once('error', (err: NodeJS.ErrnoException) => {
-    if (!established) fail(new ProxyError('upstream_unavailable', `${dest.host}:${dest.port} is unavailable (${err.code ?? err.message})`));
+    if (established) return;
+    const cause = err.code ?? err.name;
+    fail(withCause(new ProxyError('upstream_unavailable', `${dest.host}:${dest.port} is unavailable (${err.code ?? err.message})`), cause, proxyStatusForCause(cause)));
   });
   upstream.once('connect', () => {
     clearTimeout(connectTimer);

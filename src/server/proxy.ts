@@ -14,6 +14,7 @@ import { ConfigError, readConfiguredFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Metrics } from '../metrics.js';
 import { ActivityTracker } from '../pipeline/activity.js';
+import { UpstreamFailureLog } from '../upstream/failure-log.js';
 import { ProxyError } from '../pipeline/errors.js';
 import type { Stage } from '../pipeline/exchange.js';
 import { Pipeline } from '../pipeline/pipeline.js';
@@ -35,6 +36,8 @@ import { canonicalHost, compileConnectTo, formatHostPort, resolveDestination } f
 import { compileEgress } from '../route/egress.js';
 import { loadGatewayKeyPair, loadInterceptionCa, loadUpstreamCas } from '../tls/files.js';
 import { LeafMinter } from '../tls/mint.js';
+import { recordCertificateExpiry } from '../tls/expiry.js';
+import { timedInspector } from '../inspect/timed.js';
 import { createUpstreamAgents } from '../upstream/agent.js';
 import { forwardStage, type ForwardOptions } from '../upstream/forward.js';
 import { rpcStage } from '../channels/envelopes/stage.js';
@@ -43,6 +46,7 @@ import { UpstreamHeaderPolicy } from '../upstream/tenancy.js';
 import { upstreamHeadersStage } from '../pipeline/stages/upstream-headers.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
+import { loadAdminAuth } from './admin-auth.js';
 import { isWorker, reportAuditState } from './cluster.js';
 import { createClientIdentity, peerIp, TrustedProxies } from './client-identity.js';
 import { createProxyFront } from './proxy-front.js';
@@ -84,6 +88,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     onOverLimit: overLimitReporter(config.limits.connectionsPerClient, metrics, logger),
   });
   metrics.openConnections = () => connections.size;
+  metrics.openWork = () => connections.openWork();
   const fdWatch = watchFileDescriptors({ metrics, logger, openConnections: () => connections.size });
   const closers: Array<() => Promise<unknown> | void> = [() => audit.close(), () => fdWatch.stop()];
   let draining = false;
@@ -126,6 +131,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     inspector = pooled;
     sharedFromBytes = THREAD_MIN_BYTES; // what may go to a thread is read into shared memory
   }
+  inspector = timedInspector(inspector, metrics);
   // Bodies held at once, by every listener and tunnel of this process (each --workers process has its own).
   const budget = new BodyBudget({ totalBytes: config.limits.bufferedBodyBytes, perClientBytes: config.limits.bufferedBodyBytesPerClient });
   budget.onRefused = (scope) => metrics.bodyBudgetRefusals.inc({ scope });
@@ -143,7 +149,8 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   // of read-body + inspect; every other request passes it untouched.
   const rpc = (forward: ForwardOptions): Stage =>
     rpcStage({ inspector, maxBodyBytes: config.inspect.maxBodyBytes, idleTimeoutMs: config.timeouts.idle, readBody: readWholeBody, forward, budget });
-  const pipelineDeps = { audit, metrics, logger, activity };
+  const upstreamFailures = new UpstreamFailureLog(logger);
+  const pipelineDeps = { audit, metrics, logger, activity, upstreamFailures };
 
   const servers: Array<{ name: ListenerName; server: Server; host: string; port: number }> = [];
   const trustedProxies = new TrustedProxies(config.trustedProxies);
@@ -263,6 +270,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       inspectHost,
       resolve,
       clients: createClientIdentity({ trustedProxies }),
+      upstreamFailures,
     });
     forward.outer.on('connection', (socket: Socket) => {
       if (connections.accept(socket, 'forward', peerIp(socket))) return;
@@ -291,11 +299,16 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       if (socket) req.stream.once('close', connections.request(socket));
     });
   }
+  // Read once the listeners loaded them (their own errors are clearer than a missing-file one here).
+  recordCertificateExpiry(metrics.certificateExpiry, config, configFile);
   let dashboard: ReturnType<typeof createDashboard> | undefined;
   if (config.listen.admin) {
     dashboard = createDashboard({ audit, limiter, config });
-    const admin = createAdminServer(metrics.registry, { ready: () => ready && !draining && !audit.refusesTraffic() }, dashboard.routes);
-    servers.push({ name: 'admin', server: listening('admin', admin), ...config.listen.admin });
+    const adminAuth = config.listen.admin.auth ? loadAdminAuth(config.listen.admin.auth, configFile) : undefined;
+    if (adminAuth) closers.push(() => adminAuth.close());
+    const { host, port } = config.listen.admin;
+    const adminServer = createAdminServer(metrics.registry, { ready: () => ready && !draining && !audit.refusesTraffic() }, dashboard.routes, undefined, adminAuth);
+    servers.push({ name: 'admin', server: listening('admin', adminServer), host, port });
   }
 
   const closeAll = async () => {

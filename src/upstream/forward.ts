@@ -4,7 +4,8 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Metrics } from '../metrics.js';
-import { ProxyError } from '../pipeline/errors.js';
+import { ProxyError, withCause } from '../pipeline/errors.js';
+import { proxyStatusForCause } from '../pipeline/proxy-status.js';
 import type { Exchange, Stage } from '../pipeline/exchange.js';
 import { DestinationError } from '../route/address.js';
 import { PinMismatchError } from './connector.js';
@@ -21,33 +22,39 @@ export interface ForwardOptions {
 
 const CERT_ERROR = /CERT|ALTNAME|UNABLE_TO_(GET|VERIFY)|SELF_SIGNED|ERR_SSL_/;
 
-/** Maps a failure to reach the upstream onto a SPEC §7 answer the client can act on. */
+/**
+ * Maps a failure to reach the upstream onto a SPEC §7 answer the client can act on, keeping its
+ * cause (the audit line's `error`, the operational log's `code`, the Proxy-Status type).
+ */
 export function upstreamError(err: unknown, host: string): ProxyError {
   if (err instanceof ProxyError) return err;
   if (err instanceof PinMismatchError) {
-    return new ProxyError('upstream_certificate', `${host} presented a certificate that matches none of its pins (upstreamTls.pins)`);
+    return withCause(new ProxyError('upstream_certificate', `${host} presented a certificate that matches none of its pins (upstreamTls.pins)`), 'pin_mismatch');
   }
   if (err instanceof DestinationError) {
     // Checked at dial time, on the address actually dialled (forward mode's private-address rule).
-    return new ProxyError(err.reason === 'unresolvable' ? 'upstream_unavailable' : 'egress_denied', err.message);
+    const type = err.reason === 'unresolvable' ? 'upstream_unavailable' : 'egress_denied';
+    return withCause(new ProxyError(type, err.message), err.reason, err.reason === 'unresolvable' ? 'dns_error' : proxyStatusForCause(err.reason));
   }
   const code = String((err as { code?: unknown }).code ?? '');
   const message = (err as Error).message ?? String(err);
+  const cause = code || (err as Error).name || 'Error';
+  const status = proxyStatusForCause(code);
   if (CERT_ERROR.test(code)) {
-    return new ProxyError('upstream_certificate', `TLS certificate of ${host} failed verification (${code})`);
+    return withCause(new ProxyError('upstream_certificate', `TLS certificate of ${host} failed verification (${code})`), cause, status);
   }
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
-      return new ProxyError('upstream_timeout', `connecting to ${host} timed out (timeouts.connect)`);
+      return withCause(new ProxyError('upstream_timeout', `connecting to ${host} timed out (timeouts.connect)`), cause, status);
     case 'UND_ERR_HEADERS_TIMEOUT':
-      return new ProxyError('upstream_timeout', `${host} did not answer in time (timeouts.firstByte)`);
+      return withCause(new ProxyError('upstream_timeout', `${host} did not answer in time (timeouts.firstByte)`), cause, status);
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new ProxyError('upstream_unavailable', `cannot resolve ${host}`);
+      return withCause(new ProxyError('upstream_unavailable', `cannot resolve ${host}`), cause, status);
     case 'ECONNREFUSED':
-      return new ProxyError('upstream_unavailable', `${host} refused the connection`);
+      return withCause(new ProxyError('upstream_unavailable', `${host} refused the connection`), cause, status);
     default:
-      return new ProxyError('upstream_unavailable', `${host} is unavailable (${code || message})`);
+      return withCause(new ProxyError('upstream_unavailable', `${host} is unavailable (${code || message})`), cause, status);
   }
 }
 
@@ -189,6 +196,7 @@ export function forward(ex: Exchange, opts: ForwardOptions, streamed?: StreamedB
               flow.decision = 'error';
               flow.reason = 'upstream_unavailable';
               if ((err as { code?: string }).code === 'UND_ERR_BODY_TIMEOUT') flow.reason = 'upstream_timeout';
+              flow.error = String((err as { code?: unknown }).code ?? '') || (err as Error).name || 'Error';
             }
             res.destroy();
             done();

@@ -117,6 +117,8 @@ describe.skipIf(!haveChromium)('dashboard in headless Chromium', () => {
     expect(cells[5]).toBe('403');
     expect(cells[6]).toBe('sensitive_content');
     expect(cells[7]).toBe('generic-password');
+    // The request id, as in the audit line (issue #17 item 7).
+    expect(cells[8]).toMatch(/^[0-9a-f-]{36}$/);
 
     await page.locator('#rules-body tr', { hasText: 'generic-password' }).waitFor({ timeout: 5000 });
     await page.locator('#clients-body tr', { hasText: '127.0.0.1' }).waitFor({ timeout: 5000 });

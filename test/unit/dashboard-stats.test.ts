@@ -133,6 +133,7 @@ describe('recent attempts', () => {
     expect(s.recent.map((a) => a.seq)).toEqual([11, 10, 9, 8, 7]);
     expect(s.recent[3]).toEqual({
       seq: 8,
+      id: expect.stringMatching(/^id-\d+$/),
       time: new Date(T0).toISOString(),
       decision: 'block',
       client: { ip: '10.0.0.9', user: 'alice' },
@@ -149,7 +150,8 @@ describe('recent attempts', () => {
     const json = JSON.stringify(s);
     expect(json).not.toContain('fp-');
     expect(json).not.toContain('fingerprint');
-    expect(json).not.toContain('id-');
+    // Request ids are shown since issue #17 item 7: they lead to the audit line.
+    expect(json).toContain('"id":"id-');
   });
 
   it('cuts very long paths', () => {
