@@ -34,4 +34,4 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9090/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["node", "--enable-source-maps", "/app/dist/cli.js"]
-CMD ["start", "--config", "/app/config/aigate.yaml"]
+CMD ["start", "--config", "/app/config/aigate.yaml", "--pid-file", "/app/logs/aigate.pid"]
