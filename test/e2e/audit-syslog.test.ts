@@ -9,14 +9,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
-import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { base62, crc32 } from '../../src/inspect/checksum.js';
 import { AuditLog, type AuditRecord } from '../../src/audit/log.js';
 import { verifyAuditFiles } from '../../src/audit/verify.js';
 import { configSchema } from '../../src/config/schema.js';
 import { request } from 'undici';
 import { startTestProxy, startVendors, testPki } from '../support/proxy.js';
+import { githubToken } from '../support/secrets.js';
 
 const RSYSLOGD = ['/usr/sbin/rsyslogd', '/sbin/rsyslogd'].find((p) => existsSync(p));
 if (!RSYSLOGD) console.warn('rsyslogd not found (apt-get install rsyslog): the rsyslog tests are skipped');
@@ -128,12 +127,6 @@ async function rsyslog(): Promise<Rsyslog> {
 }
 
 /** A GitHub classic token with a valid checksum, made at run time (never a literal in the repo). */
-function githubToken(): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const body = Array.from(randomBytes(30), (b) => alphabet[b % 62]).join('');
-  return `ghp_${body}${base62(crc32(body), 6)}`;
-}
-
 const fileLines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
 describe.skipIf(!RSYSLOGD)('audit.syslog against rsyslog', () => {

@@ -11,9 +11,9 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Metrics } from '../../src/metrics.js';
 import { startTestProxy, startVendors, type RawConfig, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
+import { metricValue } from '../support/metrics.js';
 
 let vendors: FakeVendors;
 let usersFile: string;
@@ -78,15 +78,6 @@ function connectFrom(px: TestProxy, from: string, user: string, password: string
   });
   answer.catch(() => undefined);
   return { sent, answer, socket };
-}
-
-async function metricValue(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const metric = metrics.registry.getSingleMetric(name);
-  if (!metric) return NaN;
-  const { values } = await metric.get();
-  return values
-    .filter((v) => Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l))
-    .reduce((sum, v) => sum + v.value, 0);
 }
 
 /** Polls `read` until it returns `want` (bounded by the test's timeout). */

@@ -9,10 +9,10 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Metrics } from '../../src/metrics.js';
 import { refusedBodyLinger } from '../../src/pipeline/stages/read-body.js';
 import { startTestProxy, startVendors, type RawConfig, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
+import { metricValue } from '../support/metrics.js';
 
 const KiB = 1024;
 let vendors: FakeVendors;
@@ -119,15 +119,6 @@ function upload(socket: TLSSocket, path: string, body: { length: number } | { fi
   socket.write(`${head}Transfer-Encoding: chunked\r\n\r\n`);
   socket.write(chunkOf(body.first));
   return { socket, answer, finish: () => socket.write('0\r\n\r\n'), chunk: (n) => socket.write(chunkOf(n)) };
-}
-
-async function metricValue(metrics: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const metric = metrics.registry.getSingleMetric(name);
-  if (!metric) return NaN;
-  const { values } = await metric.get();
-  return values
-    .filter((v) => Object.entries(labels).every(([k, l]) => (v.labels as Record<string, unknown>)[k] === l))
-    .reduce((sum, v) => sum + v.value, 0);
 }
 
 /** Polls the proxy's buffered-body counter until it reads `bytes` (bounded by the test's timeout). */

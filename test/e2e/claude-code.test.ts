@@ -6,24 +6,17 @@
 // the claude executable or `@anthropic-ai/claude-code` is installed in node_modules, and is skipped
 // otherwise.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base62, crc32 } from '../../src/inspect/checksum.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
+import { githubToken } from '../support/secrets.js';
 
 const installed = join(process.cwd(), 'node_modules/@anthropic-ai/claude-code/bin/claude.exe');
 const claude = process.env['CLAUDE_BIN'] ?? (existsSync(installed) ? installed : null);
 if (!claude) console.warn('claude-code.test.ts skipped: set CLAUDE_BIN to the claude executable (npm install @anthropic-ai/claude-code outside the project)');
-
-function githubToken(): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const body = Array.from(randomBytes(30), (b) => alphabet[b % 62]).join('');
-  return `ghp_${body}${base62(crc32(body), 6)}`;
-}
 
 let vendors: FakeVendors;
 let gw: TestProxy;

@@ -5,23 +5,16 @@
 // The binary is ~420 MB unpacked, so it is not a devDependency: the test runs when CODEX_BIN names
 // the codex executable or `@openai/codex` is installed in node_modules, and is skipped otherwise.
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base62, crc32 } from '../../src/inspect/checksum.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
+import { githubToken } from '../support/secrets.js';
 
 const installed = join(process.cwd(), 'node_modules/@openai/codex/bin/codex.js');
 const codex = process.env['CODEX_BIN'] ?? (existsSync(installed) ? installed : null);
-
-function githubToken(): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const body = Array.from(randomBytes(30), (b) => alphabet[b % 62]).join('');
-  return `ghp_${body}${base62(crc32(body), 6)}`;
-}
 
 let vendors: FakeVendors;
 let gw: TestProxy;

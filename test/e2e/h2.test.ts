@@ -2,7 +2,6 @@
 // tunnels, each stream one flow through the same stages as an HTTP/1.1 request, with real clients
 // (node:http2, curl --http2, undici with allowH2).
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { connect as h2connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { request as httpRequest } from 'node:http';
 import type { Socket } from 'node:net';
@@ -12,19 +11,13 @@ import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport } from '@connectrpc/connect-node';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base62, crc32 } from '../../src/inspect/checksum.js';
 import { FLAG, FRAME, frame, literal, rawH2, requestBlock } from '../support/h2-frames.js';
 import { ChatService, startFakeConnect, type FakeConnect, type PromptShape } from '../support/connect.js';
 import { startTestProxy, startVendors, testPki, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
+import { githubToken } from '../support/secrets.js';
 
 const run = promisify(execFile);
-
-function githubToken(): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const body = Array.from(randomBytes(30), (b) => alphabet[b % 62]).join('');
-  return `ghp_${body}${base62(crc32(body), 6)}`;
-}
 
 let vendors: FakeVendors;
 let gw: TestProxy;

@@ -1,19 +1,12 @@
 // Other readings of a body through the running proxy (issue #19 items 1-3): JSON in UTF-16/UTF-32,
 // a multipart part in base64, a token in a gzip header. What the fake vendor received is the proof:
 // nothing for a block, the redacted body in the client's own encoding for a redact.
-import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base62, crc32 } from '../../src/inspect/checksum.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
-
-function githubToken(): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const body = Array.from(randomBytes(30), (b) => alphabet[b % 62]).join('');
-  return `gh${'p_'}${body}${base62(crc32(body), 6)}`;
-}
+import { githubToken } from '../support/secrets.js';
 
 function utf32be(text: string): Buffer {
   const cps = [...text].map((c) => c.codePointAt(0)!);

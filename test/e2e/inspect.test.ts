@@ -7,17 +7,11 @@ import { join } from 'node:path';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base62, crc32 } from '../../src/inspect/checksum.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
+import { githubToken } from '../support/secrets.js';
 
 /** A GitHub classic token with a valid checksum, made at run time (never a literal in the repo). */
-function githubToken(): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const body = Array.from(randomBytes(30), (b) => alphabet[b % 62]).join('');
-  return `ghp_${body}${base62(crc32(body), 6)}`;
-}
-
 let vendors: FakeVendors;
 let gw: TestProxy;
 const token = githubToken();

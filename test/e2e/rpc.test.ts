@@ -2,7 +2,6 @@
 // (@connectrpc/connect-node over HTTP/1.1), in gateway mode and inside an intercepted forward-mode
 // tunnel: messages gzip-compressed inside their envelopes are decompressed and inspected one by
 // one; clean ones are forwarded as they come, a secret is refused in the protocol's own shape.
-import { randomBytes } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { create, toBinary } from '@bufbuild/protobuf';
@@ -13,16 +12,10 @@ import type { AddressInfo } from 'node:net';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { ProxyAgent, request, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base62, crc32 } from '../../src/inspect/checksum.js';
 import { ChatService, PromptSchema, startFakeConnect, type FakeConnect, type PromptShape } from '../support/connect.js';
 import { startTestProxy, startVendors, testPki, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
-
-function githubToken(): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const body = Array.from(randomBytes(30), (b) => alphabet[b % 62]).join('');
-  return `ghp_${body}${base62(crc32(body), 6)}`;
-}
+import { githubToken } from '../support/secrets.js';
 
 const token = githubToken();
 const MAX = 64 * 1024;

@@ -10,17 +10,11 @@ import { HttpsProxyAgent } from 'https-proxy-agent';
 import WebSocket, { type ClientOptions } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../src/audit/log.js';
-import { base62, crc32 } from '../../src/inspect/checksum.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors, RecordedWebSocket } from '../support/vendors.js';
+import { githubToken } from '../support/secrets.js';
 
 /** A GitHub classic token with a valid checksum, made at run time (never a literal in the repo). */
-function githubToken(): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const body = Array.from(randomBytes(30), (b) => alphabet[b % 62]).join('');
-  return `ghp_${body}${base62(crc32(body), 6)}`;
-}
-
 const MAX_BODY = 256 * 1024;
 let vendors: FakeVendors;
 let gw: TestProxy;

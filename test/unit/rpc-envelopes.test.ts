@@ -2,7 +2,6 @@
 // a length over the limit refused from the prefix), grpc-web-text base64 with per-message padding,
 // the protobuf text walk (nested fields, a length prefix glued to a token, hostile nesting in
 // linear time), per-message compression, and gRPC framing through EnvelopeAdapter.
-import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { EnvelopeAdapter } from '../../src/channels/envelopes/adapter.js';
@@ -14,17 +13,12 @@ import { grpcMessage, RpcRefusal } from '../../src/channels/envelopes/refusal.js
 import { configSchema } from '../../src/config/schema.js';
 import { createInspector } from '../../src/inspect/index.js';
 import { ProxyError } from '../../src/pipeline/errors.js';
-import { base62, crc32 } from '../../src/inspect/checksum.js';
 import { withCpuTime } from '../support/cpu.js';
+import { githubToken } from '../support/secrets.js';
 
 const MAX = 64 * 1024;
 const inspector = createInspector(configSchema.parse({ inspect: { maxBodyBytes: MAX } }).inspect, { fingerprintKey: 'k' });
 
-function githubToken(): string {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
-  const body = Array.from(randomBytes(30), (b) => alphabet[b % 62]).join('');
-  return `ghp_${body}${base62(crc32(body), 6)}`;
-}
 const token = githubToken();
 
 function varint(n: number): Buffer {
