@@ -362,13 +362,18 @@ class DetectorInspector implements Inspector {
     // the full path; the other readings (views.ts) are checked as below.
     // Protected code has no keywords, and an attachment's secret none in the raw bytes: with
     // indexes configured, or a body that may hold an attachment, the full path runs.
+    // Each read once, whichever path needs it first: the encoded layers as latin1, and the byte
+    // reading (latin1 for ASCII, as above; the attachment probe reads latin1 whatever the body).
+    const layerTexts = layers.map((b) => b.toString('latin1'));
+    let byteReading: string | null = null;
     if (this.clean !== null && this.protectedCode === null && !wide.primary && !form) {
-      const others = [...wide.others, ...parts, ...layers.map((b) => b.toString('latin1'))];
-      if (others.every((t) => this.keywordFree(t)) && !mayHoldAttachment(decoded.toString('latin1')) && this.clean.provesClean(decoded, encoding === 'latin1')) {
+      const others = [...wide.others, ...parts, ...layerTexts];
+      const latin1 = () => (ascii ? (byteReading = decoded.toString('latin1')) : decoded.toString('latin1'));
+      if (others.every((t) => this.keywordFree(t)) && !mayHoldAttachment(latin1()) && this.clean.provesClean(decoded, encoding === 'latin1')) {
         return { findings: [], decision: 'allow', decodedBytes: decoded.length };
       }
     }
-    const byteText = decoded.toString(ascii ? 'latin1' : encoding);
+    const byteText = byteReading ?? decoded.toString(ascii ? 'latin1' : encoding);
     // A body in UTF-16/32 (views.ts) is inspected, and redacted, as the text it encodes; the byte
     // reading and the other readings of it, multipart parts decoded from base64 or
     // quoted-printable, and the still-encoded layers of a Content-Encoding (plaintext headers and
@@ -378,7 +383,7 @@ class DetectorInspector implements Inspector {
       ...(wide.primary ? [byteText] : []).concat(wide.others).map((t) => ({ text: t, unescape: true, dropped: false })),
       ...parts.map((t) => ({ text: t, unescape: true, dropped: false })),
       // A redacted body is forwarded decoded (identity): its encoded layers are dropped with it.
-      ...layers.map((b) => ({ text: b.toString('latin1'), unescape: false, dropped: true })),
+      ...layerTexts.map((t) => ({ text: t, unescape: false, dropped: true })),
     ];
     const mayHide = (t: string): boolean => !this.keywordFree(t) || (form && t.includes('%'));
     // Protected code has no keywords: a body that may hold some is never waved through here.
