@@ -187,6 +187,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       audit,
       metrics,
       h2IdleTimeout: config.timeouts.idle,
+      logger,
     });
     h2Listeners.push(h2);
     // Over its client's cap a TLS connection can only be closed: answering would cost the
