@@ -62,10 +62,14 @@ export interface RawH2 {
   write(b: Buffer): boolean;
 }
 
-/** TLS with ALPN h2 only, the connection preface and an empty SETTINGS; acknowledges the server's. */
-export function rawH2(port: number, ca: string): Promise<RawH2> {
+/**
+ * TLS with ALPN h2 only, the connection preface and an empty SETTINGS; acknowledges the server's.
+ * `allowHalfOpen`: the client does not close its side when the server closes its own (a client
+ * that keeps a connection the server has ended).
+ */
+export function rawH2(port: number, ca: string, opts: { allowHalfOpen?: boolean } = {}): Promise<RawH2> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ALPNProtocols: ['h2'] });
+    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ALPNProtocols: ['h2'], allowHalfOpen: opts.allowHalfOpen ?? false });
     const frames: RawH2['frames'] = [];
     const waiters: Array<{ match: (f: RawH2['frames'][number]) => boolean; resolve: (f: RawH2['frames'][number]) => void }> = [];
     let pending = Buffer.alloc(0);
