@@ -50,9 +50,9 @@ export const H2_LIMITS = {
 
 /**
  * nghttp2 can end a session on its own (a GOAWAY for a protocol error) without telling Node, which
- * then stops reading the connection: nothing would close it before timeouts.idle. A session with
- * no new stream for `afterMs` is sent a PING; a live peer's stack answers at once, and one that
- * does not within `ackMs` is closed. After each answer the next probe waits twice as long (an idle
+ * then stops reading the connection: nothing would close it before timeouts.idle. A session that
+ * saw no new stream during a period of `afterMs` is sent a PING; a live peer's stack answers at
+ * once, and one that does not within `ackMs` is closed. After each answer the next probe waits twice as long (an idle
  * connection costs a handful of PINGs, not one every few seconds). Mutable for tests only.
  */
 export const h2IdleProbe = { afterMs: 5_000, ackMs: 10_000, maxMs: 160_000 };
@@ -171,9 +171,10 @@ interface Tracked {
    * reached aigate were refused by it. -1 before the first.
    */
   accounted: number;
-  /** When the last stream started (or the last PING was answered); the idle probe's clock. */
-  quietSince: number;
-  /** Quiet time before the next PING. */
+  /** Streams seen, and as many when the probe last looked: no new stream in between is quiet. */
+  streams: number;
+  streamsAtProbe: number;
+  /** Quiet time before the next PING (doubles after each answer, back to afterMs on a stream). */
   probeAfterMs: number;
   probe: NodeJS.Timeout | undefined;
 }
@@ -210,7 +211,7 @@ export class H2Sessions {
     this.server.on('session', (session: ServerHttp2Session) => {
       const socket = this.accepting;
       if (!socket) return session.destroy();
-      const tracked: Tracked = { socket, client: peerIp(socket), accounted: -1, quietSince: Date.now(), probeAfterMs: h2IdleProbe.afterMs, probe: undefined };
+      const tracked: Tracked = { socket, client: peerIp(socket), accounted: -1, streams: 0, streamsAtProbe: 0, probeAfterMs: h2IdleProbe.afterMs, probe: undefined };
       this.open.set(session, tracked);
       this.sessionOf.set(socket, session);
       this.armProbe(session, tracked, h2IdleProbe.afterMs);
@@ -236,8 +237,7 @@ export class H2Sessions {
       // Ids skipped since the last stream seen are streams nghttp2 refused before this one.
       if (id > tracked.accounted + 2) this.report(tracked, 'stream_refused', (id - tracked.accounted) / 2 - 1);
       if (id > tracked.accounted) tracked.accounted = id;
-      tracked.quietSince = Date.now();
-      tracked.probeAfterMs = h2IdleProbe.afterMs;
+      tracked.streams++;
     });
     // Node would answer these itself (405, 417) with no request id and no audit line: the pipeline
     // answers them instead (parse-target), like every other request.
@@ -283,11 +283,14 @@ export class H2Sessions {
     tracked.probe.unref();
   }
 
-  /** The idle probe (see h2IdleProbe). */
+  /** The idle probe (see h2IdleProbe): a PING once a period passed with no new stream. */
   private probe(session: ServerHttp2Session, tracked: Tracked): void {
     if (session.destroyed || session.closed) return;
-    const quietMs = Date.now() - tracked.quietSince;
-    if (quietMs < tracked.probeAfterMs) return this.armProbe(session, tracked, tracked.probeAfterMs - quietMs);
+    if (tracked.streams !== tracked.streamsAtProbe) {
+      tracked.streamsAtProbe = tracked.streams;
+      tracked.probeAfterMs = h2IdleProbe.afterMs;
+      return this.armProbe(session, tracked, tracked.probeAfterMs);
+    }
     const noAnswer = setTimeout(() => {
       if (session.destroyed) return;
       this.report(tracked, 'session_stalled', 1);
@@ -296,15 +299,14 @@ export class H2Sessions {
     }, h2IdleProbe.ackMs);
     noAnswer.unref();
     tracked.probe = noAnswer;
-    const sent = session.ping((err) => {
+    // false: too many PINGs unanswered already (only a peer that does not answer gets there); the
+    // timer above decides.
+    session.ping((err) => {
       clearTimeout(noAnswer);
       if (err) return; // the session is closing
-      tracked.quietSince = Date.now();
       tracked.probeAfterMs = Math.min(tracked.probeAfterMs * 2, h2IdleProbe.maxMs);
       this.armProbe(session, tracked, tracked.probeAfterMs);
     });
-    // Too many PINGs outstanding (only a peer that does not answer gets there): wait for the timer.
-    if (!sent) return;
   }
 
   /** GOAWAY, then the session closes when its streams are done (see serve() for the socket). */
