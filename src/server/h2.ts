@@ -221,8 +221,10 @@ export class H2Sessions {
       });
       // A session error (a protocol violation, a flood nghttp2 refused) ends that session only.
       session.on('error', (err: NodeJS.ErrnoException) => {
-        // A GOAWAY with an error code from the client is its own doing, not a refusal.
-        if (err.code !== 'ERR_HTTP2_SESSION_ERROR') this.report(tracked, 'session_error', 1, err.code ?? err.name);
+        // Only the protocol layer's verdicts are refusals: not the connection failing (ECONNRESET…)
+        // nor the client's own GOAWAY with an error code (ERR_HTTP2_SESSION_ERROR).
+        const code = err.code ?? '';
+        if (code.startsWith('ERR_HTTP2_') && code !== 'ERR_HTTP2_SESSION_ERROR') this.report(tracked, 'session_error', 1, code);
         session.destroy();
       });
       // Streams refused just before the session ends are counted while nghttp2 can still say
