@@ -6,8 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { AuditLog, MAX_BUFFERED_BYTES } from '../audit/log.js';
-import { SyslogError } from '../audit/syslog.js';
+import type { AuditLog } from '../audit/log.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Metrics } from '../metrics.js';
@@ -20,11 +19,12 @@ import { recordCertificateExpiry } from '../tls/expiry.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
 import { liveAdminAuth, loadAdminAuth, retireAdminAuth, type AdminAuth } from './admin-auth.js';
-import { reportAuditState } from './cluster.js';
 import { peerIp } from './client-identity.js';
 import { createProxyFront } from './proxy-front.js';
 import { ConnectionRegistry, type TrafficListener } from './connections.js';
+import { drainListeners } from './drain.js';
 import { watchAcceptErrors, watchFileDescriptors } from './fd-watch.js';
+import { openAuditLog } from './open-audit.js';
 import { createForwardServer, type ForwardServerOptions } from './forward.js';
 import { createGatewayServer, type GatewayOptions } from './gateway.js';
 import type { H2Sessions } from './h2.js';
@@ -348,37 +348,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     reload,
     async drain(graceMs = current.config.timeouts.drain) {
       draining = true;
-      for (const s of servers) if (s.name !== 'admin') s.server.close();
-      // HTTP/2 clients are told to go elsewhere (GOAWAY): their open streams finish, no new one starts.
-      for (const h2 of h2Listeners) h2.goAway();
-      // Connections between requests (keep-alive, idle intercepted tunnels) would hold the drain
-      // open: close them now and again as in-flight responses finish (they turn idle).
-      connections.closeIdle();
-      const sweeper = setInterval(() => connections.closeIdle(), 100);
-      const finished = await activity.idle(graceMs);
-      clearInterval(sweeper);
-      const forced = finished ? 0 : activity.active;
-      if (!finished) {
-        // Inspected WebSockets are ended their own way first (close 1001 both ways), with a
-        // moment to flush it before every connection left is closed.
-        activity.endAll();
-        await activity.idle(WEBSOCKET_CLOSE_WAIT_MS);
-      }
-      // Every connection still open — streams, WebSockets, blind tunnels, CONNECTs in progress —
-      // is closed; each flow on it writes its line as its socket closes, before the log closes.
-      // Closing costs ~0.2 ms a connection (2,000 idle tunnels: ~0.4 s, measured by the soak), so
-      // the wait for their lines grows with how many there are.
-      const closeWaitMs = CLOSE_WAIT_MS + connections.size;
-      connections.closeAll();
-      dashboard?.close(); // open dashboard event streams end before the admin server closes
-      for (const s of servers) {
-        (s.server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-        s.server.close();
-      }
-      const [idle, empty] = await Promise.all([activity.idle(closeWaitMs), connections.empty(closeWaitMs)]);
-      if (!idle || !empty) {
-        logger.error({ flows: activity.active, connections: connections.size, waitedMs: closeWaitMs }, 'connections still closing after the drain; their audit lines may be lost');
-      }
+      const { forced } = await drainListeners({ servers, h2Listeners, connections, activity, dashboard, logger }, graceMs);
       await closeAll();
       return { forced };
     },
@@ -391,8 +361,6 @@ function budgetLimits(config: Config) {
 }
 
 
-/** After the grace period, how long closed connections get to write their lines (plus 1 ms each). */
-const CLOSE_WAIT_MS = 500;
 /** How long a forward connection over its client's cap may take to send the request it is refused. */
 const OVER_LIMIT_WAIT_MS = 5_000;
 /** Refusals for the per-client cap are logged at most this often (with the count meanwhile). */
@@ -418,38 +386,4 @@ function proxyProtocolReporter(listener: ListenerName, metrics: Metrics, logger:
     metrics.connectionsRefused.inc({ listener, reason: 'proxy_protocol' });
     log(reason, peer);
   };
-}
-
-/** After the grace period, how long ended WebSockets get to send their close frames. */
-const WEBSOCKET_CLOSE_WAIT_MS = 200;
-
-/** The audit log with its write failures logged; a file that cannot be opened stops the start. */
-function openAuditLog(config: Config, configFile: string, logger: Logger, metrics: Metrics): AuditLog {
-  const { onWriteError } = config.audit;
-  if (config.audit.file) metrics.auditFailing.set({ sink: 'file' }, 0);
-  if (config.audit.stdout) metrics.auditFailing.set({ sink: 'stdout' }, 0);
-  if (config.audit.syslog) metrics.auditFailing.set({ sink: 'syslog' }, 0);
-  let log: AuditLog | undefined;
-  try {
-    log = new AuditLog(config.audit, {
-      onError: (err, sink) => {
-        metrics.auditWriteErrors.inc({ sink });
-        metrics.auditFailing.set({ sink }, 1);
-        reportAuditState(log?.refusesTraffic() ?? false);
-        const traffic = onWriteError === 'deny' ? 'refused until it works again' : 'continues';
-        logger.error({ err, sink, onWriteError, traffic }, 'audit log write failed; its lines are kept in memory and written when it works again');
-      },
-      onDrop: (sink) => logger.error({ sink, maxBufferedBytes: MAX_BUFFERED_BYTES }, 'audit log failing with too much unwritten: lines are dropped until it works again'),
-      onRecovered: (sink, droppedBytes) => {
-        metrics.auditFailing.set({ sink }, 0);
-        reportAuditState(log?.refusesTraffic() ?? false);
-        logger.warn({ sink, droppedBytes }, 'audit log writable again; the lines it kept are written');
-      },
-    });
-    return log;
-  } catch (err) {
-    if (err instanceof SyslogError) throw new ConfigError(configFile, 'audit.syslog', err.message);
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new ConfigError(configFile, 'audit.file', `cannot open ${config.audit.file} for appending (${code})`);
-  }
 }
