@@ -85,6 +85,28 @@ export function ipToBytes(ip: string): Buffer | null {
   return out;
 }
 
+/**
+ * What a client's own limits count under (failed logins, connections, body budget, the rate limit
+ * by address): an IPv4 address as itself, IPv4-mapped IPv6 (`::ffff:a.b.c.d`) as that IPv4 address,
+ * any other IPv6 address as its /64 (`2001:db8:1:2::/64`). A /64 is what an IPv6 host or customer
+ * is given: keyed by the whole address, one of them would be 2^64 clients, each with its own limits.
+ * The audit line keeps the whole address. Anything that is not an address is returned as it is.
+ */
+export function clientKey(ip: string): string {
+  if (!ip.includes(':')) return ip; // IPv4 (or nothing): the common case costs one scan
+  const zone = ip.indexOf('%');
+  const bytes = ipToBytes(zone === -1 ? ip : ip.slice(0, zone));
+  if (bytes === null) return ip;
+  if (bytes.readUInt32BE(0) === 0 && bytes.readUInt32BE(4) === 0 && bytes.readUInt32BE(8) === 0xffff) {
+    return [...bytes.subarray(12, 16)].join('.');
+  }
+  const groups = [bytes.readUInt16BE(0), bytes.readUInt16BE(2), bytes.readUInt16BE(4), bytes.readUInt16BE(6)];
+  // The interface half is zeros, the longest run there can be: RFC 5952 puts the "::" there, after
+  // any zero groups the prefix ends with.
+  while (groups.length > 0 && groups[groups.length - 1] === 0) groups.pop();
+  return `${groups.map((g) => g.toString(16)).join(':')}::/64`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Private / special-purpose address table (IANA special-purpose registries, RFC 6890 and successors).
 
