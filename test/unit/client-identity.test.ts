@@ -5,7 +5,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { budgetKey } from '../../src/pipeline/body-budget.js';
 import { credentialFingerprint, requestCredential } from '../../src/pipeline/stages/credential.js';
 import { bucketOwner } from '../../src/pipeline/stages/limit.js';
-import { clientKey } from '../../src/route/address.js';
+import { clientKey, ipToBytes } from '../../src/route/address.js';
 import { TrustedProxies } from '../../src/server/client-identity.js';
 
 describe('TrustedProxies.clientOf', () => {
@@ -112,8 +112,30 @@ describe('clientKey: what per-client limits count under', () => {
     ['', ''],
     ['not-an-address', 'not-an-address'],
     ['2001:db8:::1', '2001:db8:::1'],
+    ['1::', '1::/64'],
+    ['::', '::/64'],
+    ['ABCD:EF01::1', 'abcd:ef01::/64'],
+    ['2001:db8:0:0:1::', '2001:db8::/64'],
+    ['0:0:0:0:0:ffff:1.2.3.4', '1.2.3.4'],
+    ['64:ff9b::1.2.3.4', '64:ff9b::/64'],
   ])('%s → %s', (ip, key) => {
     expect(clientKey(ip)).toBe(key);
+  });
+
+  it('agrees with the address bytes for any spelling of any address', () => {
+    let seed = 7;
+    const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let i = 0; i < 2000; i++) {
+      // Groups with runs of zeros, so that "::" lands anywhere.
+      const groups = Array.from({ length: 8 }, () => (random(3) === 0 ? 0 : random(0x10000)));
+      const full = groups.map((g) => g.toString(16).padStart(random(2) === 0 ? 4 : 1, '0')).join(':');
+      const short = new URL(`http://[${full}]/`).hostname.slice(1, -1);
+      const bytes = ipToBytes(full)!;
+      const prefix = [0, 2, 4, 6].map((at) => bytes.readUInt16BE(at));
+      while (prefix.length > 0 && prefix.at(-1) === 0) prefix.pop();
+      const expected = `${prefix.map((g) => g.toString(16)).join(':')}::/64`;
+      expect([clientKey(full), clientKey(short), clientKey(full.toUpperCase())]).toEqual([expected, expected, expected]);
+    }
   });
 
   it('every address of one /64 is one rate-limit bucket and one body budget; the next /64 is another', () => {
