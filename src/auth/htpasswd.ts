@@ -16,9 +16,9 @@
 // it runs (`gone`).
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { clientKey } from '../route/address.js';
 import { BcryptPool, defaultBcryptThreads } from './bcrypt-worker.js';
 import { FailureLimiter } from './failure-limit.js';
-import { clientKey } from '../route/address.js';
 import { FairQueue } from './fair-queue.js';
 
 export class HtpasswdError extends Error {
