@@ -1,9 +1,10 @@
-// Failed proxy logins per client address (limits.authFailuresPerMinute): a token bucket of that
-// many tokens, refilled evenly over a minute. A check takes a token when it is queued (so a flood
-// cannot queue more checks than it may fail) and gets it back if the password was right or the
-// check never ran. The bucket is full again after a minute without failures, so a real user behind
-// the same NAT as an attacker is never locked out for longer than the attack lasts plus a minute;
-// and a credential already verified is answered from cache without asking the limiter at all.
+// Failed proxy logins per client (limits.authFailuresPerMinute; Htpasswd names a client by clientKey:
+// its address, an IPv6 one by its /64): a token bucket of that many tokens, refilled evenly over a
+// minute. A check takes a token when it is queued (so a flood cannot queue more checks than it may
+// fail) and gets it back if the password was right or the check never ran. The bucket is full again
+// after a minute without failures, so a real user behind the same NAT (or in the same /64) as an
+// attacker is never locked out for longer than the attack lasts plus a minute; and a credential
+// already verified is answered from cache without asking the limiter at all.
 
 /** Addresses tracked at most; beyond, the longest-tracked is forgotten (its bucket is full again). */
 const MAX_TRACKED = 10_000;

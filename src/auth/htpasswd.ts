@@ -16,6 +16,7 @@
 // it runs (`gone`).
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { clientKey } from '../route/address.js';
 import { BcryptPool, defaultBcryptThreads } from './bcrypt-worker.js';
 import { FailureLimiter } from './failure-limit.js';
 import { FairQueue } from './fair-queue.js';
@@ -99,7 +100,7 @@ export interface CheckEvents {
   refused?(reason: 'busy' | 'throttled'): void;
 }
 
-/** Who asks: the address its failures count against, and a signal that fires when it leaves. */
+/** Who asks: the address its failures count against (an IPv6 one by its /64), and a signal that fires when it leaves. */
 export interface CheckContext {
   client?: string;
   signal?: AbortSignal;
@@ -230,7 +231,8 @@ export class Htpasswd {
     const same = this.jobs.get(key);
     if (same) return this.wait(same, ctx.signal);
 
-    const client = ctx.client ?? '';
+    // Failures and queue places count per client as the other limits do (an IPv6 client by its /64).
+    const client = clientKey(ctx.client ?? '');
     if (!this.limiter.take(client)) {
       this.events.refused?.('throttled');
       return Promise.resolve({ kind: 'throttled', retryAfterSeconds: this.limiter.retryAfterSeconds(client) });

@@ -154,6 +154,9 @@ export const PAGE_SCRIPT = String.raw`
   }
 
   function renderRules(s) {
+    var m = s.lastHourMessages || {};
+    var messages = DECISIONS.reduce(function (n, d) { return n + (m[d] || 0); }, 0);
+    $('messages-hour').textContent = messages ? fmtInt(messages) + ' WebSocket message' + (messages === 1 ? '' : 's') + ' with findings or refused (' + fmtInt(m.block || 0) + ' blocked), not counted as requests' : '';
     var tbody = $('rules-body');
     if (!s.topRules.length) return empty(tbody, 3, 'No findings in the last hour.');
     var rows = s.topRules.map(function (r) {

@@ -30,6 +30,7 @@ main { padding: 16px 20px 28px; display: grid; gap: 16px; max-width: 1600px; mar
 svg.chart { display: block; width: 100%; height: 120px; }
 svg.chart .grid { stroke: var(--line); stroke-width: 1; }
 svg.chart text { fill: var(--muted); font-size: 10px; font-family: var(--mono); }
+.note { margin-top: 6px; color: var(--muted); font-size: 12px; }
 .legend { display: flex; flex-wrap: wrap; gap: 12px; margin-top: 6px; color: var(--muted); font-size: 12px; }
 .legend span::before { content: ""; display: inline-block; width: 9px; height: 9px; border-radius: 2px; margin-right: 5px; background: var(--muted); vertical-align: -1px; }
 .columns { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 12px; align-items: start; }

@@ -52,6 +52,7 @@ ${cards}
     </div>
     <div class="panel"><h2>Top rules <span class="hint">last hour</span></h2>
       <table id="rules"><thead><tr><th>Rule</th><th class="num">Findings</th><th>Action</th></tr></thead><tbody id="rules-body"></tbody></table>
+      <div class="note" id="messages-hour"></div>
     </div>
   </section>
   <section class="panel">

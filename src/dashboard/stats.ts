@@ -2,6 +2,10 @@
 // is a fixed-size ring or a capped map, so memory stays bounded however long the proxy runs and
 // however many distinct clients or paths it sees. Records carry no secrets; of their findings only
 // rule ids and actions are kept (never fingerprints, which would let a watcher correlate values).
+//
+// A WebSocket message audited on its own (event "message": findings, or refused) is not a request:
+// the request is its connection, audited once at close. Its findings count under the rules, the
+// message under `lastHourMessages`, and the rule ids show on its connection's attempt row.
 import type { AuditRecord } from '../audit/log.js';
 import type { Decision, Mode } from '../pipeline/flow.js';
 import { UpstreamHealthTracker, type UpstreamHealth } from './upstreams.js';
@@ -67,6 +71,8 @@ export interface DashboardSnapshot {
   rates: DecisionCounts;
   rateWindowSeconds: number;
   lastHour: DecisionCounts;
+  /** WebSocket messages audited on their own (findings, or refused) over the last hour, by decision; not requests. */
+  lastHourMessages: DecisionCounts;
   recent: Attempt[];
   topClients: TopClient[];
   /** Clients not counted individually because a minute had too many distinct ones. */
@@ -97,6 +103,8 @@ export interface DashboardStatsOptions {
 interface MinuteBucket {
   minute: number;
   decisions: Float64Array;
+  /** WebSocket message lines, by decision. */
+  messages: Float64Array;
   clients: Map<string, { requests: number; refused: number }>;
   otherClients: { requests: number; refused: number };
   rules: Map<string, number[]>;
@@ -104,6 +112,10 @@ interface MinuteBucket {
 }
 
 const N_DECISIONS = DECISIONS.length;
+/** Connections whose messages' rule ids wait for the connection's own line (the oldest go first). */
+const MAX_OPEN_CONNECTIONS_WITH_FINDINGS = 1000;
+/** Distinct rule ids kept per connection for its attempt row. */
+const MAX_RULES_PER_CONNECTION = 32;
 
 export class DashboardStats {
   private readonly now: () => number;
@@ -124,6 +136,8 @@ export class DashboardStats {
   private attemptSeq = 0;
   private readonly upstreams: UpstreamHealthTracker;
   private readonly attemptListeners = new Set<(a: Attempt) => void>();
+  /** Rule ids found in messages of connections not yet audited, by connection id. */
+  private readonly messageRules = new Map<string, string[]>();
   /** Bumped on every record, so a cached snapshot knows when it went stale. */
   private version = 0;
   private cached: { version: number; at: number; snapshot: DashboardSnapshot } | undefined;
@@ -150,6 +164,10 @@ export class DashboardStats {
     const nowMs = this.now();
     const d = DECISION_INDEX[r.decision];
     this.version++;
+    if (r.event === 'message') {
+      this.recordMessage(r, d, nowMs);
+      return;
+    }
 
     const second = Math.floor(nowMs / 1000);
     const slot = second % this.seriesSeconds;
@@ -166,6 +184,35 @@ export class DashboardStats {
     const client = bucket.clients.get(clientKey) ?? (bucket.clients.size < this.maxKeys ? newClientCount(bucket, clientKey) : bucket.otherClients);
     client.requests++;
     client.refused += refused;
+    this.countFindings(bucket, r);
+
+    this.upstreams.record(r, nowMs);
+
+    const messageRules = this.messageRules.get(r.id);
+    if (messageRules) this.messageRules.delete(r.id);
+    if (ATTEMPT_DECISIONS.has(r.decision)) {
+      const attempt = toAttempt(r, ++this.attemptSeq);
+      for (const rule of messageRules ?? []) if (!attempt.rules.includes(rule)) attempt.rules.push(rule);
+      this.recent[attempt.seq % this.recentSize] = attempt;
+      for (const l of this.attemptListeners) l(attempt);
+    }
+  }
+
+  /** A WebSocket message's own line: its findings and itself are counted, its rule ids kept for its connection's line. */
+  private recordMessage(r: AuditRecord, d: number, nowMs: number): void {
+    const bucket = this.minuteBucket(Math.floor(nowMs / 60_000));
+    bucket.messages[d]! += 1;
+    this.countFindings(bucket, r);
+    if (r.parent === undefined || r.findings.length === 0) return;
+    let rules = this.messageRules.get(r.parent);
+    if (!rules) {
+      if (this.messageRules.size >= MAX_OPEN_CONNECTIONS_WITH_FINDINGS) this.messageRules.delete(this.messageRules.keys().next().value as string);
+      this.messageRules.set(r.parent, (rules = []));
+    }
+    for (const f of r.findings) if (!rules.includes(f.rule) && rules.length < MAX_RULES_PER_CONNECTION) rules.push(f.rule);
+  }
+
+  private countFindings(bucket: MinuteBucket, r: AuditRecord): void {
     for (const f of r.findings) {
       let byAction = bucket.rules.get(f.rule);
       if (!byAction) {
@@ -178,14 +225,6 @@ export class DashboardStats {
       }
       const a = ACTIONS.indexOf(f.action);
       if (a >= 0) byAction[a]! += 1;
-    }
-
-    this.upstreams.record(r, nowMs);
-
-    if (ATTEMPT_DECISIONS.has(r.decision)) {
-      const attempt = toAttempt(r, ++this.attemptSeq);
-      this.recent[attempt.seq % this.recentSize] = attempt;
-      for (const l of this.attemptListeners) l(attempt);
     }
   }
 
@@ -224,12 +263,16 @@ export class DashboardStats {
     }
 
     const lastHour = zeroCounts();
+    const lastHourMessages = zeroCounts();
     const clients = new Map<string, { requests: number; refused: number }>();
     const other = { requests: 0, refused: 0 };
     const rules = new Map<string, number[]>();
     let otherRules = 0;
     for (const b of this.liveBuckets(Math.floor(nowMs / 60_000))) {
-      for (let d = 0; d < N_DECISIONS; d++) lastHour[DECISIONS[d]!] += b.decisions[d]!;
+      for (let d = 0; d < N_DECISIONS; d++) {
+        lastHour[DECISIONS[d]!] += b.decisions[d]!;
+        lastHourMessages[DECISIONS[d]!] += b.messages[d]!;
+      }
       for (const [k, v] of b.clients) {
         const acc = clients.get(k);
         if (acc) {
@@ -276,6 +319,7 @@ export class DashboardStats {
       rates,
       rateWindowSeconds: this.rateWindowSeconds,
       lastHour,
+      lastHourMessages,
       recent,
       topClients,
       otherClients: other.requests > 0 ? { ip: '(other)', user: null, ...other } : null,
@@ -292,6 +336,7 @@ export class DashboardStats {
       b = {
         minute,
         decisions: new Float64Array(N_DECISIONS),
+        messages: new Float64Array(N_DECISIONS),
         clients: new Map(),
         otherClients: { requests: 0, refused: 0 },
         rules: new Map(),

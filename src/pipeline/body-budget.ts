@@ -4,8 +4,13 @@
 // large uploads and withhold the last byte make the process hold all of them (issue #19: 150 × 7 MiB
 // from one ip took RSS from 87 MB to 1.2 GB). Each `--workers` process has its own budget.
 //
+// A client is keyed as the rate limit keys it: its user, else its address (an IPv6 one by its /64,
+// see clientKey).
+//
 // A body takes budget as it arrives (all of a declared Content-Length at once, a chunked body as it
 // grows) and gives all of it back once, when its response is over or it is refused or abandoned.
+
+import { clientKey } from '../route/address.js';
 
 /** Which bound a refused body would have passed: the client's own, or the whole process's. */
 export type BudgetScope = 'client' | 'process';
@@ -32,7 +37,8 @@ export class BodyBudget {
   /** Told of each refusal (metrics). */
   onRefused: ((scope: BudgetScope) => void) | undefined;
 
-  constructor(readonly limits: BodyBudgetLimits) {}
+  /** `limits` may be replaced (a reload): bodies held keep counting against the new bounds. */
+  constructor(public limits: BodyBudgetLimits) {}
 
   /** Bytes held now by the whole process. */
   get usedBytes(): number {
@@ -107,7 +113,7 @@ export class BodyReservation {
   }
 }
 
-/** The key a client's bodies count under: its proxy-auth user where known, else its address. */
+/** The key a client's bodies count under: its proxy-auth user where known, else its address (IPv6: its /64). */
 export function budgetKey(client: { ip: string; user: string | null }): string {
-  return client.user !== null ? `user:${client.user}` : `ip:${client.ip}`;
+  return client.user !== null ? `user:${client.user}` : `ip:${clientKey(client.ip)}`;
 }

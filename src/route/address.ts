@@ -85,6 +85,70 @@ export function ipToBytes(ip: string): Buffer | null {
   return out;
 }
 
+/**
+ * What a client's own limits count under (failed logins, connections, body budget, the rate limit
+ * by address): an IPv4 address as itself, IPv4-mapped IPv6 (`::ffff:a.b.c.d`) as that IPv4 address,
+ * any other IPv6 address as its /64 (`2001:db8:1:2::/64`). A /64 is what an IPv6 host or customer
+ * is given: keyed by the whole address, one of them would be 2^64 clients, each with its own limits.
+ * The audit line keeps the whole address. Anything that is not an address is returned as it is.
+ */
+export function clientKey(ip: string): string {
+  if (!ip.includes(':')) return ip; // IPv4 (or nothing): the common case costs one scan
+  const zone = ip.indexOf('%');
+  const address = zone === -1 ? ip : ip.slice(0, zone);
+  if (isIP(address) !== 6) return ip;
+  // Called per request (rate limit, body budget): parsed in one pass, without ipToBytes' Buffer and splits.
+  const g = ipv6Groups(address);
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    return `${g[6]! >> 8}.${g[6]! & 0xff}.${g[7]! >> 8}.${g[7]! & 0xff}`;
+  }
+  // The interface half is zeros, the longest run there can be: RFC 5952 puts the "::" there, after
+  // any zero groups the prefix ends with.
+  let n = 4;
+  while (n > 0 && g[n - 1] === 0) n--;
+  let key = '';
+  for (let i = 0; i < n; i++) key += (i === 0 ? '' : ':') + g[i]!.toString(16);
+  return `${key}::/64`;
+}
+
+/** The eight 16-bit groups of an address isIP calls IPv6 (no zone id); a dotted IPv4 tail is two groups. */
+function ipv6Groups(address: string): number[] {
+  const groups: number[] = [];
+  let gapAt = -1;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 0x3a /* : */) {
+      if (digits > 0) groups.push(value);
+      value = 0;
+      digits = 0;
+      if (address.charCodeAt(i + 1) === 0x3a) {
+        gapAt = groups.length;
+        i++;
+      }
+    } else if (c === 0x2e /* . */) {
+      // The group being read was the first octet of a dotted IPv4 tail: read the tail as decimal.
+      const v4 = [0, 0, 0, 0];
+      let octet = 0;
+      for (let j = address.lastIndexOf(':') + 1; j < address.length; j++) {
+        const d = address.charCodeAt(j);
+        if (d === 0x2e) octet++;
+        else v4[octet] = v4[octet]! * 10 + d - 0x30;
+      }
+      groups.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+      digits = 0;
+      break;
+    } else {
+      value = value * 16 + (c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57);
+      digits++;
+    }
+  }
+  if (digits > 0) groups.push(value);
+  if (gapAt !== -1) groups.splice(gapAt, 0, ...new Array<number>(8 - groups.length).fill(0));
+  return groups;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Private / special-purpose address table (IANA special-purpose registries, RFC 6890 and successors).
 

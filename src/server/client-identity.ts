@@ -1,6 +1,7 @@
 // Who the client is: the one place its address (and, on the gateway, its certificate user) is
 // decided, for the audit line, the rate-limit key, the body budgets, the per-client connection cap
-// and the X-Forwarded-For / X-Real-IP sent upstream.
+// and the X-Forwarded-For / X-Real-IP sent upstream. (The limits count an IPv6 address by its /64:
+// clientKey in route/address.ts; the audit line and the headers keep the whole address.)
 //   connection: the PROXY-protocol source when the listener takes one, else the TCP peer;
 //   request:    the connection's address, or — when that address is in `trustedProxies` — the
 //               right-most address of X-Forwarded-For that is not itself a trusted proxy.
@@ -17,9 +18,9 @@ export { CERT_USER_FIELDS, parseCidr, type CertUserField } from './identity-conf
 /** PROXY-protocol sources, by the raw socket they arrived on. */
 const declaredPeers = new WeakMap<object, string>();
 
-/** Records the client a PROXY header named for this connection (proxy-protocol front). */
+/** Records the client a PROXY header named for this connection (proxy-protocol front), IPv4-mapped IPv6 as IPv4. */
 export function declarePeer(socket: object, address: string): void {
-  declaredPeers.set(socket, address);
+  declaredPeers.set(socket, socketIp({ remoteAddress: address }));
 }
 
 /**

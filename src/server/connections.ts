@@ -1,7 +1,8 @@
 // Every client connection aigate holds, in one place: the drain closes them all (Node's
 // closeAllConnections only knows the sockets of a server that listen()ed and still parses HTTP on
 // them, so it misses CONNECT tunnels, the inner server of intercepted tunnels and upgraded
-// WebSockets), and the per-client cap (limits.connectionsPerClient) counts them by client address.
+// WebSockets), and the per-client cap (limits.connectionsPerClient) counts them by client address
+// (an IPv6 client by its /64: clientKey).
 //
 // A connection is the TCP socket a listener accepted, plus the layers built on it (the TLS socket
 // of an intercepted tunnel): closing it destroys every layer, and it is gone once every layer has
@@ -9,6 +10,7 @@
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ProxyError } from '../pipeline/errors.js';
+import { clientKey } from '../route/address.js';
 
 export type TrafficListener = 'gateway' | 'forward';
 
@@ -20,7 +22,8 @@ export type TrafficListener = 'gateway' | 'forward';
 type Kind = 'http' | 'stream';
 
 interface Connection {
-  readonly ip: string;
+  /** The client it counts against (clientKey of its address). */
+  readonly client: string;
   readonly listener: TrafficListener;
   readonly layers: Set<Duplex>;
   kind: Kind;
@@ -31,8 +34,8 @@ interface Connection {
 }
 
 export interface RegistryHooks {
-  /** A connection over the client's cap was accepted (the listener decides how to refuse it). */
-  onOverLimit?: (listener: TrafficListener, ip: string, open: number) => void;
+  /** A connection over the client's cap was accepted (the listener decides how to refuse it); `client` is its clientKey. */
+  onOverLimit?: (listener: TrafficListener, client: string, open: number) => void;
 }
 
 export class ConnectionRegistry {
@@ -43,7 +46,8 @@ export class ConnectionRegistry {
 
   constructor(
     /** Connections one client address may hold on the traffic listeners together; 0: no cap. */
-    private readonly perClientLimit: number,
+    /** limits.connectionsPerClient (0: none); a reload sets it. */
+    public perClientLimit: number,
     private readonly hooks: RegistryHooks = {},
   ) {}
 
@@ -62,9 +66,9 @@ export class ConnectionRegistry {
     return { requests, streams };
   }
 
-  /** Open connections from one client address (the ones within its cap). */
+  /** Open connections from one client address, or its /64 for IPv6 (the ones within its cap). */
   openFrom(ip: string): number {
-    return this.perClient.get(ip) ?? 0;
+    return this.perClient.get(clientKey(ip)) ?? 0;
   }
 
   /**
@@ -72,13 +76,14 @@ export class ConnectionRegistry {
    * client's cap: it is still tracked (a drain closes it), but not counted against the client.
    */
   accept(socket: Socket, listener: TrafficListener, ip: string): boolean {
-    const open = this.perClient.get(ip) ?? 0;
+    const client = clientKey(ip);
+    const open = this.perClient.get(client) ?? 0;
     const overLimit = this.perClientLimit > 0 && open >= this.perClientLimit;
-    const conn: Connection = { ip, listener, layers: new Set(), kind: 'http', inFlight: 0, overLimit };
+    const conn: Connection = { client, listener, layers: new Set(), kind: 'http', inFlight: 0, overLimit };
     this.connections.add(conn);
-    if (!overLimit) this.perClient.set(ip, open + 1);
+    if (!overLimit) this.perClient.set(client, open + 1);
     this.addLayer(conn, socket);
-    if (overLimit) this.hooks.onOverLimit?.(listener, ip, open);
+    if (overLimit) this.hooks.onOverLimit?.(listener, client, open);
     return !overLimit;
   }
 
@@ -164,9 +169,9 @@ export class ConnectionRegistry {
   private remove(conn: Connection): void {
     if (!this.connections.delete(conn)) return;
     if (!conn.overLimit) {
-      const left = (this.perClient.get(conn.ip) ?? 1) - 1;
-      if (left > 0) this.perClient.set(conn.ip, left);
-      else this.perClient.delete(conn.ip);
+      const left = (this.perClient.get(conn.client) ?? 1) - 1;
+      if (left > 0) this.perClient.set(conn.client, left);
+      else this.perClient.delete(conn.client);
     }
     if (this.connections.size === 0) {
       const waiters = this.emptyWaiters;
@@ -186,7 +191,7 @@ function destroy(conn: Connection): void {
 export function overLimitError(ip: string, limit: number): ProxyError {
   return new ProxyError(
     'rate_limited',
-    `too many connections from ${ip} (limits.connectionsPerClient: ${limit}); reuse open connections or close idle ones, then retry`,
+    `too many connections from ${clientKey(ip)} (limits.connectionsPerClient: ${limit}); reuse open connections or close idle ones, then retry`,
     { 'retry-after': '1' },
   );
 }

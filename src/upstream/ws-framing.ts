@@ -17,6 +17,8 @@ export interface PerMessageDeflate {
   params: DeflateParams | null;
   accept(configurations: DeflateParams[]): DeflateParams;
   cleanup(): void;
+  /** Inflates one frame's payload (`fin`: the message's last frame); the Receiver calls it. */
+  decompress(data: Buffer, fin: boolean, callback: (err: Error | null, result?: Buffer) => void): void;
 }
 
 type Extensions = Record<string, PerMessageDeflate>;
@@ -118,14 +120,38 @@ export interface ClientSide {
   inflater: PerMessageDeflate | null;
 }
 
-/** Reads what the client sends: masked frames, reassembled, inflated within `maxPayload` (a bomb is a 1009, not memory). */
-export function clientReceiver(deflate: (() => DeflateParams[]) | null, maxPayload: number): ClientSide {
+/** What `onInflated` refusing makes the Receiver fail with (the caller has already said why). */
+export class InflateRefused extends Error {
+  readonly code = 'AIGATE_INFLATE_REFUSED';
+}
+
+/**
+ * Reads what the client sends: masked frames, reassembled, inflated within `maxPayload` (a bomb is
+ * a 1009, not memory). `onInflated` is told the size of each inflated frame of a fragmented
+ * message that is not its last (the Receiver holds them until the last one comes); when it says
+ * false the Receiver stops with InflateRefused. A frame is counted once inflated, so one frame's
+ * output (at most maxPayload) exists before it can be refused; ws gives no finer hook.
+ */
+export function clientReceiver(
+  deflate: (() => DeflateParams[]) | null,
+  maxPayload: number,
+  onInflated?: (bytes: number) => boolean,
+): ClientSide {
   const extensions: Extensions = {};
   let inflater: PerMessageDeflate | null = null;
   if (deflate) {
     inflater = new DeflateClass({ isServer: true, maxPayload });
     inflater.accept(deflate());
     extensions[DeflateClass.extensionName] = inflater;
+    if (onInflated) {
+      const decompress = inflater.decompress.bind(inflater);
+      inflater.decompress = (data, fin, callback) =>
+        decompress(data, fin, (err, result) => {
+          // A last frame's output becomes the message at once: the message's own size is counted then.
+          if (err || fin || result === undefined || result.length === 0 || onInflated(result.length)) callback(err, result);
+          else callback(new InflateRefused('inflated message over the body budget'));
+        });
+    }
   }
   return { receiver: new ReceiverClass({ extensions, isServer: true, maxPayload }), inflater };
 }

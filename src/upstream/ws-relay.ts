@@ -14,6 +14,7 @@
 import type { Duplex } from 'node:stream';
 import { DownstreamFrames, FrameError } from './ws-downstream.js';
 import {
+  InflateRefused,
   clientReceiver,
   closeCodeFor,
   closeFrame,
@@ -51,8 +52,9 @@ export interface InspectedRelayOptions {
   onClosed(): void;
   /**
    * The body budget (limits.bufferedBodyBytes*): takes `bytes` for what the relay holds of the
-   * client's (a message arriving, a message waiting to be judged) and says false when it may not;
-   * `release` gives bytes back. Without it nothing is counted.
+   * client's (a message arriving: its frames, and the inflated frames of a compressed one; a
+   * message waiting to be judged) and says false when it may not; `release` gives bytes back.
+   * Without it nothing is counted.
    */
   budget?: { take(bytes: number): boolean; release(bytes: number): void };
 }
@@ -112,15 +114,21 @@ export class InspectedRelay {
   /**
    * Budget held (limits.bufferedBodyBytes*): the client's bytes since its last complete message
    * (frames the receiver buffers: fragments of a message withheld at its last byte would otherwise
-   * hold maxPayload per connection, uncounted), and each message until it is judged.
+   * hold maxPayload per connection, uncounted), the inflated frames of such a message when it is
+   * compressed (its wire bytes are a poor measure: a few KiB of deflate can be maxPayload inflated),
+   * and each message until it is judged.
    */
   private heldWire = 0;
+  private heldInflated = 0;
   private heldMessages = 0;
+  /** Both sockets closed and the budget given back: nothing may be taken any more. */
+  private finished = false;
 
   constructor(private readonly opts: InspectedRelayOptions) {
     this.client = opts.client;
     this.upstream = opts.upstream;
-    ({ receiver: this.receiver, inflater: this.inflater } = clientReceiver(opts.deflate, opts.maxPayload));
+    const onInflated = opts.budget ? (bytes: number) => this.holdInflated(bytes) : undefined;
+    ({ receiver: this.receiver, inflater: this.inflater } = clientReceiver(opts.deflate, opts.maxPayload, onInflated));
     ({ sender: this.sender, deflater: this.deflater } = upstreamSender(opts.upstream, opts.deflate));
   }
 
@@ -132,8 +140,10 @@ export class InspectedRelay {
   start(): void {
     const { client, upstream, receiver } = this;
     receiver.on('message', (data, binary) => {
-      // Its frames are now one message: the wire bytes held for them become the message's size.
+      // Its frames are now one message: the bytes held for them become the message's size.
       this.releaseWire(this.heldWire);
+      this.opts.budget?.release(this.heldInflated);
+      this.heldInflated = 0;
       if (!this.hold(data.length)) return;
       this.heldMessages += data.length;
       this.enqueue({ kind: 'message', data, binary });
@@ -151,6 +161,8 @@ export class InspectedRelay {
       this.enqueue({ kind: 'close', code, reason });
     });
     receiver.on('error', (err) => {
+      // Stopped by aigate itself (the budget refused an inflated frame): that refusal is already queued.
+      if (err instanceof InflateRefused) return;
       this.clientDone = true;
       const code = closeCodeFor(err);
       const kind = code === 1009 ? 'too_large' : 'malformed';
@@ -205,6 +217,14 @@ export class InspectedRelay {
     return false;
   }
 
+  /** An inflated frame of a message still arriving, held by the receiver until the message is complete. */
+  private holdInflated(bytes: number): boolean {
+    if (this.finished || this.terminated) return false;
+    if (!this.hold(bytes)) return false;
+    this.heldInflated += bytes;
+    return true;
+  }
+
   private releaseWire(bytes: number): void {
     const n = Math.min(bytes, this.heldWire);
     this.heldWire -= n;
@@ -212,8 +232,9 @@ export class InspectedRelay {
   }
 
   private releaseAll(): void {
-    this.opts.budget?.release(this.heldWire + this.heldMessages);
+    this.opts.budget?.release(this.heldWire + this.heldInflated + this.heldMessages);
     this.heldWire = 0;
+    this.heldInflated = 0;
     this.heldMessages = 0;
   }
 
@@ -381,6 +402,7 @@ export class InspectedRelay {
 
   private closed(): void {
     for (const t of this.timers) clearTimeout(t);
+    this.finished = true;
     this.releaseAll();
     this.receiver.destroy();
     this.inflater?.cleanup();

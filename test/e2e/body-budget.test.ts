@@ -318,4 +318,44 @@ describe('WebSocket messages count against the budgets', () => {
       await px.stop();
     }
   });
+
+  it('a compressed message arriving in fragments holds what it inflates to, not its few wire bytes; beyond the budget 1013', async () => {
+    const px = await budgetProxy();
+    try {
+      const url = `${px.gatewayUrl.replace('https', 'wss')}/copilot/ws-deflate`;
+      const part = Buffer.alloc(200 * 1024, 0x61); // deflates to well under 1 KiB
+      const sockets: WebSocket[] = [];
+      const outcomes: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const ws = new WebSocket(url, { ca: px.caPem, perMessageDeflate: { threshold: 0 } });
+        sockets.push(ws);
+        const closed = new Promise<string>((resolve) => ws.on('close', (code) => resolve(`closed ${code}`)));
+        await new Promise<void>((resolve, reject) => {
+          ws.once('open', () => resolve());
+          ws.once('error', reject);
+        });
+        expect(ws.extensions).toContain('permessage-deflate');
+        // The first fragment of a message whose last one never comes, then a ping: its pong comes
+        // back only once the relay has read (and inflated) the fragment before it.
+        ws.send(part, { binary: true, fin: false, compress: true });
+        ws.ping();
+        outcomes.push(await Promise.race([new Promise<string>((resolve) => ws.once('pong', () => resolve('pong'))), closed]));
+        if (i < 2) expect(await metricValue(px.proxy.metrics, 'aigate_buffered_body_bytes')).toBeGreaterThanOrEqual((i + 1) * part.length);
+      }
+      // 3 × 200 KiB inflated > 512 KiB for this client: the third connection is closed "try again later".
+      expect(outcomes).toEqual(['pong', 'pong', 'closed 1013']);
+      const record = await px.auditWhere((r) => r.status === 101 && r.reason === 'rate_limited');
+      expect(record).toMatchObject({ decision: 'error', reason: 'rate_limited' });
+      expect(await metricValue(px.proxy.metrics, 'aigate_body_budget_refusals_total', { scope: 'client' })).toBe(1);
+      // A message that completes is judged and forwarded whole; what its fragments held is given back.
+      const echoed = new Promise<Buffer>((resolve) => sockets[0]!.once('message', (data: Buffer) => resolve(data)));
+      sockets[0]!.send(Buffer.from('end'), { binary: true, fin: true, compress: true });
+      expect((await echoed).equals(Buffer.concat([part, Buffer.from('end')]))).toBe(true);
+      expect(await metricValue(px.proxy.metrics, 'aigate_buffered_body_bytes')).toBeLessThan(2 * part.length);
+      for (const ws of sockets) ws.terminate();
+      await untilHeld(px, 0);
+    } finally {
+      await px.stop();
+    }
+  });
 });

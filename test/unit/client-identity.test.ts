@@ -1,9 +1,11 @@
 // trustedProxies (X-Forwarded-For from trusted peers only, right-most untrusted hop) and the
-// identity keys' validation.
+// identity keys' validation, and the key per-client limits count under (an IPv6 client by its /64).
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
+import { budgetKey } from '../../src/pipeline/body-budget.js';
 import { credentialFingerprint, requestCredential } from '../../src/pipeline/stages/credential.js';
 import { bucketOwner } from '../../src/pipeline/stages/limit.js';
+import { clientKey, ipToBytes } from '../../src/route/address.js';
 import { TrustedProxies } from '../../src/server/client-identity.js';
 
 describe('TrustedProxies.clientOf', () => {
@@ -92,5 +94,60 @@ describe('vendor credential and bucket owner', () => {
     expect(bucketOwner('credential', { ip: '10.0.0.1', user: null })).toBe('ip:10.0.0.1');
     expect(bucketOwner('user', all)).toBe('user:alice');
     expect(bucketOwner('ip', all)).toBe('ip:10.0.0.1');
+  });
+});
+
+describe('clientKey: what per-client limits count under', () => {
+  it.each([
+    ['203.0.113.7', '203.0.113.7'],
+    ['::ffff:203.0.113.7', '203.0.113.7'],
+    ['::FFFF:cb00:7107', '203.0.113.7'],
+    ['2001:db8:1:2::1', '2001:db8:1:2::/64'],
+    ['2001:0db8:0001:0002:ffff:ffff:ffff:ffff', '2001:db8:1:2::/64'],
+    ['2001:db8::5', '2001:db8::/64'],
+    ['2001:0:0:5:1:2:3:4', '2001:0:0:5::/64'],
+    ['0:0:0:1::9', '0:0:0:1::/64'],
+    ['::1', '::/64'],
+    ['fe80::1%eth0', 'fe80::/64'],
+    ['', ''],
+    ['not-an-address', 'not-an-address'],
+    ['2001:db8:::1', '2001:db8:::1'],
+    ['1::', '1::/64'],
+    ['::', '::/64'],
+    ['ABCD:EF01::1', 'abcd:ef01::/64'],
+    ['2001:db8:0:0:1::', '2001:db8::/64'],
+    ['0:0:0:0:0:ffff:1.2.3.4', '1.2.3.4'],
+    ['64:ff9b::1.2.3.4', '64:ff9b::/64'],
+  ])('%s → %s', (ip, key) => {
+    expect(clientKey(ip)).toBe(key);
+  });
+
+  it('agrees with the address bytes for any spelling of any address', () => {
+    let seed = 7;
+    const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+    for (let i = 0; i < 2000; i++) {
+      // Groups with runs of zeros, so that "::" lands anywhere.
+      const groups = Array.from({ length: 8 }, () => (random(3) === 0 ? 0 : random(0x10000)));
+      const full = groups.map((g) => g.toString(16).padStart(random(2) === 0 ? 4 : 1, '0')).join(':');
+      const short = new URL(`http://[${full}]/`).hostname.slice(1, -1);
+      const bytes = ipToBytes(full)!;
+      const prefix = [0, 2, 4, 6].map((at) => bytes.readUInt16BE(at));
+      while (prefix.length > 0 && prefix.at(-1) === 0) prefix.pop();
+      const expected = `${prefix.map((g) => g.toString(16)).join(':')}::/64`;
+      expect([clientKey(full), clientKey(short), clientKey(full.toUpperCase())]).toEqual([expected, expected, expected]);
+    }
+  });
+
+  it('every address of one /64 is one rate-limit bucket and one body budget; the next /64 is another', () => {
+    const a = { ip: '2001:db8:1:2::1', user: null };
+    const b = { ip: '2001:db8:1:2:dead:beef:0:1', user: null };
+    const c = { ip: '2001:db8:1:3::1', user: null };
+    expect(bucketOwner('ip', a)).toBe('ip:2001:db8:1:2::/64');
+    expect(bucketOwner('user', b)).toBe(bucketOwner('ip', a));
+    expect(bucketOwner('ip', c)).not.toBe(bucketOwner('ip', a));
+    expect(budgetKey(b)).toBe(budgetKey(a));
+    expect(budgetKey(c)).not.toBe(budgetKey(a));
+    expect(budgetKey({ ip: '::ffff:10.0.0.1', user: null })).toBe(budgetKey({ ip: '10.0.0.1', user: null }));
+    expect(budgetKey({ ...a, user: 'alice' })).toBe('user:alice');
   });
 });

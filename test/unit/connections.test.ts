@@ -47,6 +47,20 @@ describe('ConnectionRegistry', () => {
     expect(reg.openFrom('10.0.0.1')).toBe(0);
   });
 
+  it('counts an IPv6 client by its /64: other addresses in it share its cap, the next /64 has its own', async () => {
+    const overs: string[] = [];
+    const reg = new ConnectionRegistry(1, { onOverLimit: (_listener, client) => overs.push(client) });
+    const [a, b, c] = await Promise.all([serverSide(), serverSide(), serverSide()]);
+    expect(reg.accept(a, 'gateway', '2001:db8:1:2::1')).toBe(true);
+    expect(reg.accept(b, 'forward', '2001:db8:1:2:ffff::2')).toBe(false);
+    expect(reg.accept(c, 'gateway', '2001:db8:1:3::1')).toBe(true);
+    expect(overs).toEqual(['2001:db8:1:2::/64']);
+    expect(reg.openFrom('2001:db8:1:2::77')).toBe(1);
+    for (const s of [a, b, c]) s.destroy();
+    expect(await reg.empty(1000)).toBe(true);
+    expect(reg.openFrom('2001:db8:1:2::1')).toBe(0);
+  });
+
   it('closeIdle spares connections with a request in flight and streams; closeAll closes every layer', async () => {
     const reg = new ConnectionRegistry(0);
     const [idle, busy, stream] = await Promise.all([serverSide(), serverSide(), serverSide()]);

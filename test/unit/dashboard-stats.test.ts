@@ -177,6 +177,48 @@ describe('recent attempts', () => {
   });
 });
 
+describe('WebSocket message lines', () => {
+  it('are not requests: their findings count under the rules and on their connection, which is the one request', () => {
+    const { stats, at } = setup();
+    const attempts: Array<{ id: string; rules: string[] }> = [];
+    stats.onAttempt((a) => attempts.push({ id: a.id, rules: a.rules }));
+    const pat = { rule: 'github-pat', line: 1, fingerprint: 'fp-X' };
+    const ws = { status: 101, method: 'GET', path: '/copilot/ws' };
+    // An allowed connection whose message was redacted, and one closed for a blocked message.
+    stats.record(rec({ event: 'message', parent: 'conn-1', ...ws, decision: 'redact', findings: [{ ...pat, action: 'redact' }] }));
+    stats.record(rec({ event: 'message', parent: 'conn-2', ...ws, decision: 'allow', findings: [{ rule: 'generic-password', line: 2, action: 'monitor', fingerprint: 'fp-Y' }] }));
+    stats.record(rec({ event: 'message', parent: 'conn-2', ...ws, decision: 'block', reason: 'sensitive_content', findings: [{ ...pat, action: 'block' }] }));
+    expect(attempts).toEqual([]);
+    at(500);
+    stats.record(rec({ id: 'conn-1', ...ws, decision: 'redact' }));
+    stats.record(rec({ id: 'conn-2', ...ws, decision: 'block', reason: 'sensitive_content' }));
+
+    at(1500);
+    const s = stats.snapshot();
+    expect(s.lastHour).toMatchObject({ allow: 0, redact: 1, block: 1 });
+    expect(s.series.decisions.redact.at(-2)! + s.series.decisions.block.at(-2)! + s.series.decisions.allow.at(-2)!).toBe(2);
+    expect(s.lastHourMessages).toMatchObject({ allow: 1, redact: 1, block: 1 });
+    expect(s.topClients).toEqual([{ ip: '10.0.0.1', user: null, requests: 2, refused: 1 }]);
+    expect(s.topRules).toEqual([
+      { rule: 'github-pat', findings: 2, byAction: { block: 1, redact: 1, monitor: 0 } },
+      { rule: 'generic-password', findings: 1, byAction: { block: 0, redact: 0, monitor: 1 } },
+    ]);
+    // One attempt row, the connection's, naming the rules its messages hit.
+    expect(attempts).toEqual([{ id: 'conn-2', rules: ['generic-password', 'github-pat'] }]);
+    expect(s.recent.map((a) => a.id)).toEqual(['conn-2']);
+    expect(JSON.stringify(s)).not.toContain('fp-');
+  });
+
+  it('keep rule ids for a bounded number of connections still open (the oldest are forgotten)', () => {
+    const { stats } = setup();
+    const finding = [{ rule: 'github-pat', line: 1, action: 'redact' as const, fingerprint: 'f' }];
+    for (let i = 0; i < 5000; i++) stats.record(rec({ event: 'message', parent: `c-${i}`, decision: 'redact', findings: finding }));
+    stats.record(rec({ id: 'c-0', decision: 'error', status: 101, reason: 'internal_error' }));
+    stats.record(rec({ id: 'c-4999', decision: 'error', status: 101, reason: 'internal_error' }));
+    expect(stats.snapshot().recent.map((a) => a.rules)).toEqual([['github-pat'], []]);
+  });
+});
+
 describe('top clients and rules over the last hour', () => {
   it('ranks clients by refusals then requests and rules by findings, over 60 one-minute buckets', () => {
     const { stats, at } = setup({ topN: 3 });

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Metrics } from '../../src/metrics.js';
 import { type BucketRule, type RateDecision, type RateLimiter, createRateLimiter } from '../../src/ratelimit/index.js';
-import { type RedisServer, freePort, startRedis, until } from '../support/redis.js';
+import { freePort, startRedis, until } from '../support/redis.js';
 import { captureLogger, redisConfig, storeErrorCount } from './ratelimit-helpers.js';
 
 /**

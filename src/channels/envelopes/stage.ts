@@ -166,7 +166,7 @@ async function* requestChunks(ex: Exchange, idle: IdleTimer): AsyncGenerator<Buf
 }
 
 async function streamEnvelopes(ex: Exchange, channel: EnvelopeChannel, opts: RpcStageOptions): Promise<void> {
-  const { res, flow } = ex;
+  const { res } = ex;
   const adapter = new EnvelopeAdapter(opts.inspector, channel, {
     action: ex.target!.action,
     maxMessageBytes: opts.maxBodyBytes,

@@ -1,6 +1,7 @@
 // Rate-limit stage (SPEC §6): one token per request from the client's bucket. Passed and refused
 // responses both carry RateLimit-*; a refusal is 429 with Retry-After.
 import type { RateLimitConfig } from '../../config/schema.js';
+import { clientKey } from '../../route/address.js';
 import { rateLimitHeaders, type RateLimiter } from '../../ratelimit/index.js';
 import { ProxyError } from '../errors.js';
 import type { Stage } from '../exchange.js';
@@ -28,10 +29,10 @@ export function limitStage(cfg: RateLimitConfig, limiter: RateLimiter): Stage {
 /**
  * Whose bucket a request takes from. `user`: the authenticated user, else the address.
  * `credential`: the vendor key's fingerprint, else the user, else the address — each key its own
- * bucket, however many developers share one address.
+ * bucket, however many developers share one address. An address is keyed by `clientKey` (IPv6: its /64).
  */
 export function bucketOwner(key: RateLimitConfig['key'], client: Client): string {
   if (key === 'credential' && client.credential !== undefined) return `credential:${client.credential}`;
   if (key !== 'ip' && client.user !== null) return `user:${client.user}`;
-  return `ip:${client.ip}`;
+  return `ip:${clientKey(client.ip)}`;
 }
