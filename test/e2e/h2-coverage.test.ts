@@ -130,10 +130,8 @@ interface ChatClient {
 
 describe('gRPC over HTTP/2 to the gateway', () => {
   it('a real gRPC client sending a secret gets permission_denied (7) naming the rule; nothing of the message is forwarded', async () => {
-    const grpc = createClient(
-      ChatService,
-      createGrpcTransport({ baseUrl: `${gw.gatewayUrl}/cursor`, httpVersion: '2', nodeOptions: { ca: gw.caPem } }),
-    ) as unknown as ChatClient;
+    // connect-node's gRPC transport has no httpVersion option: it speaks HTTP/2 only.
+    const grpc = createClient(ChatService, createGrpcTransport({ baseUrl: `${gw.gatewayUrl}/cursor`, nodeOptions: { ca: gw.caPem } })) as unknown as ChatClient;
     // The same client and path are served when clean: the refusal below is about the secret.
     expect((await grpc.say({ text: 'clean over grpc' })).text).toBe('echo: clean over grpc');
     const clean = await gw.auditWhere((r) => r.path === '/cursor/aigate.test.Chat/Say' && r.decision === 'allow');
