@@ -205,8 +205,8 @@ describe('an upstream that dies mid-response', () => {
       await closed;
 
       expect(ended).toBe(false);
-      expect(stream.rstCode).not.toBe(constants.NGHTTP2_NO_ERROR);
-      expect(stream.rstCode).toBeDefined();
+      // Sent by aigate (the body carries no length the client could check itself).
+      expect(stream.rstCode).toBe(constants.NGHTTP2_INTERNAL_ERROR);
       expect(Buffer.concat(chunks).toString()).toBe('the first part of a body that never ends');
       const line = await gw.auditWhere((r) => r.id === headers['x-aigate-request-id']);
       expect(line).toMatchObject({ protocol: 'h2', status: 200, decision: 'error', reason: 'upstream_unavailable', route: 'copilot' });

@@ -107,9 +107,10 @@ export async function startFakeVendors(opts: { certs: Record<string, KeyPair>; f
 
     if (path === '/slow') return; // never answers: the proxy's firstByte timeout must fire
     if (path === '/die-mid-body') {
-      // An upstream that dies mid-response: declares more than it sends, then drops the
-      // connection (after the hold is released, when the request has one).
-      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
+      // An upstream that dies mid-response: drops the connection part way through a chunked body
+      // (after the hold is released, when the request has one). No Content-Length, so nothing
+      // but the proxy's reset can tell a client the body is cut.
+      res.writeHead(200, { 'content-type': 'text/plain' });
       res.write('the first part of a body that never ends');
       if (hold) {
         hold.start();
