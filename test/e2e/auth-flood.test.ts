@@ -5,7 +5,8 @@
 // aigate_auth_checks_total / _dropped_total), and failed logins per address are limited
 // (limits.authFailuresPerMinute: 429 + Retry-After), while a user already verified still gets in.
 // The flood uses a user whose hash has a high cost, so its checks are still queued while the test
-// acts; assertions are on answers, their order and the proxy's counters, never on durations.
+// acts; assertions are on answers, their order and the proxy's counters, never on durations. And a
+// plain wrong password (407): its line names the attempted user only when the users file knows it.
 import { writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -205,5 +206,33 @@ describe('failed logins per address (limits.authFailuresPerMinute)', () => {
     // Other addresses are not affected.
     expect((await status('127.0.0.5', 'bob', 'nope')).status).toBe(407);
     expect((await status('127.0.0.5', 'bob', 'builder')).status).toBe(200);
+  });
+});
+
+describe('a plain wrong password (407)', () => {
+  let px: TestProxy;
+  beforeAll(async () => {
+    px = await authedProxy({ authPending: 64, authFailuresPerMinute: 30 });
+  });
+  afterAll(() => px?.stop());
+
+  const refusedLine = async (from: string, user: string, password: string) => {
+    const c = connectFrom(px, from, user, password);
+    const a = await c.answer;
+    c.socket.destroy();
+    expect(a.status).toBe(407);
+    expect(a.headers['proxy-authenticate']).toMatch(/^Basic /);
+    return px.auditWhere((r) => r.event === 'connect' && r.client.ip === from && r.status === 407);
+  };
+
+  it('names the attempted user when the users file knows the name, and only then', async () => {
+    const known = await refusedLine('127.0.0.6', 'alice', 'not-wonderland');
+    expect(known).toMatchObject({ mode: 'forward', decision: 'deny', reason: 'proxy_auth_required', attemptedUser: 'alice', client: { ip: '127.0.0.6', user: null } });
+    expect(JSON.stringify(known)).not.toContain('not-wonderland');
+    // An unknown name may be a password typed in the wrong field: not written down.
+    const unknown = await refusedLine('127.0.0.7', 'mallory', 'whatever');
+    expect(unknown).toMatchObject({ mode: 'forward', decision: 'deny', reason: 'proxy_auth_required', client: { ip: '127.0.0.7', user: null } });
+    expect(unknown).not.toHaveProperty('attemptedUser');
+    expect(JSON.stringify(unknown)).not.toContain('mallory');
   });
 });

@@ -11,6 +11,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { connect as h2Connect } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { proxyHeaderTimeout } from '../../src/server/proxy-front.js';
+import { metricValue } from '../support/metrics.js';
 import { clientCert, testCA, type PemPair } from '../support/pki.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
@@ -223,6 +224,35 @@ describe('PROXY protocol on the gateway and forward listeners', () => {
     expect(upstreamHeaders(trusted)['x-forwarded-for']).toBe('198.51.100.1');
     const untrusted = await gatewayGet(p, '/claude/echo', { preamble: [Buffer.from('PROXY TCP4 203.0.113.9 127.0.0.1 1000 8443\r\n')], headers: xff });
     expect((await p.auditWhere((r) => r.id === untrusted.headers['x-aigate-request-id'])).client.ip).toBe('203.0.113.9');
+  });
+});
+
+describe('PROXY protocol on the admin listener', () => {
+  let p: TestProxy;
+  beforeAll(async () => {
+    p = await startTestProxy(vendors, (raw) => {
+      (raw['listen'] as Record<string, Record<string, unknown>>)['admin']!['proxyProtocol'] = true;
+    });
+  });
+  afterAll(async () => {
+    await p?.stop();
+  });
+
+  const healthz = Buffer.from('GET /healthz HTTP/1.1\r\nHost: aigate\r\nConnection: close\r\n\r\n');
+  const refused = () => metricValue(p.proxy.metrics, 'aigate_connections_refused_total', { listener: 'admin', reason: 'proxy_protocol' });
+
+  it('a request after a PROXY v1 header gets /healthz ok (raw bytes and curl --haproxy-protocol)', async () => {
+    const answer = await rawExchange(p.proxy.addresses.admin!.port, [Buffer.from('PROXY TCP4 203.0.113.7 127.0.0.1 51234 9090\r\n'), healthz]);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toContain('\r\n\r\n3\r\nok\n\r\n0\r\n\r\n'); // chunked: "ok\n", then the last chunk
+    const curl = await run('curl', ['-sS', '--haproxy-protocol', `${p.adminUrl}/healthz`]);
+    expect(curl.stdout).toBe('ok\n');
+  });
+
+  it('a request without the header is closed unanswered, and counted', async () => {
+    const before = await refused();
+    expect(await rawExchange(p.proxy.addresses.admin!.port, [healthz])).toBe('');
+    expect(await refused()).toBe(before + 1);
   });
 });
 

@@ -1,7 +1,8 @@
 // Fake vendor upstreams: one local HTTPS server that serves a certificate per SNI name (issued by
 // a test CA) and imitates the wire shapes of the real APIs — OpenAI chat completions (JSON and
 // SSE ending in `data: [DONE]`), Anthropic messages (JSON and SSE message_start … message_stop),
-// Copilot-style completions — plus a WebSocket echo and misbehaviours for error tests.
+// Copilot-style completions — plus a WebSocket echo and misbehaviours for error tests (a
+// response that never starts, one that dies mid-body).
 // Every request is recorded (SNI, Host, path, headers, body) so tests assert what arrived.
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -105,6 +106,19 @@ export async function startFakeVendors(opts: { certs: Record<string, KeyPair>; f
     const hold = holdName ? gate(holdName) : undefined;
 
     if (path === '/slow') return; // never answers: the proxy's firstByte timeout must fire
+    if (path === '/die-mid-body') {
+      // An upstream that dies mid-response: drops the connection part way through a chunked body
+      // (after the hold is released, when the request has one). No Content-Length, so nothing
+      // but the proxy's reset can tell a client the body is cut.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('the first part of a body that never ends');
+      if (hold) {
+        hold.start();
+        await hold.open;
+      }
+      res.socket?.destroy();
+      return;
+    }
     if (path.startsWith('/status/')) {
       const code = Number(path.slice('/status/'.length));
       res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify({ status: code }));

@@ -1,0 +1,222 @@
+// HTTP/2 acceptance points shown here with real clients on their own: the rate limit and
+// aigate_requests_total per stream, a gRPC refusal to a real gRPC client, undici's ProxyAgent with
+// allowH2 inside an intercepted tunnel, and an upstream dying mid-response (the client's stream is
+// reset, never ended cleanly). test/e2e/h2.test.ts has the rest of HTTP/2.
+import { connect as h2connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import { Code, ConnectError, createClient } from '@connectrpc/connect';
+import { createGrpcTransport } from '@connectrpc/connect-node';
+import { ProxyAgent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChatService, startFakeConnect, type FakeConnect, type PromptShape } from '../support/connect.js';
+import { metricValue } from '../support/metrics.js';
+import { startTestProxy, startVendors, testPki, type TestProxy } from '../support/proxy.js';
+import { githubToken } from '../support/secrets.js';
+import type { FakeVendors } from '../support/vendors.js';
+
+let vendors: FakeVendors;
+let fake: FakeConnect;
+let gw: TestProxy;
+
+beforeAll(async () => {
+  vendors = await startVendors();
+  fake = await startFakeConnect(testPki().vendorCerts['api.cursor.sh']!, { http2: true });
+  gw = await startTestProxy(vendors, (raw) => {
+    (raw['connectTo'] as Record<string, string>)['api.cursor.sh:443'] = `127.0.0.1:${fake.port}`;
+    (raw['listen'] as Record<string, unknown>)['forward'] = { host: '127.0.0.1', port: 0 };
+    raw['egress'] = { allow: [{ host: 'api.githubcopilot.com', ports: [443], inspect: true }] };
+    // Its own bucket, refilled at 0.001/s: the counts during the test are exact.
+    (raw['routes'] as Array<Record<string, unknown>>).push({
+      name: 'limited',
+      prefix: '/limited/',
+      upstream: 'https://api.githubcopilot.com',
+      rateLimit: { rate: 0.001, burst: 2 },
+    });
+  });
+});
+afterAll(async () => {
+  await gw?.stop();
+  await fake?.close();
+  await vendors?.close();
+});
+
+interface H2Answer {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+function h2Session(): Promise<ClientHttp2Session> {
+  return new Promise((resolve, reject) => {
+    const session = h2connect(gw.gatewayUrl, { ca: gw.caPem });
+    session.once('connect', () => resolve(session));
+    session.once('error', reject);
+  });
+}
+
+/** One request on an h2 session; resolves with the response headers and the whole body. */
+function h2Request(session: ClientHttp2Session, headers: Record<string, string>, body?: string): Promise<H2Answer> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers, { endStream: body === undefined });
+    let answer: IncomingHttpHeaders = {};
+    const chunks: Buffer[] = [];
+    stream.on('response', (h) => (answer = h));
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve({ headers: answer, body: Buffer.concat(chunks).toString() }));
+    stream.on('error', reject);
+    if (body !== undefined) stream.end(body);
+  });
+}
+
+const chat = (text: string) => JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: text }] });
+const POST_CHAT = { ':method': 'POST', ':path': '/openai/v1/chat/completions', 'content-type': 'application/json' };
+
+describe('rate limit and metrics per HTTP/2 stream', () => {
+  it('a stream over the limit gets 429 with the JSON body, Retry-After and RateLimit-*; its line says protocol h2', async () => {
+    const session = await h2Session();
+    try {
+      const get = () => h2Request(session, { ':method': 'GET', ':path': '/limited/echo' });
+      // One after the other on the one connection: the bucket holds two.
+      const passed = [await get(), await get()];
+      expect(passed.map((a) => a.headers[':status'])).toEqual([200, 200]);
+      expect(passed[0]!.headers['ratelimit-limit']).toBe('2');
+      expect(passed[1]!.headers['ratelimit-remaining']).toBe('0');
+      const before = vendors.requests.length;
+
+      const refused = await get();
+      expect(refused.headers[':status']).toBe(429);
+      expect(refused.headers['content-type']).toBe('application/json');
+      expect(JSON.parse(refused.body)).toMatchObject({ type: 'error', error: { type: 'rate_limited', code: 'rate_limited' } });
+      const retryAfter = Number(refused.headers['retry-after']);
+      expect(Number.isInteger(retryAfter)).toBe(true);
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(refused.headers['ratelimit-limit']).toBe('2');
+      expect(refused.headers['ratelimit-remaining']).toBe('0');
+      expect(Number(refused.headers['ratelimit-reset'])).toBeGreaterThanOrEqual(1);
+      expect(vendors.requests.length).toBe(before);
+      const line = await gw.auditWhere((r) => r.id === refused.headers['x-aigate-request-id']);
+      expect(line).toMatchObject({ protocol: 'h2', status: 429, decision: 'rate_limited', reason: 'rate_limited', route: 'limited' });
+      // A refusal is one stream's answer: the connection goes on serving other routes.
+      expect((await h2Request(session, POST_CHAT, chat('after 429'))).headers[':status']).toBe(200);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('aigate_requests_total counts each stream of one connection, by decision and status', async () => {
+    const allowed = { route: 'openai', decision: 'allow', status: '200' };
+    const blocked = { route: 'openai', decision: 'block', status: '403' };
+    const allowedBefore = await metricValue(gw.proxy.metrics, 'aigate_requests_total', allowed);
+    const blockedBefore = await metricValue(gw.proxy.metrics, 'aigate_requests_total', blocked);
+    const session = await h2Session();
+    try {
+      const answers = await Promise.all([
+        ...Array.from({ length: 6 }, (_, i) => h2Request(session, POST_CHAT, chat(`counted ${i}`))),
+        h2Request(session, POST_CHAT, chat(`my token is ${githubToken()}`)),
+      ]);
+      expect(answers.map((a) => a.headers[':status'])).toEqual([200, 200, 200, 200, 200, 200, 403]);
+      // Counted when each stream's line is written.
+      for (const a of answers) expect((await gw.auditWhere((r) => r.id === a.headers['x-aigate-request-id'])).protocol).toBe('h2');
+    } finally {
+      session.close();
+    }
+    expect(await metricValue(gw.proxy.metrics, 'aigate_requests_total', allowed)).toBe(allowedBefore + 6);
+    expect(await metricValue(gw.proxy.metrics, 'aigate_requests_total', blocked)).toBe(blockedBefore + 1);
+  });
+});
+
+/** The client's unary method as the test service defines it (built at run time, so not typed). */
+interface ChatClient {
+  say(p: PromptShape): Promise<{ text: string }>;
+}
+
+describe('gRPC over HTTP/2 to the gateway', () => {
+  it('a real gRPC client sending a secret gets permission_denied (7) naming the rule; nothing of the message is forwarded', async () => {
+    // connect-node's gRPC transport has no httpVersion option: it speaks HTTP/2 only.
+    const grpc = createClient(ChatService, createGrpcTransport({ baseUrl: `${gw.gatewayUrl}/cursor`, nodeOptions: { ca: gw.caPem } })) as unknown as ChatClient;
+    // The same client and path are served when clean: the refusal below is about the secret.
+    expect((await grpc.say({ text: 'clean over grpc' })).text).toBe('echo: clean over grpc');
+    const clean = await gw.auditWhere((r) => r.path === '/cursor/aigate.test.Chat/Say' && r.decision === 'allow');
+    expect(clean.protocol).toBe('h2');
+
+    const token = githubToken();
+    const before = fake.received.length;
+    const err = await grpc.say({ text: `deploy with ${token}` }).then(
+      () => null,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(err).not.toBeNull();
+    expect(err!.code).toBe(Code.PermissionDenied);
+    expect(Code.PermissionDenied).toBe(7); // grpc-status 7 on the wire
+    expect(err!.rawMessage).toContain('github-pat'); // grpc-message, decoded
+    expect(err!.rawMessage).not.toContain(token);
+    expect(fake.received.length).toBe(before);
+    expect(fake.received.some((r) => r.text.includes(token))).toBe(false);
+    const line = await gw.auditWhere((r) => r.path === '/cursor/aigate.test.Chat/Say' && r.decision === 'block');
+    expect(line).toMatchObject({ protocol: 'h2', reason: 'sensitive_content', route: 'cursor' });
+    expect(line.findings.map((f) => f.rule)).toContain('github-pat');
+  });
+});
+
+describe('undici ProxyAgent with allowH2 in forward mode', () => {
+  it('speaks HTTP/2 inside the intercepted tunnel; a secret gets 403', async () => {
+    const agent = new ProxyAgent({
+      uri: `http://127.0.0.1:${gw.proxy.addresses.forward!.port}`,
+      allowH2: true,
+      requestTls: { ca: gw.caPem, allowH2: true },
+    });
+    try {
+      const post = (body: string) =>
+        request('https://api.githubcopilot.com/echo', { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/json' }, body });
+      const ok = await post('{"prompt":"undici h2 tunnel"}');
+      expect(ok.statusCode).toBe(200);
+      expect(await ok.body.json()).toMatchObject({ path: '/echo', body: '{"prompt":"undici h2 tunnel"}' });
+      const line = await gw.auditWhere((r) => r.id === ok.headers['x-aigate-request-id']);
+      expect(line).toMatchObject({ mode: 'forward', protocol: 'h2', status: 200, decision: 'allow', host: 'api.githubcopilot.com' });
+
+      const token = githubToken();
+      const before = vendors.requests.length;
+      const blocked = await post(JSON.stringify({ prompt: `use ${token}` }));
+      expect(blocked.statusCode).toBe(403);
+      expect(((await blocked.body.json()) as { error: { type: string } }).error.type).toBe('sensitive_content');
+      expect(vendors.requests.length).toBe(before);
+      const refused = await gw.auditWhere((r) => r.id === blocked.headers['x-aigate-request-id']);
+      expect(refused).toMatchObject({ mode: 'forward', protocol: 'h2', status: 403, decision: 'block', reason: 'sensitive_content' });
+    } finally {
+      await agent.close();
+    }
+  });
+});
+
+describe('an upstream that dies mid-response', () => {
+  it('resets the client stream (RST_STREAM, not a clean end) and the line records the failure; the connection goes on', async () => {
+    const session = await h2Session();
+    try {
+      const stream = session.request({ ':method': 'GET', ':path': '/copilot/die-mid-body', 'x-test-hold': 'h2-die' }, { endStream: true });
+      const chunks: Buffer[] = [];
+      let ended = false;
+      const firstData = new Promise<void>((resolve) => stream.once('data', () => resolve()));
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => (ended = true));
+      stream.on('error', () => undefined); // the reset's error: what it means is read from rstCode
+      const closed = new Promise<void>((resolve) => stream.once('close', resolve));
+      const headers = await new Promise<IncomingHttpHeaders>((resolve) => stream.once('response', resolve));
+      expect(headers[':status']).toBe(200);
+      await firstData; // the status and part of the body are out: only a reset can say it failed
+      vendors.release('h2-die');
+      await closed;
+
+      expect(ended).toBe(false);
+      // Sent by aigate (the body carries no length the client could check itself).
+      expect(stream.rstCode).toBe(constants.NGHTTP2_INTERNAL_ERROR);
+      expect(Buffer.concat(chunks).toString()).toBe('the first part of a body that never ends');
+      const line = await gw.auditWhere((r) => r.id === headers['x-aigate-request-id']);
+      expect(line).toMatchObject({ protocol: 'h2', status: 200, decision: 'error', reason: 'upstream_unavailable', route: 'copilot' });
+      expect(line.error).toEqual(expect.any(String));
+      expect(line.error).not.toBe('');
+
+      // One stream was reset, not the connection.
+      expect((await h2Request(session, POST_CHAT, chat('after the reset'))).headers[':status']).toBe(200);
+    } finally {
+      session.close();
+    }
+  });
+});
