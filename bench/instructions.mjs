@@ -12,14 +12,19 @@
 // --top N also prints the N functions with the most instructions of their own on the event loop,
 // JavaScript included (node --perf-basic-prof names the JIT code callgrind only knows by address).
 //
+// --h2 makes the requests over HTTP/2 instead: node:http2 client sessions (--connections of them)
+// with --streams streams in flight on each, as S1h2's h2load does; the bare proxy then runs on
+// node:http2 (--bare-mode h2: compatibility API, h2stream: stream API).
+//
 //   npm run build && node bench/instructions.mjs [--body small|large] [--requests 1000]
-//        [--variant full]... [--cli OTHER/dist/cli.js]... [--bare] [--top 40]
+//        [--variant full]... [--cli OTHER/dist/cli.js]... [--bare] [--top 40] [--h2 [--streams 8] [--bare-mode h2|h2stream]]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { connect as h2connect } from 'node:http2';
 import { Agent, request } from 'undici';
 import { VARIANTS, aigateConfig } from './lib/aigate.mjs';
 import { writeBodies } from './lib/bodies.mjs';
@@ -39,6 +44,9 @@ const { values: args } = parseArgs({
     cli: { type: 'string', multiple: true },
     bare: { type: 'boolean', default: false },
     top: { type: 'string', default: '0' },
+    h2: { type: 'boolean', default: false },
+    streams: { type: 'string', default: '8' },
+    'bare-mode': { type: 'string', default: 'h2' },
   },
 });
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -52,7 +60,7 @@ for (const tool of ['valgrind', 'callgrind_control', 'callgrind_annotate']) {
 const contenders = [
   ...(args.variant ?? (args.cli || args.bare ? [] : ['full'])).map((v) => ({ label: v, variant: v, cli: 'dist/cli.js' })),
   ...(args.cli ?? []).map((cli) => ({ label: cli, variant: 'full', cli })),
-  ...(args.bare ? [{ label: 'bare Node proxy', bare: true }] : []),
+  ...(args.bare ? [{ label: args.h2 ? `bare Node proxy (${args['bare-mode']})` : 'bare Node proxy', bare: true }] : []),
 ];
 const top = Number(args.top);
 const dir = mkdtempSync(join(tmpdir(), 'aigate-instr-'));
@@ -62,7 +70,8 @@ try {
   const ports = { upstream: await freePort(), sse: await freePort() };
   if (contenders.some((c) => VARIANTS[c.variant]?.syslog)) ports.syslog = (await startSyslogReceiver()).port;
   await startNginx(dir, 'upstream', upstreamConfig(dir, pki, ports.upstream), ports.upstream);
-  console.log(`${args.body} body, ${args.requests} requests over ${args.connections} connections after ${args.warmup} to warm up`);
+  const shape = args.h2 ? `HTTP/2 connections × ${args.streams} streams` : 'connections';
+  console.log(`${args.body} body, ${args.requests} requests over ${args.connections} ${shape} after ${args.warmup} to warm up`);
   for (const c of contenders) {
     const r = await measure(c, pki, ports, body);
     const fmt = (x) => Math.round(x).toLocaleString('en-US').padStart(10);
@@ -78,7 +87,10 @@ try {
 
 /** The command line of a contender listening on `port`. */
 function commandLine(c, pki, ports, port) {
-  if (c.bare) return ['bench/lib/bare-proxy.mjs', String(port), pki.files.frontCert, pki.files.frontKey, String(ports.upstream), pki.files.vendorCa, OPENAI];
+  if (c.bare) {
+    const mode = args.h2 ? args['bare-mode'] : 'h1';
+    return ['bench/lib/bare-proxy.mjs', String(port), pki.files.frontCert, pki.files.frontKey, String(ports.upstream), pki.files.vendorCa, OPENAI, mode];
+  }
   const variant = VARIANTS[c.variant];
   if (!variant) throw new Error(`unknown variant ${c.variant}; one of ${Object.keys(VARIANTS).join(', ')}`);
   const config = join(dir, `${slug(c.label)}.yaml`);
@@ -111,19 +123,9 @@ async function measure(c, pki, ports, body) {
     { name: `${c.label} (callgrind)`, env: { AIGATE_LOG_LEVEL: 'warn' }, graceMs: 60_000 },
   );
   const connections = Number(args.connections);
-  const dispatcher = new Agent({ connect: { ca: pki.proxyCaPem, servername: 'localhost' }, connections });
   const url = `https://127.0.0.1:${port}/openai/chat/completions`;
-  const send = async (count) => {
-    let next = 0;
-    const worker = async () => {
-      while (next++ < count) {
-        const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher });
-        await res.body.dump();
-        if (res.statusCode !== 200) throw new Error(`${c.label}: status ${res.statusCode}`);
-      }
-    };
-    await Promise.all(Array.from({ length: connections }, worker));
-  };
+  const client = args.h2 ? h2Client(url, pki, connections, Number(args.streams), body, c.label) : h1Client(url, pki, connections, body, c.label);
+  const send = client.send;
   // Start-up under valgrind takes tens of seconds: try until the listener answers.
   for (let tries = 0; ; tries++) {
     try {
@@ -142,7 +144,7 @@ async function measure(c, pki, ports, body) {
   instrument('on');
   await send(Number(args.requests));
   instrument('off');
-  await dispatcher.close();
+  await client.close();
   await entry.stop();
 
   // One file per thread; `-01` is the main thread, the event loop.
@@ -157,6 +159,61 @@ async function measure(c, pki, ports, body) {
     else other += total / n;
   }
   return { main, other, top: top > 0 ? topFunctions(`${out}-01`, `/tmp/perf-${entry.child.pid}.map`, n) : '' };
+}
+
+/** Requests over HTTP/1.1: undici, `connections` keep-alive connections, one request at a time on each. */
+function h1Client(url, pki, connections, body, label) {
+  const dispatcher = new Agent({ connect: { ca: pki.proxyCaPem, servername: 'localhost' }, connections });
+  const send = async (count) => {
+    let next = 0;
+    const worker = async () => {
+      while (next++ < count) {
+        const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher });
+        await res.body.dump();
+        if (res.statusCode !== 200) throw new Error(`${label}: status ${res.statusCode}`);
+      }
+    };
+    await Promise.all(Array.from({ length: connections }, worker));
+  };
+  return { send, close: () => dispatcher.close() };
+}
+
+/** Requests over HTTP/2: node:http2, `connections` sessions with `streams` requests in flight on each. */
+function h2Client(url, pki, connections, streams, body, label) {
+  const { origin, pathname } = new URL(url);
+  let sessions = [];
+  const session = (i) => {
+    const s = sessions[i];
+    if (s && !s.closed && !s.destroyed) return s;
+    const fresh = h2connect(origin, { ca: pki.proxyCaPem, servername: 'localhost' });
+    fresh.on('error', () => undefined);
+    sessions[i] = fresh;
+    return fresh;
+  };
+  const one = (s) =>
+    new Promise((resolve, reject) => {
+      const stream = s.request({ ':method': 'POST', ':path': pathname, 'content-type': 'application/json' });
+      let status = 0;
+      stream.on('response', (h) => (status = h[':status']));
+      stream.on('data', () => undefined);
+      stream.on('end', () => (status === 200 ? resolve() : reject(new Error(`${label}: status ${status}`))));
+      stream.on('error', reject);
+      stream.end(body);
+    });
+  const send = async (count) => {
+    let next = 0;
+    const worker = async (i) => {
+      while (next++ < count) await one(session(i));
+    };
+    await Promise.all(Array.from({ length: connections * streams }, (_, w) => worker(w % connections)));
+  };
+  return {
+    send,
+    close: async () => {
+      await Promise.all(sessions.map((s) => new Promise((r) => (s.closed ? r() : s.close(r)))));
+      sessions = [];
+    },
+  };
 }
 
 /** Top functions by own instructions per request, JIT code named from node's perf map. */

@@ -97,12 +97,16 @@ async function main() {
   log(`aigate bench${quick ? ' (quick)' : ''}: temp dir ${dir}`);
   const pki = makePki(dir);
   const bodies = writeBodies(dir, ROOT);
-  const ports = { upstream: await freePort(), nginx: await freePort(), sse: await freePort() };
+  const ports = { upstream: await freePort(), nginx: await freePort(), sse: await freePort(), sseH2: await freePort() };
 
   const procs = { aigate: {} };
   procs.upstream = await startNginx(dir, 'upstream', upstreamConfig(dir, pki, ports.upstream), ports.upstream);
   procs.sse = startChild(process.execPath, ['bench/lib/sse-server.mjs', String(ports.sse), pki.files.anthropicCert, pki.files.anthropicKey], { name: 'sse server' });
   await waitForTls(ports.sse, { entry: procs.sse });
+  if (wants('S3h2')) {
+    procs.sseH2 = startChild(process.execPath, ['bench/lib/sse-server.mjs', String(ports.sseH2), pki.files.anthropicCert, pki.files.anthropicKey, 'h2'], { name: 'sse server (h2)' });
+    await waitForTls(ports.sseH2, { entry: procs.sseH2 });
+  }
   procs.nginx = await startNginx(dir, 'proxy', proxyConfig(dir, pki, ports), ports.nginx);
   if (wants('S1') || wants('S2')) {
     ports.bare = await freePort();
@@ -111,7 +115,7 @@ async function main() {
   const needRedis = wants('S4');
   if (needRedis) procs.redis = await startRedis();
   // The soak starts its own aigate: a run of the soak alone needs none of these.
-  const loadScenarios = ['S1', 'S1h2', 'S2', 'S2early', 'S3', 'S4', 'S5'].some(wants);
+  const loadScenarios = ['S1', 'S1h2', 'S2', 'S2early', 'S3', 'S3h2', 'S4', 'S5'].some(wants);
   const variants = !loadScenarios ? [] : [
     { name: 'full', rateLimit: 'memory', forward: true },
     { name: 'norules', rateLimit: 'memory', rules: 'none' },
@@ -151,6 +155,7 @@ async function main() {
   await scenario('S2', 'large request (256 KiB), 32 connections', S.S2);
   await scenario('S2early', 'upstream answers before reading the body', S.S2early);
   await scenario('S3', 'SSE first event and stream time', S.S3);
+  await scenario('S3h2', 'SSE first event and stream time over HTTP/2 (one h2 session, one stream at a time)', S.S3h2);
   await scenario('S4', 'rate limiter off / memory / redis', S.S4);
   await scenario('S5', 'forward mode: CONNECT + interception', S.S5);
 

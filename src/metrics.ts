@@ -194,6 +194,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly h2Refusals = new Counter({
+    name: 'aigate_h2_refusals_total',
+    help: 'HTTP/2 streams and connections refused before a request existed (no audit line), by listener and reason (stream_refused, session_error, session_stalled, no_connection)',
+    labelNames: ['listener', 'reason'] as const,
+    registers: [this.registry],
+  });
+
   /** Set by the proxy: how many client connections are open (read when /metrics is scraped). */
   openConnections: () => number = () => 0;
 

@@ -100,6 +100,11 @@ export function targets(r) {
     const add1 = median(r.S3['aigate'].map((x, i) => median(x.first) - median(d[i].first)));
     add('S3 first event ≤ 2 ms later than direct', `${signed(add1)} ms`, add1 <= 2);
   }
+  if (r.S3h2) {
+    const d = r.S3h2['direct'];
+    const add1 = median(r.S3h2['aigate'].map((x, i) => median(x.first) - median(d[i].first)));
+    add('S3h2 first event over HTTP/2 ≤ 2 ms later than direct (issue 15)', `${signed(add1)} ms`, add1 <= 2);
+  }
   if (r.S4) {
     const cost = 1 - roundRatio(r.S4['aigate (redis)'], r.S4['aigate (limiter off)']);
     add('S4 Redis limiter costs < 10% of S1 req/s', `${(cost * 100).toFixed(1)}%`, cost < 0.1);
@@ -214,6 +219,14 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
     md.push('## S3 — SSE streaming (11 events 1 ms apart, one stream at a time over keep-alive)');
     md.push('');
     md.push(sseTable(r.S3));
+    md.push('');
+  }
+  if (r.S3h2) {
+    md.push('## S3 over HTTP/2 — SSE streaming, one stream at a time on one h2 session');
+    md.push('');
+    md.push('`direct` is the same SSE endpoint served over h2; nginx and aigate speak h2 to the client and HTTP/1.1 to the SSE upstream.');
+    md.push('');
+    md.push(sseTable(r.S3h2));
     md.push('');
   }
   if (r.S4) {

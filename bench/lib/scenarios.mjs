@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { ANTHROPIC, OPENAI } from './pki.mjs';
 import { childPids, cpuSeconds, rssKiB, sleep } from './proc.mjs';
 import { handshakeKinds, handshakeTimes, tunnelDispatchers, undiciLoad } from './forward.mjs';
-import { sseRun, sseAgent, streamOnce } from './sse-client.mjs';
+import { sseRun, sseRunH2, sseAgent, streamOnce } from './sse-client.mjs';
 import { pct, sorted } from './stats.mjs';
 import { runWrk } from './wrk.mjs';
 import { runH2load } from './h2load.mjs';
@@ -134,6 +134,22 @@ export function S3(ctx) {
     { name: 'aigate', port: procs.aigate.full.gatewayPort, servername: 'localhost', ca: pki.proxyCaPem, path: `/anthropic/${query}` },
   ];
   return interleave(ctx, contenders, (c) => sseRun(c, { iterations: ctx.opts.sseIterations }));
+}
+
+/**
+ * S3 over HTTP/2 (issue 15): the same SSE stream, one at a time on one h2 session. `direct` is the
+ * same SSE endpoint served over h2 (ports.sseH2); nginx and aigate speak h2 to the client and
+ * HTTP/1.1 to the SSE upstream, as in S3.
+ */
+export function S3h2(ctx) {
+  const { ports, procs, pki } = ctx;
+  const query = 'v1/messages?events=10&gap=1';
+  const contenders = [
+    { name: 'direct', port: ports.sseH2, servername: ANTHROPIC, ca: pki.vendorCaPem, path: `/${query}` },
+    { name: 'nginx', port: ports.nginx, servername: 'localhost', ca: pki.proxyCaPem, path: `/anthropic/${query}` },
+    { name: 'aigate', port: procs.aigate.full.gatewayPort, servername: 'localhost', ca: pki.proxyCaPem, path: `/anthropic/${query}` },
+  ];
+  return interleave(ctx, contenders, (c) => sseRunH2(c, { iterations: ctx.opts.sseIterations }));
 }
 
 /**

@@ -57,15 +57,21 @@ export class Pipeline {
     const ex = new Exchange(flow, req, res);
     configure?.(ex);
     const release = this.activity.begin();
-    const socket = req.socket;
-    this.latest.set(socket, ex);
-    let open = 2;
-    const forget = () => {
-      if (--open === 0 && this.latest.get(socket) === ex) this.latest.delete(socket);
-    };
-    req.once('close', forget);
+    // A parser error on an HTTP/1.1 connection belongs to its latest flow (client-error.ts). An
+    // HTTP/2 stream has none (nghttp2 refuses a malformed stream itself), and its `socket` is a
+    // Proxy Node makes per stream: no entry for it.
+    let forget: (() => void) | undefined;
+    if (flow.protocol === null) {
+      const socket = req.socket;
+      this.latest.set(socket, ex);
+      let open = 2;
+      forget = () => {
+        if (--open === 0 && this.latest.get(socket) === ex) this.latest.delete(socket);
+      };
+      req.once('close', forget);
+    }
     res.once('close', () => {
-      forget();
+      forget?.();
       this.finish(ex);
       release();
     });

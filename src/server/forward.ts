@@ -25,10 +25,11 @@ import { DestinationError, type Destination } from '../route/address.js';
 import type { EgressPolicy } from '../route/egress.js';
 import type { LeafMinter } from '../tls/mint.js';
 import { handleClientError, refuseConnect, writeRawError } from './client-error.js';
-import { peerIdentity, type ClientIdentity } from './client-identity.js';
+import { peerIdentity, peerIp, type ClientIdentity } from './client-identity.js';
 import { type ConnectionRegistry, overLimitError } from './connections.js';
 import { handleUpgrade } from './gateway.js';
 import { ALPN_PROTOCOLS, H2Sessions } from './h2.js';
+import { h2RefusalReporter } from './h2-refusals.js';
 
 /**
  * Checks Proxy-Authorization for `flow`'s client; resolves the user name, or null for an anonymous
@@ -118,11 +119,16 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
   const innerErrors = { ...clientErrors, clientIp: (s: Duplex) => tunnels.get(s)?.client.ip ?? '' };
   inner.on('clientError', (err: Error, socket: Duplex) => handleClientError(err, socket, innerErrors));
   inner.on('connect', (req: IncomingMessage, socket: Duplex) => refuseConnect(req, socket, 'a tunnel inside a tunnel is not proxied', innerErrors));
+  const refusedH2 = h2RefusalReporter('forward', opts.metrics, opts.logger);
   const h2 = new H2Sessions({
     idleTimeoutMs: opts.config.timeouts.idle,
+    onRefused: refusedH2,
     onRequest: (req, res, socket) => {
       const ctx = tunnels.get(socket);
-      if (!ctx) return res.destroy();
+      if (!ctx) {
+        refusedH2({ reason: 'no_connection', count: 1, client: peerIp(socket) });
+        return res.destroy();
+      }
       opts.requests.handle('forward', { ...ctx.client }, req, res, (ex) => (ex.destination = ctx.destination));
     },
   });

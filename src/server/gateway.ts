@@ -7,9 +7,11 @@ import type { AuditLog } from '../audit/log.js';
 import type { Metrics } from '../metrics.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
 import { handleClientError, refuseConnect } from './client-error.js';
 import { peerIdentity, type ClientIdentity } from './client-identity.js';
 import { ALPN_PROTOCOLS, H2Sessions } from './h2.js';
+import { h2RefusalReporter } from './h2-refusals.js';
 
 export interface GatewayOptions {
   cert: Buffer;
@@ -27,6 +29,8 @@ export interface GatewayOptions {
   clientCertificate?: { ca: Buffer; required: boolean };
   /** Milliseconds an HTTP/2 connection may go without a frame either way (timeouts.idle). */
   h2IdleTimeout: number;
+  /** Where HTTP/2 refusals that never became a request are logged (throttled). */
+  logger: Logger;
 }
 
 export interface GatewayServers {
@@ -61,6 +65,7 @@ export function createGatewayServer(opts: GatewayOptions): GatewayServers {
   // instead, so HTTP/1.1 keeps exactly its own server, timeouts and parser.
   const h2 = new H2Sessions({
     idleTimeoutMs: opts.h2IdleTimeout,
+    onRefused: h2RefusalReporter('gateway', opts.metrics, opts.logger),
     onRequest: (req, res, socket) => opts.requests.handle('gateway', clients().ofStream(socket, req.headers), req, res),
   });
   const http1 = server.listeners('secureConnection') as Array<(socket: TLSSocket) => void>;

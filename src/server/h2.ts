@@ -12,9 +12,12 @@ import {
   type OutgoingHttpHeaders,
   type ServerHttp2Session,
   type ServerHttp2Stream,
+  type ServerStreamResponseOptions,
 } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { peerIp } from './client-identity.js';
+import type { H2RefusalReason, H2RefusalSink } from './h2-refusals.js';
 
 /** The ALPN list both traffic listeners offer, in the server's order of preference. */
 export const ALPN_PROTOCOLS = ['h2', 'http/1.1'];
@@ -45,6 +48,23 @@ export const H2_LIMITS = {
   maxSessionInvalidFrames: 1000,
 } as const;
 
+/**
+ * nghttp2 can end a session on its own (a GOAWAY for a protocol error) without telling Node, which
+ * then stops reading the connection: nothing would close it before timeouts.idle. A session that
+ * saw no new stream during a period of `afterMs` is sent a PING; a live peer's stack answers at
+ * once, and one that does not within `ackMs` is closed. After each answer the next probe waits
+ * twice as long (an idle connection costs a handful of PINGs, not one every few seconds). Mutable
+ * for tests only.
+ */
+export const h2IdleProbe = { afterMs: 5_000, ackMs: 10_000, maxMs: 160_000 };
+
+/**
+ * How long a client gets to close its side once aigate has ended an HTTP/2 connection (its GOAWAY
+ * and TLS close sent): Node would otherwise wait for the client's close as long as it takes, the
+ * connection still counted against the client and the drain. Mutable for tests only.
+ */
+export const h2CloseGrace = { ms: 2_000 };
+
 /** Hop-by-hop fields: illegal in an HTTP/2 message (RFC 9113 §8.2.2); dropped from every response. */
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
@@ -64,13 +84,37 @@ function withoutConnectionHeaders(headers: OutgoingHttpHeaders | readonly unknow
  * complete), and no connection-specific header (Node throws on keep-alive, transfer-encoding…).
  */
 class H2Response extends Http2ServerResponse {
+  /** setHeader was called: writeHead must merge those headers (Node's own path does). */
+  private headersSet = false;
+
   override writeHead(statusCode: number, a?: string | OutgoingHttpHeaders, b?: OutgoingHttpHeaders): this {
+    const headers = typeof a === 'string' ? b : a;
+    const stream = streamOf(this);
+    // The usual case — headers only from writeHead, as every response of the pipeline — goes to
+    // the stream in one object: Node's compatibility writeHead sets them one by one (each
+    // validated and stored), then respond() copies and validates them all again (that writeHead,
+    // its respond included, was 45k of 525k instructions a request over h2; this saves ~5k of
+    // them, bench/instructions.mjs --h2).
+    if (!this.headersSet && stream !== undefined && !stream.headersSent && !stream.destroyed && !stream.closed && !Array.isArray(headers)) {
+      const out: OutgoingHttpHeaders = { ':status': statusCode };
+      if (headers !== undefined) {
+        for (const name in headers) if (!CONNECTION_SPECIFIC.has(name.toLowerCase())) out[name] = headers[name];
+      }
+      this.statusCode = statusCode;
+      // As Node's writeHead: trailers may still be added (gRPC status), and a Date is sent.
+      const options: RespondOptions = { waitForTrailers: true, sendDate: this.sendDate };
+      stream.respond(out, options);
+      return this;
+    }
     if (typeof a === 'string') return super.writeHead(statusCode, a, withoutConnectionHeaders(b));
     return super.writeHead(statusCode, withoutConnectionHeaders(a));
   }
 
   override setHeader(name: string, value: number | string | readonly string[]): this {
-    if (!CONNECTION_SPECIFIC.has(name.toLowerCase())) super.setHeader(name, value);
+    if (!CONNECTION_SPECIFIC.has(name.toLowerCase())) {
+      this.headersSet = true;
+      super.setHeader(name, value);
+    }
     return this;
   }
 
@@ -81,6 +125,11 @@ class H2Response extends Http2ServerResponse {
     else stream.destroy(err);
     return this;
   }
+}
+
+/** Node reads `sendDate` from respond()'s options (its compatibility layer passes it); the typings omit it. */
+interface RespondOptions extends ServerStreamResponseOptions {
+  sendDate?: boolean;
 }
 
 function streamOf(res: Http2ServerResponse): ServerHttp2Stream | undefined {
@@ -109,16 +158,41 @@ export interface H2ServeOptions {
   onRequest: (req: IncomingMessage, res: ServerResponse, socket: TLSSocket) => void;
   /** Milliseconds without a frame either way before a session is closed (timeouts.idle). */
   idleTimeoutMs: number;
+  /** Where refusals that never became a request are counted and logged (see h2-refusals.ts). */
+  onRefused?: H2RefusalSink;
+}
+
+/** What is known of one client's HTTP/2 connection. */
+interface Tracked {
+  socket: TLSSocket;
+  /** The client's address, read once (the connection may be gone when a refusal is reported). */
+  client: string;
+  /**
+   * The highest client stream id accounted for: seen as a stream, or counted as refused. Client
+   * stream ids are odd and rise one by one (RFC 9113 §5.1.1); ids nghttp2 processed that never
+   * reached aigate were refused by it. -1 before the first.
+   */
+  accounted: number;
+  /** Streams seen, and as many when the probe last looked: no new stream in between is quiet. */
+  streams: number;
+  streamsAtProbe: number;
+  /** Quiet time before the next PING (doubles after each answer, back to afterMs on a stream). */
+  probeAfterMs: number;
+  probe: NodeJS.Timeout | undefined;
 }
 
 /** Serves HTTP/2 on TLS connections that negotiated `h2`; one per listener. */
 export class H2Sessions {
   readonly server: Http2Server;
-  private readonly open = new Map<ServerHttp2Session, TLSSocket>();
+  private readonly open = new Map<ServerHttp2Session, Tracked>();
+  private readonly sessionOf = new WeakMap<TLSSocket, ServerHttp2Session>();
   private accepting: TLSSocket | undefined;
   private goingAway = false;
 
+  private readonly refused: H2RefusalSink;
+
   constructor(opts: H2ServeOptions) {
+    this.refused = opts.onRefused ?? (() => undefined);
     this.server = createServer({
       Http2ServerRequest,
       Http2ServerResponse: H2Response as unknown as typeof Http2ServerResponse,
@@ -139,25 +213,117 @@ export class H2Sessions {
     this.server.on('session', (session: ServerHttp2Session) => {
       const socket = this.accepting;
       if (!socket) return session.destroy();
-      this.open.set(session, socket);
-      session.once('close', () => this.open.delete(session));
+      const tracked: Tracked = { socket, client: peerIp(socket), accounted: -1, streams: 0, streamsAtProbe: 0, probeAfterMs: h2IdleProbe.afterMs, probe: undefined };
+      this.open.set(session, tracked);
+      this.sessionOf.set(socket, session);
+      this.armProbe(session, tracked, h2IdleProbe.afterMs);
+      session.once('close', () => {
+        clearTimeout(tracked.probe);
+        this.open.delete(session);
+      });
       // A session error (a protocol violation, a flood nghttp2 refused) ends that session only.
-      session.on('error', () => session.destroy());
-      if (this.goingAway) session.close();
+      session.on('error', (err: NodeJS.ErrnoException) => {
+        // Only the protocol layer's verdicts are refusals: not the connection failing (ECONNRESET…)
+        // nor the client's own GOAWAY with an error code (ERR_HTTP2_SESSION_ERROR).
+        const code = err.code ?? '';
+        if (code.startsWith('ERR_HTTP2_') && code !== 'ERR_HTTP2_SESSION_ERROR') this.report(tracked, 'session_error', 1, code);
+        session.destroy();
+      });
+      // Streams refused just before the session ends are counted while nghttp2 can still say
+      // which ids it processed: a GOAWAY from the client is followed by Node's close.
+      session.on('goaway', () => this.accountAtEnd(session, tracked));
+      if (this.goingAway) this.closeSession(session);
     });
-    this.server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
-      const socket = this.open.get(req.stream.session as ServerHttp2Session);
-      if (!socket) return res.stream.close(constants.NGHTTP2_REFUSED_STREAM);
-      // The compatibility objects stand in for IncomingMessage/ServerResponse: H2Response fills
-      // the gaps the pipeline reads (see above).
-      opts.onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, socket);
+    this.server.on('stream', (stream: ServerHttp2Stream) => {
+      const tracked = this.open.get(stream.session as ServerHttp2Session);
+      const id = stream.id;
+      if (tracked === undefined || id === undefined) return;
+      // Ids skipped since the last stream seen are streams nghttp2 refused before this one.
+      if (id > tracked.accounted + 2) this.report(tracked, 'stream_refused', (id - tracked.accounted) / 2 - 1);
+      if (id > tracked.accounted) tracked.accounted = id;
+      tracked.streams++;
     });
+    // Node would answer these itself (405, 417) with no request id and no audit line: the pipeline
+    // answers them instead (parse-target), like every other request.
+    this.server.on('connect', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onStream(opts, req, res));
+    this.server.on('checkExpectation', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onStream(opts, req, res));
+    this.server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => this.onStream(opts, req, res));
+  }
+
+  private onStream(opts: H2ServeOptions, req: Http2ServerRequest, res: Http2ServerResponse): void {
+    const tracked = this.open.get(req.stream.session as ServerHttp2Session);
+    if (!tracked) {
+      res.stream.close(constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    // The compatibility objects stand in for IncomingMessage/ServerResponse: H2Response fills
+    // the gaps the pipeline reads (see above).
+    opts.onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse, tracked.socket);
+  }
+
+  private report(tracked: Tracked, reason: H2RefusalReason, count: number, code?: string): void {
+    this.refused({ reason, count, client: tracked.client, ...(code ? { code } : {}) });
+  }
+
+  /**
+   * Counts the streams nghttp2 refused after the last one aigate saw. Read now (the session's
+   * state is gone once it is destroyed), compared once the streams nghttp2 already handed over
+   * have been emitted (they are, on the next tick).
+   */
+  private accountAtEnd(session: ServerHttp2Session, tracked: Tracked): void {
+    if (session.destroyed) return;
+    const last = session.state.lastProcStreamID;
+    if (last === undefined) return;
+    process.nextTick(() => {
+      if (last > tracked.accounted) {
+        this.report(tracked, 'stream_refused', (last - Math.max(tracked.accounted, -1)) / 2);
+        tracked.accounted = last;
+      }
+    });
+  }
+
+  private armProbe(session: ServerHttp2Session, tracked: Tracked, inMs: number): void {
+    tracked.probe = setTimeout(() => this.probe(session, tracked), inMs);
+    tracked.probe.unref();
+  }
+
+  /** The idle probe (see h2IdleProbe): a PING once a period passed with no new stream. */
+  private probe(session: ServerHttp2Session, tracked: Tracked): void {
+    if (session.destroyed || session.closed) return;
+    if (tracked.streams !== tracked.streamsAtProbe) {
+      tracked.streamsAtProbe = tracked.streams;
+      tracked.probeAfterMs = h2IdleProbe.afterMs;
+      return this.armProbe(session, tracked, tracked.probeAfterMs);
+    }
+    const noAnswer = setTimeout(() => {
+      if (session.destroyed) return;
+      this.report(tracked, 'session_stalled', 1);
+      session.destroy();
+      tracked.socket.destroy();
+    }, h2IdleProbe.ackMs);
+    noAnswer.unref();
+    tracked.probe = noAnswer;
+    // false: too many PINGs unanswered already (only a peer that does not answer gets there); the
+    // timer above decides.
+    session.ping((err) => {
+      clearTimeout(noAnswer);
+      if (err) return; // the session is closing
+      tracked.probeAfterMs = Math.min(tracked.probeAfterMs * 2, h2IdleProbe.maxMs);
+      this.armProbe(session, tracked, tracked.probeAfterMs);
+    });
+  }
+
+  /** GOAWAY, then the session closes when its streams are done (see serve() for the socket). */
+  private closeSession(session: ServerHttp2Session): void {
+    const tracked = this.open.get(session);
+    if (tracked) this.accountAtEnd(session, tracked);
+    session.close();
   }
 
   /** The TLS connection a stream's request arrived on. */
   socketOf(req: IncomingMessage): TLSSocket | undefined {
     const session = (req as unknown as Http2ServerRequest).stream?.session as ServerHttp2Session | undefined;
-    return session ? this.open.get(session) : undefined;
+    return session ? this.open.get(session)?.socket : undefined;
   }
 
   /** Takes over a TLS connection whose ALPN is `h2`. */
@@ -166,6 +332,19 @@ export class H2Sessions {
     // tls.Server clears the flag), and Node's http2 would wait for a 'secureConnect' that never
     // comes. The handshake is done when this is called.
     (socket as TLSSocket & { secureConnecting?: boolean }).secureConnecting = false;
+    // Registered before the session's own listeners, so the session's state is still there.
+    socket.once('close', () => {
+      const session = this.sessionOf.get(socket);
+      const tracked = session && this.open.get(session);
+      if (session && tracked) this.accountAtEnd(session, tracked);
+    });
+    // Node ends the connection once the session is closed (its GOAWAY sent) and then waits for
+    // the client to close its side, however long that takes: the client gets h2CloseGrace.
+    socket.once('finish', () => {
+      const timer = setTimeout(() => socket.destroy(), h2CloseGrace.ms);
+      timer.unref();
+      socket.once('close', () => clearTimeout(timer));
+    });
     this.accepting = socket;
     try {
       this.server.emit('connection', socket);
@@ -185,6 +364,6 @@ export class H2Sessions {
    */
   goAway(): void {
     this.goingAway = true;
-    for (const session of this.open.keys()) if (!session.closed) session.close();
+    for (const session of this.open.keys()) if (!session.closed) this.closeSession(session);
   }
 }

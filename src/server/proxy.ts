@@ -132,6 +132,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       audit,
       metrics,
       h2IdleTimeout: config.timeouts.idle,
+      logger,
     };
     const { server: gateway, h2 } = createGatewayServer(gatewayOpts);
     onReload.push((rt) => {

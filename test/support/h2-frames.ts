@@ -2,7 +2,7 @@
 // (rapid resets, endless CONTINUATION, streams past the advertised limit) and reads back the
 // frames that matter (SETTINGS, HEADERS, RST_STREAM, GOAWAY). RFC 9113 framing, RFC 7541 HPACK
 // literals only (no Huffman, no dynamic table).
-import { connect, type TLSSocket } from 'node:tls';
+import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 
 export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, GOAWAY: 7, CONTINUATION: 9 } as const;
 export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
@@ -62,10 +62,16 @@ export interface RawH2 {
   write(b: Buffer): boolean;
 }
 
-/** TLS with ALPN h2 only, the connection preface and an empty SETTINGS; acknowledges the server's. */
-export function rawH2(port: number, ca: string): Promise<RawH2> {
+/**
+ * TLS with ALPN h2 only, the connection preface and an empty SETTINGS; acknowledges the server's.
+ * `allowHalfOpen`: the client does not close its side when the server closes its own (a client
+ * that keeps a connection the server has ended).
+ */
+export function rawH2(port: number, ca: string, opts: { allowHalfOpen?: boolean } = {}): Promise<RawH2> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ALPNProtocols: ['h2'] });
+    // tls.connect passes allowHalfOpen on to its socket; its typings do not list it.
+    const options: ConnectionOptions & { allowHalfOpen: boolean } = { host: '127.0.0.1', port, servername: 'localhost', ca, ALPNProtocols: ['h2'], allowHalfOpen: opts.allowHalfOpen ?? false };
+    const socket = connect(options);
     const frames: RawH2['frames'] = [];
     const waiters: Array<{ match: (f: RawH2['frames'][number]) => boolean; resolve: (f: RawH2['frames'][number]) => void }> = [];
     let pending = Buffer.alloc(0);

@@ -6,6 +6,9 @@ import type { Stage } from '../exchange.js';
 import { assertReadableFraming } from './framing.js';
 
 export const parseTargetStage: Stage = (ex) => {
+  // Only HTTP/2 brings a CONNECT here (HTTP/1.1's goes to the servers' 'connect' listeners, which
+  // answer it themselves); Node would answer it 405 with no request id and no audit line.
+  if (ex.req.method === 'CONNECT') throw new ProxyError('bad_request', 'CONNECT over HTTP/2 is not proxied (tunnels are opened with an HTTP/1.1 CONNECT to the forward listener)');
   try {
     const { path, query } = splitTarget(ex.req.url ?? '/');
     ex.flow.path = normalisePath(path);
