@@ -1,4 +1,6 @@
 // The one place a ProxyError becomes an HTTP response and a Flow decision.
+import { constants as h2 } from 'node:http2';
+import type { Http2ServerRequest } from 'node:http2';
 import type { Decision } from './flow.js';
 import { ProxyError, errorBody, type ErrorType } from './errors.js';
 import type { Exchange } from './exchange.js';
@@ -51,6 +53,7 @@ export function sendError(ex: Exchange, err: ProxyError): void {
     flow.bytesOut += shaped.body.length;
     res.writeHead(shaped.status, { ...ex.responseHeaders, ...err.headers, ...shaped.headers, 'proxy-status': proxyStatus });
     res.end(shaped.body);
+    stopUpload(ex);
     return;
   }
   const body = Buffer.from(errorBody(err.type, err.message));
@@ -63,4 +66,23 @@ export function sendError(ex: Exchange, err: ProxyError): void {
     'proxy-status': proxyStatus,
   });
   res.end(body);
+  stopUpload(ex);
+}
+
+/**
+ * HTTP/2: an answer sent while the request body is still arriving (413 found mid-body, a budget
+ * refusal) is followed by RST_STREAM NO_ERROR once the answer and its END_STREAM are out, which
+ * tells the client to stop sending without discarding the answer (RFC 9113 §8.1) — what Node does
+ * itself for a stream whose body was never read, and the same way (a turn after 'finish', so the
+ * reset cannot overtake the END_STREAM). HTTP/1.1 gets `Connection: close` or the lingering discard
+ * instead; an h2 stream left open would upload into nothing until timeouts.idle ended the session.
+ */
+function stopUpload(ex: Exchange): void {
+  if (ex.req.httpVersionMajor !== 2 || ex.req.readableEnded) return;
+  const { stream } = ex.req as unknown as Http2ServerRequest;
+  const reset = () => setImmediate(() => {
+    if (!stream.closed && !stream.destroyed) stream.close(h2.NGHTTP2_NO_ERROR);
+  });
+  if (stream.writableFinished) reset();
+  else stream.once('finish', reset);
 }

@@ -11,6 +11,7 @@ import { ChatService, startFakeConnect, type FakeConnect, type PromptShape } fro
 import { metricValue } from '../support/metrics.js';
 import { startTestProxy, startVendors, testPki, type TestProxy } from '../support/proxy.js';
 import { githubToken } from '../support/secrets.js';
+import { FLAG, FRAME, frame, literal, rawH2, requestBlock } from '../support/h2-frames.js';
 import type { FakeVendors } from '../support/vendors.js';
 
 let vendors: FakeVendors;
@@ -219,4 +220,37 @@ describe('an upstream that dies mid-response', () => {
       session.close();
     }
   });
+});
+
+describe('a refusal while the upload is still arriving', () => {
+  // A small inspect.maxBodyBytes, so the body found too large fits in the stream's first flow-control window.
+  let small: TestProxy;
+  beforeAll(async () => {
+    small = await startTestProxy(vendors, (raw) => (raw['inspect'] = { maxBodyBytes: '16kb' }));
+  });
+  afterAll(() => small?.stop());
+
+  for (const declared of [true, false]) {
+    it(`413 for a ${declared ? 'declared' : 'streamed'} body over inspect.maxBodyBytes, then RST_STREAM NO_ERROR (RFC 9113 §8.1): the client is told to stop sending`, async () => {
+      const client = await rawH2(small.proxy.addresses.gateway!.port, small.caPem);
+      try {
+        await client.waitFor((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0);
+        const headers = [literal('content-type', 'application/json'), ...(declared ? [literal('content-length', String(1024 * 1024))] : [])];
+        client.write(frame(FRAME.HEADERS, FLAG.END_HEADERS, 1, requestBlock('POST', '/openai/v1/chat/completions', headers)));
+        // 24 KiB of a body that never ends (within the 64 KiB initial window).
+        for (let i = 0; i < 3; i++) client.write(frame(FRAME.DATA, 0, 1, Buffer.alloc(8 * 1024, 0x20)));
+        const reset = await client.waitFor((f) => f.type === FRAME.RST_STREAM && f.stream === 1);
+        expect(reset.payload.readUInt32BE(0)).toBe(0); // NO_ERROR
+        // The answer came first, whole: a 413 with its JSON body and END_STREAM.
+        const answer = client.frames.filter((f) => f.stream === 1 && (f.type === FRAME.HEADERS || f.type === FRAME.DATA));
+        expect(answer[0]!.type).toBe(FRAME.HEADERS);
+        expect(answer.at(-1)!.flags & FLAG.END_STREAM).toBe(FLAG.END_STREAM);
+        expect(Buffer.concat(answer.filter((f) => f.type === FRAME.DATA).map((f) => f.payload)).toString()).toContain('body_too_large');
+        expect(client.frames.indexOf(reset)).toBeGreaterThan(client.frames.indexOf(answer.at(-1)!));
+        expect(client.frames.some((f) => f.type === FRAME.GOAWAY)).toBe(false);
+      } finally {
+        client.socket.destroy();
+      }
+    });
+  }
 });
