@@ -28,6 +28,7 @@
 // windows that overlap are merged, so the work is linear in the body's length.
 import type { Detector } from './detector.js';
 import { keywordScanner, type KeywordScanner } from './keyword-scan.js';
+import { SHORT_UNESCAPES as SHORT, unescapeJson as unescape } from './json-escapes.js';
 import type { Reach } from './reach.js';
 
 /** Strings nested in strings are read this many levels deep (index.ts MAX_NESTED_JSON, plus the outer level). */
@@ -48,42 +49,8 @@ const PAIR_ROOM = PAIR_KEY_MAX + PAIR_VALUE_MAX + 64;
 const WIDEN = Symbol('widen');
 const BACKSLASH = 0x5c;
 
-/** The JSON escapes other than \u, by the character after the backslash. */
-const SHORT: Readonly<Record<string, string | undefined>> = { '"': '"', '\\': '\\', '/': '/', "'": "'", b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 /** Bytes that may belong to an escape spelling a character: a backslash, `u`, hex digits. */
 const ESCAPE_BYTE = /^[\\uU0-9a-fA-F]$/;
-/**
- * The escapes undone, as JSON.parse reads a string's and escapedViews a text's
- * (/\\(?:u([0-9a-fA-F]{4})|(["\\/'bfnrt]))/g: `\'` too, a superset).
- */
-/** `text` with JSON_ESCAPE's escapes undone, as `text.replace(JSON_ESCAPE, …)` would (a loop: 3× faster on code). */
-function unescape(text: string): string {
-  let b = text.indexOf('\\');
-  if (b < 0) return text;
-  let out = '';
-  let last = 0;
-  for (; b >= 0; b = text.indexOf('\\', b)) {
-    const c = text[b + 1];
-    if (c === 'u') {
-      const hex = text.slice(b + 2, b + 6);
-      if (/^[0-9a-fA-F]{4}$/.test(hex)) {
-        out += text.slice(last, b) + String.fromCharCode(parseInt(hex, 16));
-        last = b += 6;
-        continue;
-      }
-      b++;
-      continue;
-    }
-    const short = c === undefined ? undefined : SHORT[c];
-    if (short === undefined) {
-      b++;
-      continue;
-    }
-    out += text.slice(last, b) + short;
-    last = b += 2;
-  }
-  return out + text.slice(last);
-}
 
 function widest(a: Reach | undefined, b: Reach): Reach {
   if (!a) return b;

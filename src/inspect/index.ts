@@ -11,7 +11,7 @@
 import { isAscii, isUtf8 } from 'node:buffer';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Action, InspectConfig } from '../config/schema.js';
-import { AttachmentBudget, AttachmentLimitError, encodeAttachment, findAttachments, mayHoldAttachment, type Attachment } from './attachments.js';
+import { AttachmentBudget, AttachmentLimitError, encodeAttachment, findAttachments, mayHoldAttachment, mayHoldAttachmentBytes, type Attachment } from './attachments.js';
 import { CleanProof } from './clean.js';
 import { compileCustomRule, type CompiledCustomRule } from './custom.js';
 import { DecodeError, decodeContent } from './decode.js';
@@ -362,18 +362,15 @@ class DetectorInspector implements Inspector {
     // the full path; the other readings (views.ts) are checked as below.
     // Protected code has no keywords, and an attachment's secret none in the raw bytes: with
     // indexes configured, or a body that may hold an attachment, the full path runs.
-    // Each read once, whichever path needs it first: the encoded layers as latin1, and the byte
-    // reading (latin1 for ASCII, as above; the attachment probe reads latin1 whatever the body).
+    // The encoded layers are read once (as latin1), whichever path needs them first.
     const layerTexts = layers.map((b) => b.toString('latin1'));
-    let byteReading: string | null = null;
     if (this.clean !== null && this.protectedCode === null && !wide.primary && !form) {
       const others = [...wide.others, ...parts, ...layerTexts];
-      const latin1 = () => (ascii ? (byteReading = decoded.toString('latin1')) : decoded.toString('latin1'));
-      if (others.every((t) => this.keywordFree(t)) && !mayHoldAttachment(latin1()) && this.clean.provesClean(decoded, encoding === 'latin1')) {
+      if (others.every((t) => this.keywordFree(t)) && !mayHoldAttachmentBytes(decoded) && this.clean.provesClean(decoded, encoding === 'latin1')) {
         return { findings: [], decision: 'allow', decodedBytes: decoded.length };
       }
     }
-    const byteText = byteReading ?? decoded.toString(ascii ? 'latin1' : encoding);
+    const byteText = decoded.toString(ascii ? 'latin1' : encoding);
     // A body in UTF-16/32 (views.ts) is inspected, and redacted, as the text it encodes; the byte
     // reading and the other readings of it, multipart parts decoded from base64 or
     // quoted-printable, and the still-encoded layers of a Content-Encoding (plaintext headers and
