@@ -60,6 +60,11 @@ export class AttachmentBudget {
 }
 
 /**
+ * A base64 block's first line is at least this long (MIME wraps at 76, PEM at 64); runs of
+ * RAW_RUN_CHAR this long are what mayHoldAttachmentBytes looks at.
+ */
+export const MIN_LINE = 16;
+/**
  * A bare base64 run shorter than this inside other text is not an attachment: shorter runs are
  * identifiers, hashes, words. A string that is base64 from end to end may be shorter (MIN_WHOLE).
  */
@@ -70,8 +75,6 @@ const MIN_RUN = 32;
  * are printable UTF-8 about once in 10^5, 18 about once in 10^8.
  */
 const MIN_WHOLE = 24;
-/** A base64 block's first line is at least this long (MIME wraps at 76, PEM at 64). */
-const MIN_LINE = 16;
 /** Binary is recognised from this many leading base64 characters (3 KiB decoded). */
 const SNIFF_CHARS = 4096;
 
@@ -215,7 +218,7 @@ export function mayHoldAttachment(raw: string): boolean {
  * mayHoldAttachment(bytes.toString('latin1')), read from the bytes: no copy of the whole body as
  * a string (a 256 KiB body: ~0.2 ms), only of the runs worth a look. `runs`, when given, lists the
  * runs of RAW_RUN_CHAR at least MIN_LINE long as [start, end) pairs, in order (the WebAssembly
- * scanner finds them with its keywords: keyword-scan.ts); otherwise they are found here.
+ * scanner finds them where it holds the body: keyword-scan.ts); otherwise they are found here.
  */
 export function mayHoldAttachmentBytes(bytes: Buffer, runs?: Int32Array): boolean {
   // `data:` in any case: at each colon (rare in base64 and prose), the four bytes before it.
@@ -226,6 +229,9 @@ export function mayHoldAttachmentBytes(bytes: Buffer, runs?: Int32Array): boolea
     let end = j;
     if (bytes[end] === 61) end++;
     if (bytes[end] === 61) end++;
+    // No reading of a run is longer than the run (undoing escapes only shortens), and no attachment
+    // is shorter than MIN_WHOLE: most runs (identifiers, words) need no string at all.
+    if (end - i < MIN_WHOLE) return end;
     return runMayHold(bytes.toString('latin1', i, end)) ? -1 : end;
   };
   if (runs !== undefined) {

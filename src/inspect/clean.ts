@@ -217,6 +217,15 @@ export class CleanProof {
   }
 
   /**
+   * After provesClean(bytes) said true: the runs of base64 characters and backslashes in those
+   * bytes at least `minLength` long, found by the WebAssembly scanner while it has them (see
+   * KeywordScanner.runs), or undefined.
+   */
+  runsOfLastBody(minLength: number): Int32Array | undefined {
+    return this.scanner?.runs(minLength);
+  }
+
+  /**
    * Whether any reading of this window (see the head of this file) may hold a finding: true, false,
    * or WIDEN when only a pair cut by the window's edge is in doubt (and `widened` is false).
    */

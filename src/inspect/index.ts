@@ -11,7 +11,7 @@
 import { isAscii, isUtf8 } from 'node:buffer';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Action, InspectConfig } from '../config/schema.js';
-import { AttachmentBudget, AttachmentLimitError, encodeAttachment, findAttachments, mayHoldAttachment, mayHoldAttachmentBytes, type Attachment } from './attachments.js';
+import { AttachmentBudget, AttachmentLimitError, encodeAttachment, findAttachments, MIN_LINE as ATTACHMENT_RUN_MIN, mayHoldAttachment, mayHoldAttachmentBytes, type Attachment } from './attachments.js';
 import { CleanProof } from './clean.js';
 import { compileCustomRule, type CompiledCustomRule } from './custom.js';
 import { DecodeError, decodeContent } from './decode.js';
@@ -366,7 +366,8 @@ class DetectorInspector implements Inspector {
     const layerTexts = layers.map((b) => b.toString('latin1'));
     if (this.clean !== null && this.protectedCode === null && !wide.primary && !form) {
       const others = [...wide.others, ...parts, ...layerTexts];
-      if (others.every((t) => this.keywordFree(t)) && !mayHoldAttachmentBytes(decoded) && this.clean.provesClean(decoded, encoding === 'latin1')) {
+      const clean = this.clean;
+      if (others.every((t) => this.keywordFree(t)) && clean.provesClean(decoded, encoding === 'latin1') && !mayHoldAttachmentBytes(decoded, clean.runsOfLastBody(ATTACHMENT_RUN_MIN))) {
         return { findings: [], decision: 'allow', decodedBytes: decoded.length };
       }
     }

@@ -31,6 +31,13 @@ export interface KeywordScanner {
   back(at: number, count: number, weight: number): number;
   /** The same forward. */
   forward(at: number, count: number, weight: number): number;
+  /**
+   * In the bytes last passed to `occurrences` (which went through them all): the runs of base64
+   * characters and backslashes at least `minLength` long, as [start, end) pairs in order, for the
+   * attachment probe (attachments.ts mayHoldAttachmentBytes); undefined when this scanner leaves
+   * that to the probe.
+   */
+  runs(minLength: number): Int32Array | undefined;
 }
 
 function jsBack(bytes: Uint8Array, at: number, count: number, weight: number): number {
@@ -69,6 +76,10 @@ class AutomatonScanner implements KeywordScanner {
 
   forward(at: number, count: number, weight: number): number {
     return jsForward(this.bytes, at, count, weight);
+  }
+
+  runs(): undefined {
+    return undefined;
   }
 
   occurrences(bytes: Uint8Array, limit: number, visit: (start: number, keyword: string) => boolean): boolean {
@@ -135,6 +146,7 @@ class TeddyScanner implements KeywordScanner {
   private readonly scan: (masks: number, trie: number, terminal: number, text: number, from: number, to: number, len: number, out: number, outMax: number, maxKeyword: number) => number;
   private readonly walkBack: (text: number, at: number, count: number, weight: number) => number;
   private readonly walkForward: (text: number, len: number, at: number, count: number, weight: number) => number;
+  private readonly findRuns: (text: number, len: number, minLength: number, out: number, outMax: number) => number;
   private length = 0;
   private readonly stateKeyword: string[] = [];
   private readonly terminal: number;
@@ -147,6 +159,7 @@ class TeddyScanner implements KeywordScanner {
     this.scan = instance.exports.scan as TeddyScanner['scan'];
     this.walkBack = instance.exports.walkBack as TeddyScanner['walkBack'];
     this.walkForward = instance.exports.walkForward as TeddyScanner['walkForward'];
+    this.findRuns = instance.exports.runs as TeddyScanner['findRuns'];
     // The trie: next state + 1 per (state, character), A–Z folded onto a–z.
     const next: number[][] = [[]];
     const ends: boolean[] = [false];
@@ -198,6 +211,16 @@ class TeddyScanner implements KeywordScanner {
 
   forward(at: number, count: number, weight: number): number {
     return this.walkForward(this.text, this.length, at, count, weight);
+  }
+
+  runs(minLength: number): Int32Array | undefined {
+    const n = this.length;
+    const out = (this.text + n + 32 + 7) & ~7;
+    // Runs are apart by a byte at least: this many fit.
+    const outMax = Math.floor(n / (minLength + 1)) + 2;
+    this.grow(out + outMax * 8);
+    const count = this.findRuns(this.text, n, minLength, out, outMax);
+    return count < 0 ? undefined : new Int32Array(this.memory.buffer, out, count * 2).slice();
   }
 
   occurrences(bytes: Uint8Array, limit: number, visit: (start: number, keyword: string) => boolean): boolean {

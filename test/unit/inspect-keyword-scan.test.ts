@@ -97,6 +97,24 @@ describe('keyword scan over bytes', () => {
     expect(JSON.parse(r.stdout.trim())).toEqual(['undefined', 'js', 'allow', 'block']);
   });
 
+  it('lists the runs the attachment probe looks at, exactly (WebAssembly; the automaton leaves them to the probe)', () => {
+    const rng = new Rng(31);
+    /** Maximal runs of base64 characters and backslashes at least `min` long, by a regular expression. */
+    const want = (bytes: Buffer, min: number) => [...bytes.toString('latin1').matchAll(new RegExp(`[A-Za-z0-9+/_\\\\-]{${min},}`, 'g'))].flatMap((m) => [m.index, m.index + m[0].length]);
+    for (let i = 0; i < 400; i++) {
+      // Every byte value, runs across the filter's 16-byte blocks, at both ends.
+      const bytes = Buffer.from(
+        Array.from({ length: rng.int(0, 300) }, () => (rng.next() < 0.7 ? rng.str('aZ09+/-_\\', rng.int(1, 40)) : String.fromCharCode(rng.below(256)))).join(''),
+        'latin1',
+      );
+      const min = rng.pick([1, 16, 24]);
+      scan(wasm, bytes);
+      expect([...(wasm.runs(min) ?? [])], bytes.toString('latin1')).toEqual(want(bytes, min));
+    }
+    scan(js, Buffer.from('x'));
+    expect(js.runs(16)).toBeUndefined();
+  });
+
   it('gives up past the limit of occurrences', () => {
     const bytes = Buffer.from('token '.repeat(100));
     expect(wasm.occurrences(bytes, 10, () => true)).toBe(false);
