@@ -19,9 +19,8 @@
 // tries every occurrence (no skipping inside earlier matches), so a candidate the full path finds
 // is found in the window of its keyword — sized so that its reach fits, counting only the bytes that
 // yield one character in every reading (not a backslash, not part of a multi-byte character).
-// A keyword can also appear only once escapes are undone: `\u` anywhere sends the body to the full
-// path; the other escapes that can produce a keyword's character (`\/` for `://`) get a window
-// of their own. Pairs need both strings in the window: a short string holding a keyword whose
+// A keyword can also appear only once escapes are undone: a `\u` escape that may spell a keyword's
+// character, and the other escapes that can produce one (`\/` for `://`), get a window of their own. Pairs need both strings in the window: a short string holding a keyword whose
 // neighbours the window cuts sends the body to the full path.
 //
 // Bounded like the full path: at most MAX_OCCURRENCES keyword occurrences per byte budget, and
@@ -82,6 +81,10 @@ function splitAtQuotes(text: string, clipStart: boolean, clipEnd: boolean): Piec
 export class CleanProof {
   /** Escapes other than \u that can produce a keyword character, with the reach of those keywords. */
   private readonly escapes: Array<{ seq: string; reach: Reach }> = [];
+  /** The characters after a backslash that make an escape worth a window: `u` and those of `escapes`. */
+  private readonly escapeSeconds: string;
+  /** The reach of `escapes`, by the char code after the backslash. */
+  private readonly escapeReach: Array<Reach | undefined> = [];
   /** Per ASCII character: the reach of the keywords holding it (widened by a keyword's length), or undefined. */
   private readonly byChar: Array<Reach | undefined> = [];
   private readonly anyChar: Reach;
@@ -112,8 +115,12 @@ export class CleanProof {
     for (const seq of walkEscapes ?? []) {
       if (seq === '\\u') continue;
       const reach = this.byChar[SHORT[seq[1]!]!.charCodeAt(0)];
-      if (reach) this.escapes.push({ seq, reach });
+      if (reach) {
+        this.escapes.push({ seq, reach });
+        this.escapeReach[seq.charCodeAt(1)] = reach;
+      }
     }
+    this.escapeSeconds = `u${this.escapes.map((e) => e.seq[1]!).join('')}`;
   }
 
   /**
@@ -124,14 +131,37 @@ export class CleanProof {
     const scanner = this.scanner;
     if (!this.usable || scanner === null) return false;
     const n = bytes.length;
-    // With \uXXXX about, one character of a reading can take six bytes: a `\u` then weighs five
-    // of the bytes counted around it (every \u escape, at any nesting level, has its own `\u` in
-    // the bytes: `\\u0070` is `\u0070` once unescaped).
-    const firstU = bytes.indexOf('\\u');
-    const weight = firstU >= 0 ? 5 : 0;
     const windows: number[] = []; // start, end pairs
+    // At most this many keyword occurrences, and as many escapes with a window.
+    const limit = MAX_OCCURRENCES + (n >> 8);
+    let occurrences = limit;
+    // The escapes that may spell a keyword's character, first: `\/` for `://`, and `\uXXXX`, which
+    // can spell any character — a window where it spells a keyword's (case folded), sized for the
+    // keywords holding that character; one whose digits are not all there (they may come from
+    // escapes a level down) could be anything. With \uXXXX about, one character of a reading can
+    // take six bytes: a `\u` then weighs five of the bytes counted around it (every \u escape, at
+    // any nesting level, has its own `\u` in the bytes: `\\u0070` is `\u0070` once unescaped).
+    let weight = 0;
+    const escaped: Array<{ at: number; end: number; reach: Reach }> = [];
+    if (!scanner.escapes(bytes, this.escapeSeconds, (at) => {
+      let reach: Reach | undefined;
+      let end = at + 2;
+      if (bytes[at + 1] === 0x75) {
+        weight = 5;
+        end = at + 6;
+        reach = this.anyChar;
+        const hex = bytes.toString('latin1', at + 2, Math.min(n, at + 6));
+        if (/^[0-9a-fA-F]{4}$/.test(hex)) {
+          const code = parseInt(hex, 16);
+          reach = code < 128 ? this.byChar[code >= 65 && code <= 90 ? code + 32 : code] : undefined;
+        }
+        if (reach === undefined) return true;
+      } else reach = this.escapeReach[bytes[at + 1]!]!;
+      if (--occurrences < 0) return false;
+      escaped.push({ at, end, reach });
+      return true;
+    })) return false;
     let budget = 4 * n + (1 << 20); // bytes walked to size windows
-    let occurrences = MAX_OCCURRENCES + (n >> 8);
     let ok = true;
     /** Bytes under windows so far (an upper bound once windows come out of order). */
     let covered = 0;
@@ -175,30 +205,14 @@ export class CleanProof {
       // Windows over most of the body: reading them costs more than the full scan.
       if (covered > n / 2) ok = false;
     };
-    if (!scanner.occurrences(bytes, occurrences, (start, k) => {
+    if (!scanner.occurrences(bytes, limit, (start, k) => {
       window(start, start, this.detector.reachOf(k));
       // Give up early on a body dense with keywords: windows over most of what was seen so far.
       return ok && covered <= start / 2 + 65536;
     })) return false;
-    for (const e of this.escapes) {
-      for (let at = bytes.indexOf(e.seq); ok && at >= 0; at = bytes.indexOf(e.seq, at + 1)) {
-        if (--occurrences < 0) ok = false;
-        else window(at, at + 2, e.reach);
-      }
-    }
-    // \uXXXX can spell any character: a window where it spells a keyword's (case folded), sized for
-    // the keywords holding that character; one whose digits are not all there (they may come from
-    // escapes a level down) could be anything.
-    for (let at = firstU; ok && at >= 0; at = bytes.indexOf('\\u', at + 1)) {
-      const hex = bytes.toString('latin1', at + 2, Math.min(n, at + 6));
-      let reach: Reach | undefined = this.anyChar;
-      if (/^[0-9a-fA-F]{4}$/.test(hex)) {
-        const code = parseInt(hex, 16);
-        reach = code < 128 ? this.byChar[code >= 65 && code <= 90 ? code + 32 : code] : undefined;
-      }
-      if (reach === undefined) continue;
-      if (--occurrences < 0) ok = false;
-      else window(at, at + 6, reach);
+    for (const e of escaped) {
+      if (!ok) break;
+      window(e.at, e.end, e.reach);
     }
     if (!ok) return false;
     if (windows.length === 0) return true;

@@ -22,6 +22,11 @@ export interface KeywordScanner {
    */
   occurrences(bytes: Uint8Array, limit: number, visit: (start: number, keyword: string) => boolean): boolean;
   /**
+   * Calls `visit(at)` for every backslash in `bytes` followed by one of `seconds` (ASCII), in
+   * order; returns false when `visit` stopped it.
+   */
+  escapes(bytes: Uint8Array, seconds: string, visit: (at: number) => boolean): boolean;
+  /**
    * In the bytes last passed to `occurrences` (valid until the next call): from `at`, back over
    * `count` bytes that yield one character in every reading of the text (not a backslash, below
    * 128; each backslash followed by `u` adds `weight` to the count: \uXXXX turns five such bytes
@@ -69,6 +74,15 @@ class AutomatonScanner implements KeywordScanner {
   readonly kind = 'js';
   private bytes: Uint8Array = new Uint8Array(0);
   constructor(private readonly automaton: AutomatonFinder) {}
+
+  escapes(bytes: Uint8Array, seconds: string, visit: (at: number) => boolean): boolean {
+    const want = new Uint8Array(256);
+    for (let i = 0; i < seconds.length; i++) want[seconds.charCodeAt(i)] = 1;
+    for (let at = bytes.indexOf(0x5c); at >= 0; at = bytes.indexOf(0x5c, at + 1)) {
+      if (want[bytes[at + 1] ?? 0] === 1 && !visit(at)) return false;
+    }
+    return true;
+  }
 
   back(at: number, count: number, weight: number): number {
     return jsBack(this.bytes, at, count, weight);
@@ -147,6 +161,8 @@ class TeddyScanner implements KeywordScanner {
   private readonly walkBack: (text: number, at: number, count: number, weight: number) => number;
   private readonly walkForward: (text: number, len: number, at: number, count: number, weight: number) => number;
   private readonly findRuns: (text: number, len: number, minLength: number, out: number, outMax: number) => number;
+  private readonly findEscapes: (text: number, from: number, to: number, tables: number, out: number) => number;
+  private readonly escapeTables: number;
   private length = 0;
   private readonly stateKeyword: string[] = [];
   private readonly terminal: number;
@@ -160,6 +176,7 @@ class TeddyScanner implements KeywordScanner {
     this.walkBack = instance.exports.walkBack as TeddyScanner['walkBack'];
     this.walkForward = instance.exports.walkForward as TeddyScanner['walkForward'];
     this.findRuns = instance.exports.runs as TeddyScanner['findRuns'];
+    this.findEscapes = instance.exports.escapes as TeddyScanner['findEscapes'];
     // The trie: next state + 1 per (state, character), A–Z folded onto a–z.
     const next: number[][] = [[]];
     const ends: boolean[] = [false];
@@ -183,7 +200,8 @@ class TeddyScanner implements KeywordScanner {
     }
     const states = next.length;
     this.terminal = TRIE + states * 128 * 4;
-    this.text = (this.terminal + states * 4 + 15) & ~15;
+    this.escapeTables = (this.terminal + states * 4 + 15) & ~15;
+    this.text = this.escapeTables + 32;
     this.grow(this.text);
     const trie = new Int32Array(this.memory.buffer, TRIE, states * 128);
     const terminal = new Int32Array(this.memory.buffer, this.terminal, states);
@@ -213,6 +231,37 @@ class TeddyScanner implements KeywordScanner {
     return this.walkForward(this.text, this.length, at, count, weight);
   }
 
+  escapes(bytes: Uint8Array, seconds: string, visit: (at: number) => boolean): boolean {
+    const n = this.load(bytes);
+    // The characters after the backslash, by nibble: a bit per high nibble (0–7) in the low nibble's entry.
+    const tables = new Uint8Array(this.memory.buffer, this.escapeTables, 32);
+    tables.fill(0);
+    for (let i = 0; i < seconds.length; i++) {
+      const c = seconds.charCodeAt(i);
+      tables[c & 15]! |= 1 << (c >> 4);
+      tables[16 + (c >> 4)] = 1 << (c >> 4);
+    }
+    const out = (this.text + n + 32 + 7) & ~7;
+    this.grow(out + SLICE * 4);
+    for (let from = 0; from < n; from += SLICE) {
+      const count = this.findEscapes(this.text, from, Math.min(n, from + SLICE), this.escapeTables, out);
+      const at = new Int32Array(this.memory.buffer, out, count);
+      for (let i = 0; i < count; i++) if (!visit(at[i]!)) return false;
+    }
+    return true;
+  }
+
+  /** `bytes` copied into the module's memory, followed by 32 zero bytes (the filters read past the end); their length. */
+  private load(bytes: Uint8Array): number {
+    const n = bytes.length;
+    this.length = n;
+    this.grow(this.text + n + 32);
+    const mem = new Uint8Array(this.memory.buffer);
+    mem.set(bytes, this.text);
+    mem.fill(0, this.text + n, this.text + n + 32);
+    return n;
+  }
+
   runs(minLength: number): Int32Array | undefined {
     const n = this.length;
     const out = (this.text + n + 32 + 7) & ~7;
@@ -224,14 +273,10 @@ class TeddyScanner implements KeywordScanner {
   }
 
   occurrences(bytes: Uint8Array, limit: number, visit: (start: number, keyword: string) => boolean): boolean {
-    const n = bytes.length;
-    this.length = n;
+    const n = this.load(bytes);
     const out = (this.text + n + 32 + 7) & ~7;
     const outMax = Math.max(0, Math.min(limit, 1 << 20));
     this.grow(out + (outMax + 1) * 8);
-    const mem = new Uint8Array(this.memory.buffer);
-    mem.set(bytes, this.text);
-    mem.fill(0, this.text + n, this.text + n + 32); // the filter reads up to 18 bytes past the end
     // In slices, so that a caller that stops early (clean.ts gives up on a body dense with
     // keywords) has not paid for scanning the rest.
     let left = outMax;

@@ -115,6 +115,22 @@ describe('keyword scan over bytes', () => {
     expect(js.runs(16)).toBeUndefined();
   });
 
+  it('finds the escapes that may spell a keyword character, the same in both', () => {
+    const rng = new Rng(8);
+    const list = (scanner: KeywordScanner, bytes: Buffer, seconds: string) => {
+      const out: number[] = [];
+      scanner.escapes(bytes, seconds, (at) => out.push(at) > 0);
+      return out;
+    };
+    for (let i = 0; i < 300; i++) {
+      const bytes = Buffer.from(rng.str('\\u/nU"x—', rng.int(0, 200)));
+      const seconds = rng.pick(['u', 'u/', 'u/n\\"', 'U']);
+      const want = [...bytes.keys()].filter((at) => bytes[at] === 0x5c && at + 1 < bytes.length && seconds.includes(String.fromCharCode(bytes[at + 1]!)));
+      expect(list(wasm, bytes, seconds), bytes.toString('latin1')).toEqual(want);
+      expect(list(js, bytes, seconds), bytes.toString('latin1')).toEqual(want);
+    }
+  });
+
   it('gives up past the limit of occurrences', () => {
     const bytes = Buffer.from('token '.repeat(100));
     expect(wasm.occurrences(bytes, 10, () => true)).toBe(false);

@@ -159,3 +159,33 @@ export function runs(text: usize, len: i32, minLength: i32, out: usize, outMax: 
   }
   return count;
 }
+
+/**
+ * Escapes in text[from, to): every backslash followed by a character of a set given as nibble
+ * tables at `tables` (16 bytes by low nibble, each a bit per high nibble 0–7; 16 bytes by high
+ * nibble, its bit), written as int32 positions at `out`; returns their count (at most to - from).
+ */
+export function escapes(text: usize, from: i32, to: i32, tables: usize, out: usize): i32 {
+  const lo = v128.load(tables);
+  const hi = v128.load(tables + 16);
+  const nibble = i8x16.splat(15);
+  const backslash = i8x16.splat(92);
+  const zero = i8x16.splat(0);
+  let count: i32 = 0;
+  for (let i: i32 = from; i < to; i += 16) {
+    const p = text + <usize>i;
+    const v1 = v128.load(p + 1);
+    const second = v128.and(i8x16.swizzle(lo, v128.and(v1, nibble)), i8x16.swizzle(hi, i8x16.shr_u(v1, 4)));
+    const m = v128.and(i8x16.eq(v128.load(p), backslash), i8x16.ne(second, zero));
+    if (!v128.any_true(m)) continue;
+    let bits = i8x16.bitmask(m);
+    while (bits != 0) {
+      const at = i + ctz(bits);
+      bits &= bits - 1;
+      if (at >= to) break;
+      store<i32>(out + (<usize>count << 2), at);
+      count++;
+    }
+  }
+  return count;
+}
