@@ -208,6 +208,7 @@ export function mayHoldAttachment(raw: string): boolean {
   let maybe = false;
   forEachRun(raw, RAW_RUN_CHAR, [], (i, j) => {
     const end = paddingEnd(raw, j);
+    if (!worthReading(end - i, raw.charCodeAt(i - 1), raw.charCodeAt(end), () => raw.slice(i, end).includes('\\'))) return end;
     maybe = runMayHold(raw.slice(i, end));
     return maybe ? -1 : end;
   });
@@ -229,9 +230,7 @@ export function mayHoldAttachmentBytes(bytes: Buffer, runs?: Int32Array): boolea
     let end = j;
     if (bytes[end] === 61) end++;
     if (bytes[end] === 61) end++;
-    // No reading of a run is longer than the run (undoing escapes only shortens), and no attachment
-    // is shorter than MIN_WHOLE: most runs (identifiers, words) need no string at all.
-    if (end - i < MIN_WHOLE) return end;
+    if (!worthReading(end - i, bytes[i - 1], bytes[end], () => hasByte(bytes, 0x5c, i, end))) return end;
     return runMayHold(bytes.toString('latin1', i, end)) ? -1 : end;
   };
   if (runs !== undefined) {
@@ -253,6 +252,23 @@ export function mayHoldAttachmentBytes(bytes: Buffer, runs?: Int32Array): boolea
     return done;
   });
   return maybe;
+}
+
+/**
+ * Whether a run of `length` characters (padding included) between the characters `before` and
+ * `after` may hold an attachment in some reading (runMayHold). No reading of a run is longer than
+ * the run (undoing escapes only shortens), and no attachment is shorter than MIN_WHOLE: most runs
+ * (identifiers, words) need no string at all. Nor MIN_RUN unless it is a string's whole value,
+ * which a run without escapes (it reads as itself everywhere) can only be between two quotes.
+ */
+function worthReading(length: number, before: number | undefined, after: number | undefined, escaped: () => boolean): boolean {
+  if (length < MIN_WHOLE) return false;
+  return length >= MIN_RUN || (before === 0x22 && after === 0x22) || escaped();
+}
+
+function hasByte(bytes: Uint8Array, byte: number, from: number, to: number): boolean {
+  for (let k = from; k < to; k++) if (bytes[k] === byte) return true;
+  return false;
 }
 
 /** forEachRun over bytes (one character per byte, as latin1), with nothing to skip. */

@@ -308,6 +308,18 @@ describe('the probe of a raw body (mayHoldAttachment)', () => {
     }
   });
 
+  it('a base64 string of 24 to 31 characters is an attachment only as a whole string value', () => {
+    const short = b64('DB_PASSWORD=Zq8vLm2p'); // 28 characters
+    const whole = json({ data: short });
+    const inText = json({ content: `see ${short} above` });
+    expect(findAttachments(short, new AttachmentBudget(Infinity))).toHaveLength(1);
+    expect(findAttachments(`see ${short} above`, new AttachmentBudget(Infinity))).toHaveLength(0);
+    expect(mayHoldAttachmentBytes(whole)).toBe(true);
+    expect(mayHoldAttachment(whole.toString('latin1'))).toBe(true);
+    expect(mayHoldAttachmentBytes(inText)).toBe(false);
+    expect(mayHoldAttachment(inText.toString('latin1'))).toBe(false);
+  });
+
   it('reads the bytes as the string probe reads their latin1 text (random bodies)', () => {
     const r = new Rng(77);
     const pieces = ['\\', '\\\\', '\\n', '\\r\\n', '\\/', '\\t', '\\u0041', '\\u000a', '"', ' ', '=', 'é', 'data', ':', 'DaTa:', '\n'];
