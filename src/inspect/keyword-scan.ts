@@ -38,9 +38,9 @@ export interface KeywordScanner {
   forward(at: number, count: number, weight: number): number;
   /**
    * In the bytes last passed to `occurrences` (which went through them all): the runs of base64
-   * characters and backslashes at least `minLength` long, as [start, end) pairs in order, for the
-   * attachment probe (attachments.ts mayHoldAttachmentBytes); undefined when this scanner leaves
-   * that to the probe.
+   * characters and backslashes at least `minLength` (≥ 16) long, as [start, end) pairs in order,
+   * for the attachment probe (attachments.ts mayHoldAttachmentBytes); undefined when this scanner
+   * leaves that to the probe.
    */
   runs(minLength: number): Int32Array | undefined;
 }
@@ -263,6 +263,7 @@ class TeddyScanner implements KeywordScanner {
   }
 
   runs(minLength: number): Int32Array | undefined {
+    if (minLength < 16) return undefined; // the WebAssembly finder sees only runs that cross or fill a block
     const n = this.length;
     const out = (this.text + n + 32 + 7) & ~7;
     // Runs are apart by a byte at least: this many fit.

@@ -107,12 +107,13 @@ describe('keyword scan over bytes', () => {
         Array.from({ length: rng.int(0, 300) }, () => (rng.next() < 0.7 ? rng.str('aZ09+/-_\\', rng.int(1, 40)) : String.fromCharCode(rng.below(256)))).join(''),
         'latin1',
       );
-      const min = rng.pick([1, 16, 24]);
+      const min = rng.pick([16, 17, 24, 40]);
       scan(wasm, bytes);
       expect([...(wasm.runs(min) ?? [])], bytes.toString('latin1')).toEqual(want(bytes, min));
     }
     scan(js, Buffer.from('x'));
     expect(js.runs(16)).toBeUndefined();
+    expect(wasm.runs(15)).toBeUndefined();
   });
 
   it('finds the escapes that may spell a keyword character, the same in both', () => {

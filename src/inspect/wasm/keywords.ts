@@ -116,10 +116,11 @@ export function walkForward(text: usize, len: i32, at: i32, count: i32, weight: 
 
 /**
  * Runs of base64 characters and backslashes (A–Z a–z 0–9 + / - _ \, what the attachment probe
- * looks at: ../attachments.ts RAW_RUN_CHAR) at least `minLength` bytes long in text[0, len), as
- * [start, end) int32 pairs at `out`; returns their count, or -1 past outMax. Per 16 bytes, each
- * byte is classified by its low and high nibble (a bit per high nibble 2–7, tables below), and
- * only the places where a run starts or ends are visited.
+ * looks at: ../attachments.ts RAW_RUN_CHAR) at least `minLength` (≥ 16) bytes long in
+ * text[0, len), as [start, end) int32 pairs at `out`; returns their count, or -1 past outMax. Per
+ * 16 bytes, each byte is classified by its low and high nibble (a bit per high nibble 2–7, tables
+ * below). A run that long either fills a block or crosses from one block into the next, so only
+ * the ones at each end of a block are counted: no work per run inside a block.
  */
 export function runs(text: usize, len: i32, minLength: i32, out: usize, outMax: i32): i32 {
   const lo = i8x16(42, 62, 62, 62, 62, 62, 62, 62, 62, 62, 60, 21, 28, 21, 20, 29);
@@ -127,34 +128,34 @@ export function runs(text: usize, len: i32, minLength: i32, out: usize, outMax: 
   const nibble = i8x16.splat(15);
   const zero = i8x16.splat(0);
   let count: i32 = 0;
-  let start: i32 = -1; // in a run since `start`, or -1
+  let start: i32 = 0; // where the run reaching the current block began
+  let carried: i32 = 0; // its length so far (0: no run reaches the block)
   for (let i: i32 = 0; i < len; i += 16) {
     const v = v128.load(text + <usize>i);
     const m = v128.and(i8x16.swizzle(lo, v128.and(v, nibble)), i8x16.swizzle(hi, i8x16.shr_u(v, 4)));
     let bits = i8x16.bitmask(i8x16.ne(m, zero));
     if (len - i < 16) bits &= (1 << (len - i)) - 1;
-    // A set bit where a byte differs from the one before it: a run starts or ends there.
-    let edges = (bits ^ ((bits << 1) | (start >= 0 ? 1 : 0))) & 0xffff;
-    while (edges != 0) {
-      const at = i + ctz(edges);
-      edges &= edges - 1;
-      if (start < 0) {
-        start = at;
-        continue;
-      }
-      if (at - start >= minLength) {
-        if (count >= outMax) return -1;
-        store<i32>(out + (<usize>count << 3), start);
-        store<i32>(out + (<usize>count << 3) + 4, at);
-        count++;
-      }
-      start = -1;
+    if (bits == 0xffff) {
+      if (carried == 0) start = i;
+      carried += 16;
+      continue;
     }
+    // The run from before ends at the block's first byte outside it.
+    const lead = <i32>ctz(~bits);
+    if (carried + lead >= minLength) {
+      if (count >= outMax) return -1;
+      store<i32>(out + (<usize>count << 3), carried > 0 ? start : i);
+      store<i32>(out + (<usize>count << 3) + 4, i + lead);
+      count++;
+    }
+    // The ones at the block's end start the next run (runs inside the block are under 16).
+    carried = <i32>clz(~(bits << 16)) ;
+    start = i + 16 - carried;
   }
-  if (start >= 0 && len - start >= minLength) {
+  if (carried >= minLength) {
     if (count >= outMax) return -1;
     store<i32>(out + (<usize>count << 3), start);
-    store<i32>(out + (<usize>count << 3) + 4, len);
+    store<i32>(out + (<usize>count << 3) + 4, min(len, start + carried));
     count++;
   }
   return count;
