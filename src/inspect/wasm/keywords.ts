@@ -144,12 +144,12 @@ export function runs(text: usize, len: i32, minLength: i32, out: usize, outMax: 
     const lead = <i32>ctz(~bits);
     if (carried + lead >= minLength) {
       if (count >= outMax) return -1;
-      store<i32>(out + (<usize>count << 3), carried > 0 ? start : i);
+      store<i32>(out + (<usize>count << 3), start); // i itself when nothing was carried
       store<i32>(out + (<usize>count << 3) + 4, i + lead);
       count++;
     }
     // The ones at the block's end start the next run (runs inside the block are under 16).
-    carried = <i32>clz(~(bits << 16)) ;
+    carried = <i32>clz(~(bits << 16));
     start = i + 16 - carried;
   }
   if (carried >= minLength) {
