@@ -34,14 +34,6 @@ export const THREAD_MIN_BYTES = 64 * 1024;
 export const INLINE_FAST_PATH_MAX_BYTES = 512 * 1024;
 
 /**
- * Bodies from this size are read into shared memory (read-body.ts), so a thread reads the very
- * bytes that are forwarded. Smaller ones are mostly decided on the event loop (above): a
- * SharedArrayBuffer costs more to assemble than ordinary memory (256 KiB: ~20% more), and the few
- * that still go to a thread are copied for it.
- */
-export const SHARED_MEMORY_FROM_BYTES = INLINE_FAST_PATH_MAX_BYTES + 1;
-
-/**
  * `inspect.scanThreads`: a number as given; `auto` is one thread per core, at most 4 (the event
  * loop itself does little CPU work for a large body, so it does not need a core of its own), and
  * one thread in each process of `--workers N`, whose siblings share the cores. Threads start

@@ -19,7 +19,7 @@ import { ProxyError } from '../pipeline/errors.js';
 import type { Stage } from '../pipeline/exchange.js';
 import { Pipeline } from '../pipeline/pipeline.js';
 import { createInspector, type Inspector } from '../inspect/index.js';
-import { PooledInspector, SHARED_MEMORY_FROM_BYTES, resolveScanThreads } from '../inspect/pool.js';
+import { PooledInspector, THREAD_MIN_BYTES, resolveScanThreads } from '../inspect/pool.js';
 import { loadProtectedCode, type ProtectedCodeSource } from '../inspect/protected.js';
 import { auditGuardStage } from '../pipeline/stages/audit-guard.js';
 import { inspectStage } from '../pipeline/stages/inspect.js';
@@ -129,7 +129,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     const pooled = new PooledInspector(inspector, { config: config.inspect, fingerprintKey, protectedCode, threads, alone, onDisabled });
     closers.push(() => pooled.close());
     inspector = pooled;
-    sharedFromBytes = SHARED_MEMORY_FROM_BYTES; // what goes to a thread undecided is read into shared memory
+    sharedFromBytes = THREAD_MIN_BYTES; // what may go to a thread is read into shared memory
   }
   inspector = timedInspector(inspector, metrics);
   // Bodies held at once, by every listener and tunnel of this process (each --workers process has its own).
