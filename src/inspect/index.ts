@@ -170,44 +170,16 @@ class DetectorInspector implements Inspector {
     return found.length === 0 ? text : splice(text, found, (i) => `[REDACTED:${this.detector.rules[found[i]!.rule]!.id}]`);
   }
 
-  async inspectBody(body: Buffer, meta: InspectBodyMeta, opts: InspectOptions = {}): Promise<InspectOutcome> {
+  async inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome> {
     const max = this.cfg.maxBodyBytes;
     if (body.length > max) throw new InspectError('too_large', `body exceeds ${max} bytes`);
     let decoded = body; // already checked against the limit above
     const layers: Buffer[] = [];
-    if (meta.contentEncoding) {
-      try {
-        decoded = await decodeContent(body, meta.contentEncoding, max, layers);
-      } catch (err) {
-        throw err instanceof DecodeError ? new InspectError(err.kind, err.message) : err;
-      }
-    }
-    return this.inspectDecoded(decoded, layers, meta, opts.fastPath !== false, false)!;
-  }
-
-  /**
-   * The outcome of inspectBody when the fast path alone decides it — an identity-encoded body with
-   * no rule to try, or proven clean from windows (clean.ts) — at the cost of the fast path only;
-   * otherwise 'full' (errors included: inspectBody then says what they are), or null for an
-   * encoded body.
-   */
-  quickOutcome(body: Buffer, meta: InspectBodyMeta): InspectOutcome | 'full' | null {
-    if (meta.contentEncoding) return null;
-    if (body.length > this.cfg.maxBodyBytes) return 'full';
-    try {
-      return this.inspectDecoded(body, [], meta, true, true) ?? 'full';
-    } catch {
-      return 'full';
-    }
-  }
-
-  /** inspectBody once Content-Encoding is undone (`layers`: the encoded layers); null only with `onlyFast`, where the fast path cannot decide. */
-  private inspectDecoded(decoded: Buffer, layers: readonly Buffer[], meta: InspectBodyMeta, fastPath: boolean, onlyFast: boolean): InspectOutcome | null {
-    const max = this.cfg.maxBodyBytes;
     const mime = mediaType(meta.contentType);
     let wide: { primary: WideText | null; others: string[] };
     let parts: string[];
     try {
+      if (meta.contentEncoding) decoded = await decodeContent(body, meta.contentEncoding, max, layers);
       wide = wideReading(decoded, meta.contentType, isJsonMediaType(mime) || mime === '' ? 'json' : mime.startsWith('text/') ? 'text' : 'other');
       parts = mime.startsWith('multipart/') ? multipartViews(decoded, meta.contentType, max) : [];
     } catch (err) {
@@ -232,14 +204,13 @@ class DetectorInspector implements Inspector {
     // indexes configured, or a body that may hold an attachment, the full path runs.
     // The encoded layers are read once (as latin1), whichever path needs them first.
     const layerTexts = layers.map((b) => b.toString('latin1'));
-    if (fastPath && this.clean !== null && this.protectedCode === null && !wide.primary && !form) {
+    if (this.clean !== null && this.protectedCode === null && !wide.primary && !form) {
       const others = [...wide.others, ...parts, ...layerTexts];
       const clean = this.clean;
       if (others.every((t) => this.keywordFree(t)) && clean.provesClean(decoded, encoding === 'latin1') && !mayHoldAttachmentBytes(decoded, clean.runsOfLastBody(ATTACHMENT_RUN_MIN))) {
         return { findings: [], decision: 'allow', decodedBytes: decoded.length };
       }
     }
-    if (onlyFast) return null;
     const byteText = decoded.toString(ascii ? 'latin1' : encoding);
     // A body in UTF-16/32 (views.ts) is inspected, and redacted, as the text it encodes; the byte
     // reading and the other readings of it, multipart parts decoded from base64 or

@@ -14,7 +14,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { InspectConfig } from '../config/schema.js';
-import { InspectError, type InspectBodyMeta, type InspectOptions, type InspectOutcome, type Inspector, type ScanFinding } from './index.js';
+import { InspectError, type InspectBodyMeta, type InspectOutcome, type Inspector, type ScanFinding } from './index.js';
 import type { ProtectedCodeSource } from './protected.js';
 import type { ScanReply, ScanRequest } from './scan-worker.js';
 
@@ -23,15 +23,6 @@ import type { ScanReply, ScanRequest } from './scan-worker.js';
  * a round trip to a thread costs ~0.1 ms; scanning 64 KiB of JSON costs ~0.6 ms.
  */
 export const THREAD_MIN_BYTES = 64 * 1024;
-
-/**
- * Bodies up to this size first try the fast path on the event loop, which proves most clean
- * prompts clean for less than the round trip to a thread costs (a 256 KiB prompt: ~1 ms of fast
- * path against ~2 ms of hand-off CPU on the 2-core bench host); only bodies it cannot decide go to
- * a thread, for the full scan. Larger ones go to a thread at once: their fast path alone could
- * hold the event loop for milliseconds.
- */
-export const INLINE_FAST_PATH_MAX_BYTES = 512 * 1024;
 
 /**
  * `inspect.scanThreads`: a number as given; `auto` is one thread per core, at most 4 (the event
@@ -58,8 +49,6 @@ function workerUrl(): URL {
 interface Pending {
   body: Buffer;
   meta: InspectBodyMeta;
-  /** False when the event loop already tried the fast path on this body. */
-  fastPath: boolean;
   resolve(outcome: InspectOutcome): void;
   reject(err: unknown): void;
 }
@@ -103,14 +92,14 @@ class ScanThread {
     if (body.buffer instanceof SharedArrayBuffer) {
       // Read into shared memory (read-body.ts): the thread reads the bytes the request will
       // forward, nobody writes them, and a thread that dies mid-scan takes nothing with it.
-      const msg: ScanRequest = { id, body, meta: task.meta, fastPath: task.fastPath };
+      const msg: ScanRequest = { id, body, meta: task.meta };
       this.worker.postMessage(msg);
       return;
     }
     // The request keeps its body (it is forwarded after the scan): the thread gets a copy, moved.
     const copy = new Uint8Array(body.byteLength);
     copy.set(body);
-    const msg: ScanRequest = { id, body: copy, meta: task.meta, fastPath: task.fastPath };
+    const msg: ScanRequest = { id, body: copy, meta: task.meta };
     this.worker.postMessage(msg, [copy.buffer]);
   }
 
@@ -163,28 +152,18 @@ export class PooledInspector implements Inspector {
     return this.local.maskSecrets(text);
   }
 
-  quickOutcome(body: Buffer, meta: InspectBodyMeta): InspectOutcome | 'full' | null {
-    return this.local.quickOutcome?.(body, meta) ?? null;
-  }
-
-  inspectBody(body: Buffer, meta: InspectBodyMeta, opts: InspectOptions = {}): Promise<InspectOutcome> {
+  inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome> {
     if (this.disabled || this.opts.threads === 0 || body.length < this.minBytes || this.opts.alone?.()) {
-      return this.local.inspectBody(body, meta, opts);
-    }
-    let fastPath = opts.fastPath !== false;
-    if (fastPath && body.length <= INLINE_FAST_PATH_MAX_BYTES && this.local.quickOutcome) {
-      const quick = this.local.quickOutcome(body, meta);
-      if (quick === 'full') fastPath = false;
-      else if (quick !== null) return Promise.resolve(quick);
+      return this.local.inspectBody(body, meta);
     }
     let thread: ScanThread;
     try {
       thread = this.leastBusy();
     } catch {
-      return this.local.inspectBody(body, meta, { fastPath }); // a thread could not even be created
+      return this.local.inspectBody(body, meta); // a thread could not even be created
     }
     return new Promise<InspectOutcome>((resolve, reject) => {
-      thread.post(this.nextId++, { body, meta, fastPath, resolve, reject });
+      thread.post(this.nextId++, { body, meta, resolve, reject });
     });
   }
 
@@ -230,6 +209,6 @@ export class PooledInspector implements Inspector {
   private rescan(thread: ScanThread): void {
     const tasks = [...thread.pending.values()];
     thread.pending.clear();
-    for (const task of tasks) this.local.inspectBody(task.body, task.meta, { fastPath: task.fastPath }).then(task.resolve, task.reject);
+    for (const task of tasks) this.local.inspectBody(task.body, task.meta).then(task.resolve, task.reject);
   }
 }

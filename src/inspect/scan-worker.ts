@@ -10,8 +10,6 @@ export interface ScanRequest {
   id: number;
   body: Uint8Array;
   meta: InspectBodyMeta;
-  /** False when the event loop already tried the fast path on this body (pool.ts). */
-  fastPath: boolean;
 }
 
 export type ScanReply =
@@ -26,7 +24,7 @@ const port = parentPort!;
 
 port.on('message', (req: ScanRequest) => {
   const body = Buffer.from(req.body.buffer, req.body.byteOffset, req.body.byteLength);
-  inspector.inspectBody(body, req.meta, { fastPath: req.fastPath }).then(
+  inspector.inspectBody(body, req.meta).then(
     (outcome) => {
       const reply: ScanReply = { id: req.id, outcome };
       // The redacted body is this thread's own buffer: moved, not copied.

@@ -66,14 +66,7 @@ export interface Inspector {
   /** Scans plain text (a file, stdin) with the configured policy action `inspect.action`; lists at most MAX_FINDINGS. */
   scanText(text: string): ScanFinding[];
   /** Decodes, scans and applies the actions to a request body. Throws InspectError. */
-  inspectBody(body: Buffer, meta: InspectBodyMeta, opts?: InspectOptions): Promise<InspectOutcome>;
-  /**
-   * inspectBody's outcome, synchronously, when the fast path alone decides it (most clean prompts,
-   * at a fraction of the full scan's cost); 'full' when the fast path was tried and only the full
-   * scan can tell (inspectBody with fastPath false then does no work twice); null when it was not
-   * tried (a Content-Encoding is undone first, asynchronously).
-   */
-  quickOutcome?(body: Buffer, meta: InspectBodyMeta): InspectOutcome | 'full' | null;
+  inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome>;
   /**
    * `text` with every secret in it replaced by `[REDACTED:<rule-id>]` (percent-encoding undone
    * first where that is what hides one): for what is logged, such as a request path.

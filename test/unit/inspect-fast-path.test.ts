@@ -194,7 +194,6 @@ describe('inspect fast path', () => {
     const rng = new Rng(seed);
     let proved = 0;
     let found = 0;
-    const quicks = { decided: 0, full: 0 };
     const proof = new CleanProof(new Detector(BUILTIN_RULES, [], new Set()), ['\\u', '\\/']);
     for (let i = 0; i < 600; i++) {
       const c = randomCase(rng);
@@ -203,19 +202,12 @@ describe('inspect fast path', () => {
       const b = (await outcome(inspectors.full, c.body, c.meta)) as { findings?: unknown[] };
       expect(a, `seed ${seed} case ${i}: ${c.body.toString('latin1').slice(0, 300)}`).toEqual(b);
       if (i % 3 === 0) expect(await outcome(noWasm, c.body, c.meta), `JS fallback, case ${i}`).toEqual(b);
-      // The event loop's try (pool.ts): when the fast path alone decides, it decides the same.
-      const quick = inspectors.fast.quickOutcome!(c.body, c.meta);
-      if (quick !== null && quick !== 'full') expect(quick, `quick outcome, case ${i}`).toEqual(b);
-      else if (quick === 'full') quicks.full++;
-      if (quick !== null && quick !== 'full') quicks.decided++;
       if ((b.findings?.length ?? 0) > 0) found++;
       if (proof.provesClean(c.body, false)) proved++;
     }
     // Both kinds occur, so the comparison exercises the fast path's "clean" and its "maybe".
     expect(found).toBeGreaterThan(50);
     expect(proved).toBeGreaterThan(50);
-    expect(quicks.decided).toBeGreaterThan(10);
-    expect(quicks.full).toBeGreaterThan(50);
   });
 
   it('proves a large clean prompt clean without the full scan', async () => {

@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { InspectError, createInspector, type InspectBodyMeta, type InspectOutcome } from '../../src/inspect/index.js';
-import { INLINE_FAST_PATH_MAX_BYTES, PooledInspector, THREAD_MIN_BYTES, resolveScanThreads } from '../../src/inspect/pool.js';
+import { PooledInspector, THREAD_MIN_BYTES, resolveScanThreads } from '../../src/inspect/pool.js';
 import { Rng, githubClassic } from '../corpus/secrets.js';
 
 const config = configSchema.parse({
@@ -170,24 +170,6 @@ describe('scan threads', () => {
     expect(reasons).toHaveLength(1);
     expect(reasons[0]).toContain('/nonexistent/aigate/scan-worker.js');
     expect(p.size).toBe(0);
-  });
-
-  it('answer a large clean prompt from the fast path on the event loop, and send a thread only what it cannot decide', async () => {
-    const p = pool(1);
-    const clean = chatBody(256 * 1024, []);
-    expectSameOutcome(await p.inspectBody(clean, meta('block')), await local.inspectBody(clean, meta('block')));
-    expect(p.size).toBe(0);
-    // A secret: the fast path cannot prove it clean, the thread scans it (and only fully: the
-    // outcome is the full scan's whichever way, as the fast path's differential test shows).
-    const dirty = chatBody(256 * 1024, [`k = "${tokens[0]}"`]);
-    const full = createInspector(config, { fingerprintKey: key, fastPath: false });
-    expectSameOutcome(await p.inspectBody(dirty, meta('redact')), await full.inspectBody(dirty, meta('redact')));
-    expect(p.size).toBe(1);
-    // Above INLINE_FAST_PATH_MAX_BYTES even a clean body goes to a thread: its fast path alone would hold the loop.
-    const big = chatBody(INLINE_FAST_PATH_MAX_BYTES + 1024, []);
-    const threaded = p.inspectBody(big, meta('block'));
-    expect(await ticksWhile(threaded)).toBeGreaterThan(0);
-    expectSameOutcome(await threaded, await local.inspectBody(big, meta('block')));
   });
 
   it('leave small bodies on the event loop and start no thread for them', async () => {
