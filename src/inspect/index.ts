@@ -23,13 +23,13 @@ import { jsonStrings, looksLikeJson } from './json.js';
 import { BUILTIN_RULES } from './rules/index.js';
 import { CLASSIFICATION_PREFIX, compileClassification, MAX_MARKER_SHOWN } from './classification.js';
 import { loadProtectedCode, PROTECTED_PREFIX, ProtectedCode, type ProtectedCodeSource } from './protected.js';
-import { InspectError, MAX_FINDINGS, type InspectBodyMeta, type InspectDecision, type InspectOptions, type InspectOutcome, type Inspector, type ScanFinding } from './types.js';
+import { InspectError, MAX_FINDINGS, type InspectBodyMeta, type InspectDecision, type InspectOutcome, type Inspector, type ScanFinding } from './types.js';
 import { multipartViews, wideReading, type WideText } from './views.js';
 
 export { BUILTIN_RULES } from './rules/index.js';
 export type { Rule } from './rules/index.js';
 export { InspectError, MAX_FINDINGS } from './types.js';
-export type { InspectBodyMeta, InspectDecision, InspectOptions, InspectOutcome, Inspector, ScanFinding } from './types.js';
+export type { InspectBodyMeta, InspectDecision, InspectOutcome, Inspector, ScanFinding } from './types.js';
 
 /** What the inspector reads of a rule, the detector's or a protected-code source's. */
 type RuleInfo = Pick<DetectorRule, 'id' | 'description' | 'maskPrefix' | 'defaultAction'>;

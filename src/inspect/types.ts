@@ -56,12 +56,6 @@ export interface InspectBodyMeta {
   action: Action;
 }
 
-/** How one body is inspected (scan threads: the event loop already tried the fast path). */
-export interface InspectOptions {
-  /** False: the full scan, without trying to prove the body clean from windows first (clean.ts). */
-  fastPath?: boolean;
-}
-
 export interface Inspector {
   /** Scans plain text (a file, stdin) with the configured policy action `inspect.action`; lists at most MAX_FINDINGS. */
   scanText(text: string): ScanFinding[];
