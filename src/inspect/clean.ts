@@ -20,8 +20,9 @@
 // is found in the window of its keyword — sized so that its reach fits, counting only the bytes that
 // yield one character in every reading (not a backslash, not part of a multi-byte character).
 // A keyword can also appear only once escapes are undone: a `\u` escape that may spell a keyword's
-// character, and the other escapes that can produce one (`\/` for `://`), get a window of their own. Pairs need both strings in the window: a short string holding a keyword whose
-// neighbours the window cuts sends the body to the full path.
+// character, and the other escapes that can produce one (`\/` for `://`), get a window of their
+// own. Pairs need both strings in the window: a short string holding a keyword whose neighbours
+// the window cuts sends the body to the full path.
 //
 // Bounded like the full path: at most MAX_OCCURRENCES keyword occurrences per byte budget, and
 // windows that overlap are merged, so the work is linear in the body's length.
