@@ -3,6 +3,7 @@
 // in one run — issue 7's scenarios S1–S6 plus the component benches of issues 3, 4 and 5.
 //
 //   bash bench/setup.sh               # once (uses sudo when not root): nginx, wrk, redis-server from Debian's packages
+//                                      (mitmproxy, optional: S1/S2 compare with mitmdump when it is installed)
 //   npm run bench                      # full run (~8 min on 2 cores), rewrites BENCHMARKS.md
 //   npm run bench -- --quick           # smoke run (~1 min), prints only
 //   npm run bench:soak                 # the soak alone (issue #19): 500k requests, 2,000 idle tunnels, SIGTERM
@@ -19,6 +20,7 @@ import { startBareProxy } from './lib/bare.mjs';
 import { writeBodies } from './lib/bodies.mjs';
 import { machine, requireTools, versions } from './lib/env.mjs';
 import { proxyConfig, startNginx, upstreamConfig } from './lib/nginx.mjs';
+import { startMitmproxy } from './lib/mitmproxy.mjs';
 import { makePki, OPENAI } from './lib/pki.mjs';
 import { freePort, startChild, stopAll, waitForTls } from './lib/proc.mjs';
 import { startRedis } from './lib/redis.mjs';
@@ -111,6 +113,9 @@ async function main() {
   if (wants('S1') || wants('S2')) {
     ports.bare = await freePort();
     procs.bare = await startBareProxy(pki, { port: ports.bare, upstreamPort: ports.upstream });
+    ports.mitmproxy = await freePort();
+    procs.mitmproxy = await startMitmproxy(dir, pki, { port: ports.mitmproxy, upstreamPort: ports.upstream });
+    if (!procs.mitmproxy) log('mitmdump not found (apt-get install mitmproxy): mitmproxy left out of S1 and S2');
   }
   const needRedis = wants('S4');
   if (needRedis) procs.redis = await startRedis();
@@ -134,6 +139,8 @@ async function main() {
     await preflight(`direct ${kind}`, { port: ports.upstream, servername: OPENAI, ca: pki.vendorCaPem, path: '/v1/chat/completions', body });
     await preflight(`nginx ${kind}`, { port: ports.nginx, servername: 'localhost', ca: pki.proxyCaPem, path: '/openai/chat/completions', body });
     if (procs.bare) await preflight(`bare node proxy ${kind}`, { port: ports.bare, servername: 'localhost', ca: pki.proxyCaPem, path: '/openai/chat/completions', body });
+    // Reverse mode keeps the path: the upstream's own.
+    if (procs.mitmproxy) await preflight(`mitmproxy ${kind}`, { port: ports.mitmproxy, servername: 'localhost', ca: pki.proxyCaPem, path: '/v1/chat/completions', body });
     for (const v of variants) {
       await preflight(`aigate ${v.name} ${kind}`, { port: procs.aigate[v.name].gatewayPort, servername: 'localhost', ca: pki.proxyCaPem, path: '/openai/chat/completions', body });
     }

@@ -46,5 +46,6 @@ export function versions() {
     wrk: versionOf('wrk', ['-v'], (s) => s.split('\n')[0].replace(/\s*Copyright.*$/, '').replace(/^wrk /, '').trim()),
     redis: versionOf('redis-server', ['--version'], (s) => (/v=(\S+)/.exec(s)?.[1] ?? s.trim())),
     openssl: process.versions.openssl,
+    mitmproxy: which('mitmdump') ? versionOf('mitmdump', ['--version'], (s) => (/Mitmproxy: (\S+)/.exec(s)?.[1] ?? null)) : null,
   };
 }

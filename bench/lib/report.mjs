@@ -85,10 +85,23 @@ export function targets(r) {
     add('S1 ≥ 0.5× nginx req/s (one process vs one worker)', x2(ratio), ratio >= 0.5);
     const p99 = roundRatio(r.S1['aigate'], r.S1['nginx'], 'p99');
     add('S1 p99 within 2× nginx', x2(p99), p99 <= 2);
+    if (r.S1['mitmproxy']) {
+      const m = roundRatio(r.S1['aigate'], r.S1['mitmproxy']);
+      add('S1 ≥ 10× mitmproxy req/s (issue 20)', x2(m), m >= 10);
+    }
   }
   if (r.S2) {
-    const ratio = roundRatio(r.S2.throughput['aigate'], r.S2.throughput['nginx']);
+    const t = r.S2.throughput;
+    const ratio = roundRatio(t['aigate'], t['nginx']);
     add('S2 ≥ 0.5× nginx req/s (256 KiB, inspected)', x2(ratio), ratio >= 0.5);
+    if (t['aigate (no rules)']) {
+      const rules = roundRatio(t['aigate'], t['aigate (no rules)']);
+      add('S2 all rules ≥ 0.8× no rules (issue 20)', x2(rules), rules >= 0.8);
+    }
+    if (t['mitmproxy']) {
+      const m = roundRatio(t['aigate'], t['mitmproxy']);
+      add('S2 ≥ 2× mitmproxy req/s (issue 20)', x2(m), m >= 2);
+    }
   }
   if (r.S2early) {
     const a = r.S2early['aigate'];
@@ -160,7 +173,7 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
   );
   md.push('');
   md.push(`**Machine:** ${machine.nproc} CPUs (${machine.cpuModel}), ${machine.memoryGiB} GiB RAM, Linux ${machine.kernel}  `);
-  md.push(`**Versions:** aigate ${versions.aigate}, node ${versions.node} (OpenSSL ${versions.openssl}), nginx ${versions.nginx}, wrk ${versions.wrk}, redis ${versions.redis}`);
+  md.push(`**Versions:** aigate ${versions.aigate}, node ${versions.node} (OpenSSL ${versions.openssl}), nginx ${versions.nginx}, wrk ${versions.wrk}, redis ${versions.redis}${versions.mitmproxy ? `, mitmproxy ${versions.mitmproxy}` : ''}`);
   md.push('');
   const t = targets(r);
   if (t.length) {
@@ -184,6 +197,10 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
     md.push('');
     if (r.S1['bare Node proxy']) {
       md.push('`bare Node proxy` (bench/lib/bare-proxy.mjs) is the floor for any Node proxy on this path: TLS in, body read, one undici dispatch, response streamed back — no routing, inspection, limiter, audit or metrics.');
+      md.push('');
+    }
+    if (r.S1['mitmproxy']) {
+      md.push('`mitmproxy` (bench/lib/mitmproxy.mjs) is Debian\'s mitmdump in reverse mode before the same upstream, TLS both ways with the same front certificate, no addons: a TLS-inspecting proxy that inspects nothing by itself.');
       md.push('');
     }
     if (r.S1['aigate --workers 2']) {

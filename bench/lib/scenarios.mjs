@@ -40,12 +40,14 @@ const tree = (pid) => [pid, ...childPids(pid)];
  * wrk contenders for a path under each front door. `pids` are the processes whose CPU time a
  * request through that door costs (the door itself; for the Redis limiter, redis-server too).
  */
-function httpContenders(ctx, { direct = true, bare = false, aigates = ['aigate'] } = {}) {
+function httpContenders(ctx, { direct = true, bare = false, mitmproxy = false, aigates = ['aigate'] } = {}) {
   const { ports, procs } = ctx;
   const list = [];
   if (direct) list.push({ name: 'direct', url: (p) => `https://127.0.0.1:${ports.upstream}/v1/${p}`, pids: () => [] });
   list.push({ name: 'nginx', url: (p) => `https://127.0.0.1:${ports.nginx}/openai/${p}`, pids: () => tree(procs.nginx.child.pid) });
   if (bare && procs.bare) list.push({ name: 'bare Node proxy', url: (p) => `https://127.0.0.1:${ports.bare}/openai/${p}`, pids: () => [procs.bare.child.pid] });
+  // Reverse mode forwards the path as it comes: the upstream's own.
+  if (mitmproxy && procs.mitmproxy) list.push({ name: 'mitmproxy', url: (p) => `https://127.0.0.1:${ports.mitmproxy}/v1/${p}`, pids: () => tree(procs.mitmproxy.child.pid) });
   const names = {
     aigate: 'full',
     'aigate (no rules)': 'norules',
@@ -85,7 +87,7 @@ export async function warmUp(ctx) {
 
 const withWorkers = (ctx, list) => (ctx.procs.aigate.workers2 ? [...list, 'aigate --workers 2'] : list);
 
-export const S1 = (ctx) => wrkScenario(ctx, httpContenders(ctx, { bare: true, aigates: withWorkers(ctx, ['aigate']) }), { body: ctx.bodies.small });
+export const S1 = (ctx) => wrkScenario(ctx, httpContenders(ctx, { bare: true, mitmproxy: true, aigates: withWorkers(ctx, ['aigate']) }), { body: ctx.bodies.small });
 
 /**
  * S1 over HTTP/2 (issue 15): the same 1 KiB POST, 32 streams on 4 connections (h2load), against
@@ -104,7 +106,7 @@ export const S1h2 = (ctx) => {
 };
 
 export async function S2(ctx) {
-  const throughput = await wrkScenario(ctx, httpContenders(ctx, { bare: true, aigates: withWorkers(ctx, ['aigate', 'aigate (no rules)']) }), { body: ctx.bodies.large });
+  const throughput = await wrkScenario(ctx, httpContenders(ctx, { bare: true, mitmproxy: true, aigates: withWorkers(ctx, ['aigate', 'aigate (no rules)']) }), { body: ctx.bodies.large });
   // What the scan adds to one 256 KiB request: one connection, one request at a time.
   ctx.log('  S2 latency, 1 connection:');
   const single = await wrkScenario(ctx, httpContenders(ctx, { direct: false, aigates: ['aigate', 'aigate (no rules)'] }), {

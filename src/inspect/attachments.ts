@@ -14,6 +14,7 @@
 // where that cannot be exact (mixed alphabets, irregular whitespace, junk characters) it says so,
 // and the caller blocks instead of forwarding something it cannot rewrite.
 import { isUtf8 } from 'node:buffer';
+import { unescapeJson } from './json-escapes.js';
 
 /** An attachment found in a text. */
 export interface Attachment {
@@ -59,6 +60,11 @@ export class AttachmentBudget {
 }
 
 /**
+ * A base64 block's first line is at least this long (MIME wraps at 76, PEM at 64); runs of
+ * RAW_RUN_CHAR this long are what mayHoldAttachmentBytes looks at.
+ */
+export const MIN_LINE = 16;
+/**
  * A bare base64 run shorter than this inside other text is not an attachment: shorter runs are
  * identifiers, hashes, words. A string that is base64 from end to end may be shorter (MIN_WHOLE).
  */
@@ -69,8 +75,6 @@ const MIN_RUN = 32;
  * are printable UTF-8 about once in 10^5, 18 about once in 10^8.
  */
 const MIN_WHOLE = 24;
-/** A base64 block's first line is at least this long (MIME wraps at 76, PEM at 64). */
-const MIN_LINE = 16;
 /** Binary is recognised from this many leading base64 characters (3 KiB decoded). */
 const SNIFF_CHARS = 4096;
 
@@ -194,10 +198,9 @@ function forEachRun(text: string, chars: Uint8Array, skip: ReadonlyArray<readonl
 /**
  * False when `raw` (a body as sent, JSON escapes included) surely holds no attachment that
  * findAttachments would decode in one of its JSON strings: then a body without a rule keyword is
- * not walked at all. So it must be cheap and must not miss: each run of base64 characters and
- * JSON escapes is unescaped (`\n`, `\r`, `\/` — any other escape: maybe) and probed exactly as
- * findAttachments probes a string (the same blocks, the same sniff of the same bytes); any `data:`
- * URL: maybe.
+ * not walked at all. So it must be cheap and must not miss: any `data:` URL is a maybe, and each
+ * run of base64 characters and JSON escapes is probed (runMayHold) exactly as findAttachments
+ * probes a string.
  */
 export function mayHoldAttachment(raw: string): boolean {
   DATA_SCHEME.lastIndex = 0;
@@ -205,16 +208,122 @@ export function mayHoldAttachment(raw: string): boolean {
   let maybe = false;
   forEachRun(raw, RAW_RUN_CHAR, [], (i, j) => {
     const end = paddingEnd(raw, j);
-    let run = raw.slice(i, end);
-    if (run.includes('\\')) {
-      // Constant replacements: V8 searches for an atom, no callback per line of a MIME block.
-      run = run.replace(/\\n/g, '\n').replace(/\\r/g, '\r').replace(/\\\//g, '/');
-      if (run.includes('\\')) maybe = true;
-    }
-    if (!maybe && run.length >= MIN_WHOLE && scan(run, null, true) === 'text') maybe = true;
+    if (!worthReading(end - i, raw.charCodeAt(i - 1), raw.charCodeAt(end), () => raw.slice(i, end).includes('\\'))) return end;
+    maybe = runMayHold(raw.slice(i, end));
     return maybe ? -1 : end;
   });
   return maybe;
+}
+
+/**
+ * mayHoldAttachment(bytes.toString('latin1')), read from the bytes: no copy of the whole body as
+ * a string (a 256 KiB body: ~0.2 ms), only of the runs worth a look. `runs`, when given, lists the
+ * runs of RAW_RUN_CHAR at least MIN_LINE long as [start, end) pairs, in order (the WebAssembly
+ * scanner finds them where it holds the body: keyword-scan.ts); otherwise they are found here.
+ */
+export function mayHoldAttachmentBytes(bytes: Buffer, runs?: Int32Array): boolean {
+  // `data:` in any case: at each colon (rare in base64 and prose), the four bytes before it.
+  for (let c = bytes.indexOf(0x3a, 4); c >= 0; c = bytes.indexOf(0x3a, c + 1)) {
+    if ((bytes[c - 4]! | 0x20) === 0x64 && (bytes[c - 3]! | 0x20) === 0x61 && (bytes[c - 2]! | 0x20) === 0x74 && (bytes[c - 1]! | 0x20) === 0x61) return true;
+  }
+  const visit = (i: number, j: number): number => {
+    let end = j;
+    if (bytes[end] === 61) end++;
+    if (bytes[end] === 61) end++;
+    if (!worthReading(end - i, bytes[i - 1], bytes[end], () => hasByte(bytes, 0x5c, i, end))) return end;
+    return runMayHold(bytes.toString('latin1', i, end)) ? -1 : end;
+  };
+  if (runs !== undefined) {
+    let done = 0;
+    for (let k = 0; k < runs.length; k += 2) {
+      // A run that starts inside the padding after the last one: the rest of it, as forEachRun would.
+      const i = Math.max(runs[k]!, done);
+      const j = runs[k + 1]!;
+      if (j - i < MIN_LINE) continue;
+      done = visit(i, j);
+      if (done < 0) return true;
+    }
+    return false;
+  }
+  let maybe = false;
+  forEachRunIn(bytes, RAW_RUN_CHAR, (i, j) => {
+    const done = visit(i, j);
+    maybe = done < 0;
+    return done;
+  });
+  return maybe;
+}
+
+/**
+ * Whether a run of `length` characters (padding included) between the characters `before` and
+ * `after` may hold an attachment in some reading (runMayHold). No reading of a run is longer than
+ * the run (undoing escapes only shortens), and no attachment is shorter than MIN_WHOLE: most runs
+ * (identifiers, words) need no string at all. Nor MIN_RUN unless it is a string's whole value,
+ * which a run without escapes (it reads as itself everywhere) can only be between two quotes.
+ */
+function worthReading(length: number, before: number | undefined, after: number | undefined, escaped: () => boolean): boolean {
+  if (length < MIN_WHOLE) return false;
+  return length >= MIN_RUN || (before === 0x22 && after === 0x22) || escaped();
+}
+
+function hasByte(bytes: Uint8Array, byte: number, from: number, to: number): boolean {
+  for (let k = from; k < to; k++) if (bytes[k] === byte) return true;
+  return false;
+}
+
+/** forEachRun over bytes (one character per byte, as latin1), with nothing to skip. */
+function forEachRunIn(bytes: Uint8Array, chars: Uint8Array, visit: (start: number, end: number) => number): void {
+  const n = bytes.length;
+  let done = 0;
+  let p = MIN_LINE - 1;
+  while (p < n) {
+    const c = bytes[p]!;
+    if (c >= 128 || chars[c] === 0) {
+      p += MIN_LINE;
+      continue;
+    }
+    let i = p;
+    while (i > done) {
+      const d = bytes[i - 1]!;
+      if (d >= 128 || chars[d] === 0) break;
+      i--;
+    }
+    let j = p + 1;
+    while (j < n) {
+      const d = bytes[j]!;
+      if (d >= 128 || chars[d] === 0) break;
+      j++;
+    }
+    if (j - i >= MIN_LINE) {
+      done = visit(i, j);
+      if (done < 0) return;
+    } else done = j;
+    p = done + MIN_LINE - 1;
+  }
+}
+
+/** Readings of a raw run: the outer JSON string's and those of strings nested in it (index.ts MAX_NESTED_JSON). */
+const RUN_READINGS = 4;
+
+/**
+ * Whether a run of base64 characters and backslashes from a raw body (padding included) may hold
+ * an attachment in some reading of it: unescaped once for a JSON string value, and once more per
+ * level of JSON nested in strings (`\\n` is a line break two levels down). Each reading is probed
+ * as findAttachments probes a string (the same blocks, the same sniff of the same bytes); a
+ * backslash left in a reading is a character there, which no run of base64 crosses. The run's
+ * edges are edges in every reading: the bytes around it are neither base64 nor a backslash, and
+ * undoing escapes neither moves them nor makes one base64.
+ */
+function runMayHold(raw: string): boolean {
+  let run = raw;
+  for (let level = 1; level <= RUN_READINGS; level++) {
+    const read = run.includes('\\') ? unescapeJson(run) : run;
+    if (read.length >= MIN_WHOLE && scan(read, null, true) === 'text') return true;
+    // Nothing left to undo, or nothing undone: every deeper reading is this one.
+    if (read === run || !read.includes('\\')) return false;
+    run = read;
+  }
+  return false;
 }
 
 /**

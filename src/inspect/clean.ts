@@ -19,15 +19,16 @@
 // tries every occurrence (no skipping inside earlier matches), so a candidate the full path finds
 // is found in the window of its keyword — sized so that its reach fits, counting only the bytes that
 // yield one character in every reading (not a backslash, not part of a multi-byte character).
-// A keyword can also appear only once escapes are undone: `\u` anywhere sends the body to the full
-// path; the other escapes that can produce a keyword's character (`\/` for `://`) get a window
-// of their own. Pairs need both strings in the window: a short string holding a keyword whose
-// neighbours the window cuts sends the body to the full path.
+// A keyword can also appear only once escapes are undone: a `\u` escape that may spell a keyword's
+// character, and the other escapes that can produce one (`\/` for `://`), get a window of their
+// own. Pairs need both strings in the window: a short string holding a keyword whose neighbours
+// the window cuts sends the body to the full path.
 //
 // Bounded like the full path: at most MAX_OCCURRENCES keyword occurrences per byte budget, and
 // windows that overlap are merged, so the work is linear in the body's length.
 import type { Detector } from './detector.js';
 import { keywordScanner, type KeywordScanner } from './keyword-scan.js';
+import { SHORT_UNESCAPES as SHORT, unescapeJson as unescape } from './json-escapes.js';
 import type { Reach } from './reach.js';
 
 /** Strings nested in strings are read this many levels deep (index.ts MAX_NESTED_JSON, plus the outer level). */
@@ -48,42 +49,8 @@ const PAIR_ROOM = PAIR_KEY_MAX + PAIR_VALUE_MAX + 64;
 const WIDEN = Symbol('widen');
 const BACKSLASH = 0x5c;
 
-/** The JSON escapes other than \u, by the character after the backslash. */
-const SHORT: Readonly<Record<string, string | undefined>> = { '"': '"', '\\': '\\', '/': '/', "'": "'", b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 /** Bytes that may belong to an escape spelling a character: a backslash, `u`, hex digits. */
 const ESCAPE_BYTE = /^[\\uU0-9a-fA-F]$/;
-/**
- * The escapes undone, as JSON.parse reads a string's and escapedViews a text's
- * (/\\(?:u([0-9a-fA-F]{4})|(["\\/'bfnrt]))/g: `\'` too, a superset).
- */
-/** `text` with JSON_ESCAPE's escapes undone, as `text.replace(JSON_ESCAPE, …)` would (a loop: 3× faster on code). */
-function unescape(text: string): string {
-  let b = text.indexOf('\\');
-  if (b < 0) return text;
-  let out = '';
-  let last = 0;
-  for (; b >= 0; b = text.indexOf('\\', b)) {
-    const c = text[b + 1];
-    if (c === 'u') {
-      const hex = text.slice(b + 2, b + 6);
-      if (/^[0-9a-fA-F]{4}$/.test(hex)) {
-        out += text.slice(last, b) + String.fromCharCode(parseInt(hex, 16));
-        last = b += 6;
-        continue;
-      }
-      b++;
-      continue;
-    }
-    const short = c === undefined ? undefined : SHORT[c];
-    if (short === undefined) {
-      b++;
-      continue;
-    }
-    out += text.slice(last, b) + short;
-    last = b += 2;
-  }
-  return out + text.slice(last);
-}
 
 function widest(a: Reach | undefined, b: Reach): Reach {
   if (!a) return b;
@@ -115,6 +82,10 @@ function splitAtQuotes(text: string, clipStart: boolean, clipEnd: boolean): Piec
 export class CleanProof {
   /** Escapes other than \u that can produce a keyword character, with the reach of those keywords. */
   private readonly escapes: Array<{ seq: string; reach: Reach }> = [];
+  /** The characters after a backslash that make an escape worth a window: `u` and those of `escapes`. */
+  private readonly escapeSeconds: string;
+  /** The reach of `escapes`, by the char code after the backslash. */
+  private readonly escapeReach: Array<Reach | undefined> = [];
   /** Per ASCII character: the reach of the keywords holding it (widened by a keyword's length), or undefined. */
   private readonly byChar: Array<Reach | undefined> = [];
   private readonly anyChar: Reach;
@@ -145,8 +116,12 @@ export class CleanProof {
     for (const seq of walkEscapes ?? []) {
       if (seq === '\\u') continue;
       const reach = this.byChar[SHORT[seq[1]!]!.charCodeAt(0)];
-      if (reach) this.escapes.push({ seq, reach });
+      if (reach) {
+        this.escapes.push({ seq, reach });
+        this.escapeReach[seq.charCodeAt(1)] = reach;
+      }
     }
+    this.escapeSeconds = `u${this.escapes.map((e) => e.seq[1]!).join('')}`;
   }
 
   /**
@@ -157,14 +132,37 @@ export class CleanProof {
     const scanner = this.scanner;
     if (!this.usable || scanner === null) return false;
     const n = bytes.length;
-    // With \uXXXX about, one character of a reading can take six bytes: a `\u` then weighs five
-    // of the bytes counted around it (every \u escape, at any nesting level, has its own `\u` in
-    // the bytes: `\\u0070` is `\u0070` once unescaped).
-    const firstU = bytes.indexOf('\\u');
-    const weight = firstU >= 0 ? 5 : 0;
     const windows: number[] = []; // start, end pairs
+    // At most this many keyword occurrences, and as many escapes with a window.
+    const limit = MAX_OCCURRENCES + (n >> 8);
+    let occurrences = limit;
+    // The escapes that may spell a keyword's character, first: `\/` for `://`, and `\uXXXX`, which
+    // can spell any character — a window where it spells a keyword's (case folded), sized for the
+    // keywords holding that character; one whose digits are not all there (they may come from
+    // escapes a level down) could be anything. With \uXXXX about, one character of a reading can
+    // take six bytes: a `\u` then weighs five of the bytes counted around it (every \u escape, at
+    // any nesting level, has its own `\u` in the bytes: `\\u0070` is `\u0070` once unescaped).
+    let weight = 0;
+    const escaped: Array<{ at: number; end: number; reach: Reach }> = [];
+    if (!scanner.escapes(bytes, this.escapeSeconds, (at) => {
+      let reach: Reach | undefined;
+      let end = at + 2;
+      if (bytes[at + 1] === 0x75) {
+        weight = 5;
+        end = at + 6;
+        reach = this.anyChar;
+        const hex = bytes.toString('latin1', at + 2, Math.min(n, at + 6));
+        if (/^[0-9a-fA-F]{4}$/.test(hex)) {
+          const code = parseInt(hex, 16);
+          reach = code < 128 ? this.byChar[code >= 65 && code <= 90 ? code + 32 : code] : undefined;
+        }
+        if (reach === undefined) return true;
+      } else reach = this.escapeReach[bytes[at + 1]!]!;
+      if (--occurrences < 0) return false;
+      escaped.push({ at, end, reach });
+      return true;
+    })) return false;
     let budget = 4 * n + (1 << 20); // bytes walked to size windows
-    let occurrences = MAX_OCCURRENCES + (n >> 8);
     let ok = true;
     /** Bytes under windows so far (an upper bound once windows come out of order). */
     let covered = 0;
@@ -208,30 +206,14 @@ export class CleanProof {
       // Windows over most of the body: reading them costs more than the full scan.
       if (covered > n / 2) ok = false;
     };
-    if (!scanner.occurrences(bytes, occurrences, (start, k) => {
+    if (!scanner.occurrences(bytes, limit, (start, k) => {
       window(start, start, this.detector.reachOf(k));
       // Give up early on a body dense with keywords: windows over most of what was seen so far.
       return ok && covered <= start / 2 + 65536;
     })) return false;
-    for (const e of this.escapes) {
-      for (let at = bytes.indexOf(e.seq); ok && at >= 0; at = bytes.indexOf(e.seq, at + 1)) {
-        if (--occurrences < 0) ok = false;
-        else window(at, at + 2, e.reach);
-      }
-    }
-    // \uXXXX can spell any character: a window where it spells a keyword's (case folded), sized for
-    // the keywords holding that character; one whose digits are not all there (they may come from
-    // escapes a level down) could be anything.
-    for (let at = firstU; ok && at >= 0; at = bytes.indexOf('\\u', at + 1)) {
-      const hex = bytes.toString('latin1', at + 2, Math.min(n, at + 6));
-      let reach: Reach | undefined = this.anyChar;
-      if (/^[0-9a-fA-F]{4}$/.test(hex)) {
-        const code = parseInt(hex, 16);
-        reach = code < 128 ? this.byChar[code >= 65 && code <= 90 ? code + 32 : code] : undefined;
-      }
-      if (reach === undefined) continue;
-      if (--occurrences < 0) ok = false;
-      else window(at, at + 6, reach);
+    for (const e of escaped) {
+      if (!ok) break;
+      window(e.at, e.end, e.reach);
     }
     if (!ok) return false;
     if (windows.length === 0) return true;
@@ -247,6 +229,15 @@ export class CleanProof {
       }
     }
     return true;
+  }
+
+  /**
+   * After provesClean(bytes) said true: the runs of base64 characters and backslashes in those
+   * bytes at least `minLength` long, found by the WebAssembly scanner while it has them (see
+   * KeywordScanner.runs), or undefined.
+   */
+  runsOfLastBody(minLength: number): Int32Array | undefined {
+    return this.scanner?.runs(minLength);
   }
 
   /**

@@ -11,141 +11,28 @@
 import { isAscii, isUtf8 } from 'node:buffer';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Action, InspectConfig } from '../config/schema.js';
-import { AttachmentBudget, AttachmentLimitError, encodeAttachment, findAttachments, mayHoldAttachment, type Attachment } from './attachments.js';
+import { MIN_LINE as ATTACHMENT_RUN_MIN, mayHoldAttachment, mayHoldAttachmentBytes } from './attachments.js';
 import { CleanProof } from './clean.js';
 import { compileCustomRule, type CompiledCustomRule } from './custom.js';
 import { DecodeError, decodeContent } from './decode.js';
 import { Detector, type Candidate, type DetectorRule } from './detector.js';
-
-/** What the inspector reads of a rule, the detector's or a protected-code source's. */
-type RuleInfo = Pick<DetectorRule, 'id' | 'description' | 'maskPrefix' | 'defaultAction'>;
-import { jsonStrings, looksLikeJson, type JsonString } from './json.js';
+import { mergeEdits, splice, type Edit } from './edits.js';
+import { escapedViews, escapesToWalk, percentDecoded } from './json-escapes.js';
+import { JsonWalk } from './json-walk.js';
+import { jsonStrings, looksLikeJson } from './json.js';
 import { BUILTIN_RULES } from './rules/index.js';
 import { CLASSIFICATION_PREFIX, compileClassification, MAX_MARKER_SHOWN } from './classification.js';
 import { loadProtectedCode, PROTECTED_PREFIX, ProtectedCode, type ProtectedCodeSource } from './protected.js';
+import { InspectError, MAX_FINDINGS, type InspectBodyMeta, type InspectDecision, type InspectOutcome, type Inspector, type ScanFinding } from './types.js';
 import { multipartViews, wideReading, type WideText } from './views.js';
 
 export { BUILTIN_RULES } from './rules/index.js';
 export type { Rule } from './rules/index.js';
+export { InspectError, MAX_FINDINGS } from './types.js';
+export type { InspectBodyMeta, InspectDecision, InspectOutcome, Inspector, ScanFinding } from './types.js';
 
-export class InspectError extends Error {
-  constructor(
-    readonly kind: 'too_large' | 'undecodable',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'InspectError';
-  }
-}
-
-export interface ScanFinding {
-  rule: string;
-  description: string;
-  /** 1-based line in the scanned text; for a JSON body, the line inside the string value. */
-  line: number;
-  /** 1-based column (UTF-16 code units) on that line. */
-  col: number;
-  /** Offsets of the secret in the scanned text (for a JSON body: in the string value). */
-  start: number;
-  end: number;
-  /** e.g. `ghp_…abcd`: a format prefix and at most the last 4 characters, never the value. */
-  masked: string;
-  action: Action;
-  /** First 16 hex characters of HMAC-SHA256(fingerprintKey, value). */
-  fingerprint: string;
-  /** protected-code findings: the protected file and its lines, `path:12-40` (never code). */
-  source?: string;
-}
-
-export type InspectDecision = 'allow' | 'block' | 'redact' | 'monitor';
-
-export interface InspectOutcome {
-  findings: ScanFinding[];
-  decision: InspectDecision;
-  /** The body to forward when decision is 'redact' (identity-encoded: drop Content-Encoding, fix Content-Length). */
-  redactedBody?: Buffer;
-  /** Size of the body after Content-Encoding was undone. */
-  decodedBytes: number;
-  /**
-   * Findings beyond MAX_FINDINGS that were counted (and acted on: decided, redacted) but not listed,
-   * so a body stuffed with a million candidates cannot turn the audit line into a million entries.
-   */
-  omittedFindings?: number;
-}
-
-/** At most this many findings are listed per body or text; the rest still count and are redacted. */
-export const MAX_FINDINGS = 1000;
-
-export interface InspectBodyMeta {
-  contentType?: string | undefined;
-  contentEncoding?: string | undefined;
-  /** The route's (or egress rule's) policy action, else inspect.action. */
-  action: Action;
-}
-
-export interface Inspector {
-  /** Scans plain text (a file, stdin) with the configured policy action `inspect.action`; lists at most MAX_FINDINGS. */
-  scanText(text: string): ScanFinding[];
-  /** Decodes, scans and applies the actions to a request body. Throws InspectError. */
-  inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome>;
-  /**
-   * `text` with every secret in it replaced by `[REDACTED:<rule-id>]` (percent-encoding undone
-   * first where that is what hides one): for what is logged, such as a request path.
-   */
-  maskSecrets(text: string): string;
-}
-
-/** JSON strings nested inside JSON strings (tool-call arguments) are walked this deep. */
-const MAX_NESTED_JSON = 3;
-/** No rule can match in fewer characters; shorter JSON strings are not scanned alone. */
-const MIN_SCAN_LENGTH = 8;
-const PAIR_KEY = /pass|pwd|key|token|secret|credential/i;
-
-/** Attachments inside attachments (base64 of JSON holding base64…) are decoded this deep. */
-const MAX_ATTACHMENT_DEPTH = 3;
-
-interface JsonNode {
-  token: JsonString;
-  candidates: Candidate[];
-  nested: { text: string; nodes: JsonNode[] } | null;
-  /** Encoded attachments in the string (attachments.ts), each with its decoded text analysed. */
-  attachments?: AttachedText[];
-}
-
-interface AttachedText {
-  attachment: Attachment;
-  /** The decoded text, analysed as a string value of its own (it may be JSON, or hold more attachments). */
-  inner: JsonNode;
-}
-
-/**
- * JSON.stringify with the characters above U+00FF escaped. A body that is not UTF-8 is read and
- * written back as latin1, one byte per character; a wider character (from a \u escape the
- * redaction re-serialises) would lose its high byte: U+4E5C would reach the upstream as `\`,
- * turning the next characters into an escape the scanner never saw.
- */
-function latin1Json(value: string): string {
-  return JSON.stringify(value).replace(/[\u0100-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-const JSON_ESCAPE = /\\(?:u([0-9a-fA-F]{4})|([\\/"'bfnrt]))/g;
-const PERCENT = /%([0-9a-fA-F]{2})/g;
-
-/** `%XX` sequences read as the bytes (characters) they stand for. */
-function percentDecoded(text: string): string {
-  return text.replace(PERCENT, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
-}
-
-/** The text as a parser that undoes JSON escapes (and, for a form, percent-encoding) would read it. */
-function escapedViews(text: string, form: boolean): string[] {
-  const views: string[] = [];
-  if (text.includes('\\')) {
-    const view = text.replace(JSON_ESCAPE, (_m, hex: string | undefined, c: string) => (hex ? String.fromCharCode(parseInt(hex, 16)) : (SHORT_UNESCAPE[c] ?? c)));
-    if (view !== text) views.push(view);
-  }
-  if (form && text.includes('%')) views.push(percentDecoded(text.replace(/\+/g, ' ')));
-  return views;
-}
+/** What the inspector reads of a rule, the detector's or a protected-code source's. */
+type RuleInfo = Pick<DetectorRule, 'id' | 'description' | 'maskPrefix' | 'defaultAction'>;
 
 /** The media type of a Content-Type value, lower-case, without parameters ('' when absent). */
 function mediaType(contentType: string | undefined): string {
@@ -167,55 +54,6 @@ export function maskValue(value: string, prefix: number): string {
   return `${value.slice(0, p)}…${tail > 0 ? value.slice(-tail) : ''}`;
 }
 
-/** Sorted edits with every one that overlaps an earlier one merged into it (the earlier's label kept). */
-function mergeEdits<T extends { start: number; end: number }>(edits: T[]): T[] {
-  if (edits.length <= 1) return edits;
-  edits.sort((a, b) => a.start - b.start || b.end - a.end);
-  const out: T[] = [edits[0]!];
-  for (let i = 1; i < edits.length; i++) {
-    const last = out[out.length - 1]!;
-    const e = edits[i]!;
-    if (e.start < last.end) last.end = Math.max(last.end, e.end);
-    else out.push(e);
-  }
-  return out;
-}
-
-function splice(text: string, spans: ReadonlyArray<{ start: number; end: number }>, label: (i: number) => string): string {
-  let out = '';
-  let last = 0;
-  spans.forEach((s, i) => {
-    out += text.slice(last, s.start) + label(i);
-    last = s.end;
-  });
-  return out + text.slice(last);
-}
-
-/** The JSON escapes other than \uXXXX, by the character they stand for. */
-const SHORT_ESCAPES: ReadonlyMap<string, string> = new Map([
-  ['\\', '\\\\'],
-  ['/', '\\/'],
-  ['\b', '\\b'],
-  ['\f', '\\f'],
-  ['\n', '\\n'],
-  ['\r', '\\r'],
-  ['\t', '\\t'],
-]);
-/** The other way: the character after the backslash → the character it stands for. */
-const SHORT_UNESCAPE: Readonly<Record<string, string>> = Object.fromEntries([...SHORT_ESCAPES].map(([c, e]) => [e[1]!, c]));
-
-function escapesToWalk(keywords: readonly string[]): string[] | null {
-  const escapes = new Set(['\\u']);
-  for (const k of keywords) {
-    for (const c of k) {
-      if (c === '"') return null;
-      const e = SHORT_ESCAPES.get(c);
-      if (e) escapes.add(e);
-    }
-  }
-  return [...escapes];
-}
-
 function checkRuleIds(ids: readonly string[], known: ReadonlySet<string>, key: (i: number) => string): void {
   ids.forEach((id, i) => {
     if (!known.has(id)) throw new Error(`${key(i)}: unknown rule "${id}" (see README for the rule list)`);
@@ -223,7 +61,7 @@ function checkRuleIds(ids: readonly string[], known: ReadonlySet<string>, key: (
 }
 
 class DetectorInspector implements Inspector {
-  private readonly detector: Detector;
+  readonly detector: Detector;
   private readonly key: Buffer;
   private readonly actionOverride: ReadonlyMap<string, Action>;
   private readonly customAction = new Map<string, Action>();
@@ -235,6 +73,7 @@ class DetectorInspector implements Inspector {
   private readonly protectedRules: RuleInfo[];
   /** The fast path (clean.ts), or null when turned off. */
   private readonly clean: CleanProof | null;
+  private readonly walk: JsonWalk;
 
   constructor(
     private readonly cfg: InspectConfig,
@@ -272,6 +111,7 @@ class DetectorInspector implements Inspector {
       if (s.action) this.customAction.set(`${PROTECTED_PREFIX}${s.label}`, s.action);
     });
     this.clean = fastPath ? new CleanProof(this.detector, this.walkEscapes, { wasm }) : null;
+    this.walk = new JsonWalk(this, cfg.maxBodyBytes);
   }
 
   private ruleAt(index: number): RuleInfo {
@@ -283,7 +123,7 @@ class DetectorInspector implements Inspector {
    * The detector's candidates in `text` plus its protected code (unresolved against each other:
    * a secret inside protected code is both a secret and protected code), sorted by start.
    */
-  private candidatesIn(text: string): Candidate[] {
+  candidatesIn(text: string): Candidate[] {
     const found = this.detector.detect(text);
     if (this.protectedCode === null) return found;
     const hits = this.protectedCode.find(text);
@@ -298,13 +138,13 @@ class DetectorInspector implements Inspector {
    * region, from the start of its line to the end of the text (classification.ts); protected code's
    * whole lines (already the candidate's span).
    */
-  private redactionSpan(text: string, c: Candidate): { start: number; end: number } {
+  redactionSpan(text: string, c: Candidate): { start: number; end: number } {
     if (!this.ruleAt(c.rule).id.startsWith(CLASSIFICATION_PREFIX)) return c;
     return { start: text.lastIndexOf('\n', c.start - 1) + 1, end: text.length };
   }
 
   /** Redaction edits for `candidates` in `text`, sorted; an edit overlapping an earlier one is merged into it. */
-  private redactionEdits(text: string, candidates: readonly Candidate[], policy: Action): Array<{ start: number; end: number; text: string }> {
+  redactionEdits(text: string, candidates: readonly Candidate[], policy: Action): Edit[] {
     const edits = candidates
       .filter((c) => this.actionFor(c.rule, policy) === 'redact')
       .map((c) => ({ ...this.redactionSpan(text, c), text: `[REDACTED:${this.ruleAt(c.rule).id}]` }));
@@ -362,18 +202,16 @@ class DetectorInspector implements Inspector {
     // the full path; the other readings (views.ts) are checked as below.
     // Protected code has no keywords, and an attachment's secret none in the raw bytes: with
     // indexes configured, or a body that may hold an attachment, the full path runs.
-    // Each read once, whichever path needs it first: the encoded layers as latin1, and the byte
-    // reading (latin1 for ASCII, as above; the attachment probe reads latin1 whatever the body).
+    // The encoded layers are read once (as latin1), whichever path needs them first.
     const layerTexts = layers.map((b) => b.toString('latin1'));
-    let byteReading: string | null = null;
     if (this.clean !== null && this.protectedCode === null && !wide.primary && !form) {
       const others = [...wide.others, ...parts, ...layerTexts];
-      const latin1 = () => (ascii ? (byteReading = decoded.toString('latin1')) : decoded.toString('latin1'));
-      if (others.every((t) => this.keywordFree(t)) && !mayHoldAttachment(latin1()) && this.clean.provesClean(decoded, encoding === 'latin1')) {
+      const clean = this.clean;
+      if (others.every((t) => this.keywordFree(t)) && clean.provesClean(decoded, encoding === 'latin1') && !mayHoldAttachmentBytes(decoded, clean.runsOfLastBody(ATTACHMENT_RUN_MIN))) {
         return { findings: [], decision: 'allow', decodedBytes: decoded.length };
       }
     }
-    const byteText = byteReading ?? decoded.toString(ascii ? 'latin1' : encoding);
+    const byteText = decoded.toString(ascii ? 'latin1' : encoding);
     // A body in UTF-16/32 (views.ts) is inspected, and redacted, as the text it encodes; the byte
     // reading and the other readings of it, multipart parts decoded from base64 or
     // quoted-printable, and the still-encoded layers of a Content-Encoding (plaintext headers and
@@ -421,10 +259,10 @@ class DetectorInspector implements Inspector {
       }
     };
     if (tokens !== null) {
-      const nodes = this.analyseJsonBounded(tokens, max - decoded.length);
+      const nodes = this.walk.analyse(tokens, max - decoded.length);
       findings = [];
-      this.collectJsonFindings(nodes, meta.action, findings, count);
-      redacted = () => this.rebuildJson(text, nodes, meta.action, encoding === 'latin1' && !wide.primary);
+      this.walk.collectFindings(nodes, meta.action, findings, count);
+      redacted = () => this.walk.rebuild(text, nodes, meta.action, encoding === 'latin1' && !wide.primary);
     } else {
       const candidates = this.candidatesIn(text);
       count(candidates);
@@ -463,7 +301,7 @@ class DetectorInspector implements Inspector {
     return true;
   }
 
-  private actionFor(ruleIndex: number, policy: Action): Action {
+  actionFor(ruleIndex: number, policy: Action): Action {
     const rule = this.ruleAt(ruleIndex);
     return this.actionOverride.get(rule.id) ?? this.customAction.get(rule.id) ?? rule.defaultAction ?? policy;
   }
@@ -472,7 +310,7 @@ class DetectorInspector implements Inspector {
     return createHmac('sha256', this.key).update(value).digest('hex').slice(0, 16);
   }
 
-  private toFindings(text: string, candidates: readonly Candidate[], policy: Action, limit: number): ScanFinding[] {
+  toFindings(text: string, candidates: readonly Candidate[], policy: Action, limit: number): ScanFinding[] {
     const out: ScanFinding[] = [];
     let line = 1;
     let lineStart = 0;
@@ -510,131 +348,6 @@ class DetectorInspector implements Inspector {
     return splice(text, edits, (i) => edits[i]!.text);
   }
 
-  /** analyseJson with decoded attachments limited to `budget` bytes (else InspectError too_large). */
-  private analyseJsonBounded(tokens: readonly JsonString[], budget: number): JsonNode[] {
-    try {
-      return this.analyseJson(tokens, 0, new AttachmentBudget(budget));
-    } catch (err) {
-      if (err instanceof AttachmentLimitError) throw new InspectError('too_large', `body exceeds ${this.cfg.maxBodyBytes} bytes once its attachments are decoded`);
-      throw err;
-    }
-  }
-
-  /** `budget`: decoded attachment bytes left (analyseJsonBounded makes it and turns its overrun into an InspectError). */
-  private analyseJson(tokens: readonly JsonString[], depth: number, budget: AttachmentBudget, attachmentDepth = 0): JsonNode[] {
-    const nodes: JsonNode[] = tokens.map((token) => this.analyseString(token, depth, budget, attachmentDepth));
-    // `"password": "<value>"` as JSON: key and value are separate strings, so run the rules over
-    // the pair once more, as the text it is, and keep what falls inside the value.
-    for (let i = 0; i + 1 < nodes.length; i++) {
-      const k = nodes[i]!.token;
-      const v = nodes[i + 1]!;
-      if (!k.isKey || v.token.isKey || v.nested || !PAIR_KEY.test(k.value) || k.value.length > 64) continue;
-      if (v.token.value.length > 256 || /["\\\n]/.test(k.value + v.token.value)) continue;
-      const prefix = `"${k.value}": "`;
-      const pair = `${prefix}${v.token.value}"`;
-      const shift = prefix.length;
-      const extra = this.detector
-        .detect(pair)
-        .filter((c) => c.start >= shift && c.end <= pair.length - 1)
-        .map((c) => ({ ...c, start: c.start - shift, end: c.end - shift }));
-      if (extra.length > 0) v.candidates = this.detector.resolve([...v.candidates, ...extra]);
-    }
-    return nodes;
-  }
-
-  private analyseString(token: JsonString, depth: number, budget: AttachmentBudget, attachmentDepth: number): JsonNode {
-    const v = token.value;
-    if (depth < MAX_NESTED_JSON && v.length >= MIN_SCAN_LENGTH && looksLikeJson(v)) {
-      const inner = jsonStrings(v);
-      if (inner !== null) return { token, candidates: [], nested: { text: v, nodes: this.analyseJson(inner, depth + 1, budget, attachmentDepth) } };
-    }
-    const node: JsonNode = { token, candidates: v.length >= MIN_SCAN_LENGTH ? this.candidatesIn(v) : [], nested: null };
-    if (attachmentDepth < MAX_ATTACHMENT_DEPTH && v.length >= MIN_SCAN_LENGTH) {
-      const found = findAttachments(v, budget);
-      if (found.length > 0) {
-        node.attachments = found.map((attachment) => ({
-          attachment,
-          inner: this.analyseString({ start: 0, end: 0, value: attachment.text, isKey: false }, depth, budget, attachmentDepth + 1),
-        }));
-      }
-    }
-    return node;
-  }
-
-  private collectJsonFindings(
-    nodes: readonly JsonNode[],
-    policy: Action,
-    out: ScanFinding[],
-    count: (candidates: readonly Candidate[], cannotRedact?: boolean) => void,
-    cannotRedact = false,
-  ): void {
-    for (const node of nodes) {
-      if (node.nested) this.collectJsonFindings(node.nested.nodes, policy, out, count, cannotRedact);
-      else if (node.candidates.length > 0) {
-        count(node.candidates, cannotRedact);
-        for (const f of this.toFindings(node.token.value, node.candidates, policy, MAX_FINDINGS - out.length)) {
-          out.push(cannotRedact && f.action === 'redact' ? { ...f, action: 'block' } : f);
-        }
-      }
-      // Findings inside an attachment: the line is the line in its decoded text.
-      for (const a of node.attachments ?? []) {
-        this.collectJsonFindings([a.inner], policy, out, count, cannotRedact || this.attachmentFate(node, a, policy) === 'blocked');
-      }
-    }
-  }
-
-  /** The JSON text with redacted string tokens re-encoded, or null when nothing changed. */
-  private rebuildJson(text: string, nodes: readonly JsonNode[], policy: Action, latin1: boolean): string | null {
-    let out = '';
-    let last = 0;
-    let changed = false;
-    for (const node of nodes) {
-      const replacement = this.rebuildString(node, policy, latin1);
-      if (replacement === null) continue;
-      out += text.slice(last, node.token.start) + (latin1 ? latin1Json(replacement) : JSON.stringify(replacement));
-      last = node.token.end;
-      changed = true;
-    }
-    return changed ? out + text.slice(last) : null;
-  }
-
-  /**
-   * What redaction does to an attachment: encode its redacted text back ('rewrite'); nothing, as
-   * a redacted secret of the string itself spans all of it ('covered': `"api_key": "<base64>"`);
-   * or nothing it can do, so its redactions block ('blocked'): its shape cannot be rebuilt
-   * exactly, or a redacted finding of the string itself overlaps part of it.
-   */
-  private attachmentFate(node: JsonNode, a: AttachedText, policy: Action): 'rewrite' | 'covered' | 'blocked' {
-    const { start, end, rewritable } = a.attachment;
-    let fate: 'rewrite' | 'covered' | 'blocked' = rewritable ? 'rewrite' : 'blocked';
-    // Only a redacted finding edits the string: one that blocks decides alone, one only monitored stays.
-    for (const candidate of node.candidates) {
-      if (this.actionFor(candidate.rule, policy) !== 'redact') continue;
-      const c = this.redactionSpan(node.token.value, candidate);
-      if (c.end <= start || c.start >= end) continue;
-      if (c.start <= start && c.end >= end) return 'covered';
-      fate = 'blocked';
-    }
-    return fate;
-  }
-
-  /**
-   * A string value with its redactions applied, or null when nothing changed: secrets replaced,
-   * nested JSON rebuilt, and each attachment whose decoded text changed encoded back in its own
-   * shape (a blocked one is left as it is: its findings blocked the body).
-   */
-  private rebuildString(node: JsonNode, policy: Action, latin1: boolean): string | null {
-    if (node.nested) return this.rebuildJson(node.nested.text, node.nested.nodes, policy, latin1);
-    const edits = this.redactionEdits(node.token.value, node.candidates, policy);
-    for (const a of node.attachments ?? []) {
-      if (this.attachmentFate(node, a, policy) !== 'rewrite') continue;
-      const inner = this.rebuildString(a.inner, policy, a.attachment.form.charset === 'latin1');
-      if (inner !== null) edits.push({ start: a.attachment.start, end: a.attachment.end, text: encodeAttachment(a.attachment, inner) });
-    }
-    if (edits.length === 0) return null;
-    edits.sort((x, y) => x.start - y.start);
-    return splice(node.token.value, edits, (i) => edits[i]!.text);
-  }
 }
 
 /**

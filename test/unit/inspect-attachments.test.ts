@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
-import { AttachmentBudget, findAttachments, mayHoldAttachment } from '../../src/inspect/attachments.js';
+import { AttachmentBudget, findAttachments, mayHoldAttachment, mayHoldAttachmentBytes } from '../../src/inspect/attachments.js';
 import { InspectError, createInspector, type InspectOutcome } from '../../src/inspect/index.js';
 import { PooledInspector } from '../../src/inspect/pool.js';
 import { Rng, githubClassic } from '../corpus/secrets.js';
@@ -275,6 +275,61 @@ describe('clean attachments pass, binary is not text', () => {
     ]) {
       expect(findAttachments(s, budget), s).toEqual([]);
       expect(mayHoldAttachment(JSON.stringify({ s })), s).toBe(false);
+    }
+  });
+});
+
+describe('the probe of a raw body (mayHoldAttachment)', () => {
+  const fast = inspector;
+  const full = createInspector(config, { fingerprintKey: 'k', fastPath: false });
+  const meta = { contentType: 'application/json', action: 'block' as const };
+  /** base64 of `text` in lines of `width` characters. */
+  const wrapped = (text: string, width: number) => b64(text).match(new RegExp(`.{1,${width}}`, 'g'))!.join('\n');
+
+  it('code whose strings hold escapes (\\r\\n, \\t, \\x20) is no attachment: the fast path keeps it', () => {
+    const code = 'const CRLF = "\\r\\n";\nif (header === "keep-alive\\r\\n") write("\\r\\n0\\r\\n\\r\\n");\nconst re = /[\\t\\x20-\\x7e\\x80-\\xff]/;\n';
+    const body = json({ model: 'm', messages: [{ role: 'user', content: code.repeat(50) }] });
+    expect(mayHoldAttachment(body.toString('latin1'))).toBe(false);
+    expect(mayHoldAttachmentBytes(body)).toBe(false);
+  });
+
+  it('an attachment whose lines join only one or two levels of nested JSON down is a maybe, and is found', async () => {
+    // Lines of 16 characters: none is long enough alone; joined by line breaks they are a block.
+    const attachment = wrapped(ENV, 16);
+    const once = json({ messages: [{ content: attachment }] });
+    const twice = json({ tools: [{ args: JSON.stringify({ file: attachment }) }] });
+    const thrice = json({ tools: [{ args: JSON.stringify({ call: JSON.stringify({ file: attachment }) }) }] });
+    for (const body of [once, twice, thrice]) {
+      expect(mayHoldAttachmentBytes(body), body.toString()).toBe(true);
+      expect(mayHoldAttachment(body.toString('latin1'))).toBe(true);
+      const out = await fast.inspectBody(body, meta);
+      expect(rulesAndLines(out)).toEqual(ENV_FINDINGS);
+      expect(out).toEqual(await full.inspectBody(body, meta));
+    }
+  });
+
+  it('a base64 string of 24 to 31 characters is an attachment only as a whole string value', () => {
+    const short = b64('DB_PASSWORD=Zq8vLm2p'); // 28 characters
+    const whole = json({ data: short });
+    const inText = json({ content: `see ${short} above` });
+    expect(findAttachments(short, new AttachmentBudget(Infinity))).toHaveLength(1);
+    expect(findAttachments(`see ${short} above`, new AttachmentBudget(Infinity))).toHaveLength(0);
+    expect(mayHoldAttachmentBytes(whole)).toBe(true);
+    expect(mayHoldAttachment(whole.toString('latin1'))).toBe(true);
+    expect(mayHoldAttachmentBytes(inText)).toBe(false);
+    expect(mayHoldAttachment(inText.toString('latin1'))).toBe(false);
+  });
+
+  it('reads the bytes as the string probe reads their latin1 text (random bodies)', () => {
+    const r = new Rng(77);
+    const pieces = ['\\', '\\\\', '\\n', '\\r\\n', '\\/', '\\t', '\\u0041', '\\u000a', '"', ' ', '=', 'é', 'data', ':', 'DaTa:', '\n'];
+    for (let i = 0; i < 400; i++) {
+      let text = '';
+      while (text.length < r.int(10, 4000)) {
+        text += r.next() < 0.3 ? r.pick(pieces) : r.next() < 0.5 ? b64(randomBytes(r.int(1, 40))) : wrapped(r.pick([ENV, PASSWORD_LINE, 'lorem ipsum dolor sit amet']), r.pick([16, 20, 76]));
+      }
+      const body = Buffer.from(text, r.next() < 0.5 ? 'utf8' : 'latin1');
+      expect(mayHoldAttachmentBytes(body), text).toBe(mayHoldAttachment(body.toString('latin1')));
     }
   });
 });

@@ -38,7 +38,7 @@ const u = (c: string): string => `\\u${c.charCodeAt(0).toString(16).padStart(4, 
 /** Pieces of text a secret scanner cares about, raw (to be placed inside a JSON string or not). */
 function fragment(rng: Rng): string {
   const kw = rng.pick(KEYWORDS);
-  switch (rng.below(22)) {
+  switch (rng.below(24)) {
     case 0:
       return `password = "${password(rng)}"`;
     case 1:
@@ -85,6 +85,13 @@ function fragment(rng: Rng): string {
       return '\\\\'.repeat(rng.below(5)) + '\\"';
     case 20:
       return `${kw}${'='.repeat(rng.below(3))}${'x'.repeat(rng.int(1, 600))}`;
+    case 21: {
+      // An attachment in lines of 16 (a block only once its \\n are line breaks), holding a secret or not.
+      const text = rng.pick([`password = "${password(rng)}"\n`, `token: ${make.githubPat(rng)}\n`, 'nothing to see here, move along\n']);
+      return Buffer.from(text).toString('base64').match(/.{1,16}/g)!.join(rng.pick(['\\n', '\\\\n', '\n']));
+    }
+    case 22:
+      return rng.pick(['write("\\r\\n0\\r\\n\\r\\n")', 'keep-alive\\r\\nupgrade', '/[\\t\\x20-\\x7e\\x80-\\xff]/', 'C:\\\\Users\\\\dev\\\\AppData']); // code's own escapes
     default:
       return rng.str('abcdefghijklmnopqrstuvwxyz ABCDEFG{}[]():;,.=\n\t', rng.int(10, 500));
   }
@@ -102,7 +109,10 @@ function content(rng: Rng, n: number): string {
 
 function jsonBody(rng: Rng): string {
   const text = content(rng, rng.int(1, 12));
-  switch (rng.below(6)) {
+  switch (rng.below(8)) {
+    case 6:
+      // Nested once or twice, and no keyword of its own: only the text's decides.
+      return JSON.stringify({ model: 'm', tools: [{ args: JSON.stringify(rng.next() < 0.5 ? { q: text } : { call: JSON.stringify({ q: text }) }) }] });
     case 5: {
       // Key and value apart (a newline after the colon): only the key/value pair reading finds it.
       const key = rng.pick(['password', 'db_password', 'api_key', 'token', 'client_secret', 'name']);

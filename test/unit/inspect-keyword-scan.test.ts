@@ -97,6 +97,41 @@ describe('keyword scan over bytes', () => {
     expect(JSON.parse(r.stdout.trim())).toEqual(['undefined', 'js', 'allow', 'block']);
   });
 
+  it('lists the runs the attachment probe looks at, exactly (WebAssembly; the automaton leaves them to the probe)', () => {
+    const rng = new Rng(31);
+    /** Maximal runs of base64 characters and backslashes at least `min` long, by a regular expression. */
+    const want = (bytes: Buffer, min: number) => [...bytes.toString('latin1').matchAll(new RegExp(`[A-Za-z0-9+/_\\\\-]{${min},}`, 'g'))].flatMap((m) => [m.index, m.index + m[0].length]);
+    for (let i = 0; i < 400; i++) {
+      // Every byte value, runs across the filter's 16-byte blocks, at both ends.
+      const bytes = Buffer.from(
+        Array.from({ length: rng.int(0, 300) }, () => (rng.next() < 0.7 ? rng.str('aZ09+/-_\\', rng.int(1, 40)) : String.fromCharCode(rng.below(256)))).join(''),
+        'latin1',
+      );
+      const min = rng.pick([16, 17, 24, 40]);
+      scan(wasm, bytes);
+      expect([...(wasm.runs(min) ?? [])], bytes.toString('latin1')).toEqual(want(bytes, min));
+    }
+    scan(js, Buffer.from('x'));
+    expect(js.runs(16)).toBeUndefined();
+    expect(wasm.runs(15)).toBeUndefined();
+  });
+
+  it('finds the escapes that may spell a keyword character, the same in both', () => {
+    const rng = new Rng(8);
+    const list = (scanner: KeywordScanner, bytes: Buffer, seconds: string) => {
+      const out: number[] = [];
+      scanner.escapes(bytes, seconds, (at) => out.push(at) > 0);
+      return out;
+    };
+    for (let i = 0; i < 300; i++) {
+      const bytes = Buffer.from(rng.str('\\u/nU"x—', rng.int(0, 200)));
+      const seconds = rng.pick(['u', 'u/', 'u/n\\"', 'U']);
+      const want = [...bytes.keys()].filter((at) => bytes[at] === 0x5c && at + 1 < bytes.length && seconds.includes(String.fromCharCode(bytes[at + 1]!)));
+      expect(list(wasm, bytes, seconds), bytes.toString('latin1')).toEqual(want);
+      expect(list(js, bytes, seconds), bytes.toString('latin1')).toEqual(want);
+    }
+  });
+
   it('gives up past the limit of occurrences', () => {
     const bytes = Buffer.from('token '.repeat(100));
     expect(wasm.occurrences(bytes, 10, () => true)).toBe(false);

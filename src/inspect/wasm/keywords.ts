@@ -113,3 +113,80 @@ export function walkForward(text: usize, len: i32, at: i32, count: i32, weight: 
   }
   return i;
 }
+
+/**
+ * Runs of base64 characters and backslashes (A–Z a–z 0–9 + / - _ \, what the attachment probe
+ * looks at: ../attachments.ts RAW_RUN_CHAR) at least `minLength` (≥ 16) bytes long in
+ * text[0, len), as [start, end) int32 pairs at `out`; returns their count, or -1 past outMax. Per
+ * 16 bytes, each byte is classified by its low and high nibble (a bit per high nibble 2–7, tables
+ * below). A run that long either fills a block or crosses from one block into the next, so only
+ * the ones at each end of a block are counted: no work per run inside a block.
+ */
+export function runs(text: usize, len: i32, minLength: i32, out: usize, outMax: i32): i32 {
+  const lo = i8x16(42, 62, 62, 62, 62, 62, 62, 62, 62, 62, 60, 21, 28, 21, 20, 29);
+  const hi = i8x16(0, 0, 1, 2, 4, 8, 16, 32, 0, 0, 0, 0, 0, 0, 0, 0);
+  const nibble = i8x16.splat(15);
+  const zero = i8x16.splat(0);
+  let count: i32 = 0;
+  let start: i32 = 0; // where the run reaching the current block began
+  let carried: i32 = 0; // its length so far (0: no run reaches the block)
+  for (let i: i32 = 0; i < len; i += 16) {
+    const v = v128.load(text + <usize>i);
+    const m = v128.and(i8x16.swizzle(lo, v128.and(v, nibble)), i8x16.swizzle(hi, i8x16.shr_u(v, 4)));
+    let bits = i8x16.bitmask(i8x16.ne(m, zero));
+    if (len - i < 16) bits &= (1 << (len - i)) - 1;
+    if (bits == 0xffff) {
+      if (carried == 0) start = i;
+      carried += 16;
+      continue;
+    }
+    // The run from before ends at the block's first byte outside it.
+    const lead = <i32>ctz(~bits);
+    if (carried + lead >= minLength) {
+      if (count >= outMax) return -1;
+      store<i32>(out + (<usize>count << 3), start); // i itself when nothing was carried
+      store<i32>(out + (<usize>count << 3) + 4, i + lead);
+      count++;
+    }
+    // The ones at the block's end start the next run (runs inside the block are under 16).
+    carried = <i32>clz(~(bits << 16));
+    start = i + 16 - carried;
+  }
+  if (carried >= minLength) {
+    if (count >= outMax) return -1;
+    store<i32>(out + (<usize>count << 3), start);
+    store<i32>(out + (<usize>count << 3) + 4, min(len, start + carried));
+    count++;
+  }
+  return count;
+}
+
+/**
+ * Escapes in text[from, to): every backslash followed by a character of a set given as nibble
+ * tables at `tables` (16 bytes by low nibble, each a bit per high nibble 0–7; 16 bytes by high
+ * nibble, its bit), written as int32 positions at `out`; returns their count (at most to - from).
+ */
+export function escapes(text: usize, from: i32, to: i32, tables: usize, out: usize): i32 {
+  const lo = v128.load(tables);
+  const hi = v128.load(tables + 16);
+  const nibble = i8x16.splat(15);
+  const backslash = i8x16.splat(92);
+  const zero = i8x16.splat(0);
+  let count: i32 = 0;
+  for (let i: i32 = from; i < to; i += 16) {
+    const p = text + <usize>i;
+    const v1 = v128.load(p + 1);
+    const second = v128.and(i8x16.swizzle(lo, v128.and(v1, nibble)), i8x16.swizzle(hi, i8x16.shr_u(v1, 4)));
+    const m = v128.and(i8x16.eq(v128.load(p), backslash), i8x16.ne(second, zero));
+    if (!v128.any_true(m)) continue;
+    let bits = i8x16.bitmask(m);
+    while (bits != 0) {
+      const at = i + ctz(bits);
+      bits &= bits - 1;
+      if (at >= to) break;
+      store<i32>(out + (<usize>count << 2), at);
+      count++;
+    }
+  }
+  return count;
+}
