@@ -35,6 +35,8 @@ const RUN_GAP = 4;
 const MIN_RUN_HITS = 2;
 /** Blank or comment lines in a row inside code that still count as lines of it. */
 const SPACING = 2;
+/** Lines of a prompt without a hit that end the stretch a copy stands on (textExtent). */
+const TEXT_GAP = 50;
 /** Text lines a run may spread over, per protected line it covers. */
 const TEXT_SPREAD = 4;
 /** Tokens of a text looked at, at most (linear bound for a huge body; ~1.5 MB of code). */
@@ -51,8 +53,8 @@ export interface Hit {
 const BUCKET_BITS = 16;
 /**
  * Bits of the presence filter per index entry (rounded up to a power of two): nearly every
- * fingerprint of a prompt is in no index, and one bit test in a table that stays in cache (1 MiB
- * for a million-line index) rules out all but ~1/16 of them without the binary search's misses.
+ * fingerprint of a prompt is in no index, and one bit test (4 MiB for the 1.4 M entries of a
+ * million-line index) rules out all but ~1/25 of them without the binary search's cache misses.
  */
 const FILTER_BITS_PER_ENTRY = 16;
 
@@ -108,10 +110,11 @@ export class FingerprintMatcher {
    * window of k-grams is shared: near the ends of a copied stretch the index kept k-grams the
    * prompt did not (the prompt's windows there reach other code). Looked up whole, the k-grams
    * around a hit find every fingerprint the index has of the stretch, so an 8-line copy counts its
-   * 8 lines, not the 6 in the middle. (Looking every k-gram of the prompt up is as cheap, but
-   * finds stretches of 20 shared tokens, not w + k − 1, everywhere: bench/fingerprint-eval.mjs
-   * counted 8 false positives in 812 that way, 1 this way, and recall fell as chance hits spread
-   * the runs.)
+   * 8 lines, not the 6 in the middle. (Looking every k-gram of the prompt up instead meets
+   * stretches of 20 shared tokens, not w + k − 1, everywhere: in bench/fingerprint-eval.mjs it
+   * raised the false positives eightfold and lowered recall, chance hits spreading the runs.
+   * Looking up only the k-grams with the smallest quarter of hashes, which winnowing mostly kept,
+   * saved 0.5 ms per 256 KiB but cost 0.01 of recall of renamed 8–14-line snippets.)
    */
   lookup(fp: Fingerprints, lines: Int32Array, byFile: Map<number, Hit[]>): void {
     const { filter, filterMask } = this;
@@ -123,9 +126,11 @@ export class FingerprintMatcher {
       const p = fp.positions[i]!;
       if (p < denseTo) continue;
       lookups++;
-      const h = fp.hashes[i]!;
+      // The k-gram's hash as a signed integer (`grams`): V8 keeps it unboxed, where the unsigned
+      // value above 2^31 of `hashes` became a double and made this test ten times slower.
+      const h = fp.grams[p]!;
       if ((filter[(h & filterMask) >>> 5]! & (1 << (h & 31))) === 0) continue;
-      const e = this.find(h);
+      const e = this.find(h >>> 0);
       if (e < 0) continue;
       this.add(e, p, lines, byFile);
       // A hit: every other k-gram from `reach` before it to `reach` after the last hit, each once.
@@ -237,12 +242,42 @@ function bestRun(hits: Hit[], minLines: number, code: Uint32Array, base: number)
     }
     run.lines += codeLines(code, base, from, to);
     if (run.lines < minLines || i - first < MIN_RUN_HITS || (best && run.lines <= best.lines)) continue;
+    textExtent(hits, first, i, run);
+    // A copy holds at least as many lines of the prompt as the protected lines it is credited
+    // with: more are several protected places met by the same few lines (bench/fingerprint-
+    // inspect.mjs: one import line of the prompt credited with lines 3–12 of another file's
+    // import block).
+    run.lines = Math.min(run.lines, run.textEnd - run.textStart + 1);
+    if (run.lines < minLines || (best && run.lines <= best.lines)) continue;
     // Hits of nearby protected lines scattered over the text are common shapes met by chance, not
     // a copy: a copy, even re-wrapped, spans a few times its protected lines at most.
     if (run.textEnd - run.textStart > TEXT_SPREAD * (run.fileEnd - run.fileStart + 1) + RUN_GAP) continue;
     best = run;
   }
   return best;
+}
+
+/**
+ * The lines of the text a run of hits[from..to) stands on: its largest cluster of hits no more
+ * than TEXT_GAP lines apart. In a long prompt, common k-grams of the protected file also turn up
+ * far from the copy (bench/fingerprint-inspect.mjs: undici's client-h1.js, 1,766 lines pasted at
+ * line 6,097 of a 9,300-line prompt, had hits from line 584 on, so the copy failed the
+ * TEXT_SPREAD check); a redaction must not reach that far either.
+ */
+function textExtent(hits: Hit[], from: number, to: number, run: { textStart: number; textEnd: number }): void {
+  const spans = hits.slice(from, to).sort((a, b) => a.tStart - b.tStart);
+  let bestCount = 0;
+  for (let j = 0; j < spans.length; ) {
+    const start = spans[j]!.tStart;
+    let end = spans[j]!.tEnd;
+    let count = 0;
+    for (; j < spans.length && spans[j]!.tStart <= end + TEXT_GAP; j++, count++) end = Math.max(end, spans[j]!.tEnd);
+    if (count > bestCount) {
+      bestCount = count;
+      run.textStart = start;
+      run.textEnd = end;
+    }
+  }
 }
 
 /**

@@ -103,10 +103,9 @@ for (let c = 0; c < 128; c++) {
   else if (c === 47) kind[c] = SLASH;
 }
 
-/** True for a character that continues an identifier (or a number: `0x1f`, `1e6`, `10n`). */
-function wordPart(c: number): boolean {
-  return c > 127 || (c < 128 && (kind[c] === LETTER || kind[c] === DIGIT));
-}
+/** 1 for an ASCII character that continues an identifier (or a number: `0x1f`, `1e6`, `10n`). */
+const wordPart = new Uint8Array(128);
+for (let c = 0; c < 128; c++) wordPart[c] = kind[c] === LETTER || kind[c] === DIGIT ? 1 : 0;
 
 /**
  * Tokenises `text` (at most `maxTokens` tokens; the rest is ignored, so a caller bounds its work).
@@ -135,7 +134,8 @@ export function tokenize(text: string, maxTokens = Number.MAX_SAFE_INTEGER): Tok
     const c = text.charCodeAt(i);
     const what = c < 128 ? kind[c]! : LETTER;
     if (what === SPACE) {
-      i++;
+      // Indentation comes in runs.
+      while (++i < n0 && text.charCodeAt(i) === 32);
       continue;
     }
     if (what === NEWLINE) {
@@ -145,7 +145,11 @@ export function tokenize(text: string, maxTokens = Number.MAX_SAFE_INTEGER): Tok
     }
     if (what === LETTER) {
       let h = 0x811c9dc5 | 0;
-      for (let d = c; i < n0 && wordPart((d = text.charCodeAt(i))); i++) h = Math.imul(h ^ d, 0x01000193);
+      for (; i < n0; i++) {
+        const d = text.charCodeAt(i);
+        if (d < 128 && wordPart[d] === 0) break;
+        h = Math.imul(h ^ d, 0x01000193);
+      }
       lines[n] = line;
       prev[n] = 0;
       if (isKeyword(h)) {
@@ -189,7 +193,10 @@ export function tokenize(text: string, maxTokens = Number.MAX_SAFE_INTEGER): Tok
       continue;
     }
     if (what === DIGIT) {
-      for (let d = c; i < n0 && (wordPart((d = text.charCodeAt(i))) || d === 46); ) i++;
+      for (; i < n0; i++) {
+        const d = text.charCodeAt(i);
+        if (d < 128 && wordPart[d] === 0 && d !== 46) break;
+      }
       lines[n] = line;
       prev[n] = 0;
       shape[n] = NUMBER;
