@@ -82,7 +82,13 @@ export class FingerprintMatcher {
     while (bits < index.hashes.length * FILTER_BITS_PER_ENTRY && bits < 1 << 30) bits *= 2;
     this.filter = new Int32Array(bits >>> 5);
     this.filterMask = bits - 1;
-    for (const h of index.hashes) this.filter[(h & this.filterMask) >>> 5]! |= 1 << (h & 31);
+    const { hashes } = index;
+    const filter = this.filter;
+    const mask = this.filterMask;
+    for (let e = 0; e < hashes.length; e++) {
+      const h = hashes[e]! | 0;
+      filter[(h & mask) >>> 5]! |= 1 << (h & 31);
+    }
     this.lineBase = new Uint32Array(index.files.length);
     for (let f = 0, at = -1; f < index.files.length; at += index.files[f]!.lines, f++) this.lineBase[f] = at;
   }
