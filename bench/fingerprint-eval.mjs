@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Protected-code fingerprints: recall, false positives, index size and speed (issue #16).
 //   node bench/fingerprint-eval.mjs [--k 20] [--w 5] [--min-lines 8] [--samples 1000] [--seed 7]
-//       [--rename all] [--big] [--show-fp] [--show-miss N [--miss-set 8] [--verbatim]]
+//       [--rename all] [--big] [--big-distinct] [--show-fp] [--show-miss N [--miss-set 8] [--verbatim]]
 // Index: the sources of several npm packages in node_modules (JavaScript). Positives: snippets of
 // those files — verbatim, re-indented and re-wrapped, with their local names renamed (as a
 // refactoring does; `--rename all`: every name, properties and globals too), and inside chat JSON
 // — of 8–14 and 15–40 lines. Negatives: snippets from other packages of the same language, and
 // boilerplate. --seed picks other snippets (the figures move by ±0.03 between seeds at 1,000).
-// --big also builds an index of ~1 million lines and times it. Needs `npm run build` (uses dist/).
+// --big also builds an index of ~1 million lines (renamed copies) and times it, --big-distinct one
+// of all the distinct source in node_modules (~980k lines). Needs `npm run build` (uses dist/).
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { IndexBuilder, DEFAULT_BUILD } from '../dist/fingerprint/build.js';
@@ -189,6 +190,25 @@ if (args.includes('--big')) {
   console.log(`--big: ${lines} lines indexed in ${(ms / 1000).toFixed(1)} s, index ${(bytes / 1048576).toFixed(1)} MiB; lookup ${(Number(process.hrtime.bigint() - t3) / 1e6 / rounds).toFixed(2)} ms per 256 KiB prompt`);
 }
 // Renamed snippets missed (of 15–40 lines; --miss-set 8: of 8–14): as renamed, and the best run found in them.
+if (args.includes('--big-distinct')) {
+  // A million lines of distinct code (every source file of node_modules, in path order, until
+  // then): the index size a real codebase of that size gets (--big's renamed copies share their
+  // renaming-blind k-grams, which the build leaves out as common to many files).
+  const files = sources(NM).sort();
+  const b = new IndexBuilder({ ...DEFAULT_BUILD, k, w, label: 'big' });
+  let lines = 0;
+  const t4 = process.hrtime.bigint();
+  const c4 = process.cpuUsage();
+  for (const f of files) {
+    const text = readFileSync(f, 'utf8');
+    lines += text.split('\n').length;
+    b.add(f.slice(NM.length + 1), text);
+    if (lines >= 1_000_000) break;
+  }
+  const bytes = encodeIndex(b.build()).length;
+  const cpu = process.cpuUsage(c4);
+  console.log(`--big-distinct: ${lines} lines indexed in ${(Number(process.hrtime.bigint() - t4) / 1e9).toFixed(1)} s (${((cpu.user + cpu.system) / 1e6).toFixed(1)} s CPU), index ${(bytes / 1048576).toFixed(1)} MiB`);
+}
 if (args.includes('--show-miss')) {
   for (const s of missed.slice(0, opt('show-miss', 4))) {
     const m = new FingerprintMatcher(index, 1).match(s.renamed)[0];
