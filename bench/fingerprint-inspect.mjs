@@ -14,6 +14,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 const { IndexBuilder, DEFAULT_BUILD } = await import(join(ROOT, 'dist/fingerprint/build.js'));
 const { encodeIndex } = await import(join(ROOT, 'dist/fingerprint/index-file.js'));
 const { createInspector } = await import(join(ROOT, 'dist/inspect/index.js'));
+const { loadProtectedCode, ProtectedCode } = await import(join(ROOT, 'dist/inspect/protected.js'));
 const { configSchema } = await import(join(ROOT, 'dist/config/schema.js'));
 const { writeBodies } = await import(join(ROOT, 'bench/lib/bodies.mjs'));
 
@@ -93,6 +94,24 @@ const m = inspector([{ file: missIndex }]);
 const withMiss = await cpuPerCall(m.ins);
 console.log(`  + ${(miss.lines / 1e6).toFixed(2)}M-line index, no match:   ${withMiss.ms.toFixed(2)} ms (p90 ${withMiss.p90.toFixed(2)}), +${(((withMiss.ms - base.ms) / base.ms) * 100).toFixed(0)}%; index loaded in ${m.loadMs.toFixed(0)} ms; decision ${withMiss.out.decision}`);
 for (const f of withMiss.out.findings) console.log(`    (no code of the index is in the body, yet: ${f.rule} line ${f.line} ${f.source})`);
+// The lookup alone (ProtectedCode.find on the prompt's message, as the inspector calls it for
+// each JSON string): what the index adds, apart from the inspector's full path that indexes
+// require (its keyword fast path cannot prove a body free of protected code).
+const message = JSON.parse(body).messages.at(-1).content;
+const lookupCpu = (code) => {
+  for (let i = 0; i < 5; i++) code.find(message);
+  const times = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const before = process.cpuUsage();
+    code.find(message);
+    const u = process.cpuUsage(before);
+    times.push((u.user + u.system) / 1000);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+};
+const missCode = new ProtectedCode(loadProtectedCode(configSchema.parse({ inspect: { fingerprints: [{ file: missIndex }] } }).inspect.fingerprints));
+console.log(`  lookup alone (${message.length} characters of code, 1M-line index, no match): ${lookupCpu(missCode).toFixed(2)} ms CPU`);
 const h = inspector([{ file: hitIndex }]);
 const withHit = await cpuPerCall(h.ins);
 console.log(`  + index of the body's own code:    ${withHit.ms.toFixed(2)} ms (p90 ${withHit.p90.toFixed(2)}), +${(((withHit.ms - base.ms) / base.ms) * 100).toFixed(0)}%; decision ${withHit.out.decision}, ${withHit.out.findings.length} findings`);

@@ -3,7 +3,7 @@
 // scaffolding) that also turns up in everybody else's code: keeping it would flag innocent prompts.
 import type { FingerprintIndex, ProtectedFile } from './index-file.js';
 import { tokenize } from './tokens.js';
-import { winnow, type WinnowParams } from './winnow.js';
+import { gramValues, winnow, type WinnowParams } from './winnow.js';
 
 export interface BuildParams extends WinnowParams {
   label: string;
@@ -23,10 +23,12 @@ const EXACT_MIN_DISTINCT = 6;
 /**
  * Measured with bench/fingerprint-eval.mjs (docs/inspection.md has the table): k = 20 tokens
  * (~2 lines) keeps common code shapes from matching across codebases (k = 12–15 tripled the false
- * positives); w = 8 keeps enough fingerprints that 8-line snippets are still seen whole (w = 12 lost
- * a line at each end of a snippet: recall 0.69 → 0.81 on 8–14 lines).
+ * positives). w = 5 keeps enough fingerprints that a short snippet is seen to its ends (recall of
+ * renamed 8–14-line snippets, mean of 3 seeds × 1,000: w = 8 0.78, w = 6 0.78, w = 5 0.80, w = 4
+ * 0.81) at 45 MiB for a million lines of node_modules (w = 8: 31 MiB, w = 4: 54 MiB). A k-gram in
+ * more than 8 protected files is boilerplate (4 cost 0.03 of recall for no fewer false positives).
  */
-export const DEFAULT_BUILD: Omit<BuildParams, 'label'> = { k: 20, w: 8, maxFiles: 4, maxPerFile: 2, minDistinct: 6 };
+export const DEFAULT_BUILD: Omit<BuildParams, 'label'> = { k: 20, w: 5, maxFiles: 8, maxPerFile: 2, minDistinct: 6 };
 
 class Column {
   data = new Uint32Array(1 << 16);
@@ -41,12 +43,20 @@ class Column {
   }
 }
 
-/** True when the k tokens from `at` repeat with a period of at most half of k. */
-function periodic(ids: Int32Array, at: number, k: number): boolean {
+/**
+ * True when all of the k values but two at most repeat with a period of at most half of k: a
+ * table's rows, or its first or last rows with what opens or closes it (`{ a: o.a, b: o.b, …`),
+ * whose shape every table of that kind has (bench/fingerprint-eval.mjs: 3 false positives in
+ * 2,012 when the whole k-gram had to repeat, none so; with three quarters, recall fell 0.01).
+ */
+function periodic(values: Int32Array, k: number): boolean {
+  const enough = k - 2;
   for (let p = 1; p <= k >> 1; p++) {
-    let t = at;
-    while (t + p < at + k && ids[t] === ids[t + p]) t++;
-    if (t + p >= at + k) return true;
+    let run = 0;
+    for (let t = 0; t + p < k; t++) {
+      run = values[t] === values[t + p] ? run + 1 : 0;
+      if (run + p >= enough) return true;
+    }
   }
   return false;
 }
@@ -59,6 +69,9 @@ export class IndexBuilder {
   private readonly ends = new Column();
   /** Every k-gram of the excluded (public) code: never in the index. */
   private readonly excluded = new Column();
+  /** Lines holding code, one bit each (index-file.ts), and the lines of the files so far. */
+  private readonly code = new Column();
+  private lines = 0;
   tokens = 0;
 
   constructor(private readonly params: BuildParams) {}
@@ -69,29 +82,38 @@ export class IndexBuilder {
     for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) lines++;
     this.files.push({ path, lines });
     const tokens = tokenize(text);
+    const base = this.lines - 1;
+    this.lines += lines;
+    while (this.code.length < Math.ceil(this.lines / 32)) this.code.push(0);
+    for (let t = 0; t < tokens.length; t++) {
+      const bit = base + tokens.lines[t]!;
+      this.code.data[bit >>> 5]! |= 1 << (bit & 31);
+    }
     this.tokens += tokens.length;
     const seen = new Map<number, number>();
     const distinct = new Set<number>();
+    const values = new Int32Array(this.params.k);
     // Both views go into one table (their hashes cannot meet: identifiers hash differently).
     for (const view of ['ids', 'exact'] as const) {
-    const fp = winnow(tokens, this.params, view);
-    for (let i = 0; i < fp.length; i++) {
-      const h = fp.hashes[i]!;
-      distinct.clear();
-      for (let t = fp.positions[i]!, end = t + this.params.k; t < end; t++) distinct.add(tokens[view][t]!);
-      // Names make even a table specific: the exact view only drops plain repetition.
-      if (distinct.size < (view === 'ids' ? this.params.minDistinct : EXACT_MIN_DISTINCT)) continue;
-      // Without names, a run of same-shaped lines (`this.a = opts.a; this.b = opts.b; …`) is
-      // the same in every codebase.
-      if (view === 'ids' && periodic(tokens.ids, fp.positions[i]!, this.params.k)) continue;
-      const count = seen.get(h) ?? 0;
-      if (count >= this.params.maxPerFile) continue;
-      seen.set(h, count + 1);
-      this.hashes.push(h);
-      this.fileIds.push(fileId);
-      this.starts.push(fp.starts[i]!);
-      this.ends.push(fp.ends[i]!);
-    }
+      const fp = winnow(tokens, this.params, view);
+      for (let i = 0; i < fp.length; i++) {
+        const h = fp.hashes[i]!;
+        gramValues(tokens, fp.positions[i]!, this.params.k, view === 'ids' ? 'context' : 'exact', values);
+        distinct.clear();
+        for (const v of values) distinct.add(v);
+        // Names make even a table specific: the exact view only drops plain repetition.
+        if (distinct.size < (view === 'ids' ? this.params.minDistinct : EXACT_MIN_DISTINCT)) continue;
+        // Without names, a run of same-shaped lines (`this.a = opts.a; this.b = opts.b; …`) is
+        // the same in every codebase.
+        if (view === 'ids' && periodic(values, this.params.k)) continue;
+        const count = seen.get(h) ?? 0;
+        if (count >= this.params.maxPerFile) continue;
+        seen.set(h, count + 1);
+        this.hashes.push(h);
+        this.fileIds.push(fileId);
+        this.starts.push(fp.starts[i]!);
+        this.ends.push(fp.ends[i]!);
+      }
     }
   }
 
@@ -147,6 +169,6 @@ export class IndexBuilder {
     }
     const slice = (c: Column) => c.data.slice(0, c.length);
     const { label, k, w } = this.params;
-    return { label, k, w, files: this.files, hashes: slice(out.hashes), fileIds: slice(out.fileIds), starts: slice(out.starts), ends: slice(out.ends) };
+    return { label, k, w, files: this.files, code: slice(this.code), hashes: slice(out.hashes), fileIds: slice(out.fileIds), starts: slice(out.starts), ends: slice(out.ends) };
   }
 }

@@ -2,6 +2,8 @@
 //
 //   "AIGATEFP" · u32 version · u32 k · u32 w · u32 label bytes · label
 //   u32 files · per file: u32 path bytes · path · u32 lines
+//   u32 words · u32 code[words]: one bit per line of every file, in file order, set for a line
+//     holding code (not blank, not only a comment)
 //   u32 entries · u32 hashes[entries] · u32 files[entries] · u32 starts[entries] · u32 ends[entries]
 //   SHA-256 of everything above (32 bytes)
 //
@@ -11,7 +13,12 @@
 import { createHash } from 'node:crypto';
 
 export const INDEX_MAGIC = 'AIGATEFP';
-export const INDEX_VERSION = 1;
+/**
+ * 2: the renaming-blind view encodes a name's reuse only within its k-gram, and a property apart
+ * from a local of the same name (tokens.ts), so the hashes of version 1 no longer meet a prompt's;
+ * and the lines holding code are recorded (a match counts those, not a block of comments).
+ */
+export const INDEX_VERSION = 2;
 
 export class IndexFileError extends Error {
   override name = 'IndexFileError';
@@ -27,6 +34,8 @@ export interface FingerprintIndex {
   k: number;
   w: number;
   files: ProtectedFile[];
+  /** Bit (Σ lines of the files before) + line − 1: set when that line of that file holds code. */
+  code: Uint32Array;
   hashes: Uint32Array;
   fileIds: Uint32Array;
   starts: Uint32Array;
@@ -37,6 +46,7 @@ export function encodeIndex(index: FingerprintIndex): Buffer {
   const n = index.hashes.length;
   const parts: Buffer[] = [Buffer.from(INDEX_MAGIC, 'latin1'), u32s(INDEX_VERSION, index.k, index.w), str(index.label), u32s(index.files.length)];
   for (const f of index.files) parts.push(str(f.path), u32s(f.lines));
+  parts.push(u32s(index.code.length), Buffer.from(index.code.buffer, index.code.byteOffset, index.code.byteLength));
   parts.push(u32s(n));
   for (const column of [index.hashes, index.fileIds, index.starts, index.ends]) parts.push(Buffer.from(column.buffer, column.byteOffset, n * 4));
   const body = Buffer.concat(parts);
@@ -50,7 +60,7 @@ export function decodeIndex(buf: Buffer): FingerprintIndex {
   const body = buf.subarray(0, buf.length - 32);
   const reader = new Reader(body, INDEX_MAGIC.length);
   const version = reader.u32();
-  if (version !== INDEX_VERSION) throw new IndexFileError(`index format version ${version}; this aigate reads version ${INDEX_VERSION} (rebuild it with this aigate)`);
+  if (version !== INDEX_VERSION) throw new IndexFileError(`index format version ${version}; this aigate reads version ${INDEX_VERSION} (rebuild it with \`aigate fingerprint build\`)`);
   if (!createHash('sha256').update(body).digest().equals(buf.subarray(buf.length - 32))) {
     throw new IndexFileError('checksum mismatch: the file is truncated or was altered (rebuild it)');
   }
@@ -59,10 +69,17 @@ export function decodeIndex(buf: Buffer): FingerprintIndex {
   const label = reader.str();
   const fileCount = reader.u32();
   const files: ProtectedFile[] = [];
-  for (let i = 0; i < fileCount; i++) files.push({ path: reader.str(), lines: reader.u32() });
+  let lines = 0;
+  for (let i = 0; i < fileCount; i++) {
+    files.push({ path: reader.str(), lines: reader.u32() });
+    lines += files[i]!.lines;
+  }
+  const words = reader.u32();
+  if (words !== Math.ceil(lines / 32)) throw new IndexFileError(`${words} words of line bits for ${lines} lines`);
+  const code = reader.u32Array(words);
   const n = reader.u32();
   const column = () => reader.u32Array(n);
-  const index: FingerprintIndex = { label, k, w, files, hashes: column(), fileIds: column(), starts: column(), ends: column() };
+  const index: FingerprintIndex = { label, k, w, files, code, hashes: column(), fileIds: column(), starts: column(), ends: column() };
   if (!reader.atEnd()) throw new IndexFileError('trailing bytes after the entries');
   if (k < 1 || w < 1) throw new IndexFileError(`invalid parameters k=${k} w=${w}`);
   for (let i = 0; i < n; i++) {

@@ -7,27 +7,38 @@
 // One pass over the characters, constant work per character, no regular expressions: hostile
 // input (a megabyte of quotes or slashes) costs the same as code.
 
+import { work } from './work.js';
+
 /**
- * Two views of the same tokens, each a 32-bit id per token, and the 1-based line each starts on.
- * `ids` is the renaming-blind view: an identifier becomes the distance back to the previous use
- * of the same name (0 for a name not seen in the last REUSE_WINDOW tokens) — Baker's parameterised
- * strings. Renaming every variable consistently changes nothing, yet `a = b + a` and `a = b + c`
- * stay different, which keeps common shapes of code from matching one another by accident.
- * `exact` keeps each identifier's name (still blind to layout and comments): it tells apart code
- * whose shape is common (tables, assignments, argument lists) by its names.
+ * The tokens, one entry each, and the 1-based line each starts on.
+ * `exact` is blind to layout and comments only: an identifier is its name.
+ * `shape` is blind to names too: every identifier is IDENT. Alone that would make every
+ * `a = b + c` equal to every `x = y + z`; the renaming-blind view (winnow.ts's `ids`) therefore
+ * adds `prev`, the distance back to the previous use of the same name (0 for none), and encodes
+ * each identifier of a k-gram by that distance *when the previous use lies inside the same k-gram*
+ * (Baker's parameterised strings, cut to the window). Renaming every name consistently changes
+ * nothing, `a = b + a` and `a = b + c` stay different, and — because a k-gram's encoding depends
+ * on its own tokens alone — a snippet cut from a file has exactly the k-grams the file has there
+ * (a distance reaching back before the snippet's first line would otherwise change its first ones).
  */
 export interface TokenStream {
-  ids: Int32Array;
+  shape: Int32Array;
   exact: Int32Array;
+  prev: Int32Array;
   lines: Int32Array;
   length: number;
+  /** Characters read (all of the text unless `maxTokens` cut it). */
+  chars: number;
 }
 
-const IDENT = 0x1d3a_4c21 | 0;
-/** How far back a reuse of a name is encoded; older uses count as a new name. */
-const REUSE_WINDOW = 20;
+export const IDENT = 0x1d3a_4c21 | 0;
 const NUMBER = 0x5e9f_0b17 | 0;
 const STRING = 0x7c11_86e3 | 0;
+
+/** The renaming-blind id of an identifier whose previous use is `distance` tokens back in its k-gram. */
+export function paramId(distance: number): number {
+  return (IDENT + Math.imul(distance, 0x9e3779b1)) | 0;
+}
 
 /**
  * Words that shape code in the common languages; every other word is an identifier. Only words
@@ -43,30 +54,58 @@ export const KEYWORDS: ReadonlySet<string> = new Set([
   'extends', 'implements', 'typeof', 'instanceof', 'undefined', 'None', 'True', 'False', 'self',
 ]);
 
-/** Keywords by the hash of their text (identifiers are hashed as they are scanned, not sliced). */
-const keywordByHash = new Map<number, number>();
-for (const k of KEYWORDS) keywordByHash.set(fnv(k), fnv(k));
-
 function fnv(text: string): number {
   let h = 0x811c9dc5 | 0;
   for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   return h | 0;
 }
 
+// Keywords by the hash of their text, in an open-addressed table (identifiers are hashed as they
+// are scanned, never sliced, and looked up without a Map).
+const KW_MASK = 255;
+const kwHashes = new Int32Array(KW_MASK + 1);
+const kwUsed = new Uint8Array(KW_MASK + 1);
+for (const k of KEYWORDS) {
+  const h = fnv(k);
+  let slot = (h ^ (h >>> 16)) & KW_MASK;
+  while (kwUsed[slot] === 1) slot = (slot + 1) & KW_MASK;
+  kwUsed[slot] = 1;
+  kwHashes[slot] = h;
+}
+
+function isKeyword(h: number): boolean {
+  for (let slot = (h ^ (h >>> 16)) & KW_MASK; kwUsed[slot] === 1; slot = (slot + 1) & KW_MASK) if (kwHashes[slot] === h) return true;
+  return false;
+}
+
 const punctIds = new Int32Array(128);
 for (let c = 0; c < 128; c++) punctIds[c] = fnv(`p${String.fromCharCode(c)}`);
+const DOT = punctIds[46]!;
+const PROPERTY = 0x2c5b_3e71;
 
-function isIdentStart(c: number): boolean {
-  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 36 || c > 127;
+// What each ASCII character starts (any other character counts as a letter).
+const PUNCT = 0;
+const SPACE = 1;
+const NEWLINE = 2;
+const LETTER = 3;
+const DIGIT = 4;
+const QUOTE = 5;
+const HASH = 6;
+const SLASH = 7;
+const kind = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  if (c === 32 || c === 9 || c === 13 || c === 12 || c === 11) kind[c] = SPACE;
+  else if (c === 10) kind[c] = NEWLINE;
+  else if ((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c === 36) kind[c] = LETTER;
+  else if (c >= 48 && c <= 57) kind[c] = DIGIT;
+  else if (c === 34 || c === 39 || c === 96) kind[c] = QUOTE;
+  else if (c === 35) kind[c] = HASH;
+  else if (c === 47) kind[c] = SLASH;
 }
 
-function isIdentPart(c: number): boolean {
-  return isIdentStart(c) || (c >= 48 && c <= 57);
-}
-
-function isDigit(c: number): boolean {
-  return c >= 48 && c <= 57;
-}
+/** 1 for an ASCII character that continues an identifier (or a number: `0x1f`, `1e6`, `10n`). */
+const wordPart = new Uint8Array(128);
+for (let c = 0; c < 128; c++) wordPart[c] = kind[c] === LETTER || kind[c] === DIGIT ? 1 : 0;
 
 /**
  * Tokenises `text` (at most `maxTokens` tokens; the rest is ignored, so a caller bounds its work).
@@ -76,78 +115,96 @@ function isDigit(c: number): boolean {
  */
 export function tokenize(text: string, maxTokens = Number.MAX_SAFE_INTEGER): TokenStream {
   const cap = Math.min(maxTokens, text.length);
-  if (scratch.ids.length < cap) scratch = { ids: new Int32Array(cap), exact: new Int32Array(cap), lines: new Int32Array(cap) };
-  const { ids, exact, lines } = scratch;
+  if (scratch.shape.length < cap) {
+    const size = Math.max(cap, scratch.shape.length * 2);
+    scratch = { shape: new Int32Array(size), exact: new Int32Array(size), prev: new Int32Array(size), lines: new Int32Array(size) };
+  }
+  const { shape, exact, prev, lines } = scratch;
   let n = 0;
   let line = 1;
   const n0 = text.length;
   // Last token index of each identifier name, in an open-addressed table keyed by the name's hash
   // (a Map costs an allocation per new name); `stamp` makes clearing it between calls free.
-  const stamp = ++useStamp;
+  useStamp = (useStamp + 1) | 0 || 1;
+  const stamp = useStamp;
+  let fill = 0;
+  let probes = 0;
   let i = 0;
-  const push = (id: number, at: number, exactId = id) => {
-    ids[n] = id;
-    exact[n] = exactId;
-    lines[n] = at;
-    n++;
-  };
   while (i < n0 && n < cap) {
     const c = text.charCodeAt(i);
-    if (c === 10) {
+    const what = c < 128 ? kind[c]! : LETTER;
+    if (what === SPACE) {
+      // Indentation comes in runs.
+      while (++i < n0 && text.charCodeAt(i) === 32);
+      continue;
+    }
+    if (what === NEWLINE) {
       line++;
       i++;
       continue;
     }
-    if (c === 32 || c === 9 || c === 13 || c === 12 || c === 11) {
-      i++;
-      continue;
-    }
-    // Comments.
-    if (c === 35 || (c === 47 && text.charCodeAt(i + 1) === 47)) {
-      while (i < n0 && text.charCodeAt(i) !== 10) i++;
-      continue;
-    }
-    if (c === 47 && text.charCodeAt(i + 1) === 42) {
-      i += 2;
-      while (i < n0 && !(text.charCodeAt(i) === 42 && text.charCodeAt(i + 1) === 47)) {
-        if (text.charCodeAt(i) === 10) line++;
-        i++;
-      }
-      i += 2;
-      continue;
-    }
-    if (isIdentStart(c)) {
+    if (what === LETTER) {
       let h = 0x811c9dc5 | 0;
-      for (let d = c; i < n0 && isIdentPart((d = text.charCodeAt(i))); i++) h = Math.imul(h ^ d, 0x01000193);
-      const keyword = keywordByHash.get(h | 0);
-      if (keyword !== undefined) {
-        push(keyword, line);
+      for (; i < n0; i++) {
+        const d = text.charCodeAt(i);
+        if (d < 128 && wordPart[d] === 0) break;
+        h = Math.imul(h ^ d, 0x01000193);
+      }
+      lines[n] = line;
+      prev[n] = 0;
+      if (isKeyword(h)) {
+        shape[n] = h;
+        exact[n] = h;
+        n++;
         continue;
       }
-      let slot = (h ^ (h >>> 15)) & USE_MASK;
-      while (useStamps[slot] === stamp && useNames[slot] !== h) slot = (slot + 1) & USE_MASK;
-      const prev = useStamps[slot] === stamp ? useAt[slot]! : -1;
-      const distance = prev < 0 || n - prev > REUSE_WINDOW ? 0 : n - prev;
-      if (useStamps[slot] !== stamp) {
-        if (++useFill > USE_MAX_FILL) {
-          // Too many names for the table: start afresh (only distances over that many names are lost).
-          useFill = 0;
-          slot = (h ^ (h >>> 15)) & USE_MASK;
+      // A property (a name after `.`, or before `:` as an object key or a named argument) is
+      // linked to earlier uses of the same property only, not to a local of that name: renaming
+      // the local `socket` leaves `this.socket = socket` and `{ socket: socket }` as they were.
+      let after = i;
+      while (after < n0 && (text.charCodeAt(after) === 32 || text.charCodeAt(after) === 9)) after++;
+      const property = (n > 0 && shape[n - 1] === DOT) || (text.charCodeAt(after) === 58 && text.charCodeAt(after + 1) !== 58);
+      const key = property ? (h ^ PROPERTY) | 0 : h;
+      let slot = (key ^ (key >>> 15)) & USE_MASK;
+      // Probes are capped: names crafted to share a slot would otherwise cost a probe per name
+      // already seen, each (quadratic); past the cap a name takes the slot of another.
+      let probe = 0;
+      while (useStamps[slot] === stamp && useNames[slot] !== key && probe < MAX_PROBES) {
+        slot = (slot + 1) & USE_MASK;
+        probe++;
+      }
+      probes += probe;
+      if (useStamps[slot] === stamp && useNames[slot] === key) prev[n] = n - useAt[slot]!;
+      else {
+        if (useStamps[slot] !== stamp && ++fill > USE_MAX_FILL) {
+          // Too many names for the table: start afresh (only reuses across the reset are lost,
+          // and the renaming-blind view only looks k tokens back).
+          fill = 0;
+          slot = (key ^ (key >>> 15)) & USE_MASK;
           useStamps.fill(0);
         }
         useStamps[slot] = stamp;
-        useNames[slot] = h;
+        useNames[slot] = key;
       }
       useAt[slot] = n;
-      push((IDENT + Math.imul(distance, 0x9e3779b1)) | 0, line, (h ^ IDENT) | 0);
+      shape[n] = IDENT;
+      exact[n] = (h ^ IDENT) | 0;
+      n++;
       continue;
     }
-    if (isDigit(c)) {
-      while (i < n0 && (isIdentPart(text.charCodeAt(i)) || text.charCodeAt(i) === 46)) i++;
-      push(NUMBER, line);
+    if (what === DIGIT) {
+      for (; i < n0; i++) {
+        const d = text.charCodeAt(i);
+        if (d < 128 && wordPart[d] === 0 && d !== 46) break;
+      }
+      lines[n] = line;
+      prev[n] = 0;
+      shape[n] = NUMBER;
+      exact[n] = NUMBER;
+      n++;
       continue;
     }
-    if (c === 34 || c === 39 || c === 96) {
+    if (what === QUOTE) {
       const at = line;
       i++;
       while (i < n0) {
@@ -165,24 +222,46 @@ export function tokenize(text: string, maxTokens = Number.MAX_SAFE_INTEGER): Tok
         if (d === 10) break;
         i++;
       }
-      push(STRING, at);
+      lines[n] = at;
+      prev[n] = 0;
+      shape[n] = STRING;
+      exact[n] = STRING;
+      n++;
       continue;
     }
-    push(c < 128 ? punctIds[c]! : IDENT, line);
+    // Comments.
+    if (what === HASH || (what === SLASH && text.charCodeAt(i + 1) === 47)) {
+      const nl = text.indexOf('\n', i);
+      i = nl === -1 ? n0 : nl;
+      continue;
+    }
+    if (what === SLASH && text.charCodeAt(i + 1) === 42) {
+      const close = text.indexOf('*/', i + 2);
+      const end = close === -1 ? n0 : close + 2;
+      for (let nl = text.indexOf('\n', i + 2); nl !== -1 && nl < end; nl = text.indexOf('\n', nl + 1)) line++;
+      i = end;
+      continue;
+    }
+    const id = c < 128 ? punctIds[c]! : IDENT;
+    lines[n] = line;
+    prev[n] = 0;
+    shape[n] = id;
+    exact[n] = id;
+    n++;
     i++;
   }
-  useFill = 0;
-  return { ids: ids.subarray(0, n), exact: exact.subarray(0, n), lines: lines.subarray(0, n), length: n };
+  work.probes += probes;
+  return { shape: shape.subarray(0, n), exact: exact.subarray(0, n), prev: prev.subarray(0, n), lines: lines.subarray(0, n), length: n, chars: i };
 }
 
 // Scratch space reused by every call (tokenising is synchronous, and a stream is consumed before
 // the next call): zero-filling fresh arrays cost more than the tokenising itself.
-let scratch = { ids: new Int32Array(0), exact: new Int32Array(0), lines: new Int32Array(0) };
+let scratch = { shape: new Int32Array(0), exact: new Int32Array(0), prev: new Int32Array(0), lines: new Int32Array(0) };
 const USE_SIZE = 1 << 14;
 const USE_MASK = USE_SIZE - 1;
 const USE_MAX_FILL = USE_SIZE >> 1;
+const MAX_PROBES = 8;
 const useStamps = new Int32Array(USE_SIZE);
 const useNames = new Int32Array(USE_SIZE);
 const useAt = new Int32Array(USE_SIZE);
 let useStamp = 0;
-let useFill = 0;

@@ -10,7 +10,8 @@
 import { readFileSync } from 'node:fs';
 import type { Action, InspectConfig } from '../config/schema.js';
 import { decodeIndex, IndexFileError, type FingerprintIndex } from '../fingerprint/index-file.js';
-import { FingerprintMatcher } from '../fingerprint/match.js';
+import { FingerprintMatcher, matchAll, MAX_TOKENS } from '../fingerprint/match.js';
+import { tokenize } from '../fingerprint/tokens.js';
 
 export const PROTECTED_PREFIX = 'protected-code:';
 
@@ -63,7 +64,7 @@ export function loadProtectedCode(fingerprints: InspectConfig['fingerprints'], o
       throw err;
     }
     if (opts.share) {
-      index = { ...index, hashes: shared(index.hashes), fileIds: shared(index.fileIds), starts: shared(index.starts), ends: shared(index.ends) };
+      index = { ...index, code: shared(index.code), hashes: shared(index.hashes), fileIds: shared(index.fileIds), starts: shared(index.starts), ends: shared(index.ends) };
     }
     return { label: f.label ?? index.label, action: f.action, minLines: f.minLines, index };
   });
@@ -92,8 +93,9 @@ export class ProtectedCode {
   find(text: string): ProtectedHit[] {
     if (!this.mayHold(text)) return [];
     const found: Array<ProtectedHit & { lines: number; first: number; last: number }> = [];
-    this.matchers.forEach((m, source) => {
-      for (const match of m.match(text)) {
+    // Tokenised once for every index.
+    matchAll(this.matchers, tokenize(text, MAX_TOKENS)).forEach((matches, source) => {
+      for (const match of matches) {
         found.push({ source, start: 0, end: 0, where: `${match.file}:${match.fileStart}-${match.fileEnd}`, lines: match.lines, first: match.textStart, last: match.textEnd });
       }
     });

@@ -85,13 +85,22 @@ describe('protected code through the proxy', () => {
     expect((JSON.parse(res.text) as { error: { message: string } }).error.message).toBe('request blocked: 1 sensitive item found (classification:restricted line 2)');
   });
 
-  it('a damaged index stops the start with the key, file and reason', async () => {
-    const bad = join(work, 'bad.fp');
+  it('a truncated, altered or other-version index stops the start with the key, file and reason', async () => {
     const bytes = readFileSync(indexFile);
-    writeFileSync(bad, bytes.subarray(0, bytes.length - 64));
-    await expect(startTestProxy(vendors, (raw) => (raw['inspect'] = { fingerprints: [{ file: bad }] }))).rejects.toThrow(
-      `inspect.fingerprints[0].file: ${bad}: checksum mismatch: the file is truncated or was altered (rebuild it)`,
-    );
+    const altered = Buffer.from(bytes);
+    altered[altered.length - 100]! ^= 1;
+    // Version 1: an index built before the renaming-blind view changed (same layout up to here).
+    const older = Buffer.from(bytes);
+    older.writeUInt32LE(1, 8);
+    for (const [name, damaged, reason] of [
+      ['truncated.fp', bytes.subarray(0, bytes.length - 64), 'checksum mismatch: the file is truncated or was altered (rebuild it)'],
+      ['altered.fp', altered, 'checksum mismatch: the file is truncated or was altered (rebuild it)'],
+      ['v1.fp', older, 'index format version 1; this aigate reads version 2 (rebuild it with `aigate fingerprint build`)'],
+    ] as const) {
+      const bad = join(work, name);
+      writeFileSync(bad, damaged);
+      await expect(startTestProxy(vendors, (raw) => (raw['inspect'] = { fingerprints: [{ file: bad }] }))).rejects.toThrow(`inspect.fingerprints[0].file: ${bad}: ${reason}`);
+    }
   });
 });
 

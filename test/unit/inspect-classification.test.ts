@@ -98,8 +98,10 @@ describe('configuration', () => {
     expect(refusal(missing)).toBe(`inspect.fingerprints[1].file: ${missing}: no such file (build one with \`aigate fingerprint build\`)`);
     const truncated = variant('truncated.fp', (b) => b.subarray(0, b.length - 1000));
     expect(refusal(truncated)).toMatch(new RegExp(`^inspect\\.fingerprints\\[1\\]\\.file: ${truncated}: checksum mismatch: the file is truncated`));
-    const version = variant('v2.fp', (b) => (b.writeUInt32LE(2, 8), b));
-    expect(refusal(version)).toMatch(/^inspect\.fingerprints\[1\]\.file: .*v2\.fp: index format version 2; this aigate reads version 1/);
+    const newer = variant('v3.fp', (b) => (b.writeUInt32LE(3, 8), b));
+    expect(refusal(newer)).toMatch(/^inspect\.fingerprints\[1\]\.file: .*v3\.fp: index format version 3; this aigate reads version 2/);
+    const older = variant('v1.fp', (b) => (b.writeUInt32LE(1, 8), b));
+    expect(refusal(older)).toBe(`inspect.fingerprints[1].file: ${older}: index format version 1; this aigate reads version 2 (rebuild it with \`aigate fingerprint build\`)`);
     const tampered = variant('tampered.fp', (b) => ((b[b.length - 500]! ^= 4), b));
     expect(refusal(tampered)).toMatch(/^inspect\.fingerprints\[1\]\.file: .*tampered\.fp: checksum mismatch/);
     expect(refusal(indexFile)).toBe('accepted');
