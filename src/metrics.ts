@@ -218,18 +218,23 @@ export class Metrics {
   // prom-client hashes a label object on every inc/observe (sorting its keys); the label sets of
   // the per-request series are few (routes from config, decisions, status codes), so each one's
   // child is looked up once and kept.
-  private readonly requestSeries = new Map<string, ReturnType<Metrics['requests']['labels']>>();
+  // Keyed route → decision → status, not by a joined string: the route and decision strings are
+  // the same objects every time (their hashes cached), a joined key would be built and hashed anew.
+  private readonly requestSeries = new Map<string, Map<string, Map<number, ReturnType<Metrics['requests']['labels']>>>>();
   private readonly upstreamSeries = new Map<string, ReturnType<Metrics['upstreamDuration']['labels']>>();
   private readonly durationSeries = new Map<string, HistogramSeries>();
   private readonly tunnelSeries = new Map<string, ReturnType<Metrics['tunnels']['labels']>>();
 
   /** aigate_requests_total{route, decision, status} += 1 */
   countRequest(route: string, decision: string, status: number): void {
-    const key = `${route}\n${decision}\n${status}`;
-    let series = this.requestSeries.get(key);
+    let byDecision = this.requestSeries.get(route);
+    if (byDecision === undefined) this.requestSeries.set(route, (byDecision = new Map()));
+    let byStatus = byDecision.get(decision);
+    if (byStatus === undefined) byDecision.set(decision, (byStatus = new Map()));
+    let series = byStatus.get(status);
     if (series === undefined) {
       series = this.requests.labels({ route, decision, status: String(status) });
-      this.requestSeries.set(key, series);
+      byStatus.set(status, series);
     }
     series.inc();
   }
