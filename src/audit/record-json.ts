@@ -8,7 +8,10 @@ import type { Client } from '../pipeline/flow.js';
 /** `s` as a JSON string: as written when nothing in it needs an escape, else JSON.stringify's. */
 function str(s: string | null): string {
   if (s === null) return 'null';
-  for (let i = 0; i < s.length; i++) {
+  // The length read once: strings come in many representations (flat, sliced, concatenated), and
+  // a property load that sees them all is a slow megamorphic lookup, once per character here.
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
     // JSON.stringify escapes these (and a lone surrogate: any surrogate is left to it).
     if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
@@ -33,10 +36,12 @@ function clientJson(c: Client): string {
 
 /** JSON.stringify(record) for a record made by toRecord (then masked): its keys in toRecord's order. */
 export function recordJson(r: AuditRecord): string {
+  // time (isoTime), id (a UUID) and the enumerations (event, mode, decision, reason) are aigate's
+  // own ASCII words and digits: nothing in them to escape.
   let s =
-    `{"time":${str(r.time)},"event":${str(r.event)},"id":${str(r.id)},"mode":${str(r.mode)},"client":${clientJson(r.client)}` +
+    `{"time":"${r.time}","event":"${r.event}","id":"${r.id}","mode":"${r.mode}","client":${clientJson(r.client)}` +
     `,"route":${str(r.route)},"method":${str(r.method)},"host":${str(r.host)},"path":${str(r.path)},"status":${num(r.status)}` +
-    `,"decision":${str(r.decision)},"reason":${str(r.reason)},"bytesIn":${num(r.bytesIn)},"bytesOut":${num(r.bytesOut)}` +
+    `,"decision":"${r.decision}","reason":${r.reason === null ? 'null' : `"${r.reason}"`},"bytesIn":${num(r.bytesIn)},"bytesOut":${num(r.bytesOut)}` +
     `,"durationMs":${num(r.durationMs)},"findings":${r.findings.length === 0 ? '[]' : JSON.stringify(r.findings)}`;
   if (r.aborted !== undefined) s += `,"aborted":${JSON.stringify(r.aborted)}`;
   if (r.error !== undefined) s += `,"error":${str(r.error)}`;
