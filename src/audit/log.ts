@@ -67,11 +67,6 @@ export const FLUSH_BYTES = 64 * 1024;
 /** …or this long after the oldest of them was buffered. */
 export const FLUSH_AFTER_MS = 200;
 
-/** Paths and hosts longer than this are masked every time, never remembered (masked()). */
-const REMEMBERED_TEXT_LENGTH = 2048;
-/** How many unchanged paths and hosts are remembered; past it, all are forgotten. */
-const REMEMBERED_TEXTS = 1024;
-
 /** Unwritten bytes a failing sink keeps before it drops lines (a full disk must not eat the heap). */
 export const MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
 /**
@@ -89,18 +84,7 @@ export class AuditLog {
    * path segment, or as a label of a CONNECT host) must not reach the audit log or the dashboard.
    * Set by the proxy to the detector's.
    */
-  get maskPath(): (path: string) => string {
-    return this.mask;
-  }
-
-  set maskPath(mask: (path: string) => string) {
-    this.mask = mask;
-    this.unmasked.clear(); // what the old one left unchanged, a new one may not
-  }
-
-  private mask: (path: string) => string = (path) => path;
-  /** Texts `mask` left unchanged (masked()). */
-  private readonly unmasked = new Set<string>();
+  maskPath: (path: string) => string = (path) => path;
   /** Called with every record written (dashboard, tests); never with secrets. */
   private readonly listeners = new Set<(record: AuditRecord) => void>();
   /** Lines not yet handed to the sinks. */
@@ -226,7 +210,7 @@ export class AuditLog {
 
   writeFlow(flow: Flow): AuditRecord {
     const record = toRecord(flow);
-    if (record.path !== null) record.path = this.masked(record.path);
+    if (record.path !== null) record.path = this.maskPath(record.path);
     if (record.host !== null) record.host = this.maskHost(record.host, flow.hostAsSent);
     this.emit(record, recordJson);
     return record;
@@ -238,25 +222,10 @@ export class AuditLog {
    */
   maskHost(host: string, asSent: string | null = null): string {
     if (asSent !== null && asSent !== host) {
-      const masked = this.masked(asSent);
+      const masked = this.maskPath(asSent);
       if (masked !== asSent) return masked;
     }
-    return this.masked(host);
-  }
-
-  /**
-   * maskPath(text), remembering the texts it left unchanged: every line masks its path and host,
-   * and those are the same few again and again. A text with a secret is masked every time (and
-   * never kept); bounded like the URL stage's memory (pipeline/stages/inspect-url.ts).
-   */
-  private masked(text: string): string {
-    if (this.unmasked.has(text)) return text;
-    const out = this.mask(text);
-    if (out === text && text.length <= REMEMBERED_TEXT_LENGTH) {
-      if (this.unmasked.size >= REMEMBERED_TEXTS) this.unmasked.clear();
-      this.unmasked.add(text);
-    }
-    return out;
+    return this.maskPath(host);
   }
 
   private readonly writePending = (): void => {

@@ -1,12 +1,13 @@
 // The URL stage remembers the URLs it found clean (a client sends the same few again and again):
 // a remembered URL is not scanned again but still counts as a scan in the metric; a URL with any
-// finding is scanned, audited and refused every time; the memory is bounded.
+// finding is scanned, audited and refused every time; the memory is bounded. The timed inspector
+// (one per configuration) remembers the paths and hosts maskSecrets left unchanged, the same way.
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { createInspector, type Inspector } from '../../src/inspect/index.js';
-import { timedInspector } from '../../src/inspect/timed.js';
+import { REMEMBERED_TEXTS, timedInspector } from '../../src/inspect/timed.js';
 import { Metrics } from '../../src/metrics.js';
 import { ProxyError } from '../../src/pipeline/errors.js';
 import { Exchange } from '../../src/pipeline/exchange.js';
@@ -24,7 +25,10 @@ function countingInspector(actions: Record<string, Action> = {}): Inspector & { 
   return {
     scans,
     scanText: (t) => inner.scanText(t),
-    maskSecrets: (t) => inner.maskSecrets(t),
+    maskSecrets: (t) => {
+      scans.push(`mask ${t}`);
+      return inner.maskSecrets(t);
+    },
     inspectBody: (body, meta) => {
       scans.push(body.toString('latin1'));
       return inner.inspectBody(body, meta);
@@ -105,5 +109,32 @@ describe('remembered clean URLs', () => {
     await stage(exchange('/p/0'));
     await stage(exchange('/p/0'));
     expect(counting.scans).toHaveLength(REMEMBERED_URLS + 2);
+  });
+});
+
+describe('remembered unmasked texts', () => {
+  it('masks a clean text once, a text with a secret every time', () => {
+    const counting = countingInspector();
+    const timed = timedInspector(counting, new Metrics({ processMetrics: false }));
+    const withSecret = `/repos/${token}/issues`;
+    for (let i = 0; i < 3; i++) {
+      expect(timed.maskSecrets('/openai/chat/completions')).toBe('/openai/chat/completions');
+      expect(timed.maskSecrets(withSecret)).toBe('/repos/[REDACTED:github-pat]/issues');
+    }
+    expect(counting.scans).toEqual(['mask /openai/chat/completions', ...Array(3).fill(`mask ${withSecret}`)]);
+  });
+
+  it('each timed inspector (one per configuration) remembers on its own, within its bound', () => {
+    const counting = countingInspector();
+    const metrics = new Metrics({ processMetrics: false });
+    const a = timedInspector(counting, metrics);
+    const b = timedInspector(counting, metrics);
+    a.maskSecrets('api.openai.com');
+    b.maskSecrets('api.openai.com');
+    expect(counting.scans).toHaveLength(2);
+    for (let i = 0; i < REMEMBERED_TEXTS; i++) a.maskSecrets(`/p/${i}`);
+    a.maskSecrets('api.openai.com'); // one past the bound: all forgotten, this one masked again
+    a.maskSecrets('api.openai.com');
+    expect(counting.scans).toHaveLength(2 + REMEMBERED_TEXTS + 1);
   });
 });
