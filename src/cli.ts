@@ -23,11 +23,24 @@ async function main(argv: string[]): Promise<number> {
     .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
     .option('--init-certs', 'create a development CA and gateway certificate when missing (npm start does this)')
     .option('--workers <n>', 'worker processes sharing the listeners, for multi-core hosts (a number or "auto")', parseWorkers, 1)
-    .option('--pid-file <file>', 'write the pid to signal (SIGHUP reopens the audit log, SIGTERM drains) once started; removed on exit')
+    .option('--pid-file <file>', 'write the pid to signal (SIGHUP reopens the audit log and reloads the configuration, SIGTERM drains) once started; removed on exit')
     .action(async (o: { config: string; initCerts?: boolean; workers: number; pidFile?: string }) => {
       const { runStart } = await import('./commands/start.js');
       const { createLogger } = await import('./log.js');
       exitCode = await runStart({ config: o.config, initCerts: Boolean(o.initCerts), logger: createLogger(), stderr: process.stderr, workers: o.workers, pidFile: o.pidFile });
+    });
+
+  program
+    .command('reload')
+    .description('make a running aigate re-read its configuration and the files it names (SIGHUP, through the admin listener)')
+    .option('-c, --config <file>', 'the configuration the proxy runs (for listen.admin and its token file)', DEFAULT_CONFIG)
+    .option('--admin <url>', 'the admin listener, when not the one in the config (http://host:port)')
+    .option('--token-file <file>', 'bearer token for listen.admin.auth (default: its tokenFile; Basic: AIGATE_ADMIN_USER / AIGATE_ADMIN_PASSWORD)')
+    .action(async (o: { config: string; admin?: string; tokenFile?: string }) => {
+      const { runReload } = await import('./commands/reload.js');
+      const config = await loadOrReport(o.config);
+      if (config === null) return void (exitCode = 1);
+      exitCode = await runReload({ config, configFile: o.config, admin: o.admin, tokenFile: o.tokenFile, stdout: process.stdout, stderr: process.stderr });
     });
 
   program

@@ -88,6 +88,13 @@ export class Metrics {
     aggregator: 'first',
   });
 
+  readonly configReloads = new Counter({
+    name: 'aigate_config_reloads_total',
+    help: 'Configuration reloads (SIGHUP, aigate reload) by outcome: applied, or refused (the running configuration kept)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   readonly certificateExpiry = new Gauge({
     name: 'aigate_certificate_expiry_timestamp_seconds',
     help: 'When a configured certificate stops being valid (Unix time; the earliest of a CA bundle), by config key (tls.cert, tls.ca.cert, upstreamTls.ca[i])',

@@ -4,6 +4,7 @@
 // rule.id, observer.*); everything aigate-specific under the `aigate` namespace, as ECS asks of
 // custom fields. The hash chain's members (chain, seq, prev, hash) are appended to the line after
 // this mapping, at the top level, in every format.
+import type { ConfigEvent } from './log.js';
 import { isIP } from 'node:net';
 import type { AuditRecord } from './log.js';
 
@@ -47,4 +48,15 @@ export function toEcs(r: AuditRecord): Record<string, unknown> {
 /** A chain record (checkpoint, chain-end) in ECS: `event.action` names it. */
 export function ecsChainEvent(event: string, time: string): Record<string, unknown> {
   return { '@timestamp': time, ecs: { version: ECS_VERSION }, event: { kind: 'event', action: event, dataset: 'aigate.audit', module: 'aigate' } };
+}
+
+/** A configuration event (a reload) in ECS: outcome and reason in `event.*`, the file in `file.*`. */
+export function ecsConfigEvent(e: ConfigEvent, time: string): Record<string, unknown> {
+  return {
+    '@timestamp': time,
+    ecs: { version: ECS_VERSION },
+    event: { kind: 'event', category: ['configuration'], type: ['change'], action: e.event, outcome: e.outcome === 'applied' ? 'success' : 'failure', ...(e.reason ? { reason: e.reason } : {}), dataset: 'aigate.audit', module: 'aigate' },
+    file: { path: e.config, ...(e.sha256 ? { hash: { sha256: e.sha256 } } : {}) },
+    ...(e.reason ? { message: e.reason } : {}),
+  };
 }

@@ -20,8 +20,8 @@ import pino from 'pino';
 import type { Flow } from '../pipeline/flow.js';
 import { ChainSealer } from './chain.js';
 import { recordJson } from './record-json.js';
-import { ecsChainEvent, toEcs } from './ecs.js';
-import { ocsfChainEvent, toOcsf } from './ocsf.js';
+import { ecsChainEvent, ecsConfigEvent, toEcs } from './ecs.js';
+import { ocsfChainEvent, ocsfConfigEvent, toOcsf } from './ocsf.js';
 import { SyslogSink, severityOf, type FacilityName } from './syslog.js';
 
 export interface AuditOptions {
@@ -45,9 +45,12 @@ export type SinkName = 'file' | 'stdout' | 'syslog';
 export type AuditFormat = 'aigate' | 'ecs' | 'ocsf';
 
 /** Each format's mapping of a record and of a chain record; aigate's is the record itself. */
-const FORMATS: Record<Exclude<AuditFormat, 'aigate'>, { map: (r: AuditRecord) => object; chainEvent: (event: string, time: string) => object }> = {
-  ecs: { map: toEcs, chainEvent: ecsChainEvent },
-  ocsf: { map: toOcsf, chainEvent: ocsfChainEvent },
+const FORMATS: Record<
+  Exclude<AuditFormat, 'aigate'>,
+  { map: (r: AuditRecord) => object; chainEvent: (event: string, time: string) => object; configEvent: (e: ConfigEvent, time: string) => object }
+> = {
+  ecs: { map: toEcs, chainEvent: ecsChainEvent, configEvent: ecsConfigEvent },
+  ocsf: { map: toOcsf, chainEvent: ocsfChainEvent, configEvent: ocsfConfigEvent },
 };
 
 /** `audit.checkpointSeconds` when not configured. */
@@ -197,6 +200,17 @@ export class AuditLog {
     this.append(line, severityOf(undefined), time);
   }
 
+  /**
+   * A configuration event (a reload applied or refused) on the trail, sealed in the chain like
+   * every line: who changed the policy and when is part of what auditors ask.
+   */
+  writeConfigEvent(e: ConfigEvent): void {
+    if (!OPEN_LOGS.has(this)) return;
+    const time = isoTime(Date.now());
+    const doc = this.format ? this.format.configEvent(e, time) : { time, ...e };
+    this.append(this.chain.seal(JSON.stringify(doc)), severityOf(e.outcome === 'applied' ? undefined : 'deny'), time);
+  }
+
   /** Buffers one sealed line for the sinks. */
   private append(line: string, severity: number, time: string): void {
     this.pending += line;
@@ -339,6 +353,18 @@ const OPEN_LOGS = new Set<AuditLog>();
 process.on('exit', () => {
   for (const log of OPEN_LOGS) log.flush();
 });
+
+/** A configuration event on the audit trail (`event: "reload"`). */
+export interface ConfigEvent {
+  event: 'reload';
+  outcome: 'applied' | 'refused';
+  /** Why it was refused (the config error, with its key path), or null. */
+  reason: string | null;
+  /** The configuration file read. */
+  config: string;
+  /** SHA-256 of that file's bytes as read, or null when it could not be read. */
+  sha256: string | null;
+}
 
 export interface AuditRecord {
   time: string;

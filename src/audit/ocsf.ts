@@ -5,6 +5,7 @@
 // proxy's decision is the security-control profile's action/disposition; what OCSF has no
 // attribute for goes in `unmapped.aigate`. The hash chain's members are appended after this
 // mapping, at the top level.
+import type { ConfigEvent } from './log.js';
 import { createRequire } from 'node:module';
 import type { AuditRecord } from './log.js';
 
@@ -89,5 +90,16 @@ export function ocsfChainEvent(event: string, time: string): Record<string, unkn
     severity_id: 1,
     time: Date.parse(time),
     metadata: metadata(),
+  };
+}
+
+/** A configuration event (a reload) in OCSF: a Base Event whose status says whether it was applied. */
+export function ocsfConfigEvent(e: ConfigEvent, time: string): Record<string, unknown> {
+  return {
+    ...ocsfChainEvent(e.event, time),
+    status_id: e.outcome === 'applied' ? 1 : 2,
+    status: e.outcome === 'applied' ? 'Success' : 'Failure',
+    ...(e.reason ? { status_detail: e.reason, message: e.reason } : {}),
+    unmapped: { config: e.config, ...(e.sha256 ? { sha256: e.sha256 } : {}) },
   };
 }

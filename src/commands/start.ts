@@ -1,12 +1,13 @@
 // `aigate start`: load and validate the config, start the listeners, and run until SIGTERM/SIGINT
-// (drain, flush the audit log, exit 0). SIGHUP reopens the audit log for logrotate.
+// (drain, flush the audit log, exit 0). SIGHUP reopens the audit log (logrotate) and reloads the
+// configuration and every file it names, keeping the running one if the new one is invalid.
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { announceWorker, isWorker, leaveCluster, runPrimary, shareAuditRecords, workerConfig } from '../server/cluster.js';
+import { announceWorker, answerReloads, isWorker, leaveCluster, runPrimary, shareAuditRecords, workerConfig } from '../server/cluster.js';
 import { formatAddress } from '../server/listen.js';
 import { startProxy, type RunningProxy } from '../server/proxy.js';
 import { PidFileError, writePidFile } from '../server/pid-file.js';
@@ -76,7 +77,7 @@ async function run(
       return await runPrimary({ config, configFile: opts.config, workers: opts.workers!, logger: opts.logger, whenStopRequested, onReopen });
     }
     if (isWorker()) config = workerConfig(config);
-    proxy = await startProxy(config, { configFile: opts.config, logger: opts.logger });
+    proxy = await startProxy(config, { configFile: opts.config, logger: opts.logger, ...(isWorker() ? { adjustConfig: workerConfig } : {}) });
   } catch (err) {
     opts.stderr.write(`aigate: ${err instanceof ConfigError ? err.message : `${opts.config}: ${(err as Error).message}`}\n`);
     return 1;
@@ -93,14 +94,19 @@ async function run(
     },
     isWorker() ? 'aigate worker started' : 'aigate started',
   );
+  // SIGHUP (or, in a worker, the primary's request): the audit log is reopened first, so a
+  // logrotate postrotate never depends on the new configuration being valid.
+  const reload = () => {
+    proxy.reopenAudit();
+    opts.logger.info('audit log reopened');
+    return proxy.reload();
+  };
   if (isWorker()) {
     shareAuditRecords(proxy.audit);
+    answerReloads(reload);
     announceWorker(proxy.metrics.registry, addresses);
   }
-  onReopen(() => {
-    proxy.reopenAudit();
-    opts.logger.info('audit log reopened (SIGHUP)');
-  });
+  onReopen(() => void reload());
 
   return new Promise<number>((done) => {
     let stopping = false;

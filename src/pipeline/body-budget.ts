@@ -32,7 +32,8 @@ export class BodyBudget {
   /** Told of each refusal (metrics). */
   onRefused: ((scope: BudgetScope) => void) | undefined;
 
-  constructor(readonly limits: BodyBudgetLimits) {}
+  /** `limits` may be replaced (a reload): bodies held keep counting against the new bounds. */
+  constructor(public limits: BodyBudgetLimits) {}
 
   /** Bytes held now by the whole process. */
   get usedBytes(): number {

@@ -32,10 +32,23 @@ export class Pipeline {
    */
   private readonly latest = new WeakMap<object, Exchange>();
 
-  constructor(
-    private readonly stages: readonly Stage[],
-    private readonly deps: PipelineDeps,
-  ) {}
+  private stages: readonly Stage[];
+  /** Counts this pipeline's flows: the process's tracker, or the current configuration generation's. */
+  private activity: ActivityTracker;
+
+  constructor(stages: readonly Stage[], private readonly deps: PipelineDeps) {
+    this.stages = stages;
+    this.activity = deps.activity;
+  }
+
+  /**
+   * A configuration reload: flows from now on run `stages` and count in `activity` (the new
+   * generation's); flows already running finish with the stages they started with.
+   */
+  replaceStages(stages: readonly Stage[], activity: ActivityTracker): void {
+    this.stages = stages;
+    this.activity = activity;
+  }
 
   /** Starts a flow for a request; `configure` lets a listener preset state (forward mode's target). */
   handle(mode: Mode, client: Client, req: IncomingMessage, res: ServerResponse, configure?: (ex: Exchange) => void): Exchange {
@@ -43,7 +56,7 @@ export class Pipeline {
     if (req.httpVersionMajor === 2) flow.protocol = 'h2';
     const ex = new Exchange(flow, req, res);
     configure?.(ex);
-    const release = this.deps.activity.begin();
+    const release = this.activity.begin();
     const socket = req.socket;
     this.latest.set(socket, ex);
     let open = 2;
@@ -56,7 +69,7 @@ export class Pipeline {
       this.finish(ex);
       release();
     });
-    void this.run(ex);
+    void this.run(ex, this.stages);
     return ex;
   }
 
@@ -65,9 +78,9 @@ export class Pipeline {
     return this.latest.get(socket);
   }
 
-  private async run(ex: Exchange): Promise<void> {
+  private async run(ex: Exchange, stages: readonly Stage[]): Promise<void> {
     try {
-      for (const stage of this.stages) {
+      for (const stage of stages) {
         // Several stages finish synchronously: awaiting only real promises saves a microtask turn each.
         const pending = stage(ex);
         if (pending) await pending;

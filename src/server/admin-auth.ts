@@ -77,3 +77,23 @@ export function loadAdminAuth(auth: AdminAuthConfig, configFile: string): AdminA
     },
   };
 }
+
+/** An AdminAuth that asks whichever credentials are in force (a reload replaces them). */
+export function liveAdminAuth(current: () => AdminAuth): AdminAuth {
+  return {
+    isOpen: (pathname) => current().isOpen(pathname),
+    check: (req) => current().check(req),
+    get challenge() {
+      return current().challenge;
+    },
+    close: () => current().close(),
+  };
+}
+
+/** How long replaced admin credentials stay open for the checks already running on them. */
+const RETIRE_AFTER_MS = 30_000;
+
+/** Closes credentials a reload replaced, once the checks already running on them are over. */
+export function retireAdminAuth(auth: AdminAuth): void {
+  setTimeout(() => void auth.close(), RETIRE_AFTER_MS).unref();
+}

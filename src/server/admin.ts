@@ -1,6 +1,7 @@
 // The admin listener (SPEC §9): plain HTTP, meant for 127.0.0.1 or a cluster-internal port.
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AdminAuth } from './admin-auth.js';
+import type { ReloadOutcome } from './reload.js';
 /** Where /metrics comes from: one process's registry, or the cluster primary's aggregate. */
 export interface MetricsSource {
   readonly contentType: string;
@@ -10,6 +11,12 @@ export interface MetricsSource {
 export interface AdminState {
   /** True once every listener is up and until draining starts. */
   ready(): boolean;
+}
+
+/** What the admin listener may be asked to do (POST), behind its authentication when configured. */
+export interface AdminActions {
+  /** POST /reload: what SIGHUP does (`aigate reload`). */
+  reload?: () => Promise<ReloadOutcome>;
 }
 
 export interface AdminRoute {
@@ -23,11 +30,15 @@ export function createAdminServer(
   notFound = 'not found: try /healthz, /readyz, /metrics\n',
   /** listen.admin.auth: every path but the probes (and /metrics when configured open) needs credentials. */
   auth?: AdminAuth,
+  actions: AdminActions = {},
 ): Server {
   return createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+    const action = req.method === 'POST' && url.pathname === '/reload' ? actions.reload : undefined;
+    const actionPath = actions.reload !== undefined && url.pathname === '/reload';
+    if ((req.method !== 'GET' && req.method !== 'HEAD' && !action) || (actionPath && !action)) {
+      const allow = actionPath ? 'POST' : 'GET, HEAD';
+      res.writeHead(405, { allow, 'content-type': 'text/plain' }).end('method not allowed\n');
       return;
     }
     if (auth && !auth.isOpen(url.pathname) && !(await auth.check(req).catch(() => false))) {
@@ -35,6 +46,13 @@ export function createAdminServer(
       return;
     }
     try {
+      if (action) {
+        req.resume(); // a body, if any, means nothing
+        const outcome = await action();
+        // 422: the request was fine, the configuration it asked to load was not (kept the running one).
+        res.writeHead(outcome.applied ? 200 : 422, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(outcome)}\n`);
+        return;
+      }
       switch (url.pathname) {
         case '/healthz':
           res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');

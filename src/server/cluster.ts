@@ -2,8 +2,9 @@
 // event loop on one core; node:cluster forks N workers that each run the whole proxy on the same
 // listening sockets (the primary hands accepted connections out round-robin). The primary runs no
 // traffic: it owns the admin listener (/healthz, /readyz once every worker is up, /metrics summed
-// over the workers), forwards SIGTERM/SIGINT (each worker drains) and SIGHUP (each reopens its
-// audit log), and replaces a worker that dies. Audit lines from all workers go to the one file:
+// over the workers), forwards SIGTERM/SIGINT (each worker drains) and SIGHUP / POST /reload (each
+// reopens its audit log and reloads the configuration; the answer waits for all of them), and
+// replaces a worker that dies. Audit lines from all workers go to the one file:
 // each line is one append-mode write, so lines never interleave.
 // Per-process state stays per process: with `rateLimit.store: memory` every worker has its own
 // buckets (a client gets up to N × burst), so use `store: redis` with more than one worker.
@@ -12,16 +13,22 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
+import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { AuditRecord } from '../audit/log.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
-import { loadAdminAuth } from './admin-auth.js';
+import { liveAdminAuth, loadAdminAuth, retireAdminAuth, type AdminAuth } from './admin-auth.js';
 import { formatAddress, listen } from './listen.js';
+import { changesNeedingRestart, type ReloadOutcome } from './reload.js';
 
 const READY = 'aigate:worker-ready';
 const AUDIT = 'aigate:worker-audit';
 const RECORDS = 'aigate:worker-records';
+const RELOAD = 'aigate:reload';
+const RELOADED = 'aigate:reloaded';
+/** A worker that has not answered a reload in this long is reported as not reloaded. */
+const RELOAD_ANSWER_MS = 60_000;
 /** A worker sends the audit records it wrote to the primary's dashboard this often, or at this many. */
 const RECORDS_EVERY_MS = 100;
 const RECORDS_BATCH = 500;
@@ -90,6 +97,17 @@ export function shareAuditRecords(audit: { onRecord(listener: (r: AuditRecord) =
   process.once('disconnect', () => clearTimeout(timer));
 }
 
+/** In a worker: reloads when the primary asks (SIGHUP or POST /reload on the primary) and answers with the outcome. */
+export function answerReloads(reload: () => Promise<ReloadOutcome>): void {
+  if (!cluster.isWorker) return;
+  process.on('message', (msg: { type?: string; id?: number }) => {
+    if (msg?.type !== RELOAD) return;
+    void reload().then((outcome) => {
+      if (process.connected) process.send?.({ type: RELOADED, id: msg.id, outcome }, undefined, undefined, () => {});
+    });
+  });
+}
+
 /** In a worker: tells the primary whether it refuses traffic for a failing audit log (the primary's /readyz). */
 export function reportAuditState(refusing: boolean): void {
   if (cluster.isWorker) process.send?.({ type: AUDIT, refusing });
@@ -126,11 +144,15 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     else refusing.delete(worker);
   });
   const restarts: number[] = [];
+  /** The configuration the workers run (a reload replaces it once every worker applied it). */
+  let running = config;
+  let reloadId = 0;
+  let reloads: Promise<unknown> = Promise.resolve();
   let addresses: Addresses = {};
   let started = false;
   let stopping = false;
   let admin: Server | undefined;
-  const adminAuth = config.listen.admin?.auth ? loadAdminAuth(config.listen.admin.auth, opts.configFile) : undefined;
+  let adminAuth: AdminAuth | undefined = config.listen.admin?.auth ? loadAdminAuth(config.listen.admin.auth, opts.configFile) : undefined;
   let finished!: (code: number) => void;
   const stopped = new Promise<number>((resolve) => (finished = resolve));
   const liveWorkers = () => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
@@ -226,7 +248,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
         { ready: () => ready.size === n && !stopping && refusing.size === 0 },
         dashboard?.routes ?? [],
         undefined,
-        adminAuth,
+        adminAuth && liveAdminAuth(() => adminAuth!),
+        { reload: () => reload() },
       );
       await listen(admin, config.listen.admin.host, config.listen.admin.port).catch((err: Error) => {
         throw new Error(`listen.admin: ${err.message}`); // start prefixes the config file
@@ -251,8 +274,73 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     },
     'aigate started',
   );
-  opts.onReopen(() => {
-    for (const w of liveWorkers()) w.process.kill('SIGHUP');
-  });
+  opts.onReopen(() => void reload());
   return stopped;
+
+  /** Checks the file here, then has every worker reload; applied only when all of them applied it. */
+  async function reloadCluster(): Promise<ReloadOutcome> {
+    if (stopping) return { applied: false, reason: 'draining: the process is stopping' };
+    let nextAdminAuth: AdminAuth | undefined;
+    let next: Config;
+    try {
+      next = loadConfig(opts.configFile);
+      const restart = changesNeedingRestart(running, next);
+      if (restart.length > 0) {
+        return { applied: false, reason: `${opts.configFile}: ${restart.join(', ')} changed; that needs a restart (the running configuration is kept)` };
+      }
+      nextAdminAuth = next.listen.admin?.auth ? loadAdminAuth(next.listen.admin.auth, opts.configFile) : undefined;
+    } catch (err) {
+      return { applied: false, reason: err instanceof ConfigError ? err.message : `${opts.configFile}: ${(err as Error).message}` };
+    }
+    const outcomes = await askWorkers(++reloadId);
+    const refused = outcomes.find((o) => !o.applied);
+    if (refused) {
+      void nextAdminAuth?.close();
+      return refused;
+    }
+    running = next;
+    if (adminAuth && nextAdminAuth) {
+      retireAdminAuth(adminAuth);
+      adminAuth = nextAdminAuth;
+    }
+    return outcomes[0] ?? { applied: true, changed: [] };
+  }
+
+  function reload(): Promise<ReloadOutcome> {
+    const outcome = reloads.then(async () => {
+      const result = await reloadCluster();
+      if (result.applied) logger.info({ config: opts.configFile, changed: result.changed, workers: liveWorkers().length }, 'configuration reloaded in every worker');
+      else logger.warn({ config: opts.configFile, reason: result.reason }, 'configuration reload refused; the running configuration is kept');
+      return result;
+    });
+    reloads = outcome;
+    return outcome;
+  }
+
+  /** Sends a reload to every live worker; resolves each one's outcome (a silent or dead one as refused). */
+  function askWorkers(id: number): Promise<ReloadOutcome[]> {
+    return Promise.all(
+      liveWorkers().map(
+        (w) =>
+          new Promise<ReloadOutcome>((resolve) => {
+            const pid = w.process.pid;
+            const done = (outcome: ReloadOutcome) => {
+              clearTimeout(timer);
+              w.off('message', onMessage);
+              w.off('exit', onExit);
+              resolve(outcome);
+            };
+            const onMessage = (msg: { type?: string; id?: number; outcome?: ReloadOutcome }) => {
+              if (msg?.type === RELOADED && msg.id === id && msg.outcome) done(msg.outcome);
+            };
+            const onExit = () => done({ applied: false, reason: `worker ${pid} exited before it reloaded` });
+            const timer = setTimeout(() => done({ applied: false, reason: `worker ${pid} did not answer the reload within ${RELOAD_ANSWER_MS / 1000} s` }), RELOAD_ANSWER_MS);
+            timer.unref();
+            w.on('message', onMessage);
+            w.once('exit', onExit);
+            w.send({ type: RELOAD, id }, undefined, () => {});
+          }),
+      ),
+    );
+  }
 }

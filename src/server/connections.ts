@@ -43,7 +43,8 @@ export class ConnectionRegistry {
 
   constructor(
     /** Connections one client address may hold on the traffic listeners together; 0: no cap. */
-    private readonly perClientLimit: number,
+    /** limits.connectionsPerClient (0: none); a reload sets it. */
+    public perClientLimit: number,
     private readonly hooks: RegistryHooks = {},
   ) {}
 

@@ -43,6 +43,7 @@ export type Authenticate = (header: string | undefined, flow: Flow, signal?: Abo
  */
 export type InspectHost = (flow: Flow, host: string, action: Action | undefined) => Promise<void>;
 
+/** Read per connection and request: a configuration reload replaces the policy fields in place. */
 export interface ForwardServerOptions {
   config: Config;
   egress: EgressPolicy;
@@ -52,6 +53,8 @@ export interface ForwardServerOptions {
   audit: AuditLog;
   metrics: Metrics;
   activity: ActivityTracker;
+  /** The current configuration generation's tracker (a child of `activity`): a CONNECT counts in it until answered. */
+  generation?: ActivityTracker;
   /** Every client connection (drain, per-client cap); the outer server's accepts are tracked by the caller. */
   connections: ConnectionRegistry;
   logger: Logger;
@@ -125,10 +128,10 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
   });
 
   const outer = createServer(httpOptions);
-  const clients = opts.clients ?? peerIdentity;
+  const clients = () => opts.clients ?? peerIdentity;
   // Absolute-form requests: the pipeline's first forward stage checks them (absoluteFormStage).
   const onOuterRequest = (req: IncomingMessage, res: ServerResponse) => {
-    opts.requests.handle('forward', clients.ofRequest(req), req, res);
+    opts.requests.handle('forward', clients().ofRequest(req), req, res);
   };
   outer.on('request', onOuterRequest);
   outer.on('checkExpectation', onOuterRequest);
@@ -136,7 +139,7 @@ export function createForwardServer(opts: ForwardServerOptions): ForwardServers 
     void handleConnect(opts, tunnels, { inner, h2 }, req, socket as Socket, head);
   });
   outer.on('clientError', (err: Error, socket: Duplex) => {
-    handleClientError(err, socket, { ...clientErrors, clientIp: (s) => clients.ofConnection(s) });
+    handleClientError(err, socket, { ...clientErrors, clientIp: (s) => clients().ofConnection(s) });
   });
   return { outer, inner, h2 };
 }
@@ -169,7 +172,8 @@ async function handleConnect(
   socket.on('error', () => socket.destroy());
   // Until it is answered or becomes a tunnel, a CONNECT is work in flight: a drain waits for it
   // (its line must be written before the audit log closes), and does not close it as idle.
-  const release = opts.activity.begin();
+  // It counts in the configuration generation it is answered by (its minter, authenticator).
+  const release = (opts.generation ?? opts.activity).begin();
   opts.connections.stream(socket);
   const finish = () => {
     release();

@@ -21,7 +21,7 @@ export interface GatewayOptions {
   metrics: Metrics;
   /** Milliseconds a keep-alive connection may sit idle between requests. */
   keepAliveTimeout?: number;
-  /** How a connection's and a request's client is named (PROXY protocol, trustedProxies, certificate user). */
+  /** How a connection's and a request's client is named (PROXY protocol, trustedProxies, certificate user); read per request, so a reload may replace it. */
   clients?: ClientIdentity;
   /** mTLS: client certificates asked for and verified against `ca` (listen.gateway.clientCertificate). */
   clientCertificate?: { ca: Buffer; required: boolean };
@@ -51,9 +51,9 @@ export function createGatewayServer(opts: GatewayOptions): GatewayServers {
     // Optional mTLS still verifies what is presented: only a verified certificate names a user.
     ...(opts.clientCertificate ? { requestCert: true, ca: opts.clientCertificate.ca, rejectUnauthorized: opts.clientCertificate.required } : {}),
   });
-  const clients = opts.clients ?? peerIdentity;
+  const clients = () => opts.clients ?? peerIdentity;
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
-    opts.requests.handle('gateway', clients.ofRequest(req), req, res);
+    opts.requests.handle('gateway', clients().ofRequest(req), req, res);
   };
   server.on('request', onRequest);
   // One listener, both protocols: https.Server serves every TLS connection as HTTP/1.1 (its
@@ -61,7 +61,7 @@ export function createGatewayServer(opts: GatewayOptions): GatewayServers {
   // instead, so HTTP/1.1 keeps exactly its own server, timeouts and parser.
   const h2 = new H2Sessions({
     idleTimeoutMs: opts.h2IdleTimeout,
-    onRequest: (req, res, socket) => opts.requests.handle('gateway', clients.ofStream(socket, req.headers), req, res),
+    onRequest: (req, res, socket) => opts.requests.handle('gateway', clients().ofStream(socket, req.headers), req, res),
   });
   const http1 = server.listeners('secureConnection') as Array<(socket: TLSSocket) => void>;
   server.removeAllListeners('secureConnection');
@@ -71,9 +71,9 @@ export function createGatewayServer(opts: GatewayOptions): GatewayServers {
   });
   server.on('checkExpectation', onRequest); // an Expect other than 100-continue: refused by parse-target
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    handleUpgrade(opts.upgrades, 'gateway', clients.ofRequest(req), req, socket, head);
+    handleUpgrade(opts.upgrades, 'gateway', clients().ofRequest(req), req, socket, head);
   });
-  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'gateway' as const, clientIp: (s: Duplex) => clients.ofConnection(s), flows: opts.requests };
+  const clientErrors = { audit: opts.audit, metrics: opts.metrics, mode: 'gateway' as const, clientIp: (s: Duplex) => clients().ofConnection(s), flows: opts.requests };
   server.on('clientError', (err: Error, socket: Duplex) => handleClientError(err, socket, clientErrors));
   server.on('connect', (req: IncomingMessage, socket: Duplex) =>
     refuseConnect(req, socket, 'the gateway routes by path; CONNECT is served on the forward proxy listener (listen.forward)', clientErrors),

@@ -1,159 +1,114 @@
-// Assembles a running aigate from a validated config: shared parts built once (metrics, audit,
-// upstream agents, limiter, inspector, minter), the pipelines of each mode, and the listeners.
+// Assembles a running aigate from a validated config: the process's own parts (metrics, audit
+// log, connection registry, listeners), built once, and a Runtime (server/runtime.ts) with
+// everything else the config describes, which a reload replaces without closing a connection.
 // Also owns the drain.
-import { randomBytes, X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { AuditLog, MAX_BUFFERED_BYTES } from '../audit/log.js';
 import { SyslogError } from '../audit/syslog.js';
-import { HtpasswdError } from '../auth/htpasswd.js';
-import { ProxyAuthenticator } from '../auth/proxy-auth.js';
-import { ConfigError, readConfiguredFile } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Metrics } from '../metrics.js';
 import { ActivityTracker } from '../pipeline/activity.js';
 import { UpstreamFailureLog } from '../upstream/failure-log.js';
-import { ProxyError } from '../pipeline/errors.js';
-import type { Stage } from '../pipeline/exchange.js';
 import { Pipeline } from '../pipeline/pipeline.js';
-import { createInspector, type Inspector } from '../inspect/index.js';
-import { PooledInspector, THREAD_MIN_BYTES, resolveScanThreads } from '../inspect/pool.js';
-import { loadProtectedCode, type ProtectedCodeSource } from '../inspect/protected.js';
-import { auditGuardStage } from '../pipeline/stages/audit-guard.js';
-import { inspectStage } from '../pipeline/stages/inspect.js';
-import { inspectUrlPart, inspectUrlStage } from '../pipeline/stages/inspect-url.js';
-import { limitStage } from '../pipeline/stages/limit.js';
-import { credentialStage } from '../pipeline/stages/credential.js';
-import { parseTargetStage } from '../pipeline/stages/parse-target.js';
-import { ClientAbortedError, readBodyStage } from '../pipeline/stages/read-body.js';
 import { BodyBudget } from '../pipeline/body-budget.js';
-import { forwardRouteStage } from '../pipeline/stages/route-forward.js';
-import { gatewayRouteStage } from '../pipeline/stages/route-gateway.js';
-import { createRateLimiter, type RateLimiter } from '../ratelimit/index.js';
-import { canonicalHost, compileConnectTo, formatHostPort, resolveDestination } from '../route/address.js';
-import { compileEgress } from '../route/egress.js';
-import { loadGatewayKeyPair, loadInterceptionCa, loadUpstreamCas } from '../tls/files.js';
-import { LeafMinter } from '../tls/mint.js';
+import type { RateLimiter } from '../ratelimit/index.js';
 import { recordCertificateExpiry } from '../tls/expiry.js';
-import { timedInspector } from '../inspect/timed.js';
-import { createUpstreamAgents } from '../upstream/agent.js';
-import { forwardStage, type ForwardOptions } from '../upstream/forward.js';
-import { rpcStage } from '../channels/envelopes/stage.js';
-import { websocketStage } from '../upstream/websocket.js';
-import { UpstreamHeaderPolicy } from '../upstream/tenancy.js';
-import { upstreamHeadersStage } from '../pipeline/stages/upstream-headers.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
-import { loadAdminAuth } from './admin-auth.js';
-import { isWorker, reportAuditState } from './cluster.js';
-import { createClientIdentity, peerIp, TrustedProxies } from './client-identity.js';
+import { liveAdminAuth, loadAdminAuth, retireAdminAuth, type AdminAuth } from './admin-auth.js';
+import { reportAuditState } from './cluster.js';
+import { peerIp } from './client-identity.js';
 import { createProxyFront } from './proxy-front.js';
-import { ConnectionRegistry, overLimitError, type TrafficListener } from './connections.js';
+import { ConnectionRegistry, type TrafficListener } from './connections.js';
 import { watchAcceptErrors, watchFileDescriptors } from './fd-watch.js';
-import { absoluteFormStage, createForwardServer, type Authenticate, type InspectHost } from './forward.js';
-import { createGatewayServer } from './gateway.js';
+import { createForwardServer, type ForwardServerOptions } from './forward.js';
+import { createGatewayServer, type GatewayOptions } from './gateway.js';
 import type { H2Sessions } from './h2.js';
 import { listen } from './listen.js';
+import { changedKeys, changesNeedingRestart, configDigest, type ReloadOutcome } from './reload.js';
+import { buildRuntime, randomFingerprintKey, type ModeStages, type ProcessParts, type Runtime } from './runtime.js';
 import { throttledReport } from '../log-throttle.js';
+
+export type { ReloadOutcome } from './reload.js';
 
 export interface StartOptions {
   configFile: string;
   logger: Logger;
   /** Process metrics off in tests that start many proxies in one process. */
   processMetrics?: boolean;
+  /** Applied to each configuration a reload reads (a cluster worker leaves listen.admin to the primary). */
+  adjustConfig?: (config: Config) => Config;
 }
 
 export interface RunningProxy {
+  /** The configuration in force (a reload replaces it). */
   readonly config: Config;
   readonly metrics: Metrics;
   readonly audit: AuditLog;
+  /** The rate limiter in force (a reload keeps it when `rateLimit` is unchanged). */
   readonly limiter: RateLimiter | undefined;
   readonly addresses: { gateway?: AddressInfo; forward?: AddressInfo; admin?: AddressInfo };
   /** Stops accepting, lets open requests and streams finish within `graceMs`, then closes all. */
   drain(graceMs?: number): Promise<{ forced: number }>;
   reopenAudit(): void;
+  /**
+   * Re-reads the config file and every file it names (users, rules, indexes, certificates, CAs,
+   * admin credentials) and applies them to new flows; flows in progress finish as they began and
+   * no connection is closed. An invalid config, or one changing what needs a restart, is refused
+   * and the running one kept. Logged and audited either way; reloads run one at a time.
+   */
+  reload(): Promise<ReloadOutcome>;
 }
 
 type ListenerName = 'gateway' | 'forward' | 'admin';
 
 export async function startProxy(config: Config, opts: StartOptions): Promise<RunningProxy> {
   const { configFile, logger } = opts;
-  const extraCa = loadUpstreamCas(config, configFile);
   const metrics = new Metrics({ processMetrics: opts.processMetrics });
   const audit = openAuditLog(config, configFile, logger, metrics);
   const activity = new ActivityTracker();
-  const connections = new ConnectionRegistry(config.limits.connectionsPerClient, {
-    onOverLimit: overLimitReporter(config.limits.connectionsPerClient, metrics, logger),
+  const connections: ConnectionRegistry = new ConnectionRegistry(config.limits.connectionsPerClient, {
+    onOverLimit: overLimitReporter(() => connections.perClientLimit, metrics, logger),
   });
   metrics.openConnections = () => connections.size;
   metrics.openWork = () => connections.openWork();
   const fdWatch = watchFileDescriptors({ metrics, logger, openConnections: () => connections.size });
+  // Bodies held at once, by every listener and tunnel of this process (each --workers process has its own).
+  const budget = new BodyBudget(budgetLimits(config));
+  budget.onRefused = (scope) => metrics.bodyBudgetRefusals.inc({ scope });
+  metrics.watchBufferedBodies(() => budget.usedBytes);
+  const parts: ProcessParts = { configFile, logger, metrics, audit, activity, connections, budget, fallbackFingerprintKey: randomFingerprintKey() };
+  let current: Runtime;
+  try {
+    current = await buildRuntime(config, parts);
+  } catch (err) {
+    fdWatch.stop();
+    await audit.close();
+    throw err;
+  }
   const closers: Array<() => Promise<unknown> | void> = [() => audit.close(), () => fdWatch.stop()];
   let draining = false;
   let ready = false;
+  audit.maskPath = (path) => current.inspector.maskSecrets(path);
 
-  const connectTo = compileConnectTo(config.connectTo);
-  const limiter = config.rateLimit.enabled ? createRateLimiter(config.rateLimit, { logger, metrics }) : undefined;
-  if (limiter) closers.unshift(() => limiter.close());
-
-  // Stages shared by both modes, in SPEC order. A stage switched off in config is left out.
-  // `admit` runs once a request is routed and its user known: the audit guard, then the limiter.
-  const admit: Stage[] = [
-    ...(config.audit.onWriteError === 'deny' ? [auditGuardStage(audit)] : []),
-    ...(limiter ? [limitStage(config.rateLimit, limiter)] : []),
-  ];
-  let inspector: Inspector;
-  // One key for the event loop and the scan threads: a finding's fingerprint must not depend on
-  // which thread scanned the body.
-  const fingerprintKey = config.audit.fingerprintKey ? Buffer.from(config.audit.fingerprintKey) : randomBytes(32);
-  // Vendor-key fingerprints (audit client.credential, rateLimit.key: credential), before the limiter.
-  admit.unshift(credentialStage(fingerprintKey));
-  let protectedCode: ProtectedCodeSource[];
-  try {
-    // Loaded once into shared memory: the scan threads read the same indexes.
-    protectedCode = loadProtectedCode(config.inspect.fingerprints, { share: true });
-    inspector = createInspector(config.inspect, { fingerprintKey, protectedCode });
-  } catch (err) {
-    // Messages already lead with the key path (inspect.rules.custom[0].pattern: …).
-    throw new ConfigError(configFile, '', (err as Error).message);
-  }
-  audit.maskPath = (path) => inspector.maskSecrets(path);
-  const threads = resolveScanThreads(config.inspect.scanThreads, { clusterWorker: isWorker() });
-  let sharedFromBytes = Infinity;
-  if (threads > 0) {
-    // Every flow, WebSocket and blind tunnel counts itself while open, the scanned request included.
-    const alone = () => activity.active <= 1;
-    const onDisabled = (reason: string) => logger.warn({ reason }, 'scan threads unavailable: large bodies are scanned on the event loop');
-    const pooled = new PooledInspector(inspector, { config: config.inspect, fingerprintKey, protectedCode, threads, alone, onDisabled });
-    closers.push(() => pooled.close());
-    inspector = pooled;
-    sharedFromBytes = THREAD_MIN_BYTES; // what may go to a thread is read into shared memory
-  }
-  inspector = timedInspector(inspector, metrics);
-  // Bodies held at once, by every listener and tunnel of this process (each --workers process has its own).
-  const budget = new BodyBudget({ totalBytes: config.limits.bufferedBodyBytes, perClientBytes: config.limits.bufferedBodyBytesPerClient });
-  budget.onRefused = (scope) => metrics.bodyBudgetRefusals.inc({ scope });
-  metrics.watchBufferedBodies(() => budget.usedBytes);
-  // Reading and inspecting the body always go together: nothing is forwarded unscanned.
-  // timeouts.idle bounds a client's silence mid-body (the servers have no request timeout).
-  const readWholeBody = readBodyStage({ maxBodyBytes: config.inspect.maxBodyBytes, sharedFromBytes, idleTimeoutMs: config.timeouts.idle, budget });
-  const readBody: Stage[] = [readWholeBody, inspectStage(inspector, config.inspect.maxBodyBytes)];
-  // The path and query go upstream too: scanned once routed and admitted, before the body is read.
-  const inspectUrl = inspectUrlStage(inspector);
-  const timeouts = { firstByteTimeout: config.timeouts.firstByte, idleTimeout: config.timeouts.idle };
-  // A WebSocket message is inspected as a body is: the same inspector, limit, audit and metrics.
-  const websocket = { ...timeouts, inspector, maxBodyBytes: config.inspect.maxBodyBytes, audit, metrics, activity, budget };
-  // gRPC, gRPC-Web and Connect: inspected message by message and forwarded as they go, in place
-  // of read-body + inspect; every other request passes it untouched.
-  const rpc = (forward: ForwardOptions): Stage =>
-    rpcStage({ inspector, maxBodyBytes: config.inspect.maxBodyBytes, idleTimeoutMs: config.timeouts.idle, readBody: readWholeBody, forward, budget });
   const upstreamFailures = new UpstreamFailureLog(logger);
-  const pipelineDeps = { audit, metrics, logger, activity, upstreamFailures };
+  const pipelineDeps = { audit, metrics, logger, activity: current.activity, upstreamFailures };
+  /** Each mode's pipelines, built once; a reload replaces their stages. */
+  const modes: Array<{ requests: Pipeline; upgrades: Pipeline; stagesOf: (rt: Runtime) => ModeStages }> = [];
+  const pipelinesFor = (stagesOf: (rt: Runtime) => ModeStages) => {
+    const stages = stagesOf(current);
+    const mode = { requests: new Pipeline(stages.requests, pipelineDeps), upgrades: new Pipeline(stages.upgrades, pipelineDeps), stagesOf };
+    modes.push(mode);
+    return mode;
+  };
+  /** What a reload applies to the listeners themselves (certificates, client naming, policies). */
+  const onReload: Array<(rt: Runtime) => void> = [];
 
   const servers: Array<{ name: ListenerName; server: Server; host: string; port: number }> = [];
-  const trustedProxies = new TrustedProxies(config.trustedProxies);
   /** The server that listens for `name`: a PROXY-protocol front before `server` where configured. */
   const listening = (name: ListenerName, server: Server): Server =>
     config.listen[name]?.proxyProtocol ? createProxyFront(server, { onRefused: proxyProtocolReporter(name, metrics, logger) }) : server;
@@ -162,31 +117,28 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   /** Where each traffic listener's HTTP/2 connections are served. */
   const h2Listeners: H2Sessions[] = [];
 
-  if (config.listen.gateway) {
-    // Gateway upstreams are named in config by the operator, so they are dialled as named.
-    const { requests: dispatcher, upgrades: upgradeDispatcher } = createUpstreamAgents({
-      config,
-      extraCa,
-      metrics,
-      logger,
-      dialTarget: (host, port) => connectTo.get(formatHostPort(canonicalHost(host)?.host ?? host, port)) ?? { host, port },
-    });
-    closers.unshift(() => dispatcher.destroy());
-    if (upgradeDispatcher !== dispatcher) closers.unshift(() => upgradeDispatcher.destroy());
-    const routed = [parseTargetStage, gatewayRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forGateway(config)), ...admit, inspectUrl];
-    const { cert, key } = loadGatewayKeyPair(config, configFile);
+  if (config.listen.gateway && current.gateway) {
+    const gw = current.gateway;
+    const { requests, upgrades } = pipelinesFor((rt) => rt.gateway!);
     const mtls = config.listen.gateway.clientCertificate;
-    const { server: gateway, h2 } = createGatewayServer({
-      clients: createClientIdentity({ trustedProxies, certificateUserField: mtls?.userField }),
-      ...(mtls ? { clientCertificate: { ca: loadClientCa(configFile, mtls.ca), required: mtls.required } } : {}),
-      cert,
-      key,
-      minVersion: config.tls.minVersion,
-      requests: new Pipeline([...routed, rpc({ dispatcher, metrics, ...timeouts }), ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
-      upgrades: new Pipeline([...routed, websocketStage({ dispatcher: upgradeDispatcher, ...websocket })], pipelineDeps),
+    const gatewayOpts: GatewayOptions = {
+      clients: gw.clients,
+      ...(mtls && gw.tls.ca ? { clientCertificate: { ca: gw.tls.ca, required: mtls.required } } : {}),
+      cert: gw.tls.cert,
+      key: gw.tls.key,
+      minVersion: gw.tls.minVersion,
+      requests,
+      upgrades,
       audit,
       metrics,
       h2IdleTimeout: config.timeouts.idle,
+    };
+    const { server: gateway, h2 } = createGatewayServer(gatewayOpts);
+    onReload.push((rt) => {
+      const { tls, clients } = rt.gateway!;
+      // New handshakes get the renewed certificate (and client CA); open connections keep theirs.
+      gateway.setSecureContext({ cert: tls.cert, key: tls.key, minVersion: tls.minVersion, ...(tls.ca ? { ca: tls.ca } : {}) });
+      gatewayOpts.clients = clients;
     });
     h2Listeners.push(h2);
     // Over its client's cap a TLS connection can only be closed: answering would cost the
@@ -209,68 +161,32 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     trafficServers.push(gateway);
   }
 
-  if (config.listen.forward) {
-    const egress = compileEgress(config.egress, undefined, configFile);
-    const resolve = (host: string, port: number) =>
-      resolveDestination(host, port, { connectTo, denyPrivateAddresses: config.egress.denyPrivateAddresses });
-    // Forward destinations are whatever clients ask for: the address is resolved and checked at
-    // dial time and the checked address is the one dialled (no DNS-rebinding window).
-    const { requests: dispatcher, upgrades: upgradeDispatcher } = createUpstreamAgents({
+  if (config.listen.forward && current.forward) {
+    const fw = current.forward;
+    const { requests, upgrades } = pipelinesFor((rt) => rt.forward!);
+    const forwardOpts: ForwardServerOptions = {
       config,
-      extraCa,
-      metrics,
-      logger,
-      dialTarget: async (host, port) => {
-        const dest = await resolve(host, port);
-        return { host: dest.address, port: dest.port };
-      },
-    });
-    closers.unshift(() => dispatcher.destroy());
-    if (upgradeDispatcher !== dispatcher) closers.unshift(() => upgradeDispatcher.destroy());
-    const minter = new LeafMinter(loadInterceptionCa(config, configFile).pair, { secureContextOptions: { minVersion: config.tls.minVersion } });
-    await minter.ready();
-    const auth = loadProxyAuth(config, configFile, metrics);
-    closers.unshift(() => auth.close());
-    const authenticate: Authenticate = async (header, flow, signal) => {
-      const outcome = await auth.authenticate(header, { client: flow.client.ip, signal });
-      if (outcome.ok) return outcome.user;
-      // Audited for refused logins when it names a real user (an unknown name may be a mistyped password).
-      if (outcome.user !== null && auth.knows(outcome.user)) flow.attemptedUser = outcome.user;
-      switch (outcome.reason) {
-        case 'gone':
-          throw new ClientAbortedError();
-        case 'busy':
-          throw new ProxyError('overloaded', outcome.message, { 'retry-after': String(outcome.retryAfterSeconds) });
-        case 'throttled':
-          throw new ProxyError('rate_limited', outcome.message, { 'retry-after': String(outcome.retryAfterSeconds) });
-        default:
-          throw new ProxyError('proxy_auth_required', outcome.message, { 'proxy-authenticate': outcome.challenge });
-      }
-    };
-    const inspectHost: InspectHost = (flow, host, action) => inspectUrlPart(inspector, flow, host, action ?? config.inspect.action, 'the host name');
-    // A connection over its client's cap gets one answer (429 JSON, audited), then is closed.
-    const withinCap: Stage = (ex) => {
-      if (!connections.isOverLimit(ex.req.socket)) return;
-      ex.res.shouldKeepAlive = false;
-      throw overLimitError(ex.flow.client.ip, config.limits.connectionsPerClient);
-    };
-    const accepted = [withinCap, parseTargetStage, absoluteFormStage(egress, authenticate), forwardRouteStage(config), ...headerStage(UpstreamHeaderPolicy.forForward(config)), ...admit, inspectUrl];
-    const forward = createForwardServer({
-      config,
-      egress,
-      minter,
-      requests: new Pipeline([...accepted, rpc({ dispatcher, metrics, ...timeouts }), ...readBody, forwardStage({ dispatcher, metrics, ...timeouts })], pipelineDeps),
-      upgrades: new Pipeline([...accepted, websocketStage({ dispatcher: upgradeDispatcher, ...websocket })], pipelineDeps),
+      egress: fw.egress,
+      minter: fw.minter,
+      requests,
+      upgrades,
       audit,
       metrics,
       activity,
+      generation: current.activity,
       connections,
       logger,
-      authenticate,
-      inspectHost,
-      resolve,
-      clients: createClientIdentity({ trustedProxies }),
+      authenticate: fw.authenticate,
+      inspectHost: fw.inspectHost,
+      resolve: fw.resolve,
+      clients: fw.clients,
       upstreamFailures,
+    };
+    const forward = createForwardServer(forwardOpts);
+    onReload.push((rt) => {
+      const { egress, minter, authenticate, inspectHost, resolve, clients } = rt.forward!;
+      Object.assign(forwardOpts, { config: rt.config, egress, minter, authenticate, inspectHost, resolve, clients, generation: rt.activity });
+      forward.inner.setTimeout(rt.config.timeouts.idle);
     });
     forward.outer.on('connection', (socket: Socket) => {
       if (connections.accept(socket, 'forward', peerIp(socket))) return;
@@ -302,20 +218,30 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   // Read once the listeners loaded them (their own errors are clearer than a missing-file one here).
   recordCertificateExpiry(metrics.certificateExpiry, config, configFile);
   let dashboard: ReturnType<typeof createDashboard> | undefined;
+  let adminAuth: AdminAuth | undefined;
   if (config.listen.admin) {
-    dashboard = createDashboard({ audit, limiter, config });
-    const adminAuth = config.listen.admin.auth ? loadAdminAuth(config.listen.admin.auth, configFile) : undefined;
-    if (adminAuth) closers.push(() => adminAuth.close());
+    dashboard = createDashboard({ audit, config, get limiter() { return current.limiter; } });
+    adminAuth = config.listen.admin.auth ? loadAdminAuth(config.listen.admin.auth, configFile) : undefined;
+    closers.push(() => adminAuth?.close());
     const { host, port } = config.listen.admin;
-    const adminServer = createAdminServer(metrics.registry, { ready: () => ready && !draining && !audit.refusesTraffic() }, dashboard.routes, undefined, adminAuth);
+    const adminServer = createAdminServer(
+      metrics.registry,
+      { ready: () => ready && !draining && !audit.refusesTraffic() },
+      [...dashboard.routes],
+      undefined,
+      adminAuth && liveAdminAuth(() => adminAuth!),
+      { reload: () => reload() },
+    );
     servers.push({ name: 'admin', server: listening('admin', adminServer), host, port });
   }
 
+  const addresses: RunningProxy['addresses'] = {};
   const closeAll = async () => {
+    await current.close(true);
     for (const close of closers) await Promise.resolve(close()).catch(() => undefined);
   };
-  const addresses: RunningProxy['addresses'] = {};
   try {
+    const { limiter } = current;
     if (limiter && config.rateLimit.store === 'redis') {
       // Give Redis a moment so the first requests are limited by the shared bucket; a Redis that
       // is down must not stop the proxy: after the wait requests get rateLimit.onStoreError.
@@ -341,14 +267,86 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   }
   ready = true;
 
+  /** Builds the next Runtime from the file as it is now and swaps it in, or says why not. */
+  const applyReload = async (): Promise<ReloadOutcome> => {
+    if (draining) return { applied: false, reason: 'draining: the process is stopping' };
+    let next: Runtime;
+    let nextAdminAuth: AdminAuth | undefined;
+    try {
+      const loaded = loadConfig(configFile);
+      const nextConfig = opts.adjustConfig ? opts.adjustConfig(loaded) : loaded;
+      const restart = changesNeedingRestart(current.config, nextConfig);
+      if (restart.length > 0) {
+        return { applied: false, reason: `${configFile}: ${restart.join(', ')} changed; that needs a restart (the running configuration is kept)` };
+      }
+      next = await buildRuntime(nextConfig, parts, current);
+      try {
+        nextAdminAuth = nextConfig.listen.admin?.auth ? loadAdminAuth(nextConfig.listen.admin.auth, configFile) : undefined;
+        metrics.certificateExpiry.reset();
+        recordCertificateExpiry(metrics.certificateExpiry, nextConfig, configFile);
+      } catch (err) {
+        await next.close(true);
+        throw err;
+      }
+    } catch (err) {
+      const reason = err instanceof ConfigError ? err.message : `${configFile}: ${(err as Error).message}`;
+      return { applied: false, reason };
+    }
+    if (draining) {
+      await next.close(true);
+      return { applied: false, reason: 'draining: the process is stopping' };
+    }
+    const previous = current;
+    const changed = changedKeys(previous.config, next.config);
+    current = next;
+    for (const mode of modes) {
+      const stages = mode.stagesOf(next);
+      mode.requests.replaceStages(stages.requests, next.activity);
+      mode.upgrades.replaceStages(stages.upgrades, next.activity);
+    }
+    for (const apply of onReload) apply(next);
+    connections.perClientLimit = next.config.limits.connectionsPerClient;
+    budget.limits = budgetLimits(next.config);
+    if (adminAuth && nextAdminAuth) {
+      const retired = adminAuth;
+      adminAuth = nextAdminAuth;
+      // An admin request being checked against the old credentials finishes first.
+      retireAdminAuth(retired);
+    }
+    previous.handLimiterTo(next);
+    // What the old configuration built closes once the last flow that started on it is over
+    // (a long stream or WebSocket keeps it); nothing is cut.
+    void previous.activity.whenIdle().then(() => previous.close());
+    return { applied: true, changed };
+  };
+  let reloads: Promise<unknown> = Promise.resolve();
+  const reload = (): Promise<ReloadOutcome> => {
+    const outcome = reloads.then(async () => {
+      const result = await applyReload();
+      const sha256 = configDigest(configFile);
+      audit.writeConfigEvent({ event: 'reload', outcome: result.applied ? 'applied' : 'refused', reason: result.applied ? null : result.reason, config: configFile, sha256 });
+      metrics.configReloads.inc({ outcome: result.applied ? 'applied' : 'refused' });
+      if (result.applied) logger.info({ config: configFile, changed: result.changed, sha256 }, 'configuration reloaded');
+      else logger.warn({ config: configFile, reason: result.reason }, 'configuration reload refused; the running configuration is kept');
+      return result;
+    });
+    reloads = outcome;
+    return outcome;
+  };
+
   return {
-    config,
+    get config() {
+      return current.config;
+    },
     metrics,
     audit,
-    limiter,
+    get limiter() {
+      return current.limiter;
+    },
     addresses,
     reopenAudit: () => audit.reopen(),
-    async drain(graceMs = config.timeouts.drain) {
+    reload,
+    async drain(graceMs = current.config.timeouts.drain) {
       draining = true;
       for (const s of servers) if (s.name !== 'admin') s.server.close();
       // HTTP/2 clients are told to go elsewhere (GOAWAY): their open streams finish, no new one starts.
@@ -387,9 +385,9 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
   };
 }
 
-/** The stage that sets tenancy / setHeaders headers, or none when the config sets no header. */
-function headerStage(policy: UpstreamHeaderPolicy): Stage[] {
-  return policy.empty ? [] : [upstreamHeadersStage(policy)];
+/** limits.bufferedBodyBytes(PerClient) as the body budget's bounds. */
+function budgetLimits(config: Config) {
+  return { totalBytes: config.limits.bufferedBodyBytes, perClientBytes: config.limits.bufferedBodyBytesPerClient };
 }
 
 
@@ -401,25 +399,14 @@ const OVER_LIMIT_WAIT_MS = 5_000;
 const OVER_LIMIT_LOG_EVERY_MS = 10_000;
 
 /** Counts every refusal for limits.connectionsPerClient; logs them at most every 10 s. */
-function overLimitReporter(limit: number, metrics: Metrics, logger: Logger): (listener: TrafficListener, ip: string) => void {
+function overLimitReporter(limit: () => number, metrics: Metrics, logger: Logger): (listener: TrafficListener, ip: string) => void {
   const log = throttledReport(OVER_LIMIT_LOG_EVERY_MS, (refused, listener: TrafficListener, ip: string) =>
-    logger.warn({ listener, client: ip, limit, refused }, 'client over limits.connectionsPerClient: connection refused (raise the limit if many users share this address)'),
+    logger.warn({ listener, client: ip, limit: limit(), refused }, 'client over limits.connectionsPerClient: connection refused (raise the limit if many users share this address)'),
   );
   return (listener, ip) => {
     metrics.connectionsRefused.inc({ listener, reason: 'per_client_limit' });
     log(listener, ip);
   };
-}
-
-/** `listen.gateway.clientCertificate.ca`: PEM certificates that client certificates must chain to. */
-function loadClientCa(configFile: string, file: string): Buffer {
-  const pem = readConfiguredFile(configFile, 'listen.gateway.clientCertificate.ca', file);
-  try {
-    new X509Certificate(pem);
-  } catch (err) {
-    throw new ConfigError(configFile, 'listen.gateway.clientCertificate.ca', `${file} is not a PEM certificate (${(err as Error).message})`);
-  }
-  return pem;
 }
 
 /** Connections refused for a missing or malformed PROXY header: counted, logged at most every 10 s. */
@@ -435,26 +422,6 @@ function proxyProtocolReporter(listener: ListenerName, metrics: Metrics, logger:
 
 /** After the grace period, how long ended WebSockets get to send their close frames. */
 const WEBSOCKET_CLOSE_WAIT_MS = 200;
-
-/** `auth.usersFile` loaded once, its checks bounded by `limits.auth*` and counted in metrics. */
-function loadProxyAuth(config: Config, configFile: string, metrics: Metrics): ProxyAuthenticator {
-  try {
-    const auth = ProxyAuthenticator.fromConfig(config.auth, {
-      maxPending: config.limits.authPending,
-      failuresPerMinute: config.limits.authFailuresPerMinute,
-      events: {
-        checked: (ok) => metrics.authChecks.inc({ result: ok ? 'valid' : 'invalid' }),
-        dropped: () => metrics.authChecksDropped.inc(),
-        refused: (reason) => metrics.authRefusals.inc({ reason: reason === 'busy' ? 'queue_full' : 'too_many_failures' }),
-      },
-    });
-    metrics.watchAuthPending(() => auth.pending);
-    return auth;
-  } catch (err) {
-    if (err instanceof HtpasswdError) throw new ConfigError(configFile, 'auth.usersFile', err.message);
-    throw err;
-  }
-}
 
 /** The audit log with its write failures logged; a file that cannot be opened stops the start. */
 function openAuditLog(config: Config, configFile: string, logger: Logger, metrics: Metrics): AuditLog {

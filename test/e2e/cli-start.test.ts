@@ -115,7 +115,7 @@ describe('running process', () => {
     expect(await proc.exited).toBe(0);
   });
 
-  it('SIGHUP reopens the audit file; SIGTERM flushes every line and exits 0', async () => {
+  it('SIGHUP reopens the audit file (and reloads); SIGTERM flushes every line and exits 0', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'aigate-run-'));
     const file = writeConfig(dir);
     const proc = spawnCli(['start', '--config', file]);
@@ -127,7 +127,7 @@ describe('running process', () => {
     await get();
     const audit = join(dir, 'audit.log');
     // logrotate's move, then HUP: later lines must land in a new audit.log
-    const hupSeen = proc.logLine('audit log reopened (SIGHUP)');
+    const hupSeen = proc.logLine('configuration reloaded');
     renameSync(audit, `${audit}.1`);
     proc.child.kill('SIGHUP');
     await hupSeen;
@@ -137,16 +137,18 @@ describe('running process', () => {
     expect(await proc.exited).toBe(0);
 
     expect(existsSync(`${audit}.1`)).toBe(true);
-    // Flow lines only: the clean stop ends the hash chain with a chain-end line.
-    const flows = (f: string) => readFileSync(f, 'utf8').trim().split('\n').filter((l) => !l.includes('"event":"chain-end"'));
+    // Flow lines only: the reload is audited in the new file, and the clean stop ends the hash
+    // chain with a chain-end line.
+    const flows = (f: string) => readFileSync(f, 'utf8').trim().split('\n').filter((l) => !/"event":"(chain-end|reload)"/.test(l));
     const rotated = flows(`${audit}.1`);
     const fresh = flows(audit);
     expect(rotated.length + fresh.length).toBe(51);
     expect(fresh).toHaveLength(50);
     for (const line of fresh) expect(JSON.parse(line)).toMatchObject({ event: 'request', status: 200, route: 'copilot' });
+    expect(JSON.parse(readFileSync(audit, 'utf8').split('\n')[0]!)).toMatchObject({ event: 'reload', outcome: 'applied', reason: null, config: file });
     // The chain continues across the rotation: the set verifies.
     const verified = await runCli(['audit', 'verify', '--config', file, audit, `${audit}.1`]);
-    expect(verified.stdout).toMatch(/^ok: 52 lines in 2 file\(s\), 1 chain\(s\)/);
+    expect(verified.stdout).toMatch(/^ok: 53 lines in 2 file\(s\), 1 chain\(s\)/);
     expect(verified.code).toBe(0);
   });
 });
