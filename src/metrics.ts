@@ -1,7 +1,8 @@
 // Prometheus metrics (SPEC §9). One registry per running proxy, passed to whoever records, so tests
 // can start several proxies in one process without sharing counters.
 import { createRequire } from 'node:module';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { FastCounter, type CounterSeries } from './metrics-counter.js';
 import { FastHistogram, type HistogramSeries } from './metrics-histogram.js';
 
 const { version: AIGATE_VERSION } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -11,12 +12,13 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 export class Metrics {
   readonly registry = new Registry();
 
-  readonly requests = new Counter({
-    name: 'aigate_requests_total',
-    help: 'HTTP requests handled (the requests inside an intercepted tunnel included; CONNECTs are in aigate_tunnels_total), by route (or allowed host), decision and status sent',
-    labelNames: ['route', 'decision', 'status'] as const,
-    registers: [this.registry],
-  });
+  // FastCounter (metrics-counter.ts): counted on every request.
+  readonly requests = new FastCounter(
+    'aigate_requests_total',
+    'HTTP requests handled (the requests inside an intercepted tunnel included; CONNECTs are in aigate_tunnels_total), by route (or allowed host), decision and status sent',
+    ['route', 'decision', 'status'],
+    this.registry,
+  );
 
   readonly findings = new Counter({
     name: 'aigate_findings_total',
@@ -31,13 +33,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  readonly upstreamDuration = new Histogram({
-    name: 'aigate_upstream_duration_seconds',
-    help: 'Time from sending a request upstream to its response headers',
-    labelNames: ['route'] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
+  // FastHistogram (metrics-histogram.ts), as the two below: observed on every request.
+  readonly upstreamDuration = new FastHistogram(
+    'aigate_upstream_duration_seconds',
+    'Time from sending a request upstream to its response headers',
+    'route',
+    LATENCY_BUCKETS,
+    this.registry,
+  );
 
   readonly tunnels = new Counter({
     name: 'aigate_tunnels_total',
@@ -232,18 +235,23 @@ export class Metrics {
   // prom-client hashes a label object on every inc/observe (sorting its keys); the label sets of
   // the per-request series are few (routes from config, decisions, status codes), so each one's
   // child is looked up once and kept.
-  private readonly requestSeries = new Map<string, ReturnType<Metrics['requests']['labels']>>();
-  private readonly upstreamSeries = new Map<string, ReturnType<Metrics['upstreamDuration']['labels']>>();
+  // Keyed route → decision → status, not by a joined string: the route and decision strings are
+  // the same objects every time (their hashes cached), a joined key would be built and hashed anew.
+  private readonly requestSeries = new Map<string, Map<string, Map<number, CounterSeries>>>();
+  private readonly upstreamSeries = new Map<string, HistogramSeries>();
   private readonly durationSeries = new Map<string, HistogramSeries>();
   private readonly tunnelSeries = new Map<string, ReturnType<Metrics['tunnels']['labels']>>();
 
   /** aigate_requests_total{route, decision, status} += 1 */
   countRequest(route: string, decision: string, status: number): void {
-    const key = `${route}\n${decision}\n${status}`;
-    let series = this.requestSeries.get(key);
+    let byDecision = this.requestSeries.get(route);
+    if (byDecision === undefined) this.requestSeries.set(route, (byDecision = new Map()));
+    let byStatus = byDecision.get(decision);
+    if (byStatus === undefined) byDecision.set(decision, (byStatus = new Map()));
+    let series = byStatus.get(status);
     if (series === undefined) {
-      series = this.requests.labels({ route, decision, status: String(status) });
-      this.requestSeries.set(key, series);
+      series = this.requests.child(route, decision, String(status));
+      byStatus.set(status, series);
     }
     series.inc();
   }
@@ -252,7 +260,7 @@ export class Metrics {
   observeUpstream(route: string, seconds: number): void {
     let series = this.upstreamSeries.get(route);
     if (series === undefined) {
-      series = this.upstreamDuration.labels({ route });
+      series = this.upstreamDuration.child(route);
       this.upstreamSeries.set(route, series);
     }
     series.observe(seconds);

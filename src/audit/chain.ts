@@ -24,6 +24,7 @@
 // chain (last line recent) from one whose tail was cut or whose process was killed (no chain-end,
 // last line old). Without a key anybody can recompute the hashes: the chain then only shows
 // accidental edits, truncation and lost files; with a key, a party without it cannot forge them.
+import * as crypto from 'node:crypto';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 
 /** `,"hash":"` + 64 hex + `"}` */
@@ -32,9 +33,14 @@ const HASH_MEMBER = /,"hash":"[0-9a-f]{64}"\}$/;
 
 export type ChainEvent = 'checkpoint' | 'chain-end';
 
+/** crypto.hash (Node 20.12+): one call, no Hash object, for the unkeyed chain of every line. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
 export function chainHash(key: Buffer | null, prev: string, unsealed: string): string {
-  const h = key ? createHmac('sha256', key) : createHash('sha256');
-  return h.update(prev).update('\n').update(unsealed).digest('hex');
+  // One string, hashed in one call: three update() calls cost more than the concatenation.
+  const text = `${prev}\n${unsealed}`;
+  if (key) return createHmac('sha256', key).update(text).digest('hex');
+  return oneShot ? oneShot('sha256', text, 'hex') : createHash('sha256').update(text).digest('hex');
 }
 
 /** The writer's side: seals each JSON object into a chained line. */
@@ -49,14 +55,13 @@ export class ChainSealer {
 
   /** `json` is one JSON object (`{…}`, not empty); returns the line to write, newline included. */
   seal(json: string): string {
-    let unsealed = `${json.slice(0, -1)},"chain":"${this.id}","seq":${this.seq}`;
-    if (this.namePrev && this.seq > 0) unsealed += `,"prev":"${this.prev}"`;
-    unsealed += '}';
-    const hash = chainHash(this.key, this.prev, unsealed);
+    let open = `${json.slice(0, -1)},"chain":"${this.id}","seq":${this.seq}`;
+    if (this.namePrev && this.seq > 0) open += `,"prev":"${this.prev}"`;
+    const hash = chainHash(this.key, this.prev, `${open}}`);
     this.prev = hash;
     this.seq++;
     this.namePrev = false;
-    return `${unsealed.slice(0, -1)},"hash":"${hash}"}\n`;
+    return `${open},"hash":"${hash}"}\n`;
   }
 
   /** The sinks moved to a new file (rotation): its first line of this chain names the previous hash. */

@@ -19,6 +19,11 @@ export type { BucketStore } from './store.js';
 export interface RateLimiter {
   /** Takes one token from `key`'s bucket. Never rejects: a store failure is `storeError: true`. */
   take(key: string, rule: BucketRule): Promise<RateDecision>;
+  /**
+   * The same take decided at once when the store answers without a round trip (memory); undefined
+   * when it cannot (Redis): then call take. Saves every request on the memory store a promise.
+   */
+  takeNow(key: string, rule: BucketRule): RateDecision | undefined;
   /** Resolves true once the store can be asked, false after `timeoutMs`; never rejects. */
   whenReady(timeoutMs: number): Promise<boolean>;
   status(): { store: 'memory' | 'redis'; healthy: boolean };
@@ -43,6 +48,16 @@ export class StoreRateLimiter implements RateLimiter {
   async take(key: string, rule: BucketRule): Promise<RateDecision> {
     try {
       return decide(await this.store.take(key, rule), rule);
+    } catch (err) {
+      this.reporter?.checkFailed(err);
+      return storeErrorDecision(this.onStoreError, rule);
+    }
+  }
+
+  takeNow(key: string, rule: BucketRule): RateDecision | undefined {
+    if (this.store.takeSync === undefined) return undefined;
+    try {
+      return decide(this.store.takeSync(key, rule), rule);
     } catch (err) {
       this.reporter?.checkFailed(err);
       return storeErrorDecision(this.onStoreError, rule);

@@ -5,6 +5,8 @@ export interface BucketStore {
   readonly kind: 'memory' | 'redis';
   /** Takes one token from `key`'s bucket atomically; rejects when the store cannot be asked. */
   take(key: string, rule: BucketRule): Promise<TakeResult>;
+  /** The same take answered at once, by a store that needs no round trip (memory); throws as take rejects. */
+  takeSync?(key: string, rule: BucketRule): TakeResult;
   /** Whether the store can be asked right now (connected, for Redis). */
   healthy(): boolean;
   /** Resolves true once healthy, false after `timeoutMs`; never rejects. */

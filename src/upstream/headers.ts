@@ -14,7 +14,14 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /** Set by aigate itself: client-supplied values would let a client forge its origin. */
-const SET_BY_PROXY = new Set(['host', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+const SET_BY_PROXY = ['host', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'];
+
+/**
+ * Client request fields never sent upstream as the client gave them: hop-by-hop, set by aigate,
+ * and Content-Length (undici sets it from the body actually sent) and Expect (the body is already
+ * read). One set, one lookup per field.
+ */
+const NOT_FORWARDED = new Set([...HOP_BY_HOP, ...SET_BY_PROXY, 'content-length', 'expect']);
 
 export type HeaderMap = Record<string, string | string[]>;
 
@@ -50,25 +57,27 @@ export function upstreamRequestHeaders(
     trailers?: boolean;
   },
 ): HeaderMap {
+  // Each name lower-cased once (the Connection header, if any, must be read before the rest).
+  const names = new Array<string>(rawHeaders.length >> 1);
   let listed: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() === 'connection') {
+    const name = (names[i >> 1] = rawHeaders[i]!.toLowerCase());
+    if (name === 'connection') {
       listed ??= new Set();
       for (const t of connectionListed(rawHeaders[i + 1])) listed.add(t);
     }
   }
   const out: HeaderMap = {};
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toLowerCase();
+    const name = names[i >> 1]!;
     // HTTP/2 pseudo-headers (:method, :path, :authority, :scheme) are the request line, not fields.
     if (name.charCodeAt(0) === 0x3a) continue;
-    if (HOP_BY_HOP.has(name) || SET_BY_PROXY.has(name) || listed?.has(name)) {
+    if (NOT_FORWARDED.has(name) || listed?.has(name)) {
       // gRPC servers refuse a call without `te: trailers` (the client reads trailers; the only TE
       // value HTTP/2 allows). Kept only where aigate relays trailers (an HTTP/2 client): saying
       // it on behalf of an HTTP/1.1 client, whose trailers are dropped, would be a lie.
       if (!(name === 'te' && opts.trailers === true && !listed?.has('te') && rawHeaders[i + 1]!.trim().toLowerCase() === 'trailers')) continue;
     }
-    if (name === 'content-length' || name === 'expect') continue;
     if (opts.dropContentEncoding && name === 'content-encoding') continue;
     const value = rawHeaders[i + 1]!;
     const prev = out[name];

@@ -344,3 +344,39 @@ describe('ioredis: loaded for the Redis store only, and leaving string methods f
     expect(out.trim()).toBe('false');
   });
 });
+
+describe('takeNow (the limit stage decides without a promise where the store can)', () => {
+  const rule: BucketRule = { rate: 10, burst: 3 };
+
+  it('memory: the same decisions as take, from the same buckets', async () => {
+    const c = clock();
+    const a = createRateLimiter(memoryConfig(), { logger, now: c.now });
+    const b = createRateLimiter(memoryConfig(), { logger, now: c.now });
+    for (let i = 0; i < 5; i++) {
+      expect(a.takeNow('k', rule)).toEqual(await b.take('k', rule));
+      c.advance(20);
+    }
+    // Both ways take from one bucket: 3 burst, then refused.
+    const mixed = createRateLimiter(memoryConfig(), { logger, now: c.now });
+    const allowed = [mixed.takeNow('m', rule)!.allowed, (await mixed.take('m', rule)).allowed, mixed.takeNow('m', rule)!.allowed, (await mixed.take('m', rule)).allowed];
+    expect(allowed).toEqual([true, true, true, false]);
+  });
+
+  it('a store that needs a round trip: undefined, so the stage calls take', () => {
+    const store = new BrokenStore();
+    expect(new StoreRateLimiter(store, 'deny').takeNow('k', rule)).toBeUndefined();
+    expect(store.takes).toBe(0);
+  });
+
+  it('a synchronous store that throws: the onStoreError decision, counted as a failure', async () => {
+    const metrics = new Metrics({ processMetrics: false });
+    const reporter = new StoreFailureReporter({ logger, metrics, now: clock().now, target: 't', onStoreError: 'deny', secrets: [] });
+    const store = Object.assign(new BrokenStore(), {
+      takeSync(): never {
+        throw new Error('broken');
+      },
+    });
+    expect(new StoreRateLimiter(store, 'deny', reporter).takeNow('k', rule)).toEqual(storeErrorDecision('deny', rule));
+    expect(await counter(metrics)).toBe(1);
+  });
+});

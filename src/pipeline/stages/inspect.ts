@@ -2,9 +2,9 @@
 // byte goes upstream. block → 403 naming rule and line (never the value); redact → the redacted,
 // identity-encoded body replaces it; monitor → forwarded as sent. Findings go to the audit line.
 // inspectMessage is the same mapping for every channel (a WebSocket message is judged as a body).
-import { InspectError, type InspectBodyMeta, type InspectDecision, type Inspector, type ScanFinding } from '../../inspect/index.js';
+import { InspectError, type InspectBodyMeta, type InspectDecision, type InspectOutcome, type Inspector, type ScanFinding } from '../../inspect/index.js';
 import { ProxyError } from '../errors.js';
-import type { Stage } from '../exchange.js';
+import type { Exchange, Stage } from '../exchange.js';
 import type { Finding } from '../flow.js';
 import { formatBytes } from './read-body.js';
 
@@ -54,14 +54,23 @@ export async function inspectMessage(
   try {
     outcome = await inspector.inspectBody(body, meta);
   } catch (err) {
-    if (err instanceof InspectError) {
-      if (err.kind === 'too_large') {
-        throw new ProxyError('body_too_large', `decoded ${what} body exceeds the ${formatBytes(maxBodyBytes)} limit (inspect.maxBodyBytes)`);
-      }
-      throw new ProxyError('bad_request', `${what} body cannot be inspected: ${err.message}`);
-    }
-    throw err;
+    throw inspectFailure(err, maxBodyBytes, what);
   }
+  return verdictOf(outcome, body, what);
+}
+
+/** What an inspector's refusal to read a message is answered with. */
+function inspectFailure(err: unknown, maxBodyBytes: number, what: string): unknown {
+  if (err instanceof InspectError) {
+    if (err.kind === 'too_large') {
+      return new ProxyError('body_too_large', `decoded ${what} body exceeds the ${formatBytes(maxBodyBytes)} limit (inspect.maxBodyBytes)`);
+    }
+    return new ProxyError('bad_request', `${what} body cannot be inspected: ${err.message}`);
+  }
+  return err;
+}
+
+function verdictOf(outcome: InspectOutcome, body: Buffer, what: string): MessageVerdict {
   const findings = outcome.findings.map(auditFinding);
   const verdict: MessageVerdict = { decision: outcome.decision, findings, body };
   if (outcome.decision === 'block') {
@@ -73,27 +82,38 @@ export async function inspectMessage(
 }
 
 export function inspectStage(inspector: Inspector, maxBodyBytes: number): Stage {
-  return async (ex) => {
+  // The inspector's promise, continued directly: no async wrapper of its own around it.
+  return (ex) => {
     if (ex.body.length === 0) return;
     const headers = ex.req.headers;
-    const verdict = await inspectMessage(inspector, ex.body, {
-      contentType: headers['content-type'],
-      contentEncoding: headers['content-encoding'],
-      action: ex.target!.action,
-    }, maxBodyBytes);
-    const { flow } = ex;
-    // Appended: the URL's findings (inspect-url.ts) are already there.
-    for (const f of verdict.findings) flow.findings.push(f);
-    switch (verdict.decision) {
-      case 'block':
-        throw verdict.refusal!;
-      case 'redact':
-        ex.body = verdict.body;
-        ex.bodyDecoded = true;
-        flow.decision = 'redact';
-        return;
-      default:
-        return;
+    const body = ex.body;
+    const meta = { contentType: headers['content-type'], contentEncoding: headers['content-encoding'], action: ex.target!.action };
+    const fail = (err: unknown): never => {
+      throw inspectFailure(err, maxBodyBytes, 'request');
+    };
+    let pending: Promise<InspectOutcome>;
+    try {
+      pending = inspector.inspectBody(body, meta);
+    } catch (err) {
+      return fail(err); // as a rejection would be: an inspector is async, but nothing requires it
     }
+    return pending.then((outcome) => apply(ex, verdictOf(outcome, body, 'request')), fail);
   };
+}
+
+function apply(ex: Exchange, verdict: MessageVerdict): void {
+  const { flow } = ex;
+  // Appended: the URL's findings (inspect-url.ts) are already there.
+  for (const f of verdict.findings) flow.findings.push(f);
+  switch (verdict.decision) {
+    case 'block':
+      throw verdict.refusal!;
+    case 'redact':
+      ex.body = verdict.body;
+      ex.bodyDecoded = true;
+      flow.decision = 'redact';
+      return;
+    default:
+      return;
+  }
 }

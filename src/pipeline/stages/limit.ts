@@ -2,28 +2,36 @@
 // responses both carry RateLimit-*; a refusal is 429 with Retry-After.
 import type { RateLimitConfig } from '../../config/schema.js';
 import { clientKey } from '../../route/address.js';
-import { rateLimitHeaders, type RateLimiter } from '../../ratelimit/index.js';
+import { rateLimitHeaders, type BucketRule, type RateDecision, type RateLimiter } from '../../ratelimit/index.js';
 import { ProxyError } from '../errors.js';
-import type { Stage } from '../exchange.js';
+import type { Exchange, Stage } from '../exchange.js';
 import type { Client } from '../flow.js';
 
 export function limitStage(cfg: RateLimitConfig, limiter: RateLimiter): Stage {
-  return async (ex) => {
+  const globalBucket = { rate: cfg.rate, burst: cfg.burst };
+  return (ex) => {
     const { flow, target } = ex;
     const who = bucketOwner(cfg.key, flow.client);
     // A route with its own rate/burst has its own bucket: one capacity cannot be shared by two
     // different policies. Routes without an override share the developer's global bucket.
     const key = target?.bucketIsOverride ? `route:${target.route}|${who}` : who;
-    const bucket = target?.bucket ?? { rate: cfg.rate, burst: cfg.burst };
-    const decision = await limiter.take(key, bucket);
-    rateLimitHeaders(decision, ex.responseHeaders);
-    if (!decision.allowed) {
-      const why = decision.storeError
-        ? 'rate-limit store unavailable and rateLimit.onStoreError is deny; try again shortly'
-        : `rate limit exceeded: ${bucket.burst} requests burst, ${bucket.rate}/s sustained; retry in ${decision.retryAfterSeconds}s`;
-      throw new ProxyError('rate_limited', why, { 'retry-after': String(decision.retryAfterSeconds) });
-    }
+    const bucket = target?.bucket ?? globalBucket;
+    // The memory store decides at once: no promise, no turn of the event loop.
+    const now = limiter.takeNow(key, bucket);
+    if (now !== undefined) return admit(ex, bucket, now);
+    return limiter.take(key, bucket).then((decision) => admit(ex, bucket, decision));
   };
+}
+
+/** RateLimit-* on every response to the request; a refusal is 429 with Retry-After. */
+function admit(ex: Exchange, bucket: BucketRule, decision: RateDecision): void {
+  rateLimitHeaders(decision, ex.responseHeaders);
+  if (!decision.allowed) {
+    const why = decision.storeError
+      ? 'rate-limit store unavailable and rateLimit.onStoreError is deny; try again shortly'
+      : `rate limit exceeded: ${bucket.burst} requests burst, ${bucket.rate}/s sustained; retry in ${decision.retryAfterSeconds}s`;
+    throw new ProxyError('rate_limited', why, { 'retry-after': String(decision.retryAfterSeconds) });
+  }
 }
 
 /**

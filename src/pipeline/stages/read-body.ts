@@ -108,7 +108,7 @@ export function readBodyStage(opts: ReadBodyOptions): Stage {
   const { maxBodyBytes, budget } = opts;
   const sharedFrom = opts.sharedFromBytes ?? Infinity;
   const idleMs = opts.idleTimeoutMs !== undefined && opts.idleTimeoutMs > 0 && Number.isFinite(opts.idleTimeoutMs) ? opts.idleTimeoutMs : 0;
-  return (ex) => {
+  const read = (ex: Exchange, retry: boolean): void | Promise<void> => {
     const declared = ex.req.headers['content-length'];
     const declaredBytes = declared === undefined ? undefined : Number(declared);
     if (declaredBytes !== undefined && declaredBytes > maxBodyBytes) throw tooLarge(maxBodyBytes);
@@ -117,12 +117,16 @@ export function readBodyStage(opts: ReadBodyOptions): Stage {
     // taken as is, without four listeners, a timer and a promise. So is a request that declares no
     // body at all (neither Content-Length nor Transfer-Encoding: HTTP/1.1 says it has none), even
     // when this stage runs before the parser has signalled its end.
-    if (
+    const buffered =
       ex.req.complete ||
       declaredBytes === ex.req.readableLength ||
       // (HTTP/2 frames its body by END_STREAM: no Content-Length says nothing there.)
-      (declared === undefined && ex.req.headers['transfer-encoding'] === undefined && ex.req.httpVersionMajor < 2)
-    ) {
+      (declared === undefined && ex.req.headers['transfer-encoding'] === undefined && ex.req.httpVersionMajor < 2);
+    // When every stage before this one finished synchronously, this runs in the request event,
+    // before the parser has handed over the bytes of the same read that follow the headers; they
+    // are pushed before the next microtask runs (as they were when the limiter always awaited).
+    if (!buffered && retry && !ex.req.readableEnded) return Promise.resolve(ex).then((again) => read(again, false));
+    if (buffered) {
       const body = readBuffered(ex.req, maxBodyBytes, sharedFrom);
       if (body === null) throw tooLarge(maxBodyBytes);
       if (budget && body.length > 0) {
@@ -158,6 +162,7 @@ export function readBodyStage(opts: ReadBodyOptions): Stage {
       },
     );
   };
+  return (ex) => read(ex, true);
 }
 
 /** A reservation for this request's body, given back when its response is over, however it ends. */
