@@ -62,7 +62,13 @@ export function aigateConfig(dir, pki, ports, variant) {
     ],
     egress: { allow: [{ host: OPENAI, ports: [443], inspect: true }] },
     rateLimit: rl,
-    inspect: { action: 'block', rules: { builtin: variant.rules ?? 'all' }, scanThreads: variant.scanThreads ?? 'auto' },
+    // rules: none is rule-free: no secret rules and no classification markers (on by default).
+    inspect: {
+      action: 'block',
+      rules: { builtin: variant.rules ?? 'all' },
+      ...(variant.rules === 'none' ? { classification: { tags: false } } : {}),
+      scanThreads: variant.scanThreads ?? 'auto',
+    },
     audit: {
       file: variant.audit === false ? null : join(dir, `audit-${variant.name}.log`),
       ...(variant.syslog ? { syslog: { url: `tcp://127.0.0.1:${ports.syslog}` } } : {}),
