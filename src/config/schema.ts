@@ -237,8 +237,8 @@ export const configSchema = z.strictObject({
   // Vendors' tenant restriction: requests to their hosts carry these ids in the vendor's header,
   // replacing the client's (upstream/tenancy.ts lists headers, hosts and sources).
   tenancy: z
-    .strictObject({ anthropic: tenantIds, github: tenantIds, openai: tenantIds, gemini: tenantIds })
-    .default({ anthropic: [], github: [], openai: [], gemini: [] }),
+    .strictObject({ anthropic: tenantIds, github: tenantIds, openai: tenantIds, gemini: tenantIds, cursor: tenantIds })
+    .default({ anthropic: [], github: [], openai: [], gemini: [], cursor: [] }),
 
   egress: z
     .strictObject({

@@ -6,8 +6,9 @@
 // arrives without its organisation in the header. Without it, a developer signed in with a personal
 // account sends company code to a place the company has no contract with — the largest
 // exfiltration path an AI-tool proxy can close. Each entry is the vendor's documented header and
-// the hosts its documentation names; a vendor whose header could not be confirmed in its public
-// documentation is not listed (use setHeaders for it once the vendor gives you the header).
+// the hosts its documentation names (`*.` names every subdomain). Cursor's header is the one our
+// operations issue (#17) names; we could not find it in Cursor's public documentation, so the docs
+// tell operators to confirm with Cursor that it is enforced.
 import type { Config } from '../config/schema.js';
 
 export type TenancyConfig = Config['tenancy'];
@@ -27,7 +28,8 @@ export const TENANCY_VENDORS: Readonly<Record<keyof TenancyConfig, TenancyVendor
   },
   github: {
     header: 'sec-github-allowed-enterprise',
-    hosts: ['github.com', 'api.github.com'],
+    // Copilot's own API hosts too (api.githubcopilot.com, api.business.githubcopilot.com, …).
+    hosts: ['github.com', 'api.github.com', '*.githubcopilot.com'],
     source: 'https://docs.github.com/en/enterprise-cloud@latest/admin/configuring-settings/hardening-security-for-your-enterprise/restricting-access-to-githubcom-using-a-corporate-proxy',
   },
   openai: {
@@ -40,6 +42,11 @@ export const TENANCY_VENDORS: Readonly<Record<keyof TenancyConfig, TenancyVendor
     hosts: ['cloudcode-pa.googleapis.com'],
     source: 'https://cloud.google.com/gemini/docs/codeassist/network-access',
   },
+  cursor: {
+    header: 'x-cursor-allowed-tenants',
+    hosts: ['cursor.sh', '*.cursor.sh'],
+    source: 'issue #17 (not found in Cursor\'s public documentation: confirm with Cursor that it is enforced)',
+  },
 };
 
 const NONE: HeaderList = [];
@@ -51,6 +58,8 @@ const NONE: HeaderList = [];
  */
 export class UpstreamHeaderPolicy {
   private readonly byHost = new Map<string, HeaderList>();
+  /** `*.suffix` entries: [".suffix", headers], for hosts under a vendor's domain. */
+  private readonly bySuffix: Array<readonly [string, HeaderList]> = [];
   private readonly cache = new Map<string, HeaderList>();
 
   constructor(
@@ -61,13 +70,17 @@ export class UpstreamHeaderPolicy {
     for (const [vendor, ids] of Object.entries(tenancy) as Array<[keyof TenancyConfig, string[]]>) {
       if (ids.length === 0) continue;
       const { header, hosts } = TENANCY_VENDORS[vendor];
-      for (const host of hosts) this.byHost.set(host, [...(this.byHost.get(host) ?? []), [header, ids.join(',')]]);
+      const entry = [header, ids.join(',')] as const;
+      for (const host of hosts) {
+        if (host.startsWith('*.')) this.bySuffix.push([host.slice(1), [entry]]);
+        else this.byHost.set(host, [...(this.byHost.get(host) ?? []), entry]);
+      }
     }
   }
 
   /** True when nothing is ever set: the stage is then left out. */
   get empty(): boolean {
-    return this.byHost.size === 0 && this.byDestination.size === 0;
+    return this.byHost.size === 0 && this.bySuffix.length === 0 && this.byDestination.size === 0;
   }
 
   static forGateway(config: Config): UpstreamHeaderPolicy {
@@ -85,6 +98,7 @@ export class UpstreamHeaderPolicy {
     if (list === undefined) {
       const merged = new Map<string, string>();
       for (const [name, value] of this.byHost.get(host) ?? NONE) merged.set(name, value);
+      for (const [suffix, list] of this.bySuffix) if (host.endsWith(suffix)) for (const [name, value] of list) merged.set(name, value);
       for (const [name, value] of Object.entries(this.byDestination.get(destination) ?? {})) merged.set(name.toLowerCase(), value);
       list = merged.size === 0 ? NONE : [...merged];
       // Destinations are config entries and hosts are the ones they allow: bounded, except for

@@ -76,7 +76,7 @@ describe('tenancy and setHeaders', () => {
     const headers = arrived('gw-copilot').headers;
     expect(headers['x-acme-tenant']).toBe('acme');
     expect(headers['anthropic-allowed-org-ids']).toBe('route-wins');
-    expect(headers['sec-github-allowed-enterprise']).toBeUndefined(); // not a github.com host
+    expect(headers['sec-github-allowed-enterprise']).toBe('acme-ent'); // Copilot's hosts carry GitHub's restriction
   });
 
   it('forward mode, inside an intercepted tunnel: tenancy and the allow entry\'s setHeaders', async () => {

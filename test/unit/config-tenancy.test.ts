@@ -9,7 +9,7 @@ const parse = (extra: Record<string, unknown>) => parseConfig({ ...base, ...extr
 describe('tenancy and setHeaders config', () => {
   it('refuses what would break or smuggle a header, naming the key', () => {
     expect(() => parse({ tenancy: { anthropic: ['a,b'] } })).toThrow(/tenancy\.anthropic\[0\]: must be one id/);
-    expect(() => parse({ tenancy: { cursor: ['x'] } })).toThrow(/tenancy/);
+    expect(() => parse({ tenancy: { windsurf: ['x'] } })).toThrow(/tenancy\.windsurf: unknown key/);
     expect(() => parse({ routes: [{ ...base.routes[0], setHeaders: { 'x-a': 'ok\r\nx-b: injected' } }] })).toThrow(/routes\[0\]\.setHeaders.*line breaks/);
     expect(() => parse({ routes: [{ ...base.routes[0], setHeaders: { 'bad name': 'v' } }] })).toThrow(/routes\[0\]\.setHeaders/);
     expect(() => parse({ routes: [{ ...base.routes[0], setHeaders: { Host: 'elsewhere.example' } }] })).toThrow(/set by aigate itself/);
@@ -26,5 +26,16 @@ describe('tenancy and setHeaders config', () => {
     expect(policy.headersFor('other', 'cloudcode-pa.googleapis.com')).toEqual([['x-geminicodeassist-allowed-domains', 'example.com']]);
     expect(policy.headersFor('other', 'api.githubcopilot.com')).toEqual([]);
     expect(UpstreamHeaderPolicy.forGateway(parse({})).empty).toBe(true);
+  });
+
+  it('GitHub\'s header reaches Copilot\'s hosts, Cursor\'s every *.cursor.sh host; a look-alike domain gets nothing', () => {
+    const policy = UpstreamHeaderPolicy.forForward(parse({ tenancy: { github: ['acme-ent'], cursor: ['team-1', 'team-2'] } }));
+    for (const host of ['github.com', 'api.github.com', 'api.githubcopilot.com', 'api.business.githubcopilot.com']) {
+      expect(policy.headersFor('x', host), host).toEqual([['sec-github-allowed-enterprise', 'acme-ent']]);
+    }
+    for (const host of ['cursor.sh', 'api2.cursor.sh', 'repo42.cursor.sh']) {
+      expect(policy.headersFor('x', host), host).toEqual([['x-cursor-allowed-tenants', 'team-1,team-2']]);
+    }
+    for (const host of ['notcursor.sh', 'githubcopilot.com.evil.example', 'evilgithubcopilot.com']) expect(policy.headersFor('x', host), host).toEqual([]);
   });
 });
