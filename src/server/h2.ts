@@ -320,6 +320,11 @@ export class H2Sessions {
     session.close();
   }
 
+  /** timeouts.idle for sessions that start from now on (a configuration reload). */
+  setIdleTimeout(ms: number): void {
+    this.server.setTimeout(ms);
+  }
+
   /** The TLS connection a stream's request arrived on. */
   socketOf(req: IncomingMessage): TLSSocket | undefined {
     const session = (req as unknown as Http2ServerRequest).stream?.session as ServerHttp2Session | undefined;

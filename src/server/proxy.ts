@@ -306,6 +306,7 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
       mode.upgrades.replaceStages(stages.upgrades, next.activity);
     }
     for (const apply of onReload) apply(next);
+    for (const h2 of h2Listeners) h2.setIdleTimeout(next.config.timeouts.idle);
     connections.perClientLimit = next.config.limits.connectionsPerClient;
     budget.limits = budgetLimits(next.config);
     if (adminAuth && nextAdminAuth) {
