@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as h2connect } from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,6 +140,27 @@ describe('reload in place', () => {
     expect(get.headers['allow']).toBe('POST');
     await get.body.dump();
   });
+});
+
+describe('timeouts', () => {
+  it('a reloaded timeouts.idle applies to HTTP/2 sessions opened after it', async () => {
+    const t = await startTestProxy(vendors, (raw) => ((raw['timeouts'] as Record<string, unknown>)['idle'] = '60s'));
+    try {
+      rewrite(t, (raw) => ((raw['timeouts'] as Record<string, unknown>)['idle'] = '1s'));
+      expect(await t.proxy.reload()).toEqual({ applied: true, changed: ['timeouts'] });
+      // An idle session is closed after timeouts.idle: 1 s now, where the start-up value was 60 s
+      // (longer than this test may take).
+      const session = h2connect(t.gatewayUrl, { ca: t.caPem });
+      await new Promise<void>((resolve, reject) => {
+        session.once('connect', () => resolve());
+        session.once('error', reject);
+      });
+      await new Promise<void>((resolve) => session.once('close', () => resolve()));
+      expect(session.closed).toBe(true);
+    } finally {
+      await t.stop();
+    }
+  }, 20_000);
 });
 
 describe('files the configuration names are re-read', () => {
