@@ -171,7 +171,8 @@ async function main() {
   if (procs.redis) await procs.redis.stop();
   if (wants('S6')) {
     log(`S6: RSS with ${opts.streams} idle SSE streams`);
-    const fresh = await startAigate(dir, pki, ports, { name: 'memory', rateLimit: 'memory' });
+    // Every stream comes from 127.0.0.1: limits.connectionsPerClient (512) would refuse most of them.
+    const fresh = await startAigate(dir, pki, ports, { name: 'memory', rateLimit: 'memory', limits: { connectionsPerClient: 0 } });
     results.S6 = await S.S6(ctx, fresh);
     await fresh.stop();
   }

@@ -33,14 +33,18 @@ function holdTunnels(forwardPort, caFile, count) {
   return { opened, exited: holder.exited.then(() => closedCount), kill: () => holder.child.kill('SIGKILL') };
 }
 
-/** Counts the audit file's lines by kind. */
+/** Counts the audit file's flow lines by kind; the hash chain's own lines (checkpoint, chain-end) apart. */
 async function countAudit(file) {
-  const counts = { lines: 0, request200: 0, requestOther: 0, connect200: 0, connectOther: 0, other: 0, ids: new Set() };
+  const counts = { lines: 0, request200: 0, requestOther: 0, connect200: 0, connectOther: 0, other: 0, chain: 0, ids: new Set() };
   const rl = createInterface({ input: createReadStream(file) });
   for await (const line of rl) {
     if (!line) continue;
-    counts.lines++;
     const r = JSON.parse(line);
+    if (r.event === 'checkpoint' || r.event === 'chain-end') {
+      counts.chain++;
+      continue;
+    }
+    counts.lines++;
     counts.ids.add(r.id);
     if (r.event === 'request') counts[r.status === 200 && !r.aborted ? 'request200' : 'requestOther']++;
     else if (r.event === 'connect') counts[r.status === 200 ? 'connect200' : 'connectOther']++;
@@ -167,7 +171,7 @@ export async function soak(ctx, { requests, tunnels, connections = 32 }) {
   };
   log(
     `  soak: ${sent} requests in ${loadS.toFixed(0)} s (${Math.round(result.rps)} req/s, ${failed} failed); RSS ${mib(result.rss.startKiB)} at start, median ${mib(warmWindow)} after warm-up → ${mib(endWindow)} MiB over the last 10% (max ${mib(result.rss.maxAfterWarmKiB)}, trend ${(slope / 1024).toFixed(1)} MiB per 100k requests); ` +
-      `SIGTERM → exit ${code ?? signal} in ${exitMs} ms (drain ${drainMs} ms${backstop ? `, backstop: ${backstop.join(',')}` : ''}); audit ${audit.lines} lines = ${audit.request200} requests + ${audit.connect200} tunnels (+${audit.requestOther + audit.connectOther + audit.other} other)`,
+      `SIGTERM → exit ${code ?? signal} in ${exitMs} ms (drain ${drainMs} ms${backstop ? `, backstop: ${backstop.join(',')}` : ''}); audit ${audit.lines} lines = ${audit.request200} requests + ${audit.connect200} tunnels (+${audit.requestOther + audit.connectOther + audit.other} other; ${audit.chain} hash-chain lines)`,
   );
   return result;
 }
