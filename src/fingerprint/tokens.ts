@@ -92,7 +92,7 @@ const DIGIT = 4;
 const QUOTE = 5;
 const HASH = 6;
 const SLASH = 7;
-const kind = new Uint8Array(128);
+const kind = new Uint8Array(128).fill(PUNCT);
 for (let c = 0; c < 128; c++) {
   if (c === 32 || c === 9 || c === 13 || c === 12 || c === 11) kind[c] = SPACE;
   else if (c === 10) kind[c] = NEWLINE;

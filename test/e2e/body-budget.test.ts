@@ -5,7 +5,7 @@
 // are given back. Assertions are on the proxy's own counter (aigate_buffered_body_bytes), polled,
 // never on memory or durations. Clients come from several loopback addresses (127.0.0.x reach the
 // proxy's 127.0.0.1 on Linux), each its own client.
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,7 @@ import { refusedBodyLinger } from '../../src/pipeline/stages/read-body.js';
 import { startTestProxy, startVendors, type RawConfig, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
 import { metricValue } from '../support/metrics.js';
+import { readAnswer, type Answer } from '../support/http.js';
 
 const KiB = 1024;
 let vendors: FakeVendors;
@@ -37,35 +38,6 @@ function budgetProxy(edit: (raw: RawConfig) => void = () => {}): Promise<TestPro
     (raw['connectTo'] as Record<string, string>)['dead.example.com:443'] = '127.0.0.1:1';
     edit(raw);
   });
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** The first HTTP/1.1 response on `socket` (Content-Length bodies: all the proxy's own answers are). */
-function readAnswer(socket: Socket | TLSSocket): Promise<Answer> {
-  const answer = new Promise<Answer>((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const onData = (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      const [statusLine, ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const l of lines) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
-      const length = Number(headers['content-length'] ?? 0);
-      if (buf.length < end + 4 + length) return;
-      socket.off('data', onData);
-      resolve({ status: Number(statusLine!.split(' ')[1]), headers, body: buf.subarray(end + 4, end + 4 + length).toString('utf8') });
-    };
-    socket.on('data', onData);
-    socket.once('close', () => reject(new Error(`closed before an answer: ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`)));
-  });
-  answer.catch(() => undefined);
-  return answer;
 }
 
 function gatewaySocket(px: TestProxy, from: string): Promise<TLSSocket> {

@@ -2,7 +2,7 @@
 // aigate_requests_total per stream, a gRPC refusal to a real gRPC client, undici's ProxyAgent with
 // allowH2 inside an intercepted tunnel, and an upstream dying mid-response (the client's stream is
 // reset, never ended cleanly). test/e2e/h2.test.ts has the rest of HTTP/2.
-import { connect as h2connect, constants, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
+import { constants, type IncomingHttpHeaders } from 'node:http2';
 import { Code, ConnectError, createClient } from '@connectrpc/connect';
 import { createGrpcTransport } from '@connectrpc/connect-node';
 import { ProxyAgent, request } from 'undici';
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChatService, startFakeConnect, type FakeConnect, type PromptShape } from '../support/connect.js';
 import { metricValue } from '../support/metrics.js';
 import { startTestProxy, startVendors, testPki, type TestProxy } from '../support/proxy.js';
+import { h2Request, openH2 } from '../support/h2-client.js';
 import { githubToken } from '../support/secrets.js';
 import { FLAG, FRAME, frame, literal, rawH2, requestBlock } from '../support/h2-frames.js';
 import type { FakeVendors } from '../support/vendors.js';
@@ -40,32 +41,7 @@ afterAll(async () => {
   await vendors?.close();
 });
 
-interface H2Answer {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-function h2Session(): Promise<ClientHttp2Session> {
-  return new Promise((resolve, reject) => {
-    const session = h2connect(gw.gatewayUrl, { ca: gw.caPem });
-    session.once('connect', () => resolve(session));
-    session.once('error', reject);
-  });
-}
-
-/** One request on an h2 session; resolves with the response headers and the whole body. */
-function h2Request(session: ClientHttp2Session, headers: Record<string, string>, body?: string): Promise<H2Answer> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request(headers, { endStream: body === undefined });
-    let answer: IncomingHttpHeaders = {};
-    const chunks: Buffer[] = [];
-    stream.on('response', (h) => (answer = h));
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve({ headers: answer, body: Buffer.concat(chunks).toString() }));
-    stream.on('error', reject);
-    if (body !== undefined) stream.end(body);
-  });
-}
+const h2Session = () => openH2(gw.gatewayUrl, gw.caPem);
 
 const chat = (text: string) => JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: text }] });
 const POST_CHAT = { ':method': 'POST', ':path': '/openai/v1/chat/completions', 'content-type': 'application/json' };

@@ -2,12 +2,12 @@
 // aigate_h2_refusals_total and logged (throttled); a stream that is answered with a status gets
 // its audit line like any request. And sessions that nghttp2 ends on its own close promptly
 // instead of lingering until timeouts.idle.
-import { connect as h2connect, type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { h2CloseGrace, h2IdleProbe } from '../../src/server/h2.js';
 import { FLAG, FRAME, frame, literal, rawH2, requestBlock, type RawH2 } from '../support/h2-frames.js';
 import { metricValue } from '../support/metrics.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
+import { h2Request, openH2 } from '../support/h2-client.js';
 import type { FakeVendors } from '../support/vendors.js';
 
 let vendors: FakeVendors;
@@ -30,6 +30,8 @@ afterAll(async () => {
   await vendors?.close();
 });
 
+const h2Session = () => openH2(gw.gatewayUrl, gw.caPem);
+
 const port = () => Number(new URL(gw.gatewayUrl).port);
 const refusals = (reason: string) => metricValue(gw.proxy.metrics, 'aigate_h2_refusals_total', { listener: 'gateway', reason });
 
@@ -42,27 +44,6 @@ async function attacker(opts: { allowHalfOpen?: boolean } = {}): Promise<RawH2> 
 /** Resolves once `check` holds, polling the proxy's own counters (no fixed sleep). */
 async function until(check: () => Promise<boolean> | boolean): Promise<void> {
   while (!(await check())) await new Promise((r) => setTimeout(r, 10));
-}
-
-function h2Session(): Promise<ClientHttp2Session> {
-  return new Promise((resolve, reject) => {
-    const s = h2connect(gw.gatewayUrl, { ca: gw.caPem });
-    s.once('connect', () => resolve(s));
-    s.once('error', reject);
-  });
-}
-
-function h2Request(session: ClientHttp2Session, headers: Record<string, string>, body?: string): Promise<{ headers: IncomingHttpHeaders; body: string }> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request(headers, { endStream: body === undefined });
-    let answer: IncomingHttpHeaders = {};
-    const chunks: Buffer[] = [];
-    stream.on('response', (h) => (answer = h));
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve({ headers: answer, body: Buffer.concat(chunks).toString() }));
-    stream.on('error', reject);
-    if (body !== undefined) stream.end(body);
-  });
 }
 
 describe('HTTP/2 streams refused before they are requests are counted and logged', () => {

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FLAG, FRAME, frame, literal, rawH2, requestBlock } from '../support/h2-frames.js';
 import { ChatService, startFakeConnect, type FakeConnect, type PromptShape } from '../support/connect.js';
 import { startTestProxy, startVendors, testPki, type TestProxy } from '../support/proxy.js';
+import { h2Request, openH2 } from '../support/h2-client.js';
 import type { FakeVendors } from '../support/vendors.js';
 import { githubToken } from '../support/secrets.js';
 
@@ -35,32 +36,7 @@ afterAll(async () => {
   await vendors?.close();
 });
 
-interface H2Answer {
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/** One request on an h2 session; resolves with the response headers and the whole body. */
-function h2Request(session: ClientHttp2Session, headers: Record<string, string>, body?: string): Promise<H2Answer> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request(headers, { endStream: body === undefined });
-    let answer: IncomingHttpHeaders = {};
-    const chunks: Buffer[] = [];
-    stream.on('response', (h) => (answer = h));
-    stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve({ headers: answer, body: Buffer.concat(chunks).toString() }));
-    stream.on('error', reject);
-    if (body !== undefined) stream.end(body);
-  });
-}
-
-function h2Gateway(): Promise<ClientHttp2Session> {
-  return new Promise((resolve, reject) => {
-    const session = h2connect(gw.gatewayUrl, { ca: gw.caPem });
-    session.once('connect', () => resolve(session));
-    session.once('error', reject);
-  });
-}
+const h2Gateway = () => openH2(gw.gatewayUrl, gw.caPem);
 
 const chat = (text: string) => JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: text }] });
 

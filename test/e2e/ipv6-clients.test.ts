@@ -5,11 +5,12 @@
 // own client exactly as behind a balancer; the audit line still names the whole address.
 import { writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAnswer, type Answer } from '../support/http.js';
 import { metricValue } from '../support/metrics.js';
 import { startTestProxy, startVendors, type RawConfig, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
@@ -40,35 +41,6 @@ function gatewayTls(px: TestProxy, src: string): Promise<TLSSocket> {
     tls.on('error', reject);
     tls.once('close', () => reject(new Error('closed before TLS was up')));
   });
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** The first HTTP/1.1 response on `socket` (Content-Length bodies: the proxy's own answers and /status). */
-function readAnswer(socket: Socket): Promise<Answer> {
-  const answer = new Promise<Answer>((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const onData = (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      const [statusLine, ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
-      const headers: Record<string, string> = {};
-      for (const l of lines) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
-      const length = Number(headers['content-length'] ?? 0);
-      if (buf.length < end + 4 + length) return;
-      socket.off('data', onData);
-      resolve({ status: Number(statusLine!.split(' ')[1]), headers, body: buf.subarray(end + 4, end + 4 + length).toString('utf8') });
-    };
-    socket.on('data', onData);
-    socket.once('close', () => reject(new Error('closed before an answer')));
-  });
-  answer.catch(() => undefined);
-  return answer;
 }
 
 /** A real HTTPS GET through the gateway from `src` (node:https on a socket that sent the PROXY header). */

@@ -2,6 +2,7 @@
 // spoofed Host, raw paths): the proxy has to cope with clients that do.
 import { request } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 export interface RawResponse {
   status: number;
@@ -37,4 +38,34 @@ export function httpsRequest(
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+/** An answer read off a raw socket, its header names lower-cased. */
+export interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The first HTTP/1.1 response on `socket` (Content-Length bodies: all the proxy's own answers are), read off a raw socket. */
+export function readAnswer(socket: Duplex): Promise<Answer> {
+  const answer = new Promise<Answer>((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const [statusLine, ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n');
+      const headers: Record<string, string> = {};
+      for (const l of lines) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
+      const length = Number(headers['content-length'] ?? 0);
+      if (buf.length < end + 4 + length) return;
+      socket.off('data', onData);
+      resolve({ status: Number(statusLine!.split(' ')[1]), headers, body: buf.subarray(end + 4, end + 4 + length).toString('utf8') });
+    };
+    socket.on('data', onData);
+    socket.once('close', () => reject(new Error(`closed before an answer: ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`)));
+  });
+  answer.catch(() => undefined);
+  return answer;
 }
