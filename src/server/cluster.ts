@@ -13,14 +13,13 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AggregatorRegistry, type PrometheusContentType, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { AuditRecord } from '../audit/log.js';
 import { createDashboard } from '../dashboard/routes.js';
 import { createAdminServer } from './admin.js';
 import { liveAdminAuth, loadAdminAuth, retireAdminAuth, type AdminAuth } from './admin-auth.js';
 import { formatAddress, listen } from './listen.js';
-import { changesNeedingRestart, type ReloadOutcome } from './reload.js';
+import { DRAINING, loadForReload, oneAtATime, refusedBy, type ReloadOutcome } from './reload.js';
 
 const READY = 'aigate:worker-ready';
 const AUDIT = 'aigate:worker-audit';
@@ -147,7 +146,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
   /** The configuration the workers run (a reload replaces it once every worker applied it). */
   let running = config;
   let reloadId = 0;
-  let reloads: Promise<unknown> = Promise.resolve();
+  const reload = oneAtATime(reloadAndLog);
   let addresses: Addresses = {};
   let started = false;
   let stopping = false;
@@ -279,18 +278,14 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
 
   /** Checks the file here, then has every worker reload; applied only when all of them applied it. */
   async function reloadCluster(): Promise<ReloadOutcome> {
-    if (stopping) return { applied: false, reason: 'draining: the process is stopping' };
+    if (stopping) return DRAINING;
     let nextAdminAuth: AdminAuth | undefined;
     let next: Config;
     try {
-      next = loadConfig(opts.configFile);
-      const restart = changesNeedingRestart(running, next);
-      if (restart.length > 0) {
-        return { applied: false, reason: `${opts.configFile}: ${restart.join(', ')} changed; that needs a restart (the running configuration is kept)` };
-      }
+      next = loadForReload(opts.configFile, running);
       nextAdminAuth = next.listen.admin?.auth ? loadAdminAuth(next.listen.admin.auth, opts.configFile) : undefined;
     } catch (err) {
-      return { applied: false, reason: err instanceof ConfigError ? err.message : `${opts.configFile}: ${(err as Error).message}` };
+      return refusedBy(opts.configFile, err);
     }
     const outcomes = await askWorkers(++reloadId);
     const refused = outcomes.find((o) => !o.applied);
@@ -306,15 +301,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<number> {
     return outcomes[0] ?? { applied: true, changed: [] };
   }
 
-  function reload(): Promise<ReloadOutcome> {
-    const outcome = reloads.then(async () => {
-      const result = await reloadCluster();
-      if (result.applied) logger.info({ config: opts.configFile, changed: result.changed, workers: liveWorkers().length }, 'configuration reloaded in every worker');
-      else logger.warn({ config: opts.configFile, reason: result.reason }, 'configuration reload refused; the running configuration is kept');
-      return result;
-    });
-    reloads = outcome;
-    return outcome;
+  async function reloadAndLog(): Promise<ReloadOutcome> {
+    const result = await reloadCluster();
+    if (result.applied) logger.info({ config: opts.configFile, changed: result.changed, workers: liveWorkers().length }, 'configuration reloaded in every worker');
+    else logger.warn({ config: opts.configFile, reason: result.reason }, 'configuration reload refused; the running configuration is kept');
+    return result;
   }
 
   /** Sends a reload to every live worker; resolves each one's outcome (a silent or dead one as refused). */

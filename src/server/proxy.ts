@@ -7,7 +7,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { AuditLog } from '../audit/log.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Metrics } from '../metrics.js';
 import { ActivityTracker } from '../pipeline/activity.js';
@@ -29,7 +29,7 @@ import { createForwardServer, type ForwardServerOptions } from './forward.js';
 import { createGatewayServer, type GatewayOptions } from './gateway.js';
 import type { H2Sessions } from './h2.js';
 import { listen } from './listen.js';
-import { changedKeys, changesNeedingRestart, configDigest, type ReloadOutcome } from './reload.js';
+import { changedKeys, configDigest, DRAINING, loadForReload, oneAtATime, refusedBy, type ReloadOutcome } from './reload.js';
 import { buildRuntime, randomFingerprintKey, type ModeStages, type ProcessParts, type Runtime } from './runtime.js';
 import { throttledReport } from '../log-throttle.js';
 
@@ -270,16 +270,11 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
 
   /** Builds the next Runtime from the file as it is now and swaps it in, or says why not. */
   const applyReload = async (): Promise<ReloadOutcome> => {
-    if (draining) return { applied: false, reason: 'draining: the process is stopping' };
+    if (draining) return DRAINING;
     let next: Runtime;
     let nextAdminAuth: AdminAuth | undefined;
     try {
-      const loaded = loadConfig(configFile);
-      const nextConfig = opts.adjustConfig ? opts.adjustConfig(loaded) : loaded;
-      const restart = changesNeedingRestart(current.config, nextConfig);
-      if (restart.length > 0) {
-        return { applied: false, reason: `${configFile}: ${restart.join(', ')} changed; that needs a restart (the running configuration is kept)` };
-      }
+      const nextConfig = loadForReload(configFile, current.config, opts.adjustConfig);
       next = await buildRuntime(nextConfig, parts, current);
       try {
         nextAdminAuth = nextConfig.listen.admin?.auth ? loadAdminAuth(nextConfig.listen.admin.auth, configFile) : undefined;
@@ -290,12 +285,12 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
         throw err;
       }
     } catch (err) {
-      const reason = err instanceof ConfigError ? err.message : `${configFile}: ${(err as Error).message}`;
-      return { applied: false, reason };
+      return refusedBy(configFile, err);
     }
     if (draining) {
       await next.close(true);
-      return { applied: false, reason: 'draining: the process is stopping' };
+      await nextAdminAuth?.close();
+      return DRAINING;
     }
     const previous = current;
     const changed = changedKeys(previous.config, next.config);
@@ -321,20 +316,15 @@ export async function startProxy(config: Config, opts: StartOptions): Promise<Ru
     void previous.activity.whenIdle().then(() => previous.close());
     return { applied: true, changed };
   };
-  let reloads: Promise<unknown> = Promise.resolve();
-  const reload = (): Promise<ReloadOutcome> => {
-    const outcome = reloads.then(async () => {
-      const result = await applyReload();
-      const sha256 = configDigest(configFile);
-      audit.writeConfigEvent({ event: 'reload', outcome: result.applied ? 'applied' : 'refused', reason: result.applied ? null : result.reason, config: configFile, sha256 });
-      metrics.configReloads.inc({ outcome: result.applied ? 'applied' : 'refused' });
-      if (result.applied) logger.info({ config: configFile, changed: result.changed, sha256 }, 'configuration reloaded');
-      else logger.warn({ config: configFile, reason: result.reason }, 'configuration reload refused; the running configuration is kept');
-      return result;
-    });
-    reloads = outcome;
-    return outcome;
-  };
+  const reload = oneAtATime(async (): Promise<ReloadOutcome> => {
+    const result = await applyReload();
+    const sha256 = configDigest(configFile);
+    audit.writeConfigEvent({ event: 'reload', outcome: result.applied ? 'applied' : 'refused', reason: result.applied ? null : result.reason, config: configFile, sha256 });
+    metrics.configReloads.inc({ outcome: result.applied ? 'applied' : 'refused' });
+    if (result.applied) logger.info({ config: configFile, changed: result.changed, sha256 }, 'configuration reloaded');
+    else logger.warn({ config: configFile, reason: result.reason }, 'configuration reload refused; the running configuration is kept');
+    return result;
+  });
 
   return {
     get config() {

@@ -3,6 +3,7 @@
 // the listening sockets and the audit log with its hash chain — needs a restart to change.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { sameJson } from './runtime.js';
 
@@ -41,4 +42,34 @@ export function configDigest(file: string): string | null {
   } catch {
     return null;
   }
+}
+
+/** The answer to a reload asked for while the process drains. */
+export const DRAINING: ReloadOutcome = { applied: false, reason: 'draining: the process is stopping' };
+
+/**
+ * The config file as a reload reads it (`adjust`: what the process does to it, e.g. a cluster
+ * worker leaving listen.admin to the primary). Throws ConfigError when it is invalid or changes
+ * what only a restart can change.
+ */
+export function loadForReload(configFile: string, running: Config, adjust: (config: Config) => Config = (c) => c): Config {
+  const next = adjust(loadConfig(configFile));
+  const restart = changesNeedingRestart(running, next);
+  if (restart.length > 0) throw new ConfigError(configFile, '', `${restart.join(', ')} changed; that needs a restart (the running configuration is kept)`);
+  return next;
+}
+
+/** A reload that failed to load or build, refused with the reason (a ConfigError names file and key). */
+export function refusedBy(configFile: string, err: unknown): ReloadOutcome {
+  return { applied: false, reason: err instanceof ConfigError ? err.message : `${configFile}: ${(err as Error).message}` };
+}
+
+/** `run`, one call at a time: a SIGHUP arriving mid-reload waits for the reload before it. */
+export function oneAtATime<T>(run: () => Promise<T>): () => Promise<T> {
+  let last: Promise<unknown> = Promise.resolve();
+  return () => {
+    const next = last.then(run);
+    last = next.catch(() => undefined);
+    return next;
+  };
 }
