@@ -242,7 +242,7 @@ export class CleanProof {
     // any nesting level, has its own `\u` in the bytes: `\\u0070` is `\u0070` once unescaped).
     let weight = 0;
     const escaped: Array<{ at: number; end: number; reach: Reach }> = [];
-    if (!scanner.escapes(bytes, this.escapeSeconds, (at) => {
+    if (!scanner.read(bytes, limit, this.escapeSeconds, (at) => {
       let reach: Reach | undefined;
       let end = at + 2;
       if (bytes[at + 1] === 0x75) {
@@ -307,7 +307,7 @@ export class CleanProof {
     // Every occurrence, kept: a window's readings get theirs from these, not from reading them again.
     const found: KeywordOccurrences = { at: [], keyword: [] };
     let sorted = true;
-    if (!scanner.occurrences(bytes, limit, (start, k) => {
+    if (!scanner.occurrences((start, k) => {
       if (found.at.length > 0 && start < found.at[found.at.length - 1]!) sorted = false;
       found.at.push(start);
       found.keyword.push(k);
