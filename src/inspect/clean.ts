@@ -28,7 +28,7 @@
 // windows that overlap are merged, so the work is linear in the body's length.
 import type { Detector, KeywordOccurrences } from './detector.js';
 import { keywordScanner, type KeywordScanner } from './keyword-scan.js';
-import { SHORT_UNESCAPES as SHORT, unescapeJson as unescape } from './json-escapes.js';
+import { SHORT_UNESCAPES as SHORT } from './json-escapes.js';
 import type { Reach } from './reach.js';
 
 /** Strings nested in strings are read this many levels deep (index.ts MAX_NESTED_JSON, plus the outer level). */
@@ -105,59 +105,93 @@ function splitAtQuotes(text: string, clipStart: boolean, clipEnd: boolean, occ: 
   return out;
 }
 
-const HEX4 = /^[0-9a-fA-F]{4}$/;
+/** What a short escape stands for (SHORT_UNESCAPES), by the char code after the backslash; -1 for none. */
+const SHORT_CODE = new Int32Array(128).fill(-1);
+for (const [c, v] of Object.entries(SHORT)) SHORT_CODE[c.charCodeAt(0)] = v!.charCodeAt(0);
+
+/** The value of the four hex digits at text[at, at + 4), or -1 when they are not four hex digits. */
+function hex4(text: string, at: number): number {
+  if (at + 4 > text.length) return -1;
+  let v = 0;
+  for (let i = at; i < at + 4; i++) {
+    const c = text.charCodeAt(i);
+    let d: number;
+    if (c >= 48 && c <= 57) d = c - 48;
+    else if (c >= 97 && c <= 102) d = c - 87;
+    else if (c >= 65 && c <= 70) d = c - 55;
+    else return -1;
+    v = (v << 4) | d;
+  }
+  return v;
+}
+
+/** A reading of a text: the text, and its keyword occurrences when known (null: the finder reads it). */
+export interface Reading {
+  text: string;
+  occ: KeywordOccurrences | null;
+}
 
 /**
- * The keyword occurrences of unescape(text), from those of `text`: each moved back by what the
- * escapes before it take out (unescapeJson's escapes, read the same way). Null when that is not
- * all of them: an escape that spells a keyword character (`\/`, `\u0070`: `keywordChar`, by
- * char code, A–Z as their lower case) may complete a new one, and one that overlaps an escape
- * is gone. Otherwise a keyword in the unescaped text is made of characters copied from `text`,
- * next to each other there too: one of `occ`.
+ * `text` unescaped once, exactly as unescapeJson does it, and, when `occ` (those of `text`) is
+ * given, the keyword occurrences of the result: each moved back by what the escapes before it take
+ * out. Null when that is not all of them: an escape that spells a keyword character (`\/`,
+ * `\u0070`: `keywordChar`, by char code, A–Z as their lower case) may complete a new one, and one
+ * that overlaps an escape is gone. Otherwise a keyword in the unescaped text is made of characters
+ * copied from `text`, next to each other there too: one of `occ`.
  */
-export function unescapedOccurrences(text: string, occ: KeywordOccurrences, keywordChar: Uint8Array): KeywordOccurrences | null {
+export function unescapeReading(text: string, occ: KeywordOccurrences | null, keywordChar: Uint8Array): Reading {
   let b = text.indexOf('\\');
-  if (b < 0) return occ;
-  const at: number[] = [];
-  const keyword: string[] = [];
-  const n = occ.at.length;
+  if (b < 0) return { text, occ };
+  let out = '';
+  let last = 0;
+  let at: number[] | null = occ && [];
+  let keyword: string[] | null = occ && [];
+  const n = occ ? occ.at.length : 0;
   let k = 0;
   let removed = 0;
   for (; b >= 0; b = text.indexOf('\\', b)) {
+    const c = text.charCodeAt(b + 1);
     let length = 2;
     let made: number;
-    if (text.charCodeAt(b + 1) === 0x75) {
-      const hex = text.slice(b + 2, b + 6);
-      if (!HEX4.test(hex)) {
+    if (c === 0x75) {
+      made = hex4(text, b + 2);
+      if (made < 0) {
         b++;
         continue;
       }
       length = 6;
-      made = parseInt(hex, 16);
     } else {
-      const c = text[b + 1];
-      const short = c === undefined ? undefined : SHORT[c];
-      if (short === undefined) {
+      made = c < 128 ? SHORT_CODE[c]! : -1; // NaN past the end: none
+      if (made < 0) {
         b++;
         continue;
       }
-      made = short.charCodeAt(0);
     }
-    if (made < 128 && keywordChar[made] === 1) return null;
-    for (; k < n && occ.at[k]! < b + length; k++) {
-      const kw = occ.keyword[k]!;
-      if (occ.at[k]! + kw.length > b) return null;
-      at.push(occ.at[k]! - removed);
-      keyword.push(kw);
+    if (at !== null) {
+      if (made < 128 && keywordChar[made] === 1) at = keyword = null;
+      else {
+        for (; k < n && occ!.at[k]! < b + length; k++) {
+          const kw = occ!.keyword[k]!;
+          if (occ!.at[k]! + kw.length > b) {
+            at = keyword = null;
+            break;
+          }
+          at.push(occ!.at[k]! - removed);
+          keyword!.push(kw);
+        }
+      }
     }
+    out += text.slice(last, b) + String.fromCharCode(made);
+    last = b += length;
     removed += length - 1;
-    b += length;
   }
-  for (; k < n; k++) {
-    at.push(occ.at[k]! - removed);
-    keyword.push(occ.keyword[k]!);
+  if (at !== null) {
+    for (; k < n; k++) {
+      at.push(occ!.at[k]! - removed);
+      keyword!.push(occ!.keyword[k]!);
+    }
   }
-  return { at, keyword };
+  return { text: out + text.slice(last), occ: at && { at, keyword: keyword! } };
 }
 
 /** Per char code below 128: 1 when a keyword holds it (A–Z when their lower case is), as the finder matches them. */
@@ -371,12 +405,12 @@ export class CleanProof {
   /** The last unescape's text and answer: a window's one piece is the window (mayFind, then piecesMayFind). */
   private unescapedFrom = '';
   private unescapedOcc: KeywordOccurrences | null = null;
-  private unescaped: { text: string; occ: KeywordOccurrences | null } = { text: '', occ: null };
+  private unescaped: Reading = { text: '', occ: null };
 
   /** `text` unescaped once, with its keyword occurrences when those of `text` are known. */
-  private unescape(text: string, occ: KeywordOccurrences | null): { text: string; occ: KeywordOccurrences | null } {
+  private unescape(text: string, occ: KeywordOccurrences | null): Reading {
     if (text === this.unescapedFrom && occ === this.unescapedOcc) return this.unescaped;
-    const out = { text: unescape(text), occ: occ && unescapedOccurrences(text, occ, this.keywordChar) };
+    const out = unescapeReading(text, occ, this.keywordChar);
     this.unescapedFrom = text;
     this.unescapedOcc = occ;
     this.unescaped = out;

@@ -3,11 +3,14 @@
 // must be every occurrence, or null where they cannot be (then the detector's finder reads it).
 // Checked here against a brute-force search of the unescaped text itself.
 import { describe, expect, it } from 'vitest';
-import { keywordChars, unescapedOccurrences } from '../../src/inspect/clean.js';
+import { keywordChars, unescapeReading } from '../../src/inspect/clean.js';
 import { Detector, type KeywordOccurrences } from '../../src/inspect/detector.js';
 import { unescapeJson } from '../../src/inspect/json-escapes.js';
 import { BUILTIN_RULES } from '../../src/inspect/rules/index.js';
 import { Rng } from '../corpus/secrets.js';
+
+/** The occurrences unescapeReading gives the unescaped text. */
+const unescapeOcc = (text: string, occ: KeywordOccurrences, chars: Uint8Array): KeywordOccurrences | null => unescapeReading(text, occ, chars).occ;
 
 const KEYWORDS = new Detector(BUILTIN_RULES, [], new Set()).keywords;
 
@@ -80,8 +83,11 @@ describe('keyword occurrences through a window’s readings (clean.ts)', () => {
         let occ: KeywordOccurrences | null = of(text, keywords);
         // A few levels, as nested strings are read: each level's list from the one above.
         for (let level = 0; level < 3 && occ !== null; level++) {
-          const next = unescapedOccurrences(text, occ, chars);
+          const read = unescapeReading(text, occ, chars);
+          const next = read.occ;
           text = unescapeJson(text);
+          expect(read.text).toBe(text);
+          expect(unescapeReading(read.text, null, chars).occ).toBeNull();
           if (next === null) {
             unknown++;
             break;
@@ -97,16 +103,25 @@ describe('keyword occurrences through a window’s readings (clean.ts)', () => {
     });
   }
 
+  it('unescapes exactly as unescapeJson does (hex digits of either case, escapes cut by the end, unknown ones)', () => {
+    const rng = new Rng(17);
+    const chars = keywordChars(KEYWORDS);
+    for (let i = 0; i < 5000; i++) {
+      const text = rng.str('\\\\\\u0123456789abcdefABCDEFgGnrtbfx/"\'é😀', rng.int(0, 40));
+      expect(unescapeReading(text, null, chars).text, JSON.stringify(text)).toBe(unescapeJson(text));
+    }
+  });
+
   it('cannot follow an escape that spells a keyword character, nor a keyword cut by an escape', () => {
     const chars = keywordChars(['pass', '://']);
     const occ = (text: string): KeywordOccurrences => of(text, ['pass', '://']);
-    expect(unescapedOccurrences('pa\\u0073s', occ('pa\\u0073s'), chars)).toBeNull();
-    expect(unescapedOccurrences('pa\\u0053s', occ('pa\\u0053s'), chars)).toBeNull(); // S folds to s
-    expect(unescapedOccurrences('https:\\/\\/x', occ('https:\\/\\/x'), chars)).toBeNull();
+    expect(unescapeOcc('pa\\u0073s', occ('pa\\u0073s'), chars)).toBeNull();
+    expect(unescapeOcc('pa\\u0053s', occ('pa\\u0053s'), chars)).toBeNull(); // S folds to s
+    expect(unescapeOcc('https:\\/\\/x', occ('https:\\/\\/x'), chars)).toBeNull();
     // An escape of no keyword character: the occurrences after it move back by what it took out.
-    expect(unescapedOccurrences('a\\n\\u00e9 pass', occ('a\\n\\u00e9 pass'), chars)).toEqual({ at: [4], keyword: ['pass'] });
+    expect(unescapeOcc('a\\n\\u00e9 pass', occ('a\\n\\u00e9 pass'), chars)).toEqual({ at: [4], keyword: ['pass'] });
     // An escape inside a keyword (only a keyword holding a backslash can have one).
     const slash = keywordChars(['a\\nb']);
-    expect(unescapedOccurrences('a\\nb', of('a\\nb', ['a\\nb']), slash)).toBeNull();
+    expect(unescapeOcc('a\\nb', of('a\\nb', ['a\\nb']), slash)).toBeNull();
   });
 });
