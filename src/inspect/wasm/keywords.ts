@@ -151,10 +151,24 @@ export function read(masks: usize, trie: usize, terminal: usize, text: usize, fr
  * Window sizing for the fast path (clean.ts): from `at`, back over `count` bytes that yield a
  * character in every reading of the text (not a backslash, below 128; a backslash followed by `u`
  * adds `weight` to the count: a \uXXXX escape turns five such bytes into one character), then
- * past any backslashes; returns the index reached.
+ * past any backslashes; returns the index reached. Whole blocks of 16 first, while the count
+ * cannot reach zero inside one (it falls by at most the block's counted bytes: the byte-by-byte
+ * walk would go through the whole block), then byte by byte.
  */
 export function walkBack(text: usize, at: i32, count: i32, weight: i32): i32 {
   let i = at;
+  const backslash = i8x16.splat(92);
+  const u = i8x16.splat(117);
+  while (i >= 16 && count > 16) {
+    const v = v128.load(text + <usize>(i - 16));
+    const b = i8x16.eq(v, backslash);
+    const bits = i8x16.bitmask(b);
+    const counted = <i32>popcnt(~(i8x16.bitmask(v) | bits) & 0xffff);
+    if (count - counted <= 0) break;
+    const escapes = bits == 0 ? 0 : <i32>popcnt(i8x16.bitmask(v128.and(b, i8x16.eq(v128.load(text + <usize>(i - 15)), u))));
+    count += escapes * weight - counted;
+    i -= 16;
+  }
   while (i > 0 && count > 0) {
     i--;
     const c = <i32>load<u8>(text + <usize>i);
@@ -166,9 +180,21 @@ export function walkBack(text: usize, at: i32, count: i32, weight: i32): i32 {
   return i;
 }
 
-/** The same forward, up to `len`. */
+/** The same forward, up to `len` (the text is followed by 32 zero bytes). */
 export function walkForward(text: usize, len: i32, at: i32, count: i32, weight: i32): i32 {
   let i = at;
+  const backslash = i8x16.splat(92);
+  const u = i8x16.splat(117);
+  while (i + 16 <= len && count > 16) {
+    const v = v128.load(text + <usize>i);
+    const b = i8x16.eq(v, backslash);
+    const bits = i8x16.bitmask(b);
+    const counted = <i32>popcnt(~(i8x16.bitmask(v) | bits) & 0xffff);
+    if (count - counted <= 0) break;
+    const escapes = bits == 0 ? 0 : <i32>popcnt(i8x16.bitmask(v128.and(b, i8x16.eq(v128.load(text + <usize>(i + 1)), u))));
+    count += escapes * weight - counted;
+    i += 16;
+  }
   while (i < len && count > 0) {
     const c = <i32>load<u8>(text + <usize>i);
     if (c == 92) {
