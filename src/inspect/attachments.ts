@@ -227,9 +227,7 @@ export function mayHoldAttachmentBytes(bytes: Buffer, runs?: Int32Array): boolea
     if ((bytes[c - 4]! | 0x20) === 0x64 && (bytes[c - 3]! | 0x20) === 0x61 && (bytes[c - 2]! | 0x20) === 0x74 && (bytes[c - 1]! | 0x20) === 0x61) return true;
   }
   const visit = (i: number, j: number): number => {
-    let end = j;
-    if (bytes[end] === 61) end++;
-    if (bytes[end] === 61) end++;
+    const end = paddingEndIn(bytes, j);
     if (!worthReading(end - i, bytes[i - 1], bytes[end], () => hasByte(bytes, 0x5c, i, end))) return end;
     return runMayHold(bytes.toString('latin1', i, end)) ? -1 : end;
   };
@@ -240,6 +238,11 @@ export function mayHoldAttachmentBytes(bytes: Buffer, runs?: Int32Array): boolea
       const i = Math.max(runs[k]!, done);
       const j = runs[k + 1]!;
       if (j - i < MIN_LINE) continue;
+      // Most runs (identifiers, words) are too short for any attachment: visit's first test, inline.
+      if (j + 2 - i < MIN_WHOLE) {
+        done = paddingEndIn(bytes, j);
+        continue;
+      }
       done = visit(i, j);
       if (done < 0) return true;
     }
@@ -252,6 +255,13 @@ export function mayHoldAttachmentBytes(bytes: Buffer, runs?: Int32Array): boolea
     return done;
   });
   return maybe;
+}
+
+/** After the run of `bytes` ending at `end`, its padding (at most two `=`). */
+function paddingEndIn(bytes: Uint8Array, end: number): number {
+  if (bytes[end] === 61) end++;
+  if (bytes[end] === 61) end++;
+  return end;
 }
 
 /**
@@ -522,7 +532,42 @@ function sniffText(payload: string): boolean {
   let b64 = withoutPadding(whole ? payload : payload.slice(0, SNIFF_CHARS));
   if (runEnd(b64, 0) < b64.length) b64 = b64.replace(/[^A-Za-z0-9+/_-]/g, '');
   if (!whole) b64 = b64.slice(0, b64.length - (b64.length % 4));
-  return textCharset(Buffer.from(b64, 'base64'), false, !whole) !== null;
+  const length = decodeSniffed(b64);
+  return textCharset(Buffer.from(SNIFFED.buffer, SNIFFED.byteOffset, length), false, !whole) !== null;
+}
+
+/** What sniffText decodes, reused (bodies hold many runs to sniff): SNIFF_CHARS base64 characters are at most this many bytes. */
+const SNIFFED = new Uint8Array((SNIFF_CHARS / 4) * 3);
+/** The 6 bits of each base64 or base64url character, by char code. */
+const BASE64_VALUE = new Uint8Array(128);
+for (let i = 0; i < 64; i++) {
+  BASE64_VALUE['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
+}
+BASE64_VALUE[45] = 62; // -
+BASE64_VALUE[95] = 63; // _
+
+/**
+ * Buffer.from(b64, 'base64') into SNIFFED, without a buffer per call, for `b64` of at most
+ * SNIFF_CHARS base64 and base64url characters (nothing else): 3 bytes per 4 characters, then 1
+ * for 2 left over, 2 for 3, none for 1. Returns the byte count.
+ */
+function decodeSniffed(b64: string): number {
+  const n = b64.length;
+  let o = 0;
+  let i = 0;
+  const v = (k: number): number => BASE64_VALUE[b64.charCodeAt(k)]!;
+  for (; i + 4 <= n; i += 4) {
+    const bits = (v(i) << 18) | (v(i + 1) << 12) | (v(i + 2) << 6) | v(i + 3);
+    SNIFFED[o++] = bits >> 16;
+    SNIFFED[o++] = (bits >> 8) & 255;
+    SNIFFED[o++] = bits & 255;
+  }
+  if (n - i >= 2) {
+    const bits = (v(i) << 18) | (v(i + 1) << 12) | (n - i === 3 ? v(i + 2) << 6 : 0);
+    SNIFFED[o++] = bits >> 16;
+    if (n - i === 3) SNIFFED[o++] = (bits >> 8) & 255;
+  }
+  return o;
 }
 
 /**
@@ -540,7 +585,22 @@ function textCharset(bytes: Buffer, declared: boolean, cut: boolean): Attachment
   let utf8 = isUtf8(bytes);
   for (let k = 1; !utf8 && cut && k <= 3 && k < bytes.length; k++) utf8 = isUtf8(bytes.subarray(0, bytes.length - k));
   if (utf8) return declared || mostlyPrintable(bytes.toString('utf8')) ? 'utf8' : null;
-  return declared || mostlyPrintable(bytes.toString('latin1'), true) ? 'latin1' : null;
+  return declared || mostlyPrintableLatin1(bytes) ? 'latin1' : null;
+}
+
+/** mostlyPrintable(bytes.toString('latin1'), true), from the bytes: one character per byte. */
+function mostlyPrintableLatin1(bytes: Uint8Array): boolean {
+  let control = 0;
+  let high = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
+    if (c < 0x20) {
+      if (c !== 9 && c !== 10 && c !== 13 && c !== 12) control++;
+    } else if (c === 0x7f || (c >= 0x80 && c < 0xa0)) control++;
+    else if (c >= 0x80) high++;
+  }
+  if (control * 50 > bytes.length) return false;
+  return (control + high) * 20 <= bytes.length;
 }
 
 /**
@@ -632,3 +692,10 @@ export function encodeAttachment(a: Attachment, text: string): string {
   }
   return f.header + b64;
 }
+
+/** Tests: the sniff's own base64 decoding and latin1 check, against Buffer's and the string one. */
+export const sniffInternalsForTest = {
+  decode: (b64: string): Buffer => Buffer.from(SNIFFED.subarray(0, decodeSniffed(b64))),
+  mostlyPrintableLatin1,
+  mostlyPrintable,
+};

@@ -26,9 +26,9 @@
 //
 // Bounded like the full path: at most MAX_OCCURRENCES keyword occurrences per byte budget, and
 // windows that overlap are merged, so the work is linear in the body's length.
-import type { Detector } from './detector.js';
+import type { Detector, KeywordOccurrences } from './detector.js';
 import { keywordScanner, type KeywordScanner } from './keyword-scan.js';
-import { SHORT_UNESCAPES as SHORT, unescapeJson as unescape } from './json-escapes.js';
+import { SHORT_UNESCAPES as SHORT } from './json-escapes.js';
 import type { Reach } from './reach.js';
 
 /** Strings nested in strings are read this many levels deep (index.ts MAX_NESTED_JSON, plus the outer level). */
@@ -62,20 +62,149 @@ interface Piece {
   text: string;
   clipStart: boolean;
   clipEnd: boolean;
+  /** Its keyword occurrences, or null when not known (the detector's finder reads it). */
+  occ: KeywordOccurrences | null;
 }
 
-/** `text` cut at its delimiting quotes (not escaped: after an even run of backslashes), the quotes left out. */
-function splitAtQuotes(text: string, clipStart: boolean, clipEnd: boolean): Piece[] {
+/** The occurrences in [from, to) of `occ`, whole, shifted to start at `from`. */
+function occurrencesIn(occ: KeywordOccurrences, from: number, to: number): KeywordOccurrences {
+  const at: number[] = [];
+  const keyword: string[] = [];
+  let lo = 0;
+  let hi = occ.at.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (occ.at[mid]! < from) lo = mid + 1;
+    else hi = mid;
+  }
+  for (let i = lo; i < occ.at.length && occ.at[i]! < to; i++) {
+    const k = occ.keyword[i]!;
+    if (occ.at[i]! + k.length <= to) {
+      at.push(occ.at[i]! - from);
+      keyword.push(k);
+    }
+  }
+  return { at, keyword };
+}
+
+/**
+ * `text` cut at its delimiting quotes (not escaped: after an even run of backslashes), the quotes
+ * left out; `occ`, text's occurrences, shared out among the pieces (no keyword holds `"`).
+ */
+function splitAtQuotes(text: string, clipStart: boolean, clipEnd: boolean, occ: KeywordOccurrences | null): Piece[] {
   const out: Piece[] = [];
   let from = 0;
   for (let q = text.indexOf('"'); q >= 0; q = text.indexOf('"', q + 1)) {
     let k = q - 1;
     while (k >= from && text.charCodeAt(k) === BACKSLASH) k--;
     if ((q - 1 - k) % 2 !== 0) continue;
-    out.push({ text: text.slice(from, q), clipStart: from === 0 && clipStart, clipEnd: false });
+    out.push({ text: text.slice(from, q), clipStart: from === 0 && clipStart, clipEnd: false, occ: occ && occurrencesIn(occ, from, q) });
     from = q + 1;
   }
-  out.push({ text: text.slice(from), clipStart: from === 0 && clipStart, clipEnd });
+  out.push({ text: text.slice(from), clipStart: from === 0 && clipStart, clipEnd, occ: occ && (from === 0 ? occ : occurrencesIn(occ, from, text.length)) });
+  return out;
+}
+
+/** What a short escape stands for (SHORT_UNESCAPES), by the char code after the backslash; -1 for none. */
+const SHORT_CODE = new Int32Array(128).fill(-1);
+for (const [c, v] of Object.entries(SHORT)) SHORT_CODE[c.charCodeAt(0)] = v!.charCodeAt(0);
+
+/** The value of the four hex digits at text[at, at + 4), or -1 when they are not four hex digits. */
+function hex4(text: string, at: number): number {
+  if (at + 4 > text.length) return -1;
+  let v = 0;
+  for (let i = at; i < at + 4; i++) {
+    const c = text.charCodeAt(i);
+    let d: number;
+    if (c >= 48 && c <= 57) d = c - 48;
+    else if (c >= 97 && c <= 102) d = c - 87;
+    else if (c >= 65 && c <= 70) d = c - 55;
+    else return -1;
+    v = (v << 4) | d;
+  }
+  return v;
+}
+
+/** A reading of a text: the text, and its keyword occurrences when known (null: the finder reads it). */
+export interface Reading {
+  text: string;
+  occ: KeywordOccurrences | null;
+}
+
+/**
+ * `text` unescaped once, exactly as unescapeJson does it, and, when `occ` (those of `text`) is
+ * given, the keyword occurrences of the result: each moved back by what the escapes before it take
+ * out. Null when that is not all of them: an escape that spells a keyword character (`\/`,
+ * `\u0070`: `keywordChar`, by char code, A–Z as their lower case) may complete a new one, and one
+ * that overlaps an escape is gone. Otherwise a keyword in the unescaped text is made of characters
+ * copied from `text`, next to each other there too: one of `occ`.
+ */
+export function unescapeReading(text: string, occ: KeywordOccurrences | null, keywordChar: Uint8Array): Reading {
+  let b = text.indexOf('\\');
+  if (b < 0) return { text, occ };
+  let out = '';
+  let last = 0;
+  let at: number[] | null = occ && [];
+  let keyword: string[] | null = occ && [];
+  const n = occ ? occ.at.length : 0;
+  let k = 0;
+  let removed = 0;
+  for (; b >= 0; b = text.indexOf('\\', b)) {
+    const c = text.charCodeAt(b + 1);
+    let length = 2;
+    let made: number;
+    if (c === 0x75) {
+      made = hex4(text, b + 2);
+      if (made < 0) {
+        b++;
+        continue;
+      }
+      length = 6;
+    } else {
+      made = c < 128 ? SHORT_CODE[c]! : -1; // NaN past the end: none
+      if (made < 0) {
+        b++;
+        continue;
+      }
+    }
+    if (at !== null) {
+      if (made < 128 && keywordChar[made] === 1) at = keyword = null;
+      else {
+        for (; k < n && occ!.at[k]! < b + length; k++) {
+          const kw = occ!.keyword[k]!;
+          if (occ!.at[k]! + kw.length > b) {
+            at = keyword = null;
+            break;
+          }
+          at.push(occ!.at[k]! - removed);
+          keyword!.push(kw);
+        }
+      }
+    }
+    out += text.slice(last, b) + String.fromCharCode(made);
+    last = b += length;
+    removed += length - 1;
+  }
+  if (at !== null) {
+    for (; k < n; k++) {
+      at.push(occ!.at[k]! - removed);
+      keyword!.push(occ!.keyword[k]!);
+    }
+  }
+  return { text: out + text.slice(last), occ: at && { at, keyword: keyword! } };
+}
+
+/** Per char code below 128: 1 when a keyword holds it (A–Z when their lower case is), as the finder matches them. */
+export function keywordChars(keywords: readonly string[]): Uint8Array {
+  const out = new Uint8Array(128);
+  for (const k of keywords) {
+    for (let i = 0; i < k.length; i++) {
+      const c = k.charCodeAt(i);
+      if (c >= 128) continue;
+      out[c] = 1;
+      if (c >= 97 && c <= 122) out[c - 32] = 1;
+    }
+  }
   return out;
 }
 
@@ -93,6 +222,8 @@ export class CleanProof {
   private readonly usable: boolean;
 
   private readonly scanner: KeywordScanner | null;
+  /** Characters of keywords (keywordChars). */
+  private readonly keywordChar: Uint8Array;
 
   constructor(
     private readonly detector: Detector,
@@ -101,6 +232,7 @@ export class CleanProof {
   ) {
     const kws = detector.keywords;
     this.scanner = detector.automaton ? keywordScanner(kws, detector.automaton, opts) : null;
+    this.keywordChar = keywordChars(kws);
     this.maxKeyword = Math.max(1, ...kws.map((k) => k.length));
     // A keyword with `"` could span a string's end; one with `: ` or a leading blank could span the
     // `": "` a pair puts between key and value where the body has none.
@@ -144,7 +276,7 @@ export class CleanProof {
     // any nesting level, has its own `\u` in the bytes: `\\u0070` is `\u0070` once unescaped).
     let weight = 0;
     const escaped: Array<{ at: number; end: number; reach: Reach }> = [];
-    if (!scanner.escapes(bytes, this.escapeSeconds, (at) => {
+    if (!scanner.read(bytes, limit, this.escapeSeconds, (at) => {
       let reach: Reach | undefined;
       let end = at + 2;
       if (bytes[at + 1] === 0x75) {
@@ -206,7 +338,13 @@ export class CleanProof {
       // Windows over most of the body: reading them costs more than the full scan.
       if (covered > n / 2) ok = false;
     };
-    if (!scanner.occurrences(bytes, limit, (start, k) => {
+    // Every occurrence, kept: a window's readings get theirs from these, not from reading them again.
+    const found: KeywordOccurrences = { at: [], keyword: [] };
+    let sorted = true;
+    if (!scanner.occurrences((start, k) => {
+      if (found.at.length > 0 && start < found.at[found.at.length - 1]!) sorted = false;
+      found.at.push(start);
+      found.keyword.push(k);
       window(start, start, this.detector.reachOf(k));
       // Give up early on a body dense with keywords: windows over most of what was seen so far.
       return ok && covered <= start / 2 + 65536;
@@ -217,15 +355,25 @@ export class CleanProof {
     }
     if (!ok) return false;
     if (windows.length === 0) return true;
+    if (!sorted) {
+      const order = found.at.map((_, i) => i).sort((a, b) => found.at[a]! - found.at[b]!);
+      found.at = order.map((i) => found.at[i]!);
+      found.keyword = order.map((i) => found.keyword[i]!);
+    }
+    /** The window's text; its occurrences are the bytes' when each byte is a character (ASCII, latin1). */
+    const mayFind = (from: number, to: number, widened: boolean): boolean | typeof WIDEN => {
+      const raw = bytes.toString(latin1 ? 'latin1' : 'utf8', from, to);
+      return this.mayFind(raw, raw.length === to - from ? occurrencesIn(found, from, to) : null, from > 0, to < n, widened);
+    };
     for (const [start, end] of mergeWindows(windows)) {
-      const found = this.mayFind(bytes.toString(latin1 ? 'latin1' : 'utf8', start, end), start > 0, end < n, false);
-      if (found === true) return false;
-      if (found === WIDEN) {
+      const verdict = mayFind(start, end, false);
+      if (verdict === true) return false;
+      if (verdict === WIDEN) {
         // A short string with a keyword whose pair neighbours the window cuts: once more with room
         // for a pair around it (a key and a value, and what separates them).
         const from = back(start, PAIR_ROOM);
         const to = forward(end, PAIR_ROOM);
-        if (budget < 0 || this.mayFind(bytes.toString(latin1 ? 'latin1' : 'utf8', from, to), from > 0, to < n, true) !== false) return false;
+        if (budget < 0 || mayFind(from, to, true) !== false) return false;
       }
     }
     return true;
@@ -244,14 +392,29 @@ export class CleanProof {
    * Whether any reading of this window (see the head of this file) may hold a finding: true, false,
    * or WIDEN when only a pair cut by the window's edge is in doubt (and `widened` is false).
    */
-  private mayFind(raw: string, clipStart: boolean, clipEnd: boolean, widened: boolean): boolean | typeof WIDEN {
+  private mayFind(raw: string, occ: KeywordOccurrences | null, clipStart: boolean, clipEnd: boolean, widened: boolean): boolean | typeof WIDEN {
     const d = this.detector;
-    if (d.probe(raw, clipStart, clipEnd)) return true;
-    const unescaped = unescape(raw);
-    if (unescaped !== raw && d.probe(unescaped, clipStart, clipEnd)) return true;
+    if (d.probe(raw, clipStart, clipEnd, occ)) return true;
+    const unescaped = this.unescape(raw, occ);
+    if (unescaped.text !== raw && d.probe(unescaped.text, clipStart, clipEnd, unescaped.occ)) return true;
     this.pairCut = false;
-    if (this.piecesMayFind(raw, clipStart, clipEnd, 1)) return true;
+    if (this.piecesMayFind(raw, occ, clipStart, clipEnd, 1)) return true;
     return this.pairCut ? (widened ? true : WIDEN) : false;
+  }
+
+  /** The last unescape's text and answer: a window's one piece is the window (mayFind, then piecesMayFind). */
+  private unescapedFrom = '';
+  private unescapedOcc: KeywordOccurrences | null = null;
+  private unescaped: Reading = { text: '', occ: null };
+
+  /** `text` unescaped once, with its keyword occurrences when those of `text` are known. */
+  private unescape(text: string, occ: KeywordOccurrences | null): Reading {
+    if (text === this.unescapedFrom && occ === this.unescapedOcc) return this.unescaped;
+    const out = unescapeReading(text, occ, this.keywordChar);
+    this.unescapedFrom = text;
+    this.unescapedOcc = occ;
+    this.unescaped = out;
+    return out;
   }
 
   /** Set by pairMayFind when a neighbour it needed was cut by the window. */
@@ -295,25 +458,26 @@ export class CleanProof {
   }
 
   /** The strings of `text` (at nesting `level`), unescaped: each, their pairs, and the strings inside them. */
-  private piecesMayFind(text: string, clipStart: boolean, clipEnd: boolean, level: number): boolean {
+  private piecesMayFind(text: string, occ: KeywordOccurrences | null, clipStart: boolean, clipEnd: boolean, level: number): boolean {
     const d = this.detector;
-    const pieces = splitAtQuotes(text, clipStart, clipEnd).map((p) => ({ ...p, text: unescape(p.text) }));
+    const pieces = splitAtQuotes(text, clipStart, clipEnd, occ).map((p) => ({ ...p, ...this.unescape(p.text, p.occ) }));
     for (let i = 0; i < pieces.length; i++) {
       const p = pieces[i]!;
       // Without a keyword nothing is found in it, nor in the pieces cut from it, unless an escape
       // spells one; a pair it belongs to is checked from the piece that holds the keyword.
       const backslash = p.text.includes('\\');
-      if (!backslash && !d.hasKeyword(p.text)) continue;
+      const keyword = p.occ ? p.occ.at.length > 0 : d.hasKeyword(p.text);
+      if (!backslash && !keyword) continue;
       if (pieces.length > 1 || level > 1) {
-        if (d.probe(p.text, p.clipStart, p.clipEnd)) return true;
+        if (d.probe(p.text, p.clipStart, p.clipEnd, p.occ)) return true;
       }
-      if (!p.clipStart && !p.clipEnd && p.text.length <= PAIR_VALUE_MAX && !PAIR_EXCLUDED.test(p.text) && d.hasKeyword(p.text)) {
+      if (keyword && !p.clipStart && !p.clipEnd && p.text.length <= PAIR_VALUE_MAX && !PAIR_EXCLUDED.test(p.text)) {
         const pair = this.pairMayFind(pieces, i);
         if (pair === true) return true;
         if (pair === null) this.pairCut = true;
       }
       if (level < LEVELS && (backslash || p.text.includes('"'))) {
-        if (this.piecesMayFind(p.text, p.clipStart, p.clipEnd, level + 1)) return true;
+        if (this.piecesMayFind(p.text, p.occ, p.clipStart, p.clipEnd, level + 1)) return true;
       }
     }
     return false;

@@ -26,6 +26,17 @@ export interface Candidate {
   value: string;
 }
 
+/**
+ * Every keyword occurrence in a text, known without reading it (clean.ts carries the ones the
+ * keyword scan found in a body's bytes through a window's readings): starts, ascending, and at each
+ * of them every keyword that starts there. `probe` may be given more (a spurious one is tried: at
+ * worst the probe says "maybe"), never fewer.
+ */
+export interface KeywordOccurrences {
+  at: number[];
+  keyword: string[];
+}
+
 /** What the detector knows about a rule, builtin or custom, once compiled. */
 export interface DetectorRule {
   id: string;
@@ -167,9 +178,10 @@ export class Detector {
    * text cut where `clipStart`/`clipEnd` say. Occurrences whose rules could read past a cut edge are
    * not tried (the caller tries them in a window where they are whole). Unlike `detect`, every
    * occurrence is tried, even inside an earlier match: a candidate that `detect` finds in the whole
-   * text is then found here whatever precedes it in the window, so "false" is a proof.
+   * text is then found here whatever precedes it in the window, so "false" is a proof. `known`:
+   * the text's keyword occurrences, when the caller has them (the finder then does not read it).
    */
-  probe(text: string, clipStart: boolean, clipEnd: boolean): boolean {
+  probe(text: string, clipStart: boolean, clipEnd: boolean, known?: KeywordOccurrences | null): boolean {
     this.generation++;
     const found: Candidate[] = [];
     let hit = false;
@@ -191,6 +203,11 @@ export class Detector {
         if (found.length > 0) hit = true;
       }
     };
+    if (known) {
+      // Every occurrence, each keyword at its start: nothing to find, nor any related keyword to add.
+      for (let i = 0; i < known.at.length && !hit; i++) tryAt(known.keyword[i]!, known.at[i]!);
+      return hit;
+    }
     this.finder.forEachStart(text, (at, kw) => {
       if (hit) return;
       tryAt(kw, at);

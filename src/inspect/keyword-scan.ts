@@ -16,18 +16,21 @@ export interface KeywordScanner {
   /** 'wasm' or 'js': which implementation answers. */
   readonly kind: 'wasm' | 'js';
   /**
-   * Calls `visit(start, keyword)` for every occurrence (by start, then longest first for the JS
-   * one: callers must not rely on the order within a start). Returns false when `visit` stopped it
-   * or there were more than `limit` occurrences.
+   * Takes `bytes` (the other methods answer for them until the next call) and calls
+   * `escape(at)` for every backslash in them followed by one of `seconds` (ASCII), in order. The
+   * WebAssembly one finds the occurrences and runs in the same pass. Returns false when `escape`
+   * stopped it or there are more than `limit` keyword occurrences (or may be: the JS one tells
+   * only in `occurrences`).
    */
-  occurrences(bytes: Uint8Array, limit: number, visit: (start: number, keyword: string) => boolean): boolean;
+  read(bytes: Uint8Array, limit: number, seconds: string, escape: (at: number) => boolean): boolean;
   /**
-   * Calls `visit(at)` for every backslash in `bytes` followed by one of `seconds` (ASCII), in
-   * order; returns false when `visit` stopped it.
+   * Calls `visit(start, keyword)` for every occurrence in the bytes read, every keyword at each
+   * start: by start for the WebAssembly one, by end (longest first) for the JS one. Returns false
+   * when `visit` stopped it or there were more than `limit` occurrences.
    */
-  escapes(bytes: Uint8Array, seconds: string, visit: (at: number) => boolean): boolean;
+  occurrences(visit: (start: number, keyword: string) => boolean): boolean;
   /**
-   * In the bytes last passed to `occurrences` (valid until the next call): from `at`, back over
+   * In the bytes read (valid until the next call): from `at`, back over
    * `count` bytes that yield one character in every reading of the text (not a backslash, below
    * 128; each backslash followed by `u` adds `weight` to the count: \uXXXX turns five such bytes
    * into one character, at whatever level it is undone), then past any backslashes. clean.ts sizes its
@@ -37,10 +40,9 @@ export interface KeywordScanner {
   /** The same forward. */
   forward(at: number, count: number, weight: number): number;
   /**
-   * In the bytes last passed to `occurrences` (which went through them all): the runs of base64
-   * characters and backslashes at least `minLength` (≥ 16) long, as [start, end) pairs in order,
-   * for the attachment probe (attachments.ts mayHoldAttachmentBytes); undefined when this scanner
-   * leaves that to the probe.
+   * In the bytes read: the runs of base64 characters and backslashes at least `minLength` (≥ 16)
+   * long, as [start, end) pairs in order, for the attachment probe (attachments.ts
+   * mayHoldAttachmentBytes); undefined when this scanner leaves that to the probe.
    */
   runs(minLength: number): Int32Array | undefined;
 }
@@ -73,13 +75,16 @@ function jsForward(bytes: Uint8Array, at: number, count: number, weight: number)
 class AutomatonScanner implements KeywordScanner {
   readonly kind = 'js';
   private bytes: Uint8Array = new Uint8Array(0);
+  private limit = 0;
   constructor(private readonly automaton: AutomatonFinder) {}
 
-  escapes(bytes: Uint8Array, seconds: string, visit: (at: number) => boolean): boolean {
+  read(bytes: Uint8Array, limit: number, seconds: string, escape: (at: number) => boolean): boolean {
+    this.bytes = bytes;
+    this.limit = limit;
     const want = new Uint8Array(256);
     for (let i = 0; i < seconds.length; i++) want[seconds.charCodeAt(i)] = 1;
     for (let at = bytes.indexOf(0x5c); at >= 0; at = bytes.indexOf(0x5c, at + 1)) {
-      if (want[bytes[at + 1] ?? 0] === 1 && !visit(at)) return false;
+      if (want[bytes[at + 1] ?? 0] === 1 && !escape(at)) return false;
     }
     return true;
   }
@@ -96,11 +101,10 @@ class AutomatonScanner implements KeywordScanner {
     return undefined;
   }
 
-  occurrences(bytes: Uint8Array, limit: number, visit: (start: number, keyword: string) => boolean): boolean {
-    this.bytes = bytes;
-    let left = limit;
+  occurrences(visit: (start: number, keyword: string) => boolean): boolean {
+    let left = this.limit;
     let ok = true;
-    this.automaton.forEachEndInBytes(bytes, (end, keywords) => {
+    this.automaton.forEachEndInBytes(this.bytes, (end, keywords) => {
       for (const k of keywords) {
         if (--left < 0 || !visit(end - k.length, k)) {
           ok = false;
@@ -129,8 +133,10 @@ interface WasmApi {
 const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 
 const BUCKETS = 16;
-/** Bytes scanned per call into WebAssembly (a multiple of the filter's 16). */
+/** Bytes read per call into WebAssembly (a multiple of the filter's 16): the escapes of one are handed out at a time. */
 const SLICE = 64 * 1024;
+/** The shortest run the pass lists (wasm/keywords.ts): one that fills or crosses a block. */
+const RUN_MIN = 16;
 const MASKS = 0;
 const TRIE = 256;
 /** Characters of a keyword the filter looks at. */
@@ -157,13 +163,34 @@ function loadModule(): WasmModule | null {
 class TeddyScanner implements KeywordScanner {
   readonly kind = 'wasm';
   private readonly memory: WasmMemory;
-  private readonly scan: (masks: number, trie: number, terminal: number, text: number, from: number, to: number, len: number, out: number, outMax: number, maxKeyword: number) => number;
+  private readonly pass: (
+    masks: number,
+    trie: number,
+    terminal: number,
+    text: number,
+    from: number,
+    to: number,
+    len: number,
+    maxKeyword: number,
+    occOut: number,
+    occMax: number,
+    tables: number,
+    escOut: number,
+    runOut: number,
+    runMax: number,
+    ctx: number,
+  ) => number;
   private readonly walkBack: (text: number, at: number, count: number, weight: number) => number;
   private readonly walkForward: (text: number, len: number, at: number, count: number, weight: number) => number;
-  private readonly findRuns: (text: number, len: number, minLength: number, out: number, outMax: number) => number;
-  private readonly findEscapes: (text: number, from: number, to: number, tables: number, out: number) => number;
   private readonly escapeTables: number;
+  /** The pass's running counts (int32 × 4, see wasm/keywords.ts read). */
+  private readonly ctx: number;
   private length = 0;
+  /** Where the last read left its occurrences and runs, and how many (-1: none, the read failed). */
+  private occOut = 0;
+  private occCount = -1;
+  private runOut = 0;
+  private runCount = -1;
   private readonly stateKeyword: string[] = [];
   private readonly terminal: number;
   private readonly text: number;
@@ -172,11 +199,9 @@ class TeddyScanner implements KeywordScanner {
   constructor(module: WasmModule, keywords: readonly string[]) {
     const instance = new WASM!.Instance(module, { env: { abort: () => {} } });
     this.memory = instance.exports.memory as WasmMemory;
-    this.scan = instance.exports.scan as TeddyScanner['scan'];
+    this.pass = instance.exports.read as TeddyScanner['pass'];
     this.walkBack = instance.exports.walkBack as TeddyScanner['walkBack'];
     this.walkForward = instance.exports.walkForward as TeddyScanner['walkForward'];
-    this.findRuns = instance.exports.runs as TeddyScanner['findRuns'];
-    this.findEscapes = instance.exports.escapes as TeddyScanner['findEscapes'];
     // The trie: next state + 1 per (state, character), A–Z folded onto a–z.
     const next: number[][] = [[]];
     const ends: boolean[] = [false];
@@ -201,7 +226,8 @@ class TeddyScanner implements KeywordScanner {
     const states = next.length;
     this.terminal = TRIE + states * 128 * 4;
     this.escapeTables = (this.terminal + states * 4 + 15) & ~15;
-    this.text = this.escapeTables + 32;
+    this.ctx = this.escapeTables + 32;
+    this.text = this.ctx + 16;
     this.grow(this.text);
     const trie = new Int32Array(this.memory.buffer, TRIE, states * 128);
     const terminal = new Int32Array(this.memory.buffer, this.terminal, states);
@@ -231,64 +257,61 @@ class TeddyScanner implements KeywordScanner {
     return this.walkForward(this.text, this.length, at, count, weight);
   }
 
-  escapes(bytes: Uint8Array, seconds: string, visit: (at: number) => boolean): boolean {
-    const n = this.load(bytes);
+  read(bytes: Uint8Array, limit: number, seconds: string, escape: (at: number) => boolean): boolean {
+    const n = bytes.length;
+    this.length = n;
+    this.occCount = -1;
+    this.runCount = -1;
+    // After the text (and the 32 zero bytes the loads read past its end): the occurrences, the
+    // runs (apart by a byte at least: this many fit), one slice's escapes.
+    const occMax = Math.max(0, Math.min(limit, 1 << 20));
+    const occOut = (this.text + n + 32 + 7) & ~7;
+    const runMax = Math.floor(n / (RUN_MIN + 1)) + 2;
+    const runOut = occOut + (occMax + 1) * 8;
+    const escOut = runOut + runMax * 8;
+    this.grow(escOut + SLICE * 4);
+    const mem = new Uint8Array(this.memory.buffer);
+    mem.set(bytes, this.text);
+    mem.fill(0, this.text + n, this.text + n + 32);
+    mem.fill(0, this.ctx, this.ctx + 16);
     // The characters after the backslash, by nibble: a bit per high nibble (0–7) in the low nibble's entry.
-    const tables = new Uint8Array(this.memory.buffer, this.escapeTables, 32);
+    const tables = mem.subarray(this.escapeTables, this.escapeTables + 32);
     tables.fill(0);
     for (let i = 0; i < seconds.length; i++) {
       const c = seconds.charCodeAt(i);
       tables[c & 15]! |= 1 << (c >> 4);
       tables[16 + (c >> 4)] = 1 << (c >> 4);
     }
-    const out = (this.text + n + 32 + 7) & ~7;
-    this.grow(out + SLICE * 4);
     for (let from = 0; from < n; from += SLICE) {
-      const count = this.findEscapes(this.text, from, Math.min(n, from + SLICE), this.escapeTables, out);
-      const at = new Int32Array(this.memory.buffer, out, count);
-      for (let i = 0; i < count; i++) if (!visit(at[i]!)) return false;
+      const to = Math.min(n, from + SLICE);
+      const count = this.pass(MASKS, TRIE, this.terminal, this.text, from, to, n, this.maxKeyword, occOut, occMax, this.escapeTables, escOut, runOut, runMax, this.ctx);
+      if (count < 0) return false;
+      const at = new Int32Array(this.memory.buffer, escOut, count);
+      for (let i = 0; i < count; i++) if (!escape(at[i]!)) return false;
     }
+    const ctx = new Int32Array(this.memory.buffer, this.ctx, 2);
+    this.occOut = occOut;
+    this.occCount = ctx[0]!;
+    this.runOut = runOut;
+    this.runCount = ctx[1]!;
     return true;
   }
 
-  /** `bytes` copied into the module's memory, followed by 32 zero bytes (the filters read past the end); their length. */
-  private load(bytes: Uint8Array): number {
-    const n = bytes.length;
-    this.length = n;
-    this.grow(this.text + n + 32);
-    const mem = new Uint8Array(this.memory.buffer);
-    mem.set(bytes, this.text);
-    mem.fill(0, this.text + n, this.text + n + 32);
-    return n;
-  }
-
   runs(minLength: number): Int32Array | undefined {
-    if (minLength < 16) return undefined; // the WebAssembly finder sees only runs that cross or fill a block
-    const n = this.length;
-    const out = (this.text + n + 32 + 7) & ~7;
-    // Runs are apart by a byte at least: this many fit.
-    const outMax = Math.floor(n / (minLength + 1)) + 2;
-    this.grow(out + outMax * 8);
-    const count = this.findRuns(this.text, n, minLength, out, outMax);
-    return count < 0 ? undefined : new Int32Array(this.memory.buffer, out, count * 2).slice();
+    // The pass sees only runs that cross or fill a block.
+    if (minLength < RUN_MIN || this.runCount < 0) return undefined;
+    const all = new Int32Array(this.memory.buffer, this.runOut, this.runCount * 2);
+    if (minLength === RUN_MIN) return all.slice();
+    const out: number[] = [];
+    for (let i = 0; i < all.length; i += 2) if (all[i + 1]! - all[i]! >= minLength) out.push(all[i]!, all[i + 1]!);
+    return Int32Array.from(out);
   }
 
-  occurrences(bytes: Uint8Array, limit: number, visit: (start: number, keyword: string) => boolean): boolean {
-    const n = this.load(bytes);
-    const out = (this.text + n + 32 + 7) & ~7;
-    const outMax = Math.max(0, Math.min(limit, 1 << 20));
-    this.grow(out + (outMax + 1) * 8);
-    // In slices, so that a caller that stops early (clean.ts gives up on a body dense with
-    // keywords) has not paid for scanning the rest.
-    let left = outMax;
-    for (let from = 0; from < n; from += SLICE) {
-      const count = this.scan(MASKS, TRIE, this.terminal, this.text, from, Math.min(n, from + SLICE), n, out, left, this.maxKeyword);
-      if (count < 0) return false;
-      left -= count;
-      const pairs = new Int32Array(this.memory.buffer, out, count * 2);
-      for (let i = 0; i < count; i++) {
-        if (!visit(pairs[2 * i]!, this.stateKeyword[pairs[2 * i + 1]!]!)) return false;
-      }
+  occurrences(visit: (start: number, keyword: string) => boolean): boolean {
+    if (this.occCount < 0) return false;
+    const pairs = new Int32Array(this.memory.buffer, this.occOut, this.occCount * 2);
+    for (let i = 0; i < pairs.length; i += 2) {
+      if (!visit(pairs[i]!, this.stateKeyword[pairs[i + 1]!]!)) return false;
     }
     return true;
   }

@@ -5,11 +5,18 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
-import { AttachmentBudget, findAttachments, mayHoldAttachment, mayHoldAttachmentBytes } from '../../src/inspect/attachments.js';
+import { AttachmentBudget, findAttachments, mayHoldAttachment, mayHoldAttachmentBytes, sniffInternalsForTest } from '../../src/inspect/attachments.js';
+import { Detector } from '../../src/inspect/detector.js';
+import { keywordScanner } from '../../src/inspect/keyword-scan.js';
+import { BUILTIN_RULES } from '../../src/inspect/rules/index.js';
 import { InspectError, createInspector, type InspectOutcome } from '../../src/inspect/index.js';
 import { PooledInspector } from '../../src/inspect/pool.js';
 import { Rng, githubClassic } from '../corpus/secrets.js';
 import { withCpuTime } from '../support/cpu.js';
+
+const detector = new Detector(BUILTIN_RULES, [], new Set());
+/** The fast path's scan, for the runs it lists. */
+const scanner = keywordScanner(detector.keywords, detector.automaton!);
 
 const rng = new Rng(14);
 const token = githubClassic(rng);
@@ -318,6 +325,12 @@ describe('the probe of a raw body (mayHoldAttachment)', () => {
     expect(mayHoldAttachment(whole.toString('latin1'))).toBe(true);
     expect(mayHoldAttachmentBytes(inText)).toBe(false);
     expect(mayHoldAttachment(inText.toString('latin1'))).toBe(false);
+    // The same from the runs the fast path's scan lists, for each length (padding included) from 24.
+    for (const text of ['DB_PASSWORD=Zq8v', 'DB_PASSWORD=Zq8vL', 'DB_PASSWORD=Zq8vLm', 'DB_PASSWORD=Zq8vLm2p']) {
+      const body = json({ data: b64(text) });
+      expect(scanner.read(body, 1 << 20, 'u', () => true)).toBe(true);
+      expect(mayHoldAttachmentBytes(body, scanner.runs(16)), text).toBe(true);
+    }
   });
 
   it('reads the bytes as the string probe reads their latin1 text (random bodies)', () => {
@@ -329,7 +342,24 @@ describe('the probe of a raw body (mayHoldAttachment)', () => {
         text += r.next() < 0.3 ? r.pick(pieces) : r.next() < 0.5 ? b64(randomBytes(r.int(1, 40))) : wrapped(r.pick([ENV, PASSWORD_LINE, 'lorem ipsum dolor sit amet']), r.pick([16, 20, 76]));
       }
       const body = Buffer.from(text, r.next() < 0.5 ? 'utf8' : 'latin1');
-      expect(mayHoldAttachmentBytes(body), text).toBe(mayHoldAttachment(body.toString('latin1')));
+      const want = mayHoldAttachment(body.toString('latin1'));
+      expect(mayHoldAttachmentBytes(body), text).toBe(want);
+      // And from the runs the WebAssembly scan lists (the fast path's way).
+      expect(scanner.read(body, 1 << 20, 'u', () => true)).toBe(true);
+      expect(mayHoldAttachmentBytes(body, scanner.runs(16)), text).toBe(want);
+    }
+  });
+
+  it('sniffs with its own base64 decoding and latin1 check: Buffer.from(…, "base64") and the string check, byte for byte', () => {
+    const r = new Rng(5150);
+    const { decode, mostlyPrintableLatin1, mostlyPrintable } = sniffInternalsForTest;
+    for (let i = 0; i < 3000; i++) {
+      const b64 = r.str('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_', i < 2900 ? r.int(0, 70) : 4096 - r.below(4));
+      expect(decode(b64), b64).toEqual(Buffer.from(b64, 'base64'));
+      // Mostly printable ASCII and a few others, about where the ratios decide.
+      const bytes = Buffer.from('a'.repeat(r.int(0, 200)), 'latin1');
+      for (let k = r.below(12); k > 0 && bytes.length > 0; k--) bytes[r.below(bytes.length)] = r.pick([0, 9, 10, 12, 13, 0x1f, 0x7f, 0x80, 0x9f, 0xa0, 0xe9, 0xff]);
+      expect(mostlyPrintableLatin1(bytes), bytes.toString('hex')).toBe(mostlyPrintable(bytes.toString('latin1'), true));
     }
   });
 });

@@ -108,7 +108,10 @@ function content(rng: Rng, n: number): string {
 }
 
 function jsonBody(rng: Rng): string {
-  const text = content(rng, rng.int(1, 12));
+  return jsonBodyOf(rng, content(rng, rng.int(1, 12)));
+}
+
+function jsonBodyOf(rng: Rng, text: string): string {
   switch (rng.below(8)) {
     case 6:
       // Nested once or twice, and no keyword of its own: only the text's decides.
@@ -210,6 +213,26 @@ describe('inspect fast path', () => {
     expect(proved).toBeGreaterThan(50);
   });
 
+  it('finds exactly what the full scan finds on one fragment after wide characters (differential fuzz)', async () => {
+    // One fragment per body, so no other one sends it to the full path: a window whose text is
+    // shorter than its bytes must still find what the fragment holds.
+    const { fast, full } = pair(cfg);
+    const noWasm = createInspector(cfg, { fingerprintKey: KEY, wasm: false });
+    const rng = new Rng(77);
+    let found = 0;
+    for (let i = 0; i < 400; i++) {
+      const wide = rng.pick(['é', '—', '😀', '\u00e9', 'é—😀'.repeat(rng.int(1, 30))]);
+      const text = `${'lorem ipsum '.repeat(rng.int(0, 60))}${wide}${rng.str(' x=\n', rng.int(0, 3))}${fragment(rng)}${'lorem ipsum '.repeat(rng.int(0, 60))}`;
+      const body = Buffer.from(jsonBodyOf(rng, text));
+      const meta: InspectBodyMeta = { contentType: 'application/json', action: 'block' };
+      const b = (await outcome(full, body, meta)) as { findings?: unknown[] };
+      expect(await outcome(fast, body, meta), `case ${i}: ${body.toString().slice(0, 300)}`).toEqual(b);
+      if (i % 4 === 0) expect(await outcome(noWasm, body, meta), `JS fallback, case ${i}`).toEqual(b);
+      if ((b.findings?.length ?? 0) > 0) found++;
+    }
+    expect(found).toBeGreaterThan(100);
+  });
+
   it('proves a large clean prompt clean without the full scan', async () => {
     const filler = 'const value = compute(a, b) + 1; // "quoted" \\ path\n'.repeat(40);
     const code = `function parse(input) {\n  const token = next(input);\n  return token.value === "x" ? a : b;\n}\n${filler}`;
@@ -237,5 +260,13 @@ describe('inspect fast path', () => {
     }
     // A key and its value: "password": "<value>".
     expect(proof.provesClean(Buffer.from(`{"password": "${pw}", "n": "${filler}"}`), false)).toBe(false);
+    // Characters of two to four bytes before a secret in its window: the window's text is shorter
+    // than its bytes, and the keyword's place in it is not its place in the bytes.
+    for (const wide of ['é', '—', '😀', '—'.repeat(40)]) {
+      for (const inner of [`${wide} password = \"${pw}\"`, `${wide}x${wide} postgres://app:${urlPassword(rng)}@db.internal:5432/app`]) {
+        const body = Buffer.from(`{"messages": [{"content": "${filler}${inner}${filler}"}]}`);
+        expect(proof.provesClean(body, false), inner).toBe(false);
+      }
+    }
   });
 });

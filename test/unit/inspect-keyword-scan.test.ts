@@ -22,10 +22,12 @@ function reference(bytes: Buffer): string[] {
 
 function scan(scanner: KeywordScanner, bytes: Buffer): string[] | null {
   const out: string[] = [];
-  const ok = scanner.occurrences(bytes, 1 << 20, (start, k) => {
-    out.push(`${start}:${k}`);
-    return true;
-  });
+  const ok =
+    scanner.read(bytes, 1 << 20, 'u', () => true) &&
+    scanner.occurrences((start, k) => {
+      out.push(`${start}:${k}`);
+      return true;
+    });
   return ok ? out.sort() : null;
 }
 
@@ -66,15 +68,18 @@ describe('keyword scan over bytes', () => {
 
   it('sizes windows the same way in both', () => {
     const rng = new Rng(5);
-    for (let i = 0; i < 100; i++) {
-      const bytes = Buffer.from(`${rng.str('ab\\\\"—', rng.int(0, 300))}`);
+    for (let i = 0; i < 600; i++) {
+      // Short and long walks (the WebAssembly one goes 16 bytes at a time while it can), \u escapes.
+      const bytes = Buffer.from(`${rng.str(rng.pick(['ab\\\\"—', 'abcd\\\\u', 'aaaaaaaaaaaaaa\\u—']), rng.int(0, i < 100 ? 300 : 3000))}`);
       scan(wasm, bytes);
       scan(js, bytes);
-      const at = rng.int(0, bytes.length);
-      const count = rng.int(0, 50);
-      const weight = rng.pick([0, 5]);
-      expect(wasm.back(at, count, weight)).toBe(js.back(at, count, weight));
-      expect(wasm.forward(at, count, weight)).toBe(js.forward(at, count, weight));
+      for (let k = 0; k < 5; k++) {
+        const at = rng.int(0, bytes.length);
+        const count = rng.int(0, i < 100 ? 50 : 1200);
+        const weight = rng.pick([0, 5]);
+        expect(wasm.back(at, count, weight), `${bytes.toString('latin1')} ${at} ${count} ${weight}`).toBe(js.back(at, count, weight));
+        expect(wasm.forward(at, count, weight), `${bytes.toString('latin1')} ${at} ${count} ${weight}`).toBe(js.forward(at, count, weight));
+      }
     }
   });
 
@@ -120,7 +125,7 @@ describe('keyword scan over bytes', () => {
     const rng = new Rng(8);
     const list = (scanner: KeywordScanner, bytes: Buffer, seconds: string) => {
       const out: number[] = [];
-      scanner.escapes(bytes, seconds, (at) => out.push(at) > 0);
+      scanner.read(bytes, 1 << 20, seconds, (at) => out.push(at) > 0);
       return out;
     };
     for (let i = 0; i < 300; i++) {
@@ -132,9 +137,30 @@ describe('keyword scan over bytes', () => {
     }
   });
 
+  it('reads bodies longer than one call into WebAssembly (64 KiB): keywords, escapes and runs across the seams', () => {
+    const rng = new Rng(64);
+    const wantRuns = (bytes: Buffer) => [...bytes.toString('latin1').matchAll(/[A-Za-z0-9+/_\\-]{16,}/g)].flatMap((m) => [m.index, m.index + m[0].length]);
+    for (let i = 0; i < 12; i++) {
+      const bytes = Buffer.from(rng.str('. ,;()', 3 * 65536 + rng.below(100)), 'latin1');
+      // Around each seam: a keyword, an escape and a run, each starting a little before or after it.
+      for (const seam of [65536, 131072, 196608]) {
+        const put = (at: number, text: string): void => void bytes.write(text, Math.max(0, Math.min(bytes.length - text.length, at)), 'latin1');
+        put(seam + rng.int(-8, 2), rng.pick(keywords));
+        put(seam + rng.int(-40, -20), rng.pick(['\\u0070', '\\/', '\\n']));
+        put(seam + rng.int(-30, 10), rng.str('aZ09+/-_\\', rng.int(10, 60)));
+      }
+      const escapes: number[] = [];
+      expect(wasm.read(bytes, 1 << 20, 'u/', (at) => escapes.push(at) > 0)).toBe(true);
+      expect(escapes).toEqual([...bytes.keys()].filter((at) => bytes[at] === 0x5c && (bytes[at + 1] === 0x75 || bytes[at + 1] === 0x2f)));
+      expect([...(wasm.runs(16) ?? [])]).toEqual(wantRuns(bytes));
+      expect(scan(wasm, bytes)).toEqual(reference(bytes));
+      expect(scan(js, bytes)).toEqual(reference(bytes));
+    }
+  });
+
   it('gives up past the limit of occurrences', () => {
     const bytes = Buffer.from('token '.repeat(100));
-    expect(wasm.occurrences(bytes, 10, () => true)).toBe(false);
-    expect(js.occurrences(bytes, 10, () => true)).toBe(false);
+    for (const scanner of [wasm, js]) expect(scanner.read(bytes, 10, 'u', () => true) && scanner.occurrences(() => true)).toBe(false);
+    for (const scanner of [wasm, js]) expect(scanner.read(bytes, 100, 'u', () => true) && scanner.occurrences(() => true)).toBe(true);
   });
 });
