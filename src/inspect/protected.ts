@@ -12,6 +12,8 @@ import type { Action, InspectConfig } from '../config/schema.js';
 import { decodeIndex, IndexFileError, type FingerprintIndex } from '../fingerprint/index-file.js';
 import { FingerprintMatcher, matchAll, MAX_TOKENS } from '../fingerprint/match.js';
 import { tokenize } from '../fingerprint/tokens.js';
+import { MAX_NESTED_JSON, MIN_SCAN_LENGTH } from './json-walk.js';
+import { jsonStrings, looksLikeJson, type JsonString } from './json.js';
 
 export const PROTECTED_PREFIX = 'protected-code:';
 
@@ -81,9 +83,52 @@ export class ProtectedCode {
     this.minChars = Math.min(...sources.map((s) => s.minLines * 8));
   }
 
+  /**
+   * What inBody found, by text, for the full path's lookups of the same texts that follow it
+   * (find is a function of the text alone: an entry can only ever give the answer it would have).
+   */
+  private readonly found = new Map<string, ProtectedHit[]>();
+
   /** False when `text` is too short to hold protected code (the cheap gate for JSON strings). */
   mayHold(text: string): boolean {
     return text.length >= this.minChars;
+  }
+
+  /**
+   * True when the full path of the inspector would find protected code in a body that holds no
+   * secret and no attachment (its fast path proved that much): `text` is the body read as text,
+   * `json` its media type's say. Looks up exactly the texts the full path looks up — the whole
+   * text when it is not JSON; else each JSON string value unescaped, or the strings inside one
+   * that holds JSON (json-walk.ts analyseString, as deep) — and only those long enough to hold
+   * minLines lines (a string nested in another is shorter than it). The full path, which runs on
+   * a hit, finds the same again (from `found`, not looked up twice).
+   */
+  inBody(text: string, json: boolean): boolean {
+    this.found.clear();
+    const tokens = json || looksLikeJson(text) ? jsonStrings(text) : null;
+    return tokens === null ? this.holds(text) : this.inStrings(tokens, 0);
+  }
+
+  private inStrings(tokens: readonly JsonString[], depth: number): boolean {
+    for (const { value } of tokens) {
+      if (value.length < MIN_SCAN_LENGTH || !this.mayHold(value)) continue;
+      if (depth < MAX_NESTED_JSON && looksLikeJson(value)) {
+        const inner = jsonStrings(value);
+        if (inner !== null) {
+          if (this.inStrings(inner, depth + 1)) return true;
+          continue;
+        }
+      }
+      if (this.holds(value)) return true;
+    }
+    return false;
+  }
+
+  private holds(text: string): boolean {
+    const hits = this.find(text);
+    if (hits.length === 0) return false;
+    this.found.set(text, hits);
+    return true;
   }
 
   /**
@@ -92,6 +137,11 @@ export class ProtectedCode {
    */
   find(text: string): ProtectedHit[] {
     if (!this.mayHold(text)) return [];
+    const known = this.found.size === 0 ? undefined : this.found.get(text);
+    if (known !== undefined) {
+      this.found.delete(text);
+      return known;
+    }
     const found: Array<ProtectedHit & { lines: number; first: number; last: number }> = [];
     // Tokenised once for every index.
     matchAll(this.matchers, tokenize(text, MAX_TOKENS)).forEach((matches, source) => {
