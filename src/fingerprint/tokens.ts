@@ -7,6 +7,7 @@
 // One pass over the characters, constant work per character, no regular expressions: hostile
 // input (a megabyte of quotes or slashes) costs the same as code.
 
+import { readFileSync } from 'node:fs';
 import { work } from './work.js';
 
 /**
@@ -112,8 +113,16 @@ for (let c = 0; c < 128; c++) wordPart[c] = kind[c] === LETTER || kind[c] === DI
  * The arrays returned are only valid until the next call.
  * Comments: `//` and `#` to the end of the line, `/* … *\/`. Strings: '…', "…", `…` with backslash
  * escapes, each ending at the end of its line at the latest.
+ * The WebAssembly tokenizer (wasm/tokens.ts) does the work where it loads, for texts of up to
+ * WASM_MAX_CHARS characters; tokenizeJs otherwise. Both give the same stream.
  */
 export function tokenize(text: string, maxTokens = Number.MAX_SAFE_INTEGER): TokenStream {
+  const wasm = text.length <= WASM_MAX_CHARS ? wasmTokenizer() : null;
+  return wasm !== null ? wasm.tokenize(text, maxTokens) : tokenizeJs(text, maxTokens);
+}
+
+/** The JavaScript tokenizer: what tokenize does where WebAssembly is unavailable. */
+export function tokenizeJs(text: string, maxTokens = Number.MAX_SAFE_INTEGER): TokenStream {
   const cap = Math.min(maxTokens, text.length);
   if (scratch.shape.length < cap) {
     const size = Math.max(cap, scratch.shape.length * 2);
@@ -265,3 +274,94 @@ const useStamps = new Int32Array(USE_SIZE);
 const useNames = new Int32Array(USE_SIZE);
 const useAt = new Int32Array(USE_SIZE);
 let useStamp = 0;
+
+// ---- The WebAssembly tokenizer (wasm/tokens.ts, built by `npm run build` with AssemblyScript).
+
+/**
+ * Longer texts take the JavaScript tokenizer: the module's memory holds the text (2 bytes a
+ * character) and four arrays of up to one entry per character, and never shrinks (a 1 Mi-character
+ * text: up to 18 MiB in each thread that tokenises one).
+ */
+export const WASM_MAX_CHARS = 1 << 20;
+
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+
+// Memory layout (wasm/tokens.ts): tables, the name table, the result, then the text and the output.
+const TABLES = 0;
+const USE = 4096;
+const RESULT = USE + 3 * USE_SIZE * 4;
+const TEXT = RESULT + 64;
+
+type TokenizeExport = (tables: number, use: number, text: number, n0: number, cap: number, shape: number, exact: number, prev: number, lines: number, stamp: number, result: number) => number;
+
+export class WasmTokenizer {
+  private readonly memory: WasmMemory;
+  private readonly run: TokenizeExport;
+  private bytes: Buffer;
+  private stamp = 0;
+
+  constructor(module: object) {
+    const instance = new WASM!.Instance(module, { env: { abort: () => {} } });
+    this.memory = instance.exports.memory as WasmMemory;
+    this.run = instance.exports.tokenize as TokenizeExport;
+    this.grow(TEXT);
+    this.bytes = Buffer.from(this.memory.buffer);
+    const b = this.bytes;
+    b.set(kind, TABLES);
+    b.set(wordPart, TABLES + 128);
+    new Int32Array(this.memory.buffer, TABLES + 256, 128).set(punctIds);
+    new Int32Array(this.memory.buffer, TABLES + 768, KW_MASK + 1).set(kwHashes);
+    b.set(kwUsed, TABLES + 1792);
+    new Int32Array(this.memory.buffer, TABLES + 2048, 8).set([IDENT, NUMBER, STRING, PROPERTY, USE_MASK, USE_MAX_FILL, MAX_PROBES, KW_MASK]);
+  }
+
+  private grow(bytes: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / 65536));
+  }
+
+  tokenize(text: string, maxTokens: number): TokenStream {
+    const n0 = text.length;
+    const cap = Math.min(maxTokens, n0);
+    const shapeAt = TEXT + ((n0 * 2 + 15) & ~15);
+    const exactAt = shapeAt + cap * 4;
+    const prevAt = exactAt + cap * 4;
+    const linesAt = prevAt + cap * 4;
+    this.grow(linesAt + cap * 4);
+    if (this.bytes.buffer !== this.memory.buffer) this.bytes = Buffer.from(this.memory.buffer);
+    // Code units as they are (lone surrogates too): what charCodeAt reads.
+    this.bytes.write(text, TEXT, 'utf16le');
+    this.stamp = (this.stamp + 1) | 0 || 1;
+    const n = this.run(TABLES, USE, TEXT, n0, cap, shapeAt, exactAt, prevAt, linesAt, this.stamp, RESULT);
+    const buffer = this.memory.buffer;
+    const result = new Int32Array(buffer, RESULT, 2);
+    work.probes += result[1]!;
+    return { shape: new Int32Array(buffer, shapeAt, n), exact: new Int32Array(buffer, exactAt, n), prev: new Int32Array(buffer, prevAt, n), lines: new Int32Array(buffer, linesAt, n), length: n, chars: result[0]! };
+  }
+}
+
+let wasmState: WasmTokenizer | null | undefined;
+
+/** The WebAssembly tokenizer, or null where it cannot load (no WebAssembly, or not built). */
+export function wasmTokenizer(): WasmTokenizer | null {
+  if (wasmState !== undefined) return wasmState;
+  wasmState = null;
+  if (WASM === undefined) return null;
+  for (const rel of ['./wasm/tokens.wasm', '../../dist/fingerprint/wasm/tokens.wasm']) {
+    try {
+      wasmState = new WasmTokenizer(new WASM.Module(readFileSync(new URL(rel, import.meta.url))));
+      break;
+    } catch {
+      // not there, or no WebAssembly here: tokenizeJs does the work
+    }
+  }
+  return wasmState;
+}

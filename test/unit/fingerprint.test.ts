@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_BUILD, IndexBuilder } from '../../src/fingerprint/build.js';
 import { decodeIndex, encodeIndex } from '../../src/fingerprint/index-file.js';
 import { FingerprintMatcher, MAX_TOKENS } from '../../src/fingerprint/match.js';
-import { tokenize } from '../../src/fingerprint/tokens.js';
+import { tokenize, tokenizeJs, wasmTokenizer, WASM_MAX_CHARS } from '../../src/fingerprint/tokens.js';
 import { gramHashes, gramValues, winnow } from '../../src/fingerprint/winnow.js';
 import { resetWork, work } from '../../src/fingerprint/work.js';
 import { Rng } from '../corpus/secrets.js';
@@ -60,6 +60,34 @@ describe('tokens', () => {
       expect(part.length).toBeGreaterThan(20);
       expect(part, `from line ${from}`).toEqual(all.slice(first, first + part.length));
     }
+  });
+
+  it('the WebAssembly tokenizer gives the JavaScript one\'s stream, to the token and the line (its fallback)', () => {
+    const wasm = wasmTokenizer();
+    expect(wasm, 'dist/fingerprint/wasm/tokens.wasm (npm run build)').not.toBeNull();
+    const stream = (t: ReturnType<typeof tokenize>) => ({ shape: Array.from(t.shape), exact: Array.from(t.exact), prev: Array.from(t.prev), lines: Array.from(t.lines), length: t.length, chars: t.chars });
+    const same = (text: string, max: number, what: string) => {
+      resetWork();
+      const js = stream(tokenizeJs(text, max));
+      const probes = work.probes;
+      expect(stream(wasm!.tokenize(text, max)), what).toEqual(js);
+      expect(work.probes - probes, `${what}: name-table probes`).toBe(probes);
+    };
+    for (const file of ['ws/lib/receiver.js', 'ws/lib/websocket.js', 'undici/lib/core/util.js', 'yaml/dist/compose/composer.js']) {
+      const text = source(file);
+      for (const max of [Number.MAX_SAFE_INTEGER, 1000, 7]) same(text, max, `${file}, ${max} tokens at most`);
+    }
+    // Every character class, edge, and the name table's reset (more than 8,192 names).
+    const rng = new Rng(11);
+    const alphabet = ['a', 'Zq', '_$', '0x1f', '1e6.5', ' ', '  ', '\t', '\n', '\r\n', '"', "'", '`', '\\', '\\"', '#', '/', '//', '/*', '*/', '*', '.', ':', '::', '{', '(', ';', 'é', '€', '😀', '\ud800', '\u00a0', 'if', 'return', 'this', 'None', '\u0000', '\u007f'];
+    for (let i = 0; i < 300; i++) {
+      let text = '';
+      for (let j = rng.int(0, 400); j > 0; j--) text += rng.pick(alphabet);
+      if (i % 50 === 0) for (let j = 0; j < 9000; j++) text += ` n${j}${rng.pick(['.p', ': ', ' = '])}`;
+      same(text, rng.pick([Number.MAX_SAFE_INTEGER, rng.int(0, 50)]), `random text ${i}: ${JSON.stringify(text.slice(0, 200))}`);
+    }
+    // Longer texts take the JavaScript tokenizer.
+    expect(stream(tokenize('x = 1;'.repeat(WASM_MAX_CHARS / 6 + 1)))).toEqual(stream(tokenizeJs('x = 1;'.repeat(WASM_MAX_CHARS / 6 + 1))));
   });
 
   it('a stray quote or a markdown fence ends at the line: it cannot swallow the code after it', () => {

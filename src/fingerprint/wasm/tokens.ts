@@ -1,0 +1,184 @@
+// The tokenizer of ../tokens.ts, in AssemblyScript (compiled by `npm run build`; ../tokens.ts loads
+// it and keeps its JavaScript tokenizer as the fallback). The very same algorithm over the same
+// UTF-16 code units, step by step, so the token stream is identical (test/unit/fingerprint.test.ts
+// compares the two on source files and random text); only the loads are from linear memory.
+//
+// Memory, laid out by the loader:
+//   tables: kind u8[128] @0, wordPart u8[128] @128, punctIds i32[128] @256, kwHashes i32[256] @768,
+//           kwUsed u8[256] @1792, then i32 IDENT, NUMBER, STRING, PROPERTY, USE_MASK,
+//           USE_MAX_FILL, MAX_PROBES, KW_MASK @2048
+//   use:    stamps i32[USE_MASK + 1], names i32[…], at i32[…] (the name table)
+//   text:   the code units (u16), `n0` of them
+//   shape, exact, prev, lines: i32[cap] each (the output)
+//   result: i32 chars read, i32 probes
+
+const PUNCT: u8 = 0;
+const SPACE: u8 = 1;
+const NEWLINE: u8 = 2;
+const LETTER: u8 = 3;
+const DIGIT: u8 = 4;
+const QUOTE: u8 = 5;
+const HASH: u8 = 6;
+const SLASH: u8 = 7;
+
+// @ts-ignore: decorator
+@inline function unit(text: usize, i: i32): i32 {
+  return <i32>load<u16>(text + (<usize>i << 1));
+}
+
+/** Returns the number of tokens; chars read and probes made at `result`. */
+export function tokenize(tables: usize, use: usize, text: usize, n0: i32, cap: i32, shape: usize, exact: usize, prev: usize, lines: usize, stamp: i32, result: usize): i32 {
+  const kind = tables;
+  const wordPart = tables + 128;
+  const punctIds = tables + 256;
+  const kwHashes = tables + 768;
+  const kwUsed = tables + 1792;
+  const IDENT = load<i32>(tables + 2048);
+  const NUMBER = load<i32>(tables + 2052);
+  const STRING = load<i32>(tables + 2056);
+  const PROPERTY = load<i32>(tables + 2060);
+  const USE_MASK = load<i32>(tables + 2064);
+  const USE_MAX_FILL = load<i32>(tables + 2068);
+  const MAX_PROBES = load<i32>(tables + 2072);
+  const KW_MASK = load<i32>(tables + 2076);
+  const DOT = load<i32>(punctIds + (46 << 2));
+  const useStamps = use;
+  const useNames = use + ((<usize>USE_MASK + 1) << 2);
+  const useAt = use + ((<usize>USE_MASK + 1) << 3);
+  let n: i32 = 0;
+  let line: i32 = 1;
+  let fill: i32 = 0;
+  let probes: i32 = 0;
+  let i: i32 = 0;
+  while (i < n0 && n < cap) {
+    const c = unit(text, i);
+    const what: u8 = c < 128 ? load<u8>(kind + <usize>c) : LETTER;
+    if (what == SPACE) {
+      while (++i < n0 && unit(text, i) == 32);
+      continue;
+    }
+    if (what == NEWLINE) {
+      line++;
+      i++;
+      continue;
+    }
+    const o = <usize>n << 2;
+    if (what == LETTER) {
+      let h: i32 = <i32>0x811c9dc5;
+      for (; i < n0; i++) {
+        const d = unit(text, i);
+        if (d < 128 && load<u8>(wordPart + <usize>d) == 0) break;
+        h = (h ^ d) * 0x01000193;
+      }
+      store<i32>(lines + o, line);
+      store<i32>(prev + o, 0);
+      // isKeyword
+      let keyword = false;
+      for (let slot = (h ^ <i32>(<u32>h >> 16)) & KW_MASK; load<u8>(kwUsed + <usize>slot) == 1; slot = (slot + 1) & KW_MASK) {
+        if (load<i32>(kwHashes + (<usize>slot << 2)) == h) {
+          keyword = true;
+          break;
+        }
+      }
+      if (keyword) {
+        store<i32>(shape + o, h);
+        store<i32>(exact + o, h);
+        n++;
+        continue;
+      }
+      let after = i;
+      while (after < n0) {
+        const a = unit(text, after);
+        if (a != 32 && a != 9) break;
+        after++;
+      }
+      const property = (n > 0 && load<i32>(shape + o - 4) == DOT) || (after < n0 && unit(text, after) == 58 && !(after + 1 < n0 && unit(text, after + 1) == 58));
+      const key = property ? h ^ PROPERTY : h;
+      let slot = (key ^ <i32>(<u32>key >> 15)) & USE_MASK;
+      let probe: i32 = 0;
+      while (load<i32>(useStamps + (<usize>slot << 2)) == stamp && load<i32>(useNames + (<usize>slot << 2)) != key && probe < MAX_PROBES) {
+        slot = (slot + 1) & USE_MASK;
+        probe++;
+      }
+      probes += probe;
+      if (load<i32>(useStamps + (<usize>slot << 2)) == stamp && load<i32>(useNames + (<usize>slot << 2)) == key) {
+        store<i32>(prev + o, n - load<i32>(useAt + (<usize>slot << 2)));
+      } else {
+        if (load<i32>(useStamps + (<usize>slot << 2)) != stamp && ++fill > USE_MAX_FILL) {
+          fill = 0;
+          slot = (key ^ <i32>(<u32>key >> 15)) & USE_MASK;
+          memory.fill(useStamps, 0, (<usize>USE_MASK + 1) << 2);
+        }
+        store<i32>(useStamps + (<usize>slot << 2), stamp);
+        store<i32>(useNames + (<usize>slot << 2), key);
+      }
+      store<i32>(useAt + (<usize>slot << 2), n);
+      store<i32>(shape + o, IDENT);
+      store<i32>(exact + o, h ^ IDENT);
+      n++;
+      continue;
+    }
+    if (what == DIGIT) {
+      for (; i < n0; i++) {
+        const d = unit(text, i);
+        if (d < 128 && load<u8>(wordPart + <usize>d) == 0 && d != 46) break;
+      }
+      store<i32>(lines + o, line);
+      store<i32>(prev + o, 0);
+      store<i32>(shape + o, NUMBER);
+      store<i32>(exact + o, NUMBER);
+      n++;
+      continue;
+    }
+    if (what == QUOTE) {
+      const at = line;
+      i++;
+      while (i < n0) {
+        const d = unit(text, i);
+        if (d == 92) {
+          i += 2;
+          continue;
+        }
+        if (d == c) {
+          i++;
+          break;
+        }
+        if (d == 10) break;
+        i++;
+      }
+      store<i32>(lines + o, at);
+      store<i32>(prev + o, 0);
+      store<i32>(shape + o, STRING);
+      store<i32>(exact + o, STRING);
+      n++;
+      continue;
+    }
+    if (what == HASH || (what == SLASH && i + 1 < n0 && unit(text, i + 1) == 47)) {
+      while (i < n0 && unit(text, i) != 10) i++;
+      continue;
+    }
+    if (what == SLASH && i + 1 < n0 && unit(text, i + 1) == 42) {
+      // To the closing `*/` (searched from i + 2), or the end; its newlines counted.
+      let end = n0;
+      for (let j = i + 2; j + 1 < n0; j++) {
+        if (unit(text, j) == 42 && unit(text, j + 1) == 47) {
+          end = j + 2;
+          break;
+        }
+      }
+      for (let j = i + 2; j < end; j++) if (unit(text, j) == 10) line++;
+      i = end;
+      continue;
+    }
+    const id = load<i32>(punctIds + (<usize>c << 2));
+    store<i32>(lines + o, line);
+    store<i32>(prev + o, 0);
+    store<i32>(shape + o, id);
+    store<i32>(exact + o, id);
+    n++;
+    i++;
+  }
+  store<i32>(result, i);
+  store<i32>(result + 4, probes);
+  return n;
+}
