@@ -305,13 +305,15 @@ type TokenizeExport = (tables: number, use: number, text: number, n0: number, ca
 export class WasmTokenizer {
   private readonly memory: WasmMemory;
   private readonly run: TokenizeExport;
-  private bytes: Buffer;
+  private readonly unescape: (src: number, len: number, utf8: number, dst: number) => number;
+  private bytes!: Buffer;
   private stamp = 0;
 
   constructor(module: object) {
     const instance = new WASM!.Instance(module, { env: { abort: () => {} } });
     this.memory = instance.exports.memory as WasmMemory;
     this.run = instance.exports.tokenize as TokenizeExport;
+    this.unescape = instance.exports.unescapeJson as WasmTokenizer['unescape'];
     this.grow(TEXT);
     this.bytes = Buffer.from(this.memory.buffer);
     const b = this.bytes;
@@ -326,19 +328,60 @@ export class WasmTokenizer {
   private grow(bytes: number): void {
     const have = this.memory.buffer.byteLength;
     if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / 65536));
+    if (this.bytes !== undefined && this.bytes.buffer !== this.memory.buffer) this.bytes = Buffer.from(this.memory.buffer);
   }
 
   tokenize(text: string, maxTokens: number): TokenStream {
-    const n0 = text.length;
+    this.grow(TEXT + text.length * 2);
+    // Code units as they are (lone surrogates too): what charCodeAt reads.
+    this.bytes.write(text, TEXT, 'utf16le');
+    return this.tokenizeLoaded(text.length, maxTokens);
+  }
+
+  /**
+   * Loads the content of a JSON string, `bytes[start, end)` (between its quotes), unescaped as
+   * JSON.parse would: returns its length in UTF-16 code units (what the string's `length` is), or
+   * −1 where JSON.parse would refuse it. `utf8`: valid UTF-8, else latin1. tokenizeLoaded then
+   * tokenises it as tokenize would the string.
+   */
+  loadJsonString(bytes: Buffer, start: number, end: number, utf8: boolean): number {
+    const len = end - start;
+    // The bytes go into the upper half of the text's room and are unescaped down into it.
+    this.grow(TEXT + len * 2);
+    bytes.copy(this.bytes, TEXT + len, start, end);
+    return this.unescape(TEXT + len, len, utf8 ? 1 : 0, TEXT);
+  }
+
+  /**
+   * False when the `n0` code units loaded surely do not open with `[` or `{` after blanks (what
+   * looksLikeJson tells of a string); true when they do, or may (a character from U+0080 first).
+   */
+  startsJson(n0: number): boolean {
+    const units = new Uint16Array(this.memory.buffer, TEXT, n0);
+    for (let i = 0; i < n0; i++) {
+      const c = units[i]!;
+      if (c === 0x5b || c === 0x7b || c >= 0x80) return true;
+      if (c !== 32 && (c < 9 || c > 13)) return false;
+    }
+    return false;
+  }
+
+  /** The `n0` code units loaded last, as a string (for tests). */
+  loaded(n0: number): string {
+    let out = '';
+    const units = new Uint16Array(this.memory.buffer, TEXT, n0);
+    for (let i = 0; i < n0; i += 4096) out += String.fromCharCode(...units.subarray(i, Math.min(n0, i + 4096)));
+    return out;
+  }
+
+  /** tokenize of the `n0` code units loaded last (tokenize's or loadJsonString's). */
+  tokenizeLoaded(n0: number, maxTokens: number): TokenStream {
     const cap = Math.min(maxTokens, n0);
     const shapeAt = TEXT + ((n0 * 2 + 15) & ~15);
     const exactAt = shapeAt + cap * 4;
     const prevAt = exactAt + cap * 4;
     const linesAt = prevAt + cap * 4;
     this.grow(linesAt + cap * 4);
-    if (this.bytes.buffer !== this.memory.buffer) this.bytes = Buffer.from(this.memory.buffer);
-    // Code units as they are (lone surrogates too): what charCodeAt reads.
-    this.bytes.write(text, TEXT, 'utf16le');
     this.stamp = (this.stamp + 1) | 0 || 1;
     const n = this.run(TABLES, USE, TEXT, n0, cap, shapeAt, exactAt, prevAt, linesAt, this.stamp, RESULT);
     const buffer = this.memory.buffer;

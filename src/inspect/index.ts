@@ -212,8 +212,13 @@ class DetectorInspector implements Inspector {
       const clean = this.clean;
       if (others.every((t) => this.keywordFree(t)) && clean.provesClean(decoded, encoding === 'latin1') && !mayHoldAttachmentBytes(decoded, clean.runsOfLastBody(ATTACHMENT_RUN_MIN))) {
         if (this.protectedCode === null) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
-        read = decoded.toString(ascii ? 'latin1' : encoding);
-        if (!this.protectedCode.inBody(read, isJsonMediaType(mime))) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+        // From the bytes where it can (no copy of the body as a string), else from its text.
+        let holds = this.protectedCode.inBodyBytes(decoded, encoding === 'utf8', isJsonMediaType(mime));
+        if (holds === null) {
+          read = decoded.toString(ascii ? 'latin1' : encoding);
+          holds = this.protectedCode.inBody(read, isJsonMediaType(mime));
+        }
+        if (!holds) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
       }
     }
     const byteText = read ?? decoded.toString(ascii ? 'latin1' : encoding);

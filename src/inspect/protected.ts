@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import type { Action, InspectConfig } from '../config/schema.js';
 import { decodeIndex, IndexFileError, type FingerprintIndex } from '../fingerprint/index-file.js';
 import { FingerprintMatcher, matchAll, MAX_TOKENS } from '../fingerprint/match.js';
-import { tokenize } from '../fingerprint/tokens.js';
+import { tokenize, wasmTokenizer, WASM_MAX_CHARS } from '../fingerprint/tokens.js';
 import { MAX_NESTED_JSON, MIN_SCAN_LENGTH } from './json-walk.js';
 import { jsonStrings, looksLikeJson, type JsonString } from './json.js';
 
@@ -109,6 +109,62 @@ export class ProtectedCode {
     return tokens === null ? this.holds(text) : this.inStrings(tokens, 0);
   }
 
+  /**
+   * inBody read from the body's bytes, without the body (or its strings) made into JavaScript
+   * strings: a JSON body's strings are found as jsonStrings finds them, and each long enough to
+   * hold minLines lines is unescaped by the WebAssembly tokenizer into its own memory and
+   * tokenised there. `utf8`: the bytes are valid UTF-8 (else latin1, a character a byte). Null
+   * where this cannot answer as inBody would (no WebAssembly; a body that is not plainly JSON:
+   * not JSON at all, a byte-order mark, a non-ASCII byte between strings, a string the JSON
+   * reading refuses; a string that holds JSON, or one too long for the WebAssembly tokenizer),
+   * and inBody must (true is an answer: the full path runs and finds what there is itself).
+   */
+  inBodyBytes(bytes: Buffer, utf8: boolean, json: boolean): boolean | null {
+    const wasm = wasmTokenizer();
+    if (wasm === null) return null;
+    const n = bytes.length;
+    let i = 0;
+    if (!json) {
+      // looksLikeJson: blanks, then `[` or `{`.
+      while (i < n && BETWEEN_BYTE[bytes[i]!] === 2) i++;
+      if (i === n || (bytes[i] !== 0x5b && bytes[i] !== 0x7b)) return null;
+      i = 0;
+    }
+    if (n >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return null;
+    const minBytes = Math.max(this.minChars, MIN_SCAN_LENGTH);
+    for (;;) {
+      // What jsonStrings accepts between strings.
+      while (i < n && BETWEEN_BYTE[bytes[i]!] !== 0) i++;
+      if (i >= n) return false;
+      if (bytes[i] !== 0x22) return null;
+      // The closing quote: one after an even run of backslashes.
+      let end = -1;
+      for (let from = i + 1; end < 0; ) {
+        const q = bytes.indexOf(0x22, from);
+        if (q < 0) return null;
+        let k = q - 1;
+        while (bytes[k] === 0x5c) k--;
+        if ((q - 1 - k) % 2 === 0) end = q + 1;
+        else from = q + 1;
+      }
+      // A string has no more characters than bytes: a shorter one cannot hold protected code,
+      // but must still be one JSON.parse accepts.
+      if (end - i - 2 < minBytes) {
+        if (!validJsonString(bytes, i + 1, end - 1)) return null;
+      } else {
+        if (end - i - 2 > WASM_MAX_CHARS) return null;
+        const units = wasm.loadJsonString(bytes, i + 1, end - 1, utf8);
+        if (units < 0) return null;
+        if (units >= MIN_SCAN_LENGTH && units >= this.minChars) {
+          if (wasm.startsJson(units)) return null;
+          const tokens = wasm.tokenizeLoaded(units, MAX_TOKENS);
+          if (matchAll(this.matchers, tokens).some((m) => m.length > 0)) return true;
+        }
+      }
+      i = end;
+    }
+  }
+
   private inStrings(tokens: readonly JsonString[], depth: number): boolean {
     for (const { value } of tokens) {
       if (value.length < MIN_SCAN_LENGTH || !this.mayHold(value)) continue;
@@ -180,4 +236,39 @@ export class ProtectedCode {
       return { source: h.source, start, end, where: h.where };
     });
   }
+}
+
+/**
+ * By byte: 0 for what jsonStrings' BETWEEN does not accept (json.ts; every byte from 0x80 too: it
+ * may be part of a character \s accepts), 1 for what it does, 2 for the blanks (ASCII \s) too.
+ */
+const BETWEEN_BYTE = new Uint8Array(256);
+for (let c = 0; c < 128; c++) {
+  const ch = String.fromCharCode(c);
+  if (/\s/.test(ch)) BETWEEN_BYTE[c] = 2;
+  else if (/[[\]{}:,0-9.eE+\-truefalsnNaIiy]/.test(ch)) BETWEEN_BYTE[c] = 1;
+}
+
+/** 1 for the characters a JSON escape may name after its backslash (`u` apart). */
+const SHORT_ESCAPE = new Uint8Array(128);
+for (const c of '"\\/bfnrt') SHORT_ESCAPE[c.charCodeAt(0)] = 1;
+
+function isHex(b: number | undefined): boolean {
+  return b !== undefined && ((b >= 0x30 && b <= 0x39) || ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x66));
+}
+
+/** True when JSON.parse takes the string whose content is bytes[from, to): no control character, no bad escape. */
+function validJsonString(bytes: Buffer, from: number, to: number): boolean {
+  for (let p = from; p < to; p++) {
+    const b = bytes[p]!;
+    if (b < 0x20) return false;
+    if (b !== 0x5c) continue;
+    const e = bytes[p + 1]!;
+    if (e === 0x75) {
+      if (p + 6 > to || !isHex(bytes[p + 2]) || !isHex(bytes[p + 3]) || !isHex(bytes[p + 4]) || !isHex(bytes[p + 5])) return false;
+      p += 5;
+    } else if (p + 1 < to && e < 128 && SHORT_ESCAPE[e] === 1) p++;
+    else return false;
+  }
+  return true;
 }

@@ -90,6 +90,43 @@ describe('tokens', () => {
     expect(stream(tokenize('x = 1;'.repeat(WASM_MAX_CHARS / 6 + 1)))).toEqual(stream(tokenizeJs('x = 1;'.repeat(WASM_MAX_CHARS / 6 + 1))));
   });
 
+  it('the WebAssembly tokenizer unescapes a JSON string\'s bytes as JSON.parse does, UTF-8 or latin1', () => {
+    const wasm = wasmTokenizer()!;
+    const rng = new Rng(12);
+    const pieces = ['a', ' ', '\\n', '\\"', '\\\\', '\\/', '\\b', '\\f', '\\r', '\\t', '\\u0041', '\\uD83D\\uDE00', '\\udc00', '\\uFFFF', '\\u00e9', 'é', '€', '😀', '\u0080', '\u00ff', '\x7f'];
+    const bad = ['\\x41', '\\u12G4', '\\u12', '\u0001', '\n', '\t', '\\ ', '\\'];
+    let refused = 0;
+    for (let i = 0; i < 2000; i++) {
+      let raw = '';
+      for (let j = rng.int(0, 30); j > 0; j--) raw += rng.pick(pieces);
+      if (i % 5 === 0) raw = raw.slice(0, raw.length >> 1) + rng.pick(bad) + raw.slice(raw.length >> 1);
+      for (const encoding of ['utf8', 'latin1'] as const) {
+        if (encoding === 'latin1' && /[^\u0000-\u00ff]/.test(raw)) continue;
+        const bytes = Buffer.from(`"${raw}"`, encoding);
+        // Only contents that a string of JSON can have: no quote that would end it early.
+        if (/(^|[^\\])(\\\\)*"/.test(raw)) continue;
+        let expected: string | null;
+        try {
+          expected = JSON.parse(bytes.toString(encoding)) as string;
+        } catch {
+          expected = null;
+        }
+        const units = wasm.loadJsonString(bytes, 1, bytes.length - 1, encoding === 'utf8');
+        if (expected === null) {
+          expect(units, `${encoding} ${JSON.stringify(raw)}`).toBe(-1);
+          refused++;
+          continue;
+        }
+        expect(units, `${encoding} ${JSON.stringify(raw)}`).toBe(expected.length);
+        expect(wasm.loaded(units), `${encoding} ${JSON.stringify(raw)}`).toBe(expected);
+        const tokens = wasm.tokenizeLoaded(units, Number.MAX_SAFE_INTEGER);
+        const js = tokenizeJs(expected);
+        expect([Array.from(tokens.exact), Array.from(tokens.lines), tokens.chars], `${encoding} ${JSON.stringify(raw)}`).toEqual([Array.from(js.exact), Array.from(js.lines), js.chars]);
+      }
+    }
+    expect(refused).toBeGreaterThan(200);
+  });
+
   it('a stray quote or a markdown fence ends at the line: it cannot swallow the code after it', () => {
     const code = 'const x = compute(a, b);\nreturn x * 2;';
     const tail = (t: string) => ids(t).slice(-ids(code).length);

@@ -182,3 +182,77 @@ export function tokenize(tables: usize, use: usize, text: usize, n0: i32, cap: i
   store<i32>(result + 4, probes);
   return n;
 }
+
+// @ts-ignore: decorator
+@inline function hex(b: i32): i32 {
+  if (b >= 48 && b <= 57) return b - 48;
+  if (b >= 97 && b <= 102) return b - 87;
+  if (b >= 65 && b <= 70) return b - 55;
+  return -1;
+}
+
+/**
+ * The content of a JSON string (the bytes between its quotes, `len` of them at `src`) unescaped
+ * into UTF-16 code units at `dst`, as JSON.parse reads it: returns their number, or -1 where
+ * JSON.parse would throw (a control character, a bad escape). `utf8`: the bytes are UTF-8 (valid:
+ * the caller checked), else latin1 (one character a byte). `dst` may be `src - len`: a unit is
+ * written only where the bytes it came from were read.
+ */
+export function unescapeJson(src: usize, len: i32, utf8: i32, dst: usize): i32 {
+  let p: i32 = 0;
+  let u: i32 = 0;
+  while (p < len) {
+    const b = <i32>load<u8>(src + <usize>p);
+    if (b == 92) {
+      if (p + 1 >= len) return -1;
+      const e = <i32>load<u8>(src + <usize>p + 1);
+      let c: i32 = -1;
+      if (e == 34 || e == 92 || e == 47) c = e;
+      else if (e == 98) c = 8;
+      else if (e == 102) c = 12;
+      else if (e == 110) c = 10;
+      else if (e == 114) c = 13;
+      else if (e == 116) c = 9;
+      else if (e == 117) {
+        if (p + 6 > len) return -1;
+        const h0 = hex(<i32>load<u8>(src + <usize>p + 2));
+        const h1 = hex(<i32>load<u8>(src + <usize>p + 3));
+        const h2 = hex(<i32>load<u8>(src + <usize>p + 4));
+        const h3 = hex(<i32>load<u8>(src + <usize>p + 5));
+        if ((h0 | h1 | h2 | h3) < 0) return -1;
+        store<u16>(dst + (<usize>u << 1), <u16>((h0 << 12) | (h1 << 8) | (h2 << 4) | h3));
+        u++;
+        p += 6;
+        continue;
+      }
+      if (c < 0) return -1;
+      store<u16>(dst + (<usize>u << 1), <u16>c);
+      u++;
+      p += 2;
+      continue;
+    }
+    if (b < 32) return -1;
+    if (b < 128 || utf8 == 0) {
+      store<u16>(dst + (<usize>u << 1), <u16>b);
+      u++;
+      p++;
+      continue;
+    }
+    if (b < 0xe0) {
+      store<u16>(dst + (<usize>u << 1), <u16>(((b & 0x1f) << 6) | (<i32>load<u8>(src + <usize>p + 1) & 0x3f)));
+      u++;
+      p += 2;
+    } else if (b < 0xf0) {
+      store<u16>(dst + (<usize>u << 1), <u16>(((b & 0x0f) << 12) | ((<i32>load<u8>(src + <usize>p + 1) & 0x3f) << 6) | (<i32>load<u8>(src + <usize>p + 2) & 0x3f)));
+      u++;
+      p += 3;
+    } else {
+      const cp = (((b & 0x07) << 18) | ((<i32>load<u8>(src + <usize>p + 1) & 0x3f) << 12) | ((<i32>load<u8>(src + <usize>p + 2) & 0x3f) << 6) | (<i32>load<u8>(src + <usize>p + 3) & 0x3f)) - 0x10000;
+      store<u16>(dst + (<usize>u << 1), <u16>(0xd800 + (cp >> 10)));
+      store<u16>(dst + (<usize>u << 1) + 2, <u16>(0xdc00 + (cp & 0x3ff)));
+      u += 2;
+      p += 4;
+    }
+  }
+  return u;
+}
