@@ -8,6 +8,7 @@
 // input (a megabyte of quotes or slashes) costs the same as code.
 
 import { readFileSync } from 'node:fs';
+import type { Fingerprints } from './winnow.js';
 import { work } from './work.js';
 
 /**
@@ -30,6 +31,11 @@ export interface TokenStream {
   length: number;
   /** Characters read (all of the text unless `maxTokens` cut it). */
   chars: number;
+  /**
+   * A stream the WebAssembly tokenizer left in its memory: winnowed there (winnow.ts), while it is
+   * the last one it made (null otherwise, or for a k it has no room for: winnow.ts does it then).
+   */
+  wasm?: { winnow(k: number, w: number, view: 'ids' | 'exact'): Fingerprints | null };
 }
 
 export const IDENT = 0x1d3a_4c21 | 0;
@@ -299,6 +305,8 @@ const TABLES = 0;
 const USE = 4096;
 const RESULT = USE + 3 * USE_SIZE * 4;
 const TEXT = RESULT + 64;
+/** Room for winnowing's powers of the base and its ring (winnow.ts): k + the ring's size. */
+const SCRATCH_INTS = 4096;
 
 type TokenizeExport = (tables: number, use: number, text: number, n0: number, cap: number, shape: number, exact: number, prev: number, lines: number, stamp: number, result: number) => number;
 
@@ -306,6 +314,9 @@ export class WasmTokenizer {
   private readonly memory: WasmMemory;
   private readonly run: TokenizeExport;
   private readonly unescape: (src: number, len: number, utf8: number, dst: number) => number;
+  private readonly gramHashes: (shape: number, exact: number, prev: number, n: number, k: number, ids: number, ident: number, scratch: number, ringMask: number, out: number) => number;
+  private readonly select: (grams: number, count: number, w: number, k: number, lines: number, hashes: number, starts: number, ends: number, positions: number) => number;
+  private generation = 0;
   private bytes!: Buffer;
   private stamp = 0;
 
@@ -314,6 +325,8 @@ export class WasmTokenizer {
     this.memory = instance.exports.memory as WasmMemory;
     this.run = instance.exports.tokenize as TokenizeExport;
     this.unescape = instance.exports.unescapeJson as WasmTokenizer['unescape'];
+    this.gramHashes = instance.exports.gramHashes as WasmTokenizer['gramHashes'];
+    this.select = instance.exports.select as WasmTokenizer['select'];
     this.grow(TEXT);
     this.bytes = Buffer.from(this.memory.buffer);
     const b = this.bytes;
@@ -381,13 +394,36 @@ export class WasmTokenizer {
     const exactAt = shapeAt + cap * 4;
     const prevAt = exactAt + cap * 4;
     const linesAt = prevAt + cap * 4;
-    this.grow(linesAt + cap * 4);
+    // Room for winnowing too, taken now: memory that grows later would leave the stream's arrays
+    // (views of the memory before) empty.
+    const gramsAt = linesAt + cap * 4;
+    const outAt = gramsAt + cap * 4; // 4 arrays of fingerprints for each view
+    const scratchAt = outAt + cap * 32;
+    this.grow(scratchAt + SCRATCH_INTS * 4);
     this.stamp = (this.stamp + 1) | 0 || 1;
     const n = this.run(TABLES, USE, TEXT, n0, cap, shapeAt, exactAt, prevAt, linesAt, this.stamp, RESULT);
     const buffer = this.memory.buffer;
     const result = new Int32Array(buffer, RESULT, 2);
     work.probes += result[1]!;
-    return { shape: new Int32Array(buffer, shapeAt, n), exact: new Int32Array(buffer, exactAt, n), prev: new Int32Array(buffer, prevAt, n), lines: new Int32Array(buffer, linesAt, n), length: n, chars: result[0]! };
+    const generation = ++this.generation;
+    const winnow = (k: number, w: number, view: 'ids' | 'exact'): Fingerprints | null => {
+      let size = 64;
+      while (size < k) size *= 2;
+      if (generation !== this.generation || k + size > SCRATCH_INTS || k < 1 || w < 1) return null;
+      const grams = this.gramHashes(shapeAt, exactAt, prevAt, n, k, view === 'ids' ? 1 : 0, IDENT, scratchAt, size - 1, gramsAt);
+      const buf = this.memory.buffer;
+      const at = outAt + (view === 'ids' ? 0 : cap * 16);
+      const count = grams <= 0 ? 0 : this.select(gramsAt, grams, w, k, linesAt, at, at + cap * 4, at + cap * 8, at + cap * 12);
+      return {
+        hashes: new Uint32Array(buf, at, count),
+        starts: new Int32Array(buf, at + cap * 4, count),
+        ends: new Int32Array(buf, at + cap * 8, count),
+        positions: new Int32Array(buf, at + cap * 12, count),
+        length: count,
+        grams: new Int32Array(buf, gramsAt, Math.max(0, grams)),
+      };
+    };
+    return { shape: new Int32Array(buffer, shapeAt, n), exact: new Int32Array(buffer, exactAt, n), prev: new Int32Array(buffer, prevAt, n), lines: new Int32Array(buffer, linesAt, n), length: n, chars: result[0]!, wasm: { winnow } };
   }
 }
 

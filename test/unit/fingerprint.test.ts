@@ -8,7 +8,7 @@ import { DEFAULT_BUILD, IndexBuilder } from '../../src/fingerprint/build.js';
 import { decodeIndex, encodeIndex } from '../../src/fingerprint/index-file.js';
 import { FingerprintMatcher, MAX_TOKENS } from '../../src/fingerprint/match.js';
 import { tokenize, tokenizeJs, wasmTokenizer, WASM_MAX_CHARS } from '../../src/fingerprint/tokens.js';
-import { gramHashes, gramValues, winnow } from '../../src/fingerprint/winnow.js';
+import { gramHashes, gramValues, winnow, winnowJs } from '../../src/fingerprint/winnow.js';
 import { resetWork, work } from '../../src/fingerprint/work.js';
 import { Rng } from '../corpus/secrets.js';
 
@@ -72,6 +72,16 @@ describe('tokens', () => {
       const probes = work.probes;
       expect(stream(wasm!.tokenize(text, max)), what).toEqual(js);
       expect(work.probes - probes, `${what}: name-table probes`).toBe(probes);
+      // Winnowed there too: the same fingerprints and k-gram hashes as in JavaScript.
+      const fps = (f: ReturnType<typeof winnow>) => ({ hashes: Array.from(f.hashes), starts: Array.from(f.starts), ends: Array.from(f.ends), positions: Array.from(f.positions), length: f.length, grams: Array.from(f.grams) });
+      for (const params of [DEFAULT_BUILD, { k: 3, w: 1 }, { k: 5, w: 9 }, { k: 70, w: 4 }]) {
+        for (const view of ['ids', 'exact'] as const) {
+          const expected = fps(winnowJs(tokenizeJs(text, max), params, view));
+          const tokens = wasm!.tokenize(text, max);
+          expect(tokens.wasm?.winnow(params.k, params.w, view), 'winnowed in WebAssembly').not.toBeNull();
+          expect(fps(winnow(tokens, params, view)), `${what}: ${view} view, k ${params.k}, w ${params.w}`).toEqual(expected);
+        }
+      }
     };
     for (const file of ['ws/lib/receiver.js', 'ws/lib/websocket.js', 'undici/lib/core/util.js', 'yaml/dist/compose/composer.js']) {
       const text = source(file);

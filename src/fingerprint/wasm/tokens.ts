@@ -256,3 +256,93 @@ export function unescapeJson(src: usize, len: i32, utf8: i32, dst: usize): i32 {
   }
   return u;
 }
+
+// ---- k-gram hashes and winnowing of ../winnow.ts, the same arithmetic step by step, over a stream
+// tokenize left in memory. `scratch`: i32[k] of powers, then the ring (i32[ringSize]).
+
+const BASE: i32 = 0x01000193;
+
+// @ts-ignore: decorator
+@inline function mix(h: i32): i32 {
+  h ^= <i32>(<u32>h >> 16);
+  h = h * <i32>0x85ebca6b;
+  h ^= <i32>(<u32>h >> 13);
+  h = h * <i32>0xc2b2ae35;
+  h ^= <i32>(<u32>h >> 16);
+  return h;
+}
+
+// @ts-ignore: decorator
+@inline function ld(base: usize, i: i32): i32 {
+  return load<i32>(base + (<usize>i << 2));
+}
+
+// @ts-ignore: decorator
+@inline function st(base: usize, i: i32, v: i32): void {
+  store<i32>(base + (<usize>i << 2), v);
+}
+
+/** gramHashes: the hash of every k-gram of one view (`ids` 1: renaming-blind; 0: exact) into `out`. */
+export function gramHashes(shape: usize, exact: usize, prev: usize, n: i32, k: i32, ids: i32, ident: i32, scratch: usize, ringMask: i32, out: usize): i32 {
+  const grams = n - k + 1;
+  if (grams <= 0) return 0;
+  const pow = scratch;
+  st(pow, 0, 1);
+  for (let j = 1; j < k; j++) st(pow, j, ld(pow, j - 1) * BASE);
+  const top = ld(pow, k - 1);
+  if (ids == 0) {
+    let h: i32 = 0;
+    for (let j = 0; j < k; j++) h = h * BASE + ld(exact, j);
+    st(out, 0, mix(h));
+    for (let i = 1; i < grams; i++) {
+      h = (h - ld(exact, i - 1) * top) * BASE + ld(exact, i + k - 1);
+      st(out, i, mix(h));
+    }
+    return grams;
+  }
+  const ring = scratch + (<usize>k << 2);
+  let h: i32 = 0;
+  for (let j = 0; j < k; j++) h = h * BASE + at(shape, prev, ring, ringMask, ident, j, 0);
+  st(out, 0, mix(h));
+  for (let s = 0; s + 1 < grams; s++) {
+    const q = ld(ring, s & ringMask);
+    if (q > s && q < s + k && q - ld(prev, q) == s) h = h - (ident + (q - s) * <i32>0x9e3779b1 - ident) * ld(pow, k - 1 - (q - s));
+    h = (h - ld(shape, s) * top) * BASE + at(shape, prev, ring, ringMask, ident, s + k, s + 1);
+    st(out, s + 1, mix(h));
+  }
+  return grams;
+}
+
+// @ts-ignore: decorator
+@inline function at(shape: usize, prev: usize, ring: usize, ringMask: i32, ident: i32, q: i32, s: i32): i32 {
+  const d = ld(prev, q);
+  if (d > 0 && q - d >= s) {
+    st(ring, (q - d) & ringMask, q);
+    return ident + d * <i32>0x9e3779b1;
+  }
+  return ld(shape, q);
+}
+
+/** winnow's selection: of every window of w k-gram hashes the smallest (rightmost on ties), each once. */
+export function select(gramHash: usize, grams: i32, w: i32, k: i32, lines: usize, hashes: usize, starts: usize, ends: usize, positions: usize): i32 {
+  let n: i32 = 0;
+  const window = w < grams ? w : grams;
+  let min: i32 = -1;
+  let last: i32 = -1;
+  for (let i = window - 1; i < grams; i++) {
+    const left = i - window + 1;
+    if (min < left) {
+      min = left;
+      for (let j = left + 1; j <= i; j++) if (ld(gramHash, j) <= ld(gramHash, min)) min = j;
+    } else if (ld(gramHash, i) <= ld(gramHash, min)) min = i;
+    if (min != last) {
+      last = min;
+      st(hashes, n, ld(gramHash, min));
+      st(starts, n, ld(lines, min));
+      st(ends, n, ld(lines, min + k - 1));
+      st(positions, n, min);
+      n++;
+    }
+  }
+  return n;
+}
