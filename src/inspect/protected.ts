@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import type { Action, InspectConfig } from '../config/schema.js';
 import { decodeIndex, IndexFileError, type FingerprintIndex } from '../fingerprint/index-file.js';
-import { FingerprintMatcher, matchAll, MAX_TOKENS } from '../fingerprint/match.js';
+import { FingerprintMatcher, matchAll, MAX_TOKENS, type ProtectedCodeMatch } from '../fingerprint/match.js';
 import { tokenize, wasmTokenizer, WASM_MAX_CHARS } from '../fingerprint/tokens.js';
 import { MAX_NESTED_JSON, MIN_SCAN_LENGTH } from './json-walk.js';
 import { jsonStrings, looksLikeJson, type JsonString } from './json.js';
@@ -122,6 +122,7 @@ export class ProtectedCode {
   inBodyBytes(bytes: Buffer, utf8: boolean, json: boolean): boolean | null {
     const wasm = wasmTokenizer();
     if (wasm === null) return null;
+    this.found.clear();
     const n = bytes.length;
     let i = 0;
     if (!json) {
@@ -157,8 +158,14 @@ export class ProtectedCode {
         if (units < 0) return null;
         if (units >= MIN_SCAN_LENGTH && units >= this.minChars) {
           if (wasm.startsJson(units)) return null;
-          const tokens = wasm.tokenizeLoaded(units, MAX_TOKENS);
-          if (matchAll(this.matchers, tokens).some((m) => m.length > 0)) return true;
+          const results = matchAll(this.matchers, wasm.tokenizeLoaded(units, MAX_TOKENS));
+          if (results.some((m) => m.length > 0)) {
+            // The full path runs next and looks this string up again: its answer is known.
+            const raw = bytes.toString(utf8 ? 'utf8' : 'latin1', i, end);
+            const value = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
+            this.found.set(value, hitsIn(value, results));
+            return true;
+          }
         }
       }
       i = end;
@@ -198,44 +205,49 @@ export class ProtectedCode {
       this.found.delete(text);
       return known;
     }
-    const found: Array<ProtectedHit & { lines: number; first: number; last: number }> = [];
     // Tokenised once for every index.
-    matchAll(this.matchers, tokenize(text, MAX_TOKENS)).forEach((matches, source) => {
-      for (const match of matches) {
-        found.push({ source, start: 0, end: 0, where: `${match.file}:${match.fileStart}-${match.fileEnd}`, lines: match.lines, first: match.textStart, last: match.textEnd });
-      }
-    });
-    if (found.length === 0) return [];
-    found.sort((a, b) => b.lines - a.lines);
-    const kept: typeof found = [];
-    for (const h of found) if (kept.every((k) => h.last < k.first || h.first > k.last)) kept.push(h);
-    kept.sort((a, b) => a.first - b.first);
-    // Line numbers → offsets, in one pass over the text.
-    let line = 1;
-    let at = 0;
-    const offsetOfLine = (n: number): number => {
-      while (line < n) {
-        const nl = text.indexOf('\n', at);
-        if (nl === -1) return text.length;
-        at = nl + 1;
-        line++;
-      }
-      return at;
-    };
-    return kept.map((h) => {
-      const start = offsetOfLine(h.first);
-      const nl = text.indexOf('\n', start);
-      // The end of the last line (its newline kept): the redaction replaces whole lines.
-      let end = start;
-      if (h.last === h.first) end = nl === -1 ? text.length : nl;
-      else {
-        const lastStart = offsetOfLine(h.last);
-        const lastNl = text.indexOf('\n', lastStart);
-        end = lastNl === -1 ? text.length : lastNl;
-      }
-      return { source: h.source, start, end, where: h.where };
-    });
+    return hitsIn(text, matchAll(this.matchers, tokenize(text, MAX_TOKENS)));
   }
+}
+
+/** find's answer for `text` from its matches in each index. */
+function hitsIn(text: string, results: ProtectedCodeMatch[][]): ProtectedHit[] {
+  const found: Array<ProtectedHit & { lines: number; first: number; last: number }> = [];
+  results.forEach((matches, source) => {
+    for (const match of matches) {
+      found.push({ source, start: 0, end: 0, where: `${match.file}:${match.fileStart}-${match.fileEnd}`, lines: match.lines, first: match.textStart, last: match.textEnd });
+    }
+  });
+  if (found.length === 0) return [];
+  found.sort((a, b) => b.lines - a.lines);
+  const kept: typeof found = [];
+  for (const h of found) if (kept.every((k) => h.last < k.first || h.first > k.last)) kept.push(h);
+  kept.sort((a, b) => a.first - b.first);
+  // Line numbers → offsets, in one pass over the text.
+  let line = 1;
+  let at = 0;
+  const offsetOfLine = (n: number): number => {
+    while (line < n) {
+      const nl = text.indexOf('\n', at);
+      if (nl === -1) return text.length;
+      at = nl + 1;
+      line++;
+    }
+    return at;
+  };
+  return kept.map((h) => {
+    const start = offsetOfLine(h.first);
+    const nl = text.indexOf('\n', start);
+    // The end of the last line (its newline kept): the redaction replaces whole lines.
+    let end = start;
+    if (h.last === h.first) end = nl === -1 ? text.length : nl;
+    else {
+      const lastStart = offsetOfLine(h.last);
+      const lastNl = text.indexOf('\n', lastStart);
+      end = lastNl === -1 ? text.length : lastNl;
+    }
+    return { source: h.source, start, end, where: h.where };
+  });
 }
 
 /**

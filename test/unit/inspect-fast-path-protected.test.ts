@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { DEFAULT_BUILD, IndexBuilder } from '../../src/fingerprint/build.js';
 import { encodeIndex } from '../../src/fingerprint/index-file.js';
+import { resetWork, work } from '../../src/fingerprint/work.js';
 import { CleanProof } from '../../src/inspect/clean.js';
 import { Detector } from '../../src/inspect/detector.js';
 import { createInspector, type InspectBodyMeta, type Inspector } from '../../src/inspect/index.js';
@@ -143,6 +144,26 @@ describe('inspect fast path with a protected-code index', () => {
     expect(answers.true).toBeGreaterThan(30);
     expect(answers.false).toBeGreaterThan(30);
     expect(answers.null).toBeGreaterThan(30);
+  });
+
+  it('a body holding protected code is looked up once: the full path reuses what the fast path found', async () => {
+    const cfg = configSchema.parse({ inspect: { fingerprints: [{ file: indexFile }] } }).inspect;
+    const protectedCode = loadProtectedCode(cfg.fingerprints);
+    const fast = createInspector(cfg, { fingerprintKey: 'k', protectedCode });
+    const full = createInspector(cfg, { fingerprintKey: 'k', protectedCode, fastPath: false });
+    const copy = PROTECTED[0]!.slice(100, 160).join('\n');
+    const meta: InspectBodyMeta = { contentType: 'application/json', action: 'block' };
+    for (const body of [JSON.stringify({ model: 'm', messages: [{ role: 'user', content: `Why?\n${copy}` }] }), `{"messages": [{"content": "${JSON.stringify(copy).slice(1, -1)}"}], "x": "\u00e9"}`]) {
+      const lookups = async (inspector: Inspector) => {
+        resetWork();
+        const out = await inspector.inspectBody(Buffer.from(body), meta);
+        expect(out.findings.map((f) => f.rule)).toEqual(['protected-code:acme']);
+        return work.lookups;
+      };
+      const once = await lookups(full);
+      expect(once).toBeGreaterThan(0);
+      expect(await lookups(fast)).toBe(once);
+    }
   });
 
   it('finds exactly what the full scan finds, from the text where the bytes cannot tell', async () => {
