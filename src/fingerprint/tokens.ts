@@ -7,6 +7,8 @@
 // One pass over the characters, constant work per character, no regular expressions: hostile
 // input (a megabyte of quotes or slashes) costs the same as code.
 
+import { readFileSync } from 'node:fs';
+import type { Fingerprints } from './winnow.js';
 import { work } from './work.js';
 
 /**
@@ -29,6 +31,11 @@ export interface TokenStream {
   length: number;
   /** Characters read (all of the text unless `maxTokens` cut it). */
   chars: number;
+  /**
+   * A stream the WebAssembly tokenizer left in its memory: winnowed there (winnow.ts), while it is
+   * the last one it made (null otherwise, or for a k it has no room for: winnow.ts does it then).
+   */
+  wasm?: { winnow(k: number, w: number, view: 'ids' | 'exact'): Fingerprints | null };
 }
 
 export const IDENT = 0x1d3a_4c21 | 0;
@@ -112,8 +119,16 @@ for (let c = 0; c < 128; c++) wordPart[c] = kind[c] === LETTER || kind[c] === DI
  * The arrays returned are only valid until the next call.
  * Comments: `//` and `#` to the end of the line, `/* … *\/`. Strings: '…', "…", `…` with backslash
  * escapes, each ending at the end of its line at the latest.
+ * The WebAssembly tokenizer (wasm/tokens.ts) does the work where it loads, for texts of up to
+ * WASM_MAX_CHARS characters; tokenizeJs otherwise. Both give the same stream.
  */
 export function tokenize(text: string, maxTokens = Number.MAX_SAFE_INTEGER): TokenStream {
+  const wasm = text.length <= WASM_MAX_CHARS ? wasmTokenizer() : null;
+  return wasm !== null ? wasm.tokenize(text, maxTokens) : tokenizeJs(text, maxTokens);
+}
+
+/** The JavaScript tokenizer: what tokenize does where WebAssembly is unavailable. */
+export function tokenizeJs(text: string, maxTokens = Number.MAX_SAFE_INTEGER): TokenStream {
   const cap = Math.min(maxTokens, text.length);
   if (scratch.shape.length < cap) {
     const size = Math.max(cap, scratch.shape.length * 2);
@@ -265,3 +280,167 @@ const useStamps = new Int32Array(USE_SIZE);
 const useNames = new Int32Array(USE_SIZE);
 const useAt = new Int32Array(USE_SIZE);
 let useStamp = 0;
+
+// ---- The WebAssembly tokenizer (wasm/tokens.ts, built by `npm run build` with AssemblyScript).
+
+/**
+ * Longer texts take the JavaScript tokenizer: the module's memory holds the text (2 bytes a
+ * character) and four arrays of up to one entry per character, and never shrinks (a 1 Mi-character
+ * text: up to 18 MiB in each thread that tokenises one).
+ */
+export const WASM_MAX_CHARS = 1 << 20;
+
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+
+// Memory layout (wasm/tokens.ts): tables, the name table, the result, then the text and the output.
+const TABLES = 0;
+const USE = 4096;
+const RESULT = USE + 3 * USE_SIZE * 4;
+const TEXT = RESULT + 64;
+/** Room for winnowing's powers of the base and its ring (winnow.ts): k + the ring's size. */
+const SCRATCH_INTS = 4096;
+
+type TokenizeExport = (tables: number, use: number, text: number, n0: number, cap: number, shape: number, exact: number, prev: number, lines: number, stamp: number, result: number) => number;
+
+export class WasmTokenizer {
+  private readonly memory: WasmMemory;
+  private readonly run: TokenizeExport;
+  private readonly unescape: (src: number, len: number, utf8: number, dst: number) => number;
+  private readonly gramHashes: (shape: number, exact: number, prev: number, n: number, k: number, ids: number, ident: number, scratch: number, ringMask: number, out: number) => number;
+  private readonly select: (grams: number, count: number, w: number, k: number, lines: number, hashes: number, starts: number, ends: number, positions: number) => number;
+  private generation = 0;
+  private bytes!: Buffer;
+  private stamp = 0;
+
+  constructor(module: object) {
+    const instance = new WASM!.Instance(module, { env: { abort: () => {} } });
+    this.memory = instance.exports.memory as WasmMemory;
+    this.run = instance.exports.tokenize as TokenizeExport;
+    this.unescape = instance.exports.unescapeJson as WasmTokenizer['unescape'];
+    this.gramHashes = instance.exports.gramHashes as WasmTokenizer['gramHashes'];
+    this.select = instance.exports.select as WasmTokenizer['select'];
+    this.grow(TEXT);
+    this.bytes = Buffer.from(this.memory.buffer);
+    const b = this.bytes;
+    b.set(kind, TABLES);
+    b.set(wordPart, TABLES + 128);
+    new Int32Array(this.memory.buffer, TABLES + 256, 128).set(punctIds);
+    new Int32Array(this.memory.buffer, TABLES + 768, KW_MASK + 1).set(kwHashes);
+    b.set(kwUsed, TABLES + 1792);
+    new Int32Array(this.memory.buffer, TABLES + 2048, 8).set([IDENT, NUMBER, STRING, PROPERTY, USE_MASK, USE_MAX_FILL, MAX_PROBES, KW_MASK]);
+  }
+
+  private grow(bytes: number): void {
+    const have = this.memory.buffer.byteLength;
+    if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / 65536));
+    if (this.bytes !== undefined && this.bytes.buffer !== this.memory.buffer) this.bytes = Buffer.from(this.memory.buffer);
+  }
+
+  tokenize(text: string, maxTokens: number): TokenStream {
+    this.grow(TEXT + text.length * 2);
+    // Code units as they are (lone surrogates too): what charCodeAt reads.
+    this.bytes.write(text, TEXT, 'utf16le');
+    return this.tokenizeLoaded(text.length, maxTokens);
+  }
+
+  /**
+   * Loads the content of a JSON string, `bytes[start, end)` (between its quotes), unescaped as
+   * JSON.parse would: returns its length in UTF-16 code units (what the string's `length` is), or
+   * −1 where JSON.parse would refuse it. `utf8`: valid UTF-8, else latin1. tokenizeLoaded then
+   * tokenises it as tokenize would the string.
+   */
+  loadJsonString(bytes: Buffer, start: number, end: number, utf8: boolean): number {
+    const len = end - start;
+    // The bytes go into the upper half of the text's room and are unescaped down into it.
+    this.grow(TEXT + len * 2);
+    bytes.copy(this.bytes, TEXT + len, start, end);
+    return this.unescape(TEXT + len, len, utf8 ? 1 : 0, TEXT);
+  }
+
+  /**
+   * False when the `n0` code units loaded surely do not open with `[` or `{` after blanks (what
+   * looksLikeJson tells of a string); true when they do, or may (a character from U+0080 first).
+   */
+  startsJson(n0: number): boolean {
+    const units = new Uint16Array(this.memory.buffer, TEXT, n0);
+    for (let i = 0; i < n0; i++) {
+      const c = units[i]!;
+      if (c === 0x5b || c === 0x7b || c >= 0x80) return true;
+      if (c !== 32 && (c < 9 || c > 13)) return false;
+    }
+    return false;
+  }
+
+  /** The `n0` code units loaded last, as a string (for tests). */
+  loaded(n0: number): string {
+    let out = '';
+    const units = new Uint16Array(this.memory.buffer, TEXT, n0);
+    for (let i = 0; i < n0; i += 4096) out += String.fromCharCode(...units.subarray(i, Math.min(n0, i + 4096)));
+    return out;
+  }
+
+  /** tokenize of the `n0` code units loaded last (tokenize's or loadJsonString's). */
+  tokenizeLoaded(n0: number, maxTokens: number): TokenStream {
+    const cap = Math.min(maxTokens, n0);
+    const shapeAt = TEXT + ((n0 * 2 + 15) & ~15);
+    const exactAt = shapeAt + cap * 4;
+    const prevAt = exactAt + cap * 4;
+    const linesAt = prevAt + cap * 4;
+    // Room for winnowing too, taken now: memory that grows later would leave the stream's arrays
+    // (views of the memory before) empty.
+    const gramsAt = linesAt + cap * 4;
+    const outAt = gramsAt + cap * 4; // 4 arrays of fingerprints for each view
+    const scratchAt = outAt + cap * 32;
+    this.grow(scratchAt + SCRATCH_INTS * 4);
+    this.stamp = (this.stamp + 1) | 0 || 1;
+    const n = this.run(TABLES, USE, TEXT, n0, cap, shapeAt, exactAt, prevAt, linesAt, this.stamp, RESULT);
+    const buffer = this.memory.buffer;
+    const result = new Int32Array(buffer, RESULT, 2);
+    work.probes += result[1]!;
+    const generation = ++this.generation;
+    const winnow = (k: number, w: number, view: 'ids' | 'exact'): Fingerprints | null => {
+      let size = 64;
+      while (size < k) size *= 2;
+      if (generation !== this.generation || k + size > SCRATCH_INTS || k < 1 || w < 1) return null;
+      const grams = this.gramHashes(shapeAt, exactAt, prevAt, n, k, view === 'ids' ? 1 : 0, IDENT, scratchAt, size - 1, gramsAt);
+      const buf = this.memory.buffer;
+      const at = outAt + (view === 'ids' ? 0 : cap * 16);
+      const count = grams <= 0 ? 0 : this.select(gramsAt, grams, w, k, linesAt, at, at + cap * 4, at + cap * 8, at + cap * 12);
+      return {
+        hashes: new Uint32Array(buf, at, count),
+        starts: new Int32Array(buf, at + cap * 4, count),
+        ends: new Int32Array(buf, at + cap * 8, count),
+        positions: new Int32Array(buf, at + cap * 12, count),
+        length: count,
+        grams: new Int32Array(buf, gramsAt, Math.max(0, grams)),
+      };
+    };
+    return { shape: new Int32Array(buffer, shapeAt, n), exact: new Int32Array(buffer, exactAt, n), prev: new Int32Array(buffer, prevAt, n), lines: new Int32Array(buffer, linesAt, n), length: n, chars: result[0]!, wasm: { winnow } };
+  }
+}
+
+let wasmState: WasmTokenizer | null | undefined;
+
+/** The WebAssembly tokenizer, or null where it cannot load (no WebAssembly, or not built). */
+export function wasmTokenizer(): WasmTokenizer | null {
+  if (wasmState !== undefined) return wasmState;
+  wasmState = null;
+  if (WASM === undefined) return null;
+  for (const rel of ['./wasm/tokens.wasm', '../../dist/fingerprint/wasm/tokens.wasm']) {
+    try {
+      wasmState = new WasmTokenizer(new WASM.Module(readFileSync(new URL(rel, import.meta.url))));
+      break;
+    } catch {
+      // not there, or no WebAssembly here: tokenizeJs does the work
+    }
+  }
+  return wasmState;
+}

@@ -101,6 +101,14 @@ export function gramValues(tokens: TokenStream, start: number, k: number, view: 
 
 /** Winnows one view of the tokens. */
 export function winnow(tokens: TokenStream, { k, w }: WinnowParams, view: View = 'ids'): Fingerprints {
+  // Where the WebAssembly tokenizer left the stream, the same steps run there (wasm/tokens.ts).
+  const done = tokens.wasm?.winnow(k, w, view);
+  if (done) return done;
+  return winnowJs(tokens, { k, w }, view);
+}
+
+/** winnow in JavaScript: for streams of the JavaScript tokenizer, and the WebAssembly one's fallback. */
+export function winnowJs(tokens: TokenStream, { k, w }: WinnowParams, view: View = 'ids'): Fingerprints {
   const grams = Math.max(0, tokens.length - k + 1);
   if (scratchHashes.length < grams) scratchHashes = new Int32Array(Math.max(grams, scratchHashes.length * 2));
   const out = view === 'ids' ? outIds : outExact;

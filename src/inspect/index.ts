@@ -200,18 +200,28 @@ class DetectorInspector implements Inspector {
     // The fast path: windows of the bytes around each keyword prove most bodies clean without
     // decoding them whole (clean.ts). Forms (percent-decoding) and bodies read as UTF-16/32 take
     // the full path; the other readings (views.ts) are checked as below.
-    // Protected code has no keywords, and an attachment's secret none in the raw bytes: with
-    // indexes configured, or a body that may hold an attachment, the full path runs.
+    // An attachment's secret has no keyword in the raw bytes: a body that may hold an attachment
+    // takes the full path. Protected code has no keywords either: with indexes configured, a body
+    // proved clean of secrets and attachments is looked up in them (ProtectedCode.inBody: the very
+    // texts the full path would look up), and takes the full path only when that finds some.
     // The encoded layers are read once (as latin1), whichever path needs them first.
     const layerTexts = layers.map((b) => b.toString('latin1'));
-    if (this.clean !== null && this.protectedCode === null && !wide.primary && !form) {
+    let read: string | null = null;
+    if (this.clean !== null && !wide.primary && !form) {
       const others = [...wide.others, ...parts, ...layerTexts];
       const clean = this.clean;
       if (others.every((t) => this.keywordFree(t)) && clean.provesClean(decoded, encoding === 'latin1') && !mayHoldAttachmentBytes(decoded, clean.runsOfLastBody(ATTACHMENT_RUN_MIN))) {
-        return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+        if (this.protectedCode === null) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
+        // From the bytes where it can (no copy of the body as a string), else from its text.
+        let holds = this.protectedCode.inBodyBytes(decoded, encoding === 'utf8', isJsonMediaType(mime));
+        if (holds === null) {
+          read = decoded.toString(ascii ? 'latin1' : encoding);
+          holds = this.protectedCode.inBody(read, isJsonMediaType(mime));
+        }
+        if (!holds) return { findings: [], decision: 'allow', decodedBytes: decoded.length };
       }
     }
-    const byteText = decoded.toString(ascii ? 'latin1' : encoding);
+    const byteText = read ?? decoded.toString(ascii ? 'latin1' : encoding);
     // A body in UTF-16/32 (views.ts) is inspected, and redacted, as the text it encodes; the byte
     // reading and the other readings of it, multipart parts decoded from base64 or
     // quoted-printable, and the still-encoded layers of a Content-Encoding (plaintext headers and

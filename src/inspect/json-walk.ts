@@ -11,9 +11,9 @@ import { jsonStrings, looksLikeJson, type JsonString } from './json.js';
 import { InspectError, MAX_FINDINGS, type ScanFinding } from './types.js';
 
 /** JSON strings nested inside JSON strings (tool-call arguments) are walked this deep. */
-const MAX_NESTED_JSON = 3;
+export const MAX_NESTED_JSON = 3;
 /** No rule can match in fewer characters; shorter JSON strings are not scanned alone. */
-const MIN_SCAN_LENGTH = 8;
+export const MIN_SCAN_LENGTH = 8;
 const PAIR_KEY = /pass|pwd|key|token|secret|credential/i;
 
 /** Attachments inside attachments (base64 of JSON holding base64…) are decoded this deep. */

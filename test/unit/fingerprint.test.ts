@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_BUILD, IndexBuilder } from '../../src/fingerprint/build.js';
 import { decodeIndex, encodeIndex } from '../../src/fingerprint/index-file.js';
 import { FingerprintMatcher, MAX_TOKENS } from '../../src/fingerprint/match.js';
-import { tokenize } from '../../src/fingerprint/tokens.js';
-import { gramHashes, gramValues, winnow } from '../../src/fingerprint/winnow.js';
+import { tokenize, tokenizeJs, wasmTokenizer, WASM_MAX_CHARS } from '../../src/fingerprint/tokens.js';
+import { gramHashes, gramValues, winnow, winnowJs } from '../../src/fingerprint/winnow.js';
 import { resetWork, work } from '../../src/fingerprint/work.js';
 import { Rng } from '../corpus/secrets.js';
 
@@ -60,6 +60,81 @@ describe('tokens', () => {
       expect(part.length).toBeGreaterThan(20);
       expect(part, `from line ${from}`).toEqual(all.slice(first, first + part.length));
     }
+  });
+
+  it('the WebAssembly tokenizer gives the JavaScript one\'s stream, to the token and the line (its fallback)', () => {
+    const wasm = wasmTokenizer();
+    expect(wasm, 'dist/fingerprint/wasm/tokens.wasm (npm run build)').not.toBeNull();
+    const stream = (t: ReturnType<typeof tokenize>) => ({ shape: Array.from(t.shape), exact: Array.from(t.exact), prev: Array.from(t.prev), lines: Array.from(t.lines), length: t.length, chars: t.chars });
+    const same = (text: string, max: number, what: string) => {
+      resetWork();
+      const js = stream(tokenizeJs(text, max));
+      const probes = work.probes;
+      expect(stream(wasm!.tokenize(text, max)), what).toEqual(js);
+      expect(work.probes - probes, `${what}: name-table probes`).toBe(probes);
+      // Winnowed there too: the same fingerprints and k-gram hashes as in JavaScript.
+      const fps = (f: ReturnType<typeof winnow>) => ({ hashes: Array.from(f.hashes), starts: Array.from(f.starts), ends: Array.from(f.ends), positions: Array.from(f.positions), length: f.length, grams: Array.from(f.grams) });
+      for (const params of [DEFAULT_BUILD, { k: 3, w: 1 }, { k: 5, w: 9 }, { k: 70, w: 4 }]) {
+        for (const view of ['ids', 'exact'] as const) {
+          const expected = fps(winnowJs(tokenizeJs(text, max), params, view));
+          const tokens = wasm!.tokenize(text, max);
+          expect(tokens.wasm?.winnow(params.k, params.w, view), 'winnowed in WebAssembly').not.toBeNull();
+          expect(fps(winnow(tokens, params, view)), `${what}: ${view} view, k ${params.k}, w ${params.w}`).toEqual(expected);
+        }
+      }
+    };
+    for (const file of ['ws/lib/receiver.js', 'ws/lib/websocket.js', 'undici/lib/core/util.js', 'yaml/dist/compose/composer.js']) {
+      const text = source(file);
+      for (const max of [Number.MAX_SAFE_INTEGER, 1000, 7]) same(text, max, `${file}, ${max} tokens at most`);
+    }
+    // Every character class, edge, and the name table's reset (more than 8,192 names).
+    const rng = new Rng(11);
+    const alphabet = ['a', 'Zq', '_$', '0x1f', '1e6.5', ' ', '  ', '\t', '\n', '\r\n', '"', "'", '`', '\\', '\\"', '#', '/', '//', '/*', '*/', '*', '.', ':', '::', '{', '(', ';', 'é', '€', '😀', '\ud800', '\u00a0', 'if', 'return', 'this', 'None', '\u0000', '\u007f'];
+    for (let i = 0; i < 300; i++) {
+      let text = '';
+      for (let j = rng.int(0, 400); j > 0; j--) text += rng.pick(alphabet);
+      if (i % 50 === 0) for (let j = 0; j < 9000; j++) text += ` n${j}${rng.pick(['.p', ': ', ' = '])}`;
+      same(text, rng.pick([Number.MAX_SAFE_INTEGER, rng.int(0, 50)]), `random text ${i}: ${JSON.stringify(text.slice(0, 200))}`);
+    }
+    // Longer texts take the JavaScript tokenizer.
+    expect(stream(tokenize('x = 1;'.repeat(WASM_MAX_CHARS / 6 + 1)))).toEqual(stream(tokenizeJs('x = 1;'.repeat(WASM_MAX_CHARS / 6 + 1))));
+  });
+
+  it('the WebAssembly tokenizer unescapes a JSON string\'s bytes as JSON.parse does, UTF-8 or latin1', () => {
+    const wasm = wasmTokenizer()!;
+    const rng = new Rng(12);
+    const pieces = ['a', ' ', '\\n', '\\"', '\\\\', '\\/', '\\b', '\\f', '\\r', '\\t', '\\u0041', '\\uD83D\\uDE00', '\\udc00', '\\uFFFF', '\\u00e9', 'é', '€', '😀', '\u0080', '\u00ff', '\x7f'];
+    const bad = ['\\x41', '\\u12G4', '\\u12', '\u0001', '\n', '\t', '\\ ', '\\'];
+    let refused = 0;
+    for (let i = 0; i < 2000; i++) {
+      let raw = '';
+      for (let j = rng.int(0, 30); j > 0; j--) raw += rng.pick(pieces);
+      if (i % 5 === 0) raw = raw.slice(0, raw.length >> 1) + rng.pick(bad) + raw.slice(raw.length >> 1);
+      for (const encoding of ['utf8', 'latin1'] as const) {
+        if (encoding === 'latin1' && /[^\u0000-\u00ff]/.test(raw)) continue;
+        const bytes = Buffer.from(`"${raw}"`, encoding);
+        // Only contents that a string of JSON can have: no quote that would end it early.
+        if (/(^|[^\\])(\\\\)*"/.test(raw)) continue;
+        let expected: string | null;
+        try {
+          expected = JSON.parse(bytes.toString(encoding)) as string;
+        } catch {
+          expected = null;
+        }
+        const units = wasm.loadJsonString(bytes, 1, bytes.length - 1, encoding === 'utf8');
+        if (expected === null) {
+          expect(units, `${encoding} ${JSON.stringify(raw)}`).toBe(-1);
+          refused++;
+          continue;
+        }
+        expect(units, `${encoding} ${JSON.stringify(raw)}`).toBe(expected.length);
+        expect(wasm.loaded(units), `${encoding} ${JSON.stringify(raw)}`).toBe(expected);
+        const tokens = wasm.tokenizeLoaded(units, Number.MAX_SAFE_INTEGER);
+        const js = tokenizeJs(expected);
+        expect([Array.from(tokens.exact), Array.from(tokens.lines), tokens.chars], `${encoding} ${JSON.stringify(raw)}`).toEqual([Array.from(js.exact), Array.from(js.lines), js.chars]);
+      }
+    }
+    expect(refused).toBeGreaterThan(200);
   });
 
   it('a stray quote or a markdown fence ends at the line: it cannot swallow the code after it', () => {
