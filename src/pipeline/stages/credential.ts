@@ -30,9 +30,46 @@ export function credentialFingerprint(key: Buffer, credential: string): string {
   return createHmac('sha256', key).update('aigate credential\u0000').update(credential).digest('hex').slice(0, 16);
 }
 
+/** Credentials whose fingerprints a stage keeps (CredentialFingerprints). */
+export const CREDENTIAL_CACHE_SIZE = 1024;
+
+/**
+ * credentialFingerprint, remembered for the last CREDENTIAL_CACHE_SIZE credentials first seen: a
+ * client sends the same key on every request, and an HMAC per request cost ~16k instructions of
+ * the ~350k of a small request (bench/instructions.mjs). The credentials are held as keys only,
+ * in this process's memory like the request that carried them, and never logged; a full cache
+ * forgets the one it met first, so a client sending a new key each time costs one HMAC and one
+ * entry each, as before, and holds no more than the bound.
+ */
+export class CredentialFingerprints {
+  private readonly known = new Map<string, string>();
+
+  constructor(
+    private readonly key: Buffer,
+    private readonly max = CREDENTIAL_CACHE_SIZE,
+  ) {}
+
+  of(credential: string): string {
+    let fingerprint = this.known.get(credential);
+    if (fingerprint === undefined) {
+      fingerprint = credentialFingerprint(this.key, credential);
+      if (this.known.size >= this.max) this.known.delete(this.known.keys().next().value!);
+      this.known.set(credential, fingerprint);
+    }
+    return fingerprint;
+  }
+
+  /** How many credentials are remembered (tests). */
+  get size(): number {
+    return this.known.size;
+  }
+}
+
 export function credentialStage(fingerprintKey: Buffer): Stage {
+  // One cache per stage, that is per configuration: a reload's new fingerprint key starts afresh.
+  const fingerprints = new CredentialFingerprints(fingerprintKey);
   return (ex) => {
     const credential = requestCredential(ex.req.headers);
-    if (credential !== undefined) ex.flow.client.credential = credentialFingerprint(fingerprintKey, credential);
+    if (credential !== undefined) ex.flow.client.credential = fingerprints.of(credential);
   };
 }
