@@ -12,12 +12,15 @@
 // --top N also prints the N functions with the most instructions of their own on the event loop,
 // JavaScript included (node --perf-basic-prof names the JIT code callgrind only knows by address).
 //
+// --bearer sends `Authorization: Bearer bench-not-a-secret` with each request, as S1's wrk does
+// (aigate then fingerprints the vendor key: stages/credential.ts).
+//
 // --h2 makes the requests over HTTP/2 instead: node:http2 client sessions (--connections of them)
 // with --streams streams in flight on each, as S1h2's h2load does; the bare proxy then runs on
 // node:http2 (--bare-mode h2: compatibility API, h2stream: stream API).
 //
 //   npm run build && node bench/instructions.mjs [--body small|large] [--requests 1000]
-//        [--variant full]... [--cli OTHER/dist/cli.js]... [--bare] [--top 40] [--h2 [--streams 8] [--bare-mode h2|h2stream]]
+//        [--variant full]... [--cli OTHER/dist/cli.js]... [--bare] [--top 40] [--bearer] [--h2 [--streams 8] [--bare-mode h2|h2stream]]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,6 +50,7 @@ const { values: args } = parseArgs({
     h2: { type: 'boolean', default: false },
     streams: { type: 'string', default: '8' },
     'bare-mode': { type: 'string', default: 'h2' },
+    bearer: { type: 'boolean', default: false },
   },
 });
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -63,6 +67,7 @@ const contenders = [
   ...(args.bare ? [{ label: args.h2 ? `bare Node proxy (${args['bare-mode']})` : 'bare Node proxy', bare: true }] : []),
 ];
 const top = Number(args.top);
+const authorization = args.bearer ? { authorization: 'Bearer bench-not-a-secret' } : {};
 const dir = mkdtempSync(join(tmpdir(), 'aigate-instr-'));
 try {
   const pki = makePki(dir);
@@ -71,7 +76,7 @@ try {
   if (contenders.some((c) => VARIANTS[c.variant]?.syslog)) ports.syslog = (await startSyslogReceiver()).port;
   await startNginx(dir, 'upstream', upstreamConfig(dir, pki, ports.upstream), ports.upstream);
   const shape = args.h2 ? `HTTP/2 connections × ${args.streams} streams` : 'connections';
-  console.log(`${args.body} body, ${args.requests} requests over ${args.connections} ${shape} after ${args.warmup} to warm up`);
+  console.log(`${args.body} body${args.bearer ? ' with a Bearer key' : ''}, ${args.requests} requests over ${args.connections} ${shape} after ${args.warmup} to warm up`);
   for (const c of contenders) {
     const r = await measure(c, pki, ports, body);
     const fmt = (x) => Math.round(x).toLocaleString('en-US').padStart(10);
@@ -168,7 +173,7 @@ function h1Client(url, pki, connections, body, label) {
     let next = 0;
     const worker = async () => {
       while (next++ < count) {
-        const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher });
+        const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...authorization }, dispatcher });
         await res.body.dump();
         if (res.statusCode !== 200) throw new Error(`${label}: status ${res.statusCode}`);
       }
@@ -192,7 +197,7 @@ function h2Client(url, pki, connections, streams, body, label) {
   };
   const one = (s) =>
     new Promise((resolve, reject) => {
-      const stream = s.request({ ':method': 'POST', ':path': pathname, 'content-type': 'application/json' });
+      const stream = s.request({ ':method': 'POST', ':path': pathname, 'content-type': 'application/json', ...authorization });
       let status = 0;
       stream.on('response', (h) => (status = h[':status']));
       stream.on('data', () => undefined);

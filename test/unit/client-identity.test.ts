@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { budgetKey } from '../../src/pipeline/body-budget.js';
-import { credentialFingerprint, requestCredential } from '../../src/pipeline/stages/credential.js';
+import { CACHED_CREDENTIAL_LENGTH, CredentialFingerprints, credentialFingerprint, requestCredential } from '../../src/pipeline/stages/credential.js';
 import { bucketOwner } from '../../src/pipeline/stages/limit.js';
 import { clientKey, ipToBytes } from '../../src/route/address.js';
 import { TrustedProxies } from '../../src/server/client-identity.js';
@@ -85,6 +85,31 @@ describe('vendor credential and bucket owner', () => {
     expect(credentialFingerprint(k, 'a')).toBe(credentialFingerprint(k, 'a'));
     expect(credentialFingerprint(k, 'a')).not.toBe(credentialFingerprint(k, 'b'));
     expect(credentialFingerprint(Buffer.from('other'), 'a')).not.toBe(credentialFingerprint(k, 'a'));
+  });
+
+  it('a stage remembers fingerprints, bounded: the same value as computed afresh, the first met forgotten first', () => {
+    const k = Buffer.from('k');
+    const cache = new CredentialFingerprints(k, 3);
+    for (const c of ['a', 'b', 'a', 'c', 'd', 'a', 'e', 'b']) {
+      expect(cache.of(c)).toBe(credentialFingerprint(k, c));
+      expect(cache.size).toBeLessThanOrEqual(3);
+    }
+    expect(cache.size).toBe(3);
+    // A credential longer than any vendor key is fingerprinted, not kept.
+    const long = 'k'.repeat(CACHED_CREDENTIAL_LENGTH + 1);
+    expect(cache.of(long)).toBe(credentialFingerprint(k, long));
+    expect(cache.of('k'.repeat(CACHED_CREDENTIAL_LENGTH))).toBe(credentialFingerprint(k, 'k'.repeat(CACHED_CREDENTIAL_LENGTH)));
+    expect(cache.size).toBe(3);
+    expect(cache.has(long)).toBe(false);
+    expect(cache.has('k'.repeat(CACHED_CREDENTIAL_LENGTH))).toBe(true);
+    // Kept as the same characters, whatever they are (a lone surrogate included).
+    const odd = 'sk-\ud800é\u00ff-end';
+    expect(cache.of(odd)).toBe(credentialFingerprint(k, odd));
+    expect(cache.has(odd)).toBe(true);
+    // Another key: other fingerprints, never a value remembered under the first.
+    const other = new CredentialFingerprints(Buffer.from('other'));
+    expect(other.of('a')).toBe(credentialFingerprint(Buffer.from('other'), 'a'));
+    expect(other.of('a')).not.toBe(cache.of('a'));
   });
 
   it('precedence: credential > user > ip under key: credential; user > ip under key: user; ip under key: ip', () => {

@@ -30,9 +30,65 @@ export function credentialFingerprint(key: Buffer, credential: string): string {
   return createHmac('sha256', key).update('aigate credential\u0000').update(credential).digest('hex').slice(0, 16);
 }
 
+/** Credentials whose fingerprints a stage keeps (CredentialFingerprints). */
+export const CREDENTIAL_CACHE_SIZE = 1024;
+/**
+ * Longer credentials are fingerprinted every time, never kept: vendor keys are well under it
+ * (OpenAI's longest ~170 characters), and a client sending 16 KiB headers cannot make the cache
+ * hold more than CREDENTIAL_CACHE_SIZE × this.
+ */
+export const CACHED_CREDENTIAL_LENGTH = 512;
+
+/**
+ * credentialFingerprint, remembered for the last CREDENTIAL_CACHE_SIZE credentials first seen: a
+ * client sends the same key on every request, and an HMAC per request cost ~22k instructions of
+ * the ~380k of a small request (bench/instructions.mjs --bearer). The credentials are held as keys only,
+ * in this process's memory like the request that carried them, and never logged; a full cache
+ * forgets the one it met first, so a client sending a new key each time costs one HMAC and one
+ * entry each, as before, and holds no more than the bound (in count and in length).
+ */
+export class CredentialFingerprints {
+  private readonly known = new Map<string, string>();
+
+  constructor(
+    private readonly key: Buffer,
+    private readonly max = CREDENTIAL_CACHE_SIZE,
+  ) {}
+
+  of(credential: string): string {
+    let fingerprint = this.known.get(credential);
+    if (fingerprint === undefined) {
+      fingerprint = credentialFingerprint(this.key, credential);
+      if (credential.length > CACHED_CREDENTIAL_LENGTH) return fingerprint;
+      if (this.known.size >= this.max) this.known.delete(this.known.keys().next().value!);
+      // Kept as a copy of its own: the credential may be V8's slice of the whole header value
+      // (whitespace after it, up to the header size limit), which a kept slice would keep alive.
+      this.known.set(ownCopy(credential), fingerprint);
+    }
+    return fingerprint;
+  }
+
+  /** Whether `credential` is remembered (tests). */
+  has(credential: string): boolean {
+    return this.known.has(credential);
+  }
+
+  /** How many credentials are remembered (tests). */
+  get size(): number {
+    return this.known.size;
+  }
+}
+
+/** The same characters in a string of their own (UTF-16 code units round-trip exactly). */
+function ownCopy(s: string): string {
+  return Buffer.from(s, 'utf16le').toString('utf16le');
+}
+
 export function credentialStage(fingerprintKey: Buffer): Stage {
+  // One cache per stage, that is per configuration: a reload's new fingerprint key starts afresh.
+  const fingerprints = new CredentialFingerprints(fingerprintKey);
   return (ex) => {
     const credential = requestCredential(ex.req.headers);
-    if (credential !== undefined) ex.flow.client.credential = credentialFingerprint(fingerprintKey, credential);
+    if (credential !== undefined) ex.flow.client.credential = fingerprints.of(credential);
   };
 }
