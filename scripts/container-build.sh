@@ -11,7 +11,7 @@ npm_flags="--no-audit --no-fund --loglevel=error"
 
 cd "$src"
 npm ci --ignore-scripts $npm_flags   # no `prepare` build here: the next line is the build
-npm run build   # tsc, and the WebAssembly keyword scan (asc)
+npm run build   # tsc, and the WebAssembly modules: keyword scan and fingerprint tokenizer (asc)
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
