@@ -230,3 +230,32 @@ describe('a refusal while the upload is still arriving', () => {
     });
   }
 });
+
+describe('an upload the client cancels half-way', () => {
+  for (const declared of [true, false]) {
+    it(`a ${declared ? 'declared' : 'streamed'} body reset with CANCEL: one line (499, aborted, no body bytes: as over HTTP/1.1), nothing forwarded`, async () => {
+      const before = vendors.requests.length;
+      const path = `/openai/v1/cancelled-${declared ? 'declared' : 'streamed'}`;
+      const client = await rawH2(gw.proxy.addresses.gateway!.port, gw.caPem);
+      try {
+        await client.waitFor((f) => f.type === FRAME.SETTINGS && (f.flags & FLAG.ACK) === 0);
+        const headers = [literal('content-type', 'application/json'), ...(declared ? [literal('content-length', '100000')] : [])];
+        client.write(frame(FRAME.HEADERS, FLAG.END_HEADERS, 1, requestBlock('POST', path, headers)));
+        client.write(frame(FRAME.DATA, 0, 1, Buffer.from('{"model":"gpt-4o","messages":[{"role":"user","content":"half of a prompt')));
+        const cancel = Buffer.alloc(4);
+        cancel.writeUInt32BE(constants.NGHTTP2_CANCEL);
+        client.write(frame(FRAME.RST_STREAM, 0, 1, cancel));
+        const line = await gw.auditWhere((r) => r.path === path);
+        expect(line).toMatchObject({ protocol: 'h2', status: 499, aborted: true, bytesIn: 0 });
+        // The session goes on: a request after it on the same connection is served.
+        client.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 3, requestBlock('GET', '/openai/v1/models?after-cancel', [])));
+        const answer = await client.waitFor((f) => f.type === FRAME.HEADERS && f.stream === 3);
+        expect(answer.stream).toBe(3);
+        expect(vendors.requests.filter((r) => r.path.includes('cancelled')).length).toBe(0);
+        expect(vendors.requests.length).toBe(before + 1);
+      } finally {
+        client.socket.destroy();
+      }
+    });
+  }
+});
