@@ -99,9 +99,10 @@ function rename(t) {
     if (!names.has(id)) names.set(id, fresh());
     return names.get(id);
   };
-  if (renameAll) return t.replace(/[A-Za-z_$][\w$]*/g, (id) => (KEEP.has(id) && KEYWORDS.has(id) ? id : renamed(id)));
-  // Code only: strings and comments are copied as they are.
-  return t.replace(/(\/\/[^\n]*|\/\*[\s\S]*?\*\/|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|`(?:\\.|[^`\\])*`)|(\.\s*)?([A-Za-z_$][\w$]*)(?=(\s*:(?!:))?)/g, (all, literal, dot, id, colon, at) => {
+  // A number stays whole: the `x4` of `0x4` or the `n` of `10n` is not a name to rename.
+  if (renameAll) return t.replace(/\b\d[\w$]*|[A-Za-z_$][\w$]*/g, (id) => (/^\d/.test(id) || (KEEP.has(id) && KEYWORDS.has(id)) ? id : renamed(id)));
+  // Code only: strings, comments and numbers are copied as they are.
+  return t.replace(/(\/\/[^\n]*|\/\*[\s\S]*?\*\/|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"|`(?:\\.|[^`\\])*`|\b\d[\w$]*)|(\.\s*)?([A-Za-z_$][\w$]*)(?=(\s*:(?!:))?)/g, (all, literal, dot, id, colon, at) => {
     if (literal !== undefined || dot !== undefined || KEEP.has(id)) return all;
     // An object literal's key (`{ name: …`, `, name: …`) is a property too.
     if (colon !== undefined && /(^|[{,])\s*$/.test(t.slice(Math.max(0, at - 80), at))) return all;
