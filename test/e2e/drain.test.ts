@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnCli } from '../support/cli.js';
 import { startVendors, testPki, writeTestConfig, type RawConfig } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
+import { openHeldStream } from '../support/held-stream.js';
 
 let vendors: FakeVendors;
 beforeAll(async () => {
@@ -75,29 +76,11 @@ function exitWithin(proc: { exited: Promise<number | null> }, ms: number): Promi
 type Line = { event: string; method: string | null; path: string | null; status: number; decision: string; aborted?: boolean };
 const auditLines = (file: string): Line[] => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);
 
-async function openStream(client: Agent, gateway: string, hold: string) {
-  const res = await request(`${gateway}/openai/chat/completions`, {
-    method: 'POST',
-    dispatcher: client,
-    headers: { 'content-type': 'application/json', 'x-test-hold': hold },
-    body: JSON.stringify({ model: 'm', stream: true, messages: [{ role: 'user', content: 'x' }] }),
-  });
-  const it = res.body[Symbol.asyncIterator]();
-  await it.next(); // first event arrived: the stream is open end to end
-  // Settled, never rejected: a cut stream is an outcome the tests assert, not an unhandled error.
-  const rest = (async () => {
-    let text = '';
-    for (let r = await it.next(); !r.done; r = await it.next()) text += String(r.value);
-    return { text, cut: false };
-  })().catch(() => ({ text: '', cut: true }));
-  return { status: res.statusCode, rest };
-}
-
 describe('drain on SIGTERM', () => {
   it('open SSE streams finish within the grace period; readyz says 503 as soon as draining starts', async () => {
     const a = await startAigate('10s');
     const client = new Agent({ connect: { ca: testPki().proxyCa.certPem } });
-    const streams = await Promise.all([1, 2, 3].map((i) => openStream(client, a.gateway, `drain-${i}`)));
+    const streams = await Promise.all([1, 2, 3].map((i) => openHeldStream(client, a.gateway, `drain-${i}`)));
     expect(streams.every((s) => s.status === 200)).toBe(true);
     expect((await request(`${a.admin}/readyz`)).statusCode).toBe(200);
 
@@ -129,7 +112,7 @@ describe('drain on SIGTERM', () => {
   it('a stream still open when the grace period ends is cut, audited, and the process exits 0', async () => {
     const a = await startAigate('500ms');
     const client = new Agent({ connect: { ca: testPki().proxyCa.certPem } });
-    const stream = await openStream(client, a.gateway, 'never-released');
+    const stream = await openHeldStream(client, a.gateway, 'never-released');
     const forced = a.proc.logLine('drain grace period over; closed the remaining connections');
     a.proc.child.kill('SIGTERM');
     await forced;

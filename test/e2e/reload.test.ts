@@ -16,6 +16,7 @@ import { runCli, spawnCli } from '../support/cli.js';
 import { metricValue } from '../support/metrics.js';
 import { baseRawConfig, startTestProxy, startVendors, testPki, writeTestConfig, type RawConfig, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors } from '../support/vendors.js';
+import { openHeldStream } from '../support/held-stream.js';
 
 let vendors: FakeVendors;
 beforeAll(async () => {
@@ -35,24 +36,6 @@ const chat = (content: string, extra: Record<string, unknown> = {}) => JSON.stri
 async function post(t: TestProxy, path: string, body: string, headers: Record<string, string> = {}) {
   const res = await request(`${t.gatewayUrl}${path}`, { method: 'POST', dispatcher: t.client, headers: { 'content-type': 'application/json', ...headers }, body });
   return { status: res.statusCode, text: await res.body.text() };
-}
-
-/** Opens an SSE stream the fake vendor holds after its first event until `vendors.release(name)`. */
-async function openStream(t: TestProxy, name: string) {
-  const res = await request(`${t.gatewayUrl}/openai/chat/completions`, {
-    method: 'POST',
-    dispatcher: t.client,
-    headers: { 'content-type': 'application/json', 'x-test-hold': name },
-    body: chat('hello', { stream: true }),
-  });
-  const it = res.body[Symbol.asyncIterator]();
-  await it.next();
-  const rest = (async () => {
-    let text = '';
-    for (let r = await it.next(); !r.done; r = await it.next()) text += String(r.value);
-    return { text, cut: false };
-  })().catch(() => ({ text: '', cut: true }));
-  return { status: res.statusCode, rest };
 }
 
 /** The audit file's lines (after a flush), parsed. */
@@ -75,7 +58,7 @@ describe('reload in place', () => {
   it('new routes and rules apply to new requests; a stream open across the reload finishes untouched', async () => {
     expect((await post(t, '/copilot/chat/completions', chat('ticket ACME-123456'))).status).toBe(200);
     expect((await post(t, '/mistral/chat/completions', chat('hi'))).status).toBe(404);
-    const stream = await openStream(t, 'reload-1');
+    const stream = await openHeldStream(t.client, t.gatewayUrl, 'reload-1');
     expect(stream.status).toBe(200);
 
     rewrite(t, (raw) => {
