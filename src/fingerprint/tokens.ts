@@ -7,7 +7,7 @@
 // One pass over the characters, constant work per character, no regular expressions: hostile
 // input (a megabyte of quotes or slashes) costs the same as code.
 
-import { readFileSync } from 'node:fs';
+import { instantiate, loadWasmModule, type WasmMemory, type WasmModule } from '../wasm.js';
 import type { Fingerprints } from './winnow.js';
 import { work } from './work.js';
 
@@ -290,16 +290,6 @@ let useStamp = 0;
  */
 export const WASM_MAX_CHARS = 1 << 20;
 
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-}
-const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-
 // Memory layout (wasm/tokens.ts): tables, the name table, the result, then the text and the output.
 const TABLES = 0;
 const USE = 4096;
@@ -320,13 +310,13 @@ export class WasmTokenizer {
   private bytes!: Buffer;
   private stamp = 0;
 
-  constructor(module: object) {
-    const instance = new WASM!.Instance(module, { env: { abort: () => {} } });
-    this.memory = instance.exports.memory as WasmMemory;
-    this.run = instance.exports.tokenize as TokenizeExport;
-    this.unescape = instance.exports.unescapeJson as WasmTokenizer['unescape'];
-    this.gramHashes = instance.exports.gramHashes as WasmTokenizer['gramHashes'];
-    this.select = instance.exports.select as WasmTokenizer['select'];
+  constructor(module: WasmModule) {
+    const exports = instantiate(module);
+    this.memory = exports.memory as WasmMemory;
+    this.run = exports.tokenize as TokenizeExport;
+    this.unescape = exports.unescapeJson as WasmTokenizer['unescape'];
+    this.gramHashes = exports.gramHashes as WasmTokenizer['gramHashes'];
+    this.select = exports.select as WasmTokenizer['select'];
     this.grow(TEXT);
     this.bytes = Buffer.from(this.memory.buffer);
     const b = this.bytes;
@@ -433,14 +423,11 @@ let wasmState: WasmTokenizer | null | undefined;
 export function wasmTokenizer(): WasmTokenizer | null {
   if (wasmState !== undefined) return wasmState;
   wasmState = null;
-  if (WASM === undefined) return null;
-  for (const rel of ['./wasm/tokens.wasm', '../../dist/fingerprint/wasm/tokens.wasm']) {
-    try {
-      wasmState = new WasmTokenizer(new WASM.Module(readFileSync(new URL(rel, import.meta.url))));
-      break;
-    } catch {
-      // not there, or no WebAssembly here: tokenizeJs does the work
-    }
+  const module = loadWasmModule('fingerprint/wasm/tokens.wasm');
+  try {
+    if (module !== null) wasmState = new WasmTokenizer(module);
+  } catch {
+    // no WebAssembly memory to be had here: tokenizeJs does the work
   }
   return wasmState;
 }

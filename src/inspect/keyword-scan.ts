@@ -9,7 +9,7 @@
 //   alike); the filter has no such chain.
 // - The keyword automaton over the bytes (keywords.ts), when WebAssembly, SIMD or the built
 //   module is unavailable, or when turned off.
-import { readFileSync } from 'node:fs';
+import { instantiate, loadWasmModule, type WasmMemory, type WasmModule } from '../wasm.js';
 import type { AutomatonFinder } from './keywords.js';
 
 export interface KeywordScanner {
@@ -117,21 +117,6 @@ class AutomatonScanner implements KeywordScanner {
   }
 }
 
-// The few WebAssembly API types used (the project's lib settings declare no WebAssembly global).
-interface WasmModule {
-  readonly __wasmModule?: never;
-}
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => WasmModule;
-  Instance: new (module: WasmModule, imports: object) => { exports: Record<string, unknown> };
-}
-/** Undefined where WebAssembly is unavailable (e.g. node --jitless): the automaton does the work. */
-const WASM = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-
 const BUCKETS = 16;
 /** Bytes read per call into WebAssembly (a multiple of the filter's 16): the escapes of one are handed out at a time. */
 const SLICE = 64 * 1024;
@@ -144,19 +129,9 @@ const FILTERED = 4;
 
 let wasmModule: WasmModule | null | undefined;
 
-/** The compiled module next to this file (dist/) or, when running from src/, in dist/; null if absent. */
+/** The compiled keyword module, loaded once; null where it cannot be (the automaton does the work). */
 function loadModule(): WasmModule | null {
-  if (wasmModule !== undefined) return wasmModule;
-  wasmModule = null;
-  if (WASM === undefined) return null;
-  for (const rel of ['./wasm/keywords.wasm', '../../dist/inspect/wasm/keywords.wasm']) {
-    try {
-      wasmModule = new WASM.Module(readFileSync(new URL(rel, import.meta.url)));
-      break;
-    } catch {
-      // not there, or no WebAssembly/SIMD here: the automaton does the work
-    }
-  }
+  if (wasmModule === undefined) wasmModule = loadWasmModule('inspect/wasm/keywords.wasm');
   return wasmModule;
 }
 
@@ -197,11 +172,11 @@ class TeddyScanner implements KeywordScanner {
   private readonly maxKeyword: number;
 
   constructor(module: WasmModule, keywords: readonly string[]) {
-    const instance = new WASM!.Instance(module, { env: { abort: () => {} } });
-    this.memory = instance.exports.memory as WasmMemory;
-    this.pass = instance.exports.read as TeddyScanner['pass'];
-    this.walkBack = instance.exports.walkBack as TeddyScanner['walkBack'];
-    this.walkForward = instance.exports.walkForward as TeddyScanner['walkForward'];
+    const exports = instantiate(module);
+    this.memory = exports.memory as WasmMemory;
+    this.pass = exports.read as TeddyScanner['pass'];
+    this.walkBack = exports.walkBack as TeddyScanner['walkBack'];
+    this.walkForward = exports.walkForward as TeddyScanner['walkForward'];
     // The trie: next state + 1 per (state, character), A–Z folded onto a–z.
     const next: number[][] = [[]];
     const ends: boolean[] = [false];
