@@ -13,9 +13,13 @@ export interface JsonString {
   isKey: boolean;
 }
 
-// Everything that may appear between strings: structure, numbers, true/false/null, whitespace.
-// NaN and Infinity too: JSON.parse refuses them, but Python's json (many vendors' backends) takes them.
-const BETWEEN = /[\s[\]{}:,0-9.eE+\-truefalsnNaIiy]*/y;
+/**
+ * Everything that may appear between strings: structure, numbers, true/false/null, whitespace.
+ * NaN and Infinity too: JSON.parse refuses them, but Python's json (many vendors' backends) takes
+ * them. protected.ts reads a body's bytes by the same class.
+ */
+export const BETWEEN_CHAR = /[\s[\]{}:,0-9.eE+\-truefalsnNaIiy]/;
+const BETWEEN = new RegExp(`${BETWEEN_CHAR.source}*`, 'y');
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f]/;
 

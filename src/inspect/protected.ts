@@ -13,7 +13,7 @@ import { decodeIndex, IndexFileError, type FingerprintIndex } from '../fingerpri
 import { FingerprintMatcher, matchAll, MAX_TOKENS, type ProtectedCodeMatch } from '../fingerprint/match.js';
 import { tokenize, wasmTokenizer, WASM_MAX_CHARS } from '../fingerprint/tokens.js';
 import { MAX_NESTED_JSON, MIN_SCAN_LENGTH } from './json-walk.js';
-import { jsonStrings, looksLikeJson, type JsonString } from './json.js';
+import { BETWEEN_CHAR, jsonStrings, looksLikeJson, type JsonString } from './json.js';
 
 export const PROTECTED_PREFIX = 'protected-code:';
 
@@ -258,7 +258,7 @@ const BETWEEN_BYTE = new Uint8Array(256);
 for (let c = 0; c < 128; c++) {
   const ch = String.fromCharCode(c);
   if (/\s/.test(ch)) BETWEEN_BYTE[c] = 2;
-  else if (/[[\]{}:,0-9.eE+\-truefalsnNaIiy]/.test(ch)) BETWEEN_BYTE[c] = 1;
+  else if (BETWEEN_CHAR.test(ch)) BETWEEN_BYTE[c] = 1;
 }
 
 /** 1 for the characters a JSON escape may name after its backslash (`u` apart). */
