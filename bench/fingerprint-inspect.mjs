@@ -3,68 +3,35 @@
 // in one chat message, bench/lib/bodies.mjs) inspected without indexes, with a ~1-million-line
 // index whose code is not in the body (the common case: a lookup that misses), and with an index
 // of the very code the body holds (every lookup hits: findings, block); and the S1 body (1 KiB).
-// CPU time of this process, median of the runs. Reports; asserts nothing.
+// CPU time of this process, median of the runs; each body is new unless said (a body resent is
+// answered from the lookups remembered, src/inspect/lookup-memo.ts). Reports; asserts nothing.
 //   npm run build && node bench/fingerprint-inspect.mjs [--lines 1000000] [--rounds 40]
-import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const { IndexBuilder, DEFAULT_BUILD } = await import(join(ROOT, 'dist/fingerprint/build.js'));
-const { encodeIndex } = await import(join(ROOT, 'dist/fingerprint/index-file.js'));
 const { createInspector } = await import(join(ROOT, 'dist/inspect/index.js'));
 const { loadProtectedCode, ProtectedCode } = await import(join(ROOT, 'dist/inspect/protected.js'));
 const { configSchema } = await import(join(ROOT, 'dist/config/schema.js'));
 const { writeBodies } = await import(join(ROOT, 'bench/lib/bodies.mjs'));
+const { buildIndex, HIT_ROOTS, MISS_ROOTS } = await import(join(ROOT, 'bench/lib/fingerprint-index.mjs'));
 
 const { values: args } = parseArgs({ options: { lines: { type: 'string', default: '1000000' }, rounds: { type: 'string', default: '40' } } });
 const LINES = Number(args.lines);
 const ROUNDS = Number(args.rounds);
-const NM = join(ROOT, 'node_modules');
 const dir = mkdtempSync(join(tmpdir(), 'aigate-fp-inspect-'));
-
-function sources(d) {
-  const out = [];
-  const walk = (p) => {
-    for (const e of readdirSync(p, { withFileTypes: true })) {
-      const q = join(p, e.name);
-      if (e.isDirectory()) walk(q);
-      else if (/\.(js|mjs|cjs|ts)$/.test(e.name) && !e.name.endsWith('.d.ts') && !e.name.endsWith('.min.js') && statSync(q).size < 2_000_000) out.push(q);
-    }
-  };
-  walk(d);
-  return out.sort();
-}
-
-/** An index of about `lines` lines from `roots`, copies renamed (as fingerprint-eval.mjs --big does). */
-function buildIndex(file, label, roots, lines) {
-  const files = roots.flatMap((r) => sources(join(NM, r)));
-  const b = new IndexBuilder({ ...DEFAULT_BUILD, label });
-  let n = 0;
-  // The first copy whole, then renamed copies up to `lines`.
-  for (let copy = 0; copy === 0 || n < lines; copy++) {
-    for (const f of files) {
-      const text = readFileSync(f, 'utf8');
-      n += text.split('\n').length;
-      b.add(`${copy}/${f.slice(NM.length + 1)}`, copy === 0 ? text : text.replace(/[A-Za-z_]\w*/g, (id) => `${id}${copy}`));
-      if (copy > 0 && n >= lines) break;
-    }
-  }
-  const bytes = encodeIndex(b.build());
-  writeFileSync(file, bytes);
-  return { lines: n, mib: bytes.length / 1048576 };
-}
 
 const bodies = writeBodies(dir, ROOT);
 const body = bodies.large.body;
 const missIndex = join(dir, 'miss.fp');
 const hitIndex = join(dir, 'hit.fp');
 let t = performance.now();
-const miss = buildIndex(missIndex, 'big', ['typescript/lib', 'openai/src', '@anthropic-ai/sdk/src', 'node-forge/lib', 'ioredis/built', 'ws/lib'], LINES);
+const miss = await buildIndex(missIndex, 'big', MISS_ROOTS, LINES);
 console.log(`index without the body's code: ${miss.lines} lines, ${miss.mib.toFixed(1)} MiB, built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 t = performance.now();
-const hit = buildIndex(hitIndex, 'undici', ['undici/lib'], 0);
+const hit = await buildIndex(hitIndex, 'undici', HIT_ROOTS, 0);
 console.log(`index of the body's code (undici/lib): ${hit.lines} lines, ${hit.mib.toFixed(1)} MiB`);
 
 function inspector(fingerprints) {
@@ -73,14 +40,21 @@ function inspector(fingerprints) {
   return { ins, loadMs: performance.now() - t };
 }
 
-async function cpuPerCall(ins, sent = body) {
+/**
+ * CPU per inspectBody of `bodyAt(i)`. The same body each time is a conversation resent (its lookups
+ * remembered, lookup-memo.ts); `fresh` gives each call a body never seen (the message's first line
+ * differs), so every string is looked up.
+ */
+async function cpuPerCall(ins, sent = body, { fresh = false } = {}) {
   const meta = { contentType: 'application/json', action: 'block' };
+  const bodyAt = (i) => (fresh ? Buffer.from(sent.toString().replace('"role":"user","content":"', `"role":"user","content":"// request ${i}\\n`)) : sent);
   let out;
-  for (let i = 0; i < 5; i++) out = await ins.inspectBody(sent, meta);
+  for (let i = 0; i < 5; i++) out = await ins.inspectBody(bodyAt(-i - 1), meta);
   const times = [];
   for (let i = 0; i < ROUNDS; i++) {
+    const b = bodyAt(i);
     const before = process.cpuUsage();
-    await ins.inspectBody(sent, meta);
+    await ins.inspectBody(b, meta);
     const u = process.cpuUsage(before);
     times.push((u.user + u.system) / 1000);
   }
@@ -91,19 +65,24 @@ async function cpuPerCall(ins, sent = body) {
 const base = await cpuPerCall(inspector([]).ins);
 console.log(`S2 body (${body.length} bytes), no index:           ${base.ms.toFixed(2)} ms CPU per body (p90 ${base.p90.toFixed(2)}), decision ${base.out.decision}`);
 const m = inspector([{ file: missIndex }]);
-const withMiss = await cpuPerCall(m.ins);
-console.log(`  + ${(miss.lines / 1e6).toFixed(2)}M-line index, no match:   ${withMiss.ms.toFixed(2)} ms (p90 ${withMiss.p90.toFixed(2)}), +${(((withMiss.ms - base.ms) / base.ms) * 100).toFixed(0)}%; index loaded in ${m.loadMs.toFixed(0)} ms; decision ${withMiss.out.decision}`);
+const baseFresh = await cpuPerCall(inspector([]).ins, body, { fresh: true });
+const withMiss = await cpuPerCall(m.ins, body, { fresh: true });
+console.log(`  + ${(miss.lines / 1e6).toFixed(2)}M-line index, no match:   ${withMiss.ms.toFixed(2)} ms (p90 ${withMiss.p90.toFixed(2)}), +${(((withMiss.ms - baseFresh.ms) / baseFresh.ms) * 100).toFixed(0)}% over ${baseFresh.ms.toFixed(2)} ms without it (each body new); index loaded in ${m.loadMs.toFixed(0)} ms; decision ${withMiss.out.decision}`);
+const resent = await cpuPerCall(m.ins);
+console.log(`    the same body resent:            ${resent.ms.toFixed(2)} ms (p90 ${resent.p90.toFixed(2)}), +${(((resent.ms - base.ms) / base.ms) * 100).toFixed(0)}% (its lookups remembered)`);
 for (const f of withMiss.out.findings) console.log(`    (no code of the index is in the body, yet: ${f.rule} line ${f.line} ${f.source})`);
 // The lookup alone (ProtectedCode.find on the prompt's message, as the inspector calls it for
 // each JSON string): what the index adds, apart from the inspector's full path that indexes
 // require (its keyword fast path cannot prove a body free of protected code).
 const message = JSON.parse(body).messages.at(-1).content;
 const lookupCpu = (code) => {
-  for (let i = 0; i < 5; i++) code.find(message);
+  // A new text each time: a text looked up before is answered from memory.
+  for (let i = 0; i < 5; i++) code.find(`// warm-up ${i}\n${message}`);
   const times = [];
   for (let i = 0; i < ROUNDS; i++) {
+    const text = `// round ${i}\n${message}`;
     const before = process.cpuUsage();
-    code.find(message);
+    code.find(text);
     const u = process.cpuUsage(before);
     times.push((u.user + u.system) / 1000);
   }

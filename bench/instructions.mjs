@@ -15,6 +15,9 @@
 // --bearer sends `Authorization: Bearer bench-not-a-secret` with each request, as S1's wrk does
 // (aigate then fingerprints the vendor key: stages/credential.ts).
 //
+// --variant fingerprints is `inline` with a 1M-line protected-code index loaded that the S2 body is
+// not in (bench/lib/fingerprint-index.mjs; issue #16): what the lookups add to a request.
+//
 // --h2 makes the requests over HTTP/2 instead: node:http2 client sessions (--connections of them)
 // with --streams streams in flight on each, as S1h2's h2load does; the bare proxy then runs on
 // node:http2 (--bare-mode h2: compatibility API, h2stream: stream API).
@@ -29,7 +32,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect as h2connect } from 'node:http2';
 import { Agent, request } from 'undici';
-import { VARIANTS, aigateConfig } from './lib/aigate.mjs';
+import { FINGERPRINT_INDEX, VARIANTS, aigateConfig } from './lib/aigate.mjs';
+import { buildIndex, MISS_ROOTS } from './lib/fingerprint-index.mjs';
 import { writeBodies } from './lib/bodies.mjs';
 import { requireTools } from './lib/env.mjs';
 import { startNginx, upstreamConfig } from './lib/nginx.mjs';
@@ -74,6 +78,7 @@ try {
   const body = readFileSync(writeBodies(dir, ROOT)[args.body].file);
   const ports = { upstream: await freePort(), sse: await freePort() };
   if (contenders.some((c) => VARIANTS[c.variant]?.syslog)) ports.syslog = (await startSyslogReceiver()).port;
+  if (contenders.some((c) => VARIANTS[c.variant]?.fingerprints)) await buildIndex(join(dir, FINGERPRINT_INDEX), 'bench', MISS_ROOTS, 1_000_000);
   await startNginx(dir, 'upstream', upstreamConfig(dir, pki, ports.upstream), ports.upstream);
   const shape = args.h2 ? `HTTP/2 connections × ${args.streams} streams` : 'connections';
   console.log(`${args.body} body${args.bearer ? ' with a Bearer key' : ''}, ${args.requests} requests over ${args.connections} ${shape} after ${args.warmup} to warm up`);

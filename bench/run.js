@@ -15,9 +15,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Agent, request } from 'undici';
-import { startAigate } from './lib/aigate.mjs';
+import { FINGERPRINT_INDEX, startAigate } from './lib/aigate.mjs';
 import { startBareProxy } from './lib/bare.mjs';
 import { writeBodies } from './lib/bodies.mjs';
+import { buildIndex, MISS_ROOTS } from './lib/fingerprint-index.mjs';
 import { machine, requireTools, versions } from './lib/env.mjs';
 import { proxyConfig, startNginx, upstreamConfig } from './lib/nginx.mjs';
 import { startMitmproxy } from './lib/mitmproxy.mjs';
@@ -117,6 +118,11 @@ async function main() {
     procs.mitmproxy = await startMitmproxy(dir, pki, { port: ports.mitmproxy, upstreamPort: ports.upstream });
     if (!procs.mitmproxy) log('mitmdump not found (apt-get install mitmproxy): mitmproxy left out of S1 and S2');
   }
+  if (wants('S1h2')) {
+    // The floor for HTTP/2 in Node: the same bare proxy on node:http2 (S1h2's reference).
+    ports.bareH2 = await freePort();
+    procs.bareH2 = await startBareProxy(pki, { port: ports.bareH2, upstreamPort: ports.upstream, mode: 'h2' });
+  }
   const needRedis = wants('S4');
   if (needRedis) procs.redis = await startRedis();
   // The soak starts its own aigate: a run of the soak alone needs none of these.
@@ -131,7 +137,13 @@ async function main() {
     ...(needRedis ? [{ name: 'redis', rateLimit: 'redis', redisUrl: procs.redis.url }] : []),
     // Multi-process mode, for reference: on 2 cores it competes with wrk and the upstream.
     ...(wants('S1') || wants('S2') ? [{ name: 'workers2', rateLimit: 'memory', args: ['--workers', '2'] }] : []),
+    // `full` with a 1M-line protected-code index the S2 body is not in (issue #16).
+    ...(wants('S2') ? [{ name: 'fingerprints', rateLimit: 'memory', fingerprints: true }] : []),
   ];
+  if (variants.some((v) => v.fingerprints)) {
+    const index = await buildIndex(join(dir, FINGERPRINT_INDEX), 'bench', MISS_ROOTS, 1_000_000);
+    log(`protected-code index: ${index.lines} lines, ${index.mib.toFixed(1)} MiB`);
+  }
   for (const v of variants) procs.aigate[v.name] = await startAigate(dir, pki, ports, v);
   log(`upstream nginx :${ports.upstream}, sse :${ports.sse}, nginx proxy :${ports.nginx}, aigate ${variants.map((v) => `${v.name} :${procs.aigate[v.name].gatewayPort}`).join(', ')}`);
 

@@ -12,7 +12,9 @@ import { ANTHROPIC, OPENAI } from './pki.mjs';
  *            cli?: string (another build, for A/B runs), audit?: false, scanThreads?: number | 'auto',
  *            routes?: extra routes[] entries,
  *            limits?: { connectionsPerClient }, timeouts?: partial timeouts,
- *            syslog?: true (needs ports.syslog) }
+ *            syslog?: true (needs ports.syslog),
+ *            fingerprints?: true (inspect.fingerprints: the index FINGERPRINT_INDEX in `dir`, built by
+ *            bench/lib/fingerprint-index.mjs before the process starts) }
  */
 /** Named variants for bench/ab.mjs and bench/profile.js (`npm run bench` builds its own list). */
 export const VARIANTS = {
@@ -28,7 +30,12 @@ export const VARIANTS = {
   redis: { rateLimit: 'redis' },
   /** `full` plus audit.syslog over TCP to ports.syslog (bench/lib/syslog.mjs's receiver). */
   syslog: { rateLimit: 'memory', syslog: true },
+  /** `inline` plus a 1M-line protected-code index that the S2 body's code is not in (issue #16). */
+  fingerprints: { rateLimit: 'memory', scanThreads: 0, fingerprints: true },
 };
+
+/** The protected-code index of the `fingerprints` variants, in the bench's temp dir. */
+export const FINGERPRINT_INDEX = 'protected.fp';
 
 export function aigateConfig(dir, pki, ports, variant) {
   const rl =
@@ -68,6 +75,7 @@ export function aigateConfig(dir, pki, ports, variant) {
       rules: { builtin: variant.rules ?? 'all' },
       ...(variant.rules === 'none' ? { classification: { tags: false } } : {}),
       scanThreads: variant.scanThreads ?? 'auto',
+      ...(variant.fingerprints ? { fingerprints: [{ file: join(dir, FINGERPRINT_INDEX), label: 'bench' }] } : {}),
     },
     audit: {
       file: variant.audit === false ? null : join(dir, `audit-${variant.name}.log`),

@@ -90,6 +90,17 @@ export function targets(r) {
       add('S1 ≥ 10× mitmproxy req/s (issue 20)', x2(m), m >= 10);
     }
   }
+  if (r.S1h2) {
+    // Medians of S1h2 against medians of S1: the two scenarios run one after the other, not interleaved.
+    const rps = (rounds) => median(rounds.map((x) => x.rps));
+    const h2 = rps(r.S1h2['aigate']);
+    if (r.S1) {
+      add('S1h2 ≥ aigate\'s own HTTP/1.1 S1 req/s (issue 15)', `${n0(h2)} vs ${n0(rps(r.S1['aigate']))} req/s`, h2 >= rps(r.S1['aigate']));
+      const h2Nginx = roundRatio(r.S1h2['aigate'], r.S1h2['nginx']);
+      const h1Nginx = roundRatio(r.S1['aigate'], r.S1['nginx']);
+      add('S1h2 × nginx h2 no worse than S1 × nginx (issue 15)', `${x2(h2Nginx)} vs ${x2(h1Nginx)}`, h2Nginx >= h1Nginx);
+    }
+  }
   if (r.S2) {
     const t = r.S2.throughput;
     const ratio = roundRatio(t['aigate'], t['nginx']);
@@ -189,6 +200,10 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
     md.push('');
     md.push(loadTable(r.S1h2));
     md.push('');
+    if (r.S1h2['bare Node proxy (h2)']) {
+      md.push('`bare Node proxy (h2)` is S1\'s bare proxy on node:http2 (the same handler through its compatibility API): the floor for HTTP/2 in Node, as `bare Node proxy` is for HTTP/1.1.');
+      md.push('');
+    }
   }
   if (r.S1) {
     md.push('## S1 — small chat request (1 KiB JSON POST, 32 connections, wrk)');
@@ -213,6 +228,10 @@ export function renderReport({ opts, machine, versions, results: r, sections, st
     md.push('');
     md.push(loadTable(r.S2.throughput));
     md.push('');
+    if (r.S2.throughput['aigate + 1M-line index']) {
+      md.push('`aigate + 1M-line index` is `aigate` with `inspect.fingerprints` loaded: an index of ~1 million lines of code that is not in the body (bench/lib/fingerprint-index.mjs). Like a conversation an agent resends every turn, the body is the same each time: its lookups are remembered (src/inspect/lookup-memo.ts); `node bench/fingerprint-inspect.mjs` measures a body never seen before.');
+      md.push('');
+    }
     const on = r.S2.single['aigate'];
     const off = r.S2.single['aigate (no rules)'];
     md.push('One connection, one request at a time — the latency the scan adds to a 256 KiB request (aigate with all rules vs aigate with `rules.builtin: none`):');

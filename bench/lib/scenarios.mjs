@@ -40,6 +40,18 @@ const tree = (pid) => [pid, ...childPids(pid)];
  * wrk contenders for a path under each front door. `pids` are the processes whose CPU time a
  * request through that door costs (the door itself; for the Redis limiter, redis-server too).
  */
+/** Contender names of the aigate processes, and their variants' names in run.js (procs.aigate). */
+const AIGATES = {
+  aigate: 'full',
+  'aigate (no rules)': 'norules',
+  'aigate (limiter off)': 'off',
+  'aigate (memory)': 'memory',
+  'aigate (redis)': 'redis',
+  'aigate --workers 2': 'workers2',
+  'aigate + 1M-line index': 'fingerprints',
+};
+const nameOf = (variant) => Object.keys(AIGATES).find((name) => AIGATES[name] === variant);
+
 function httpContenders(ctx, { direct = true, bare = false, mitmproxy = false, aigates = ['aigate'] } = {}) {
   const { ports, procs } = ctx;
   const list = [];
@@ -48,17 +60,9 @@ function httpContenders(ctx, { direct = true, bare = false, mitmproxy = false, a
   if (bare && procs.bare) list.push({ name: 'bare Node proxy', url: (p) => `https://127.0.0.1:${ports.bare}/openai/${p}`, pids: () => [procs.bare.child.pid] });
   // Reverse mode forwards the path as it comes: the upstream's own.
   if (mitmproxy && procs.mitmproxy) list.push({ name: 'mitmproxy', url: (p) => `https://127.0.0.1:${ports.mitmproxy}/v1/${p}`, pids: () => tree(procs.mitmproxy.child.pid) });
-  const names = {
-    aigate: 'full',
-    'aigate (no rules)': 'norules',
-    'aigate (limiter off)': 'off',
-    'aigate (memory)': 'memory',
-    'aigate (redis)': 'redis',
-    'aigate --workers 2': 'workers2',
-  };
   for (const a of aigates) {
-    const proc = procs.aigate[names[a]];
-    const extra = names[a] === 'redis' && procs.redis ? [procs.redis.child.pid] : [];
+    const proc = procs.aigate[AIGATES[a]];
+    const extra = AIGATES[a] === 'redis' && procs.redis ? [procs.redis.child.pid] : [];
     list.push({ name: a, url: (p) => `https://127.0.0.1:${proc.gatewayPort}/openai/${p}`, pids: () => [...tree(proc.pid), ...extra] });
   }
   return list;
@@ -76,8 +80,7 @@ function wrkScenario(ctx, contenders, { body, path = 'chat/completions', connect
 
 /** Short unmeasured load on every front door: JIT, TLS session caches, upstream pools. */
 export async function warmUp(ctx) {
-  const names = { full: 'aigate', norules: 'aigate (no rules)', off: 'aigate (limiter off)', memory: 'aigate (memory)', redis: 'aigate (redis)', workers2: 'aigate --workers 2' };
-  const all = httpContenders(ctx, { bare: true, aigates: Object.keys(ctx.procs.aigate).map((k) => names[k]) });
+  const all = httpContenders(ctx, { bare: true, aigates: Object.keys(ctx.procs.aigate).map(nameOf) });
   for (const c of all) {
     for (const body of [ctx.bodies.small, ctx.bodies.large]) {
       await runWrk({ url: c.url('chat/completions'), lua: body.lua, connections: 8, seconds: ctx.opts.quick ? 1 : 2 });
@@ -91,10 +94,13 @@ export const S1 = (ctx) => wrkScenario(ctx, httpContenders(ctx, { bare: true, mi
 
 /**
  * S1 over HTTP/2 (issue 15): the same 1 KiB POST, 32 streams on 4 connections (h2load), against
- * nginx (`listen … ssl http2`) and aigate's gateway. Compare with S1's HTTP/1.1 figures.
+ * nginx (`listen … ssl http2`), the bare proxy on node:http2 (Node's floor for HTTP/2) and
+ * aigate's gateway. Compare with S1's HTTP/1.1 figures.
  */
 export const S1h2 = (ctx) => {
+  const { ports, procs } = ctx;
   const contenders = httpContenders(ctx, { direct: false }).filter((c) => c.name === 'nginx' || c.name === 'aigate');
+  if (procs.bareH2) contenders.splice(1, 0, { name: 'bare Node proxy (h2)', url: (p) => `https://127.0.0.1:${ports.bareH2}/openai/${p}`, pids: () => [procs.bareH2.child.pid] });
   return interleave(ctx, contenders, async (c) => {
     const pids = c.pids?.() ?? [];
     const cpu0 = cpuSeconds(pids);
@@ -106,7 +112,8 @@ export const S1h2 = (ctx) => {
 };
 
 export async function S2(ctx) {
-  const throughput = await wrkScenario(ctx, httpContenders(ctx, { bare: true, mitmproxy: true, aigates: withWorkers(ctx, ['aigate', 'aigate (no rules)']) }), { body: ctx.bodies.large });
+  const aigates = ['aigate', 'aigate (no rules)', ...(ctx.procs.aigate.fingerprints ? ['aigate + 1M-line index'] : [])];
+  const throughput = await wrkScenario(ctx, httpContenders(ctx, { bare: true, mitmproxy: true, aigates: withWorkers(ctx, aigates) }), { body: ctx.bodies.large });
   // What the scan adds to one 256 KiB request: one connection, one request at a time.
   ctx.log('  S2 latency, 1 connection:');
   const single = await wrkScenario(ctx, httpContenders(ctx, { direct: false, aigates: ['aigate', 'aigate (no rules)'] }), {

@@ -14,6 +14,7 @@ import { FingerprintMatcher, matchAll, MAX_TOKENS, type ProtectedCodeMatch } fro
 import { tokenize, wasmTokenizer, WASM_MAX_CHARS } from '../fingerprint/tokens.js';
 import { MAX_NESTED_JSON, MIN_SCAN_LENGTH } from './json-walk.js';
 import { BETWEEN_CHAR, jsonStrings, looksLikeJson, type JsonString } from './json.js';
+import { LookupMemo, MEMO_MIN_BYTES } from './lookup-memo.js';
 
 export const PROTECTED_PREFIX = 'protected-code:';
 
@@ -89,6 +90,14 @@ export class ProtectedCode {
    */
   private readonly found = new Map<string, ProtectedHit[]>();
 
+  /**
+   * Lookups of earlier requests, by content (lookup-memo.ts): whether a JSON string read from a
+   * body's bytes holds protected code, and what find answered for a text. A reload builds a new
+   * ProtectedCode, so nothing remembered outlives the indexes it was looked up in.
+   */
+  private readonly heldInBytes = new LookupMemo<boolean>();
+  private readonly foundInText = new LookupMemo<ProtectedHit[]>();
+
   /** False when `text` is too short to hold protected code (the cheap gate for JSON strings). */
   mayHold(text: string): boolean {
     return text.length >= this.minChars;
@@ -154,18 +163,29 @@ export class ProtectedCode {
         if (!validJsonString(bytes, i + 1, end - 1)) return null;
       } else {
         if (end - i - 2 > WASM_MAX_CHARS) return null;
-        const units = wasm.loadJsonString(bytes, i + 1, end - 1, utf8);
-        if (units < 0) return null;
-        if (units >= MIN_SCAN_LENGTH && units >= this.minChars) {
-          if (wasm.startsJson(units)) return null;
-          const results = matchAll(this.matchers, wasm.tokenizeLoaded(units, MAX_TOKENS));
-          if (results.some((m) => m.length > 0)) {
-            // The full path runs next and looks this string up again: its answer is known.
-            const raw = bytes.toString(utf8 ? 'utf8' : 'latin1', i, end);
-            const value = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
-            this.found.set(value, hitsIn(value, results));
-            return true;
+        // The same bytes read the same way are the same string: an earlier request's answer holds
+        // (only strings this loop went through whole are remembered, so every check below passed).
+        const digest = end - i - 2 >= MEMO_MIN_BYTES ? this.heldInBytes.digest(utf8 ? 'u' : 'l', bytes.subarray(i + 1, end - 1)) : undefined;
+        const held = digest === undefined ? undefined : this.heldInBytes.get(digest);
+        // Held: the full path runs and finds it (its find() remembers the string's hits too).
+        if (held === true) return true;
+        if (held === undefined) {
+          const units = wasm.loadJsonString(bytes, i + 1, end - 1, utf8);
+          if (units < 0) return null;
+          let holds = false;
+          if (units >= MIN_SCAN_LENGTH && units >= this.minChars) {
+            if (wasm.startsJson(units)) return null;
+            const results = matchAll(this.matchers, wasm.tokenizeLoaded(units, MAX_TOKENS));
+            if (results.some((m) => m.length > 0)) {
+              // The full path runs next and looks this string up again: its answer is known.
+              const raw = bytes.toString(utf8 ? 'utf8' : 'latin1', i, end);
+              const value = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
+              this.found.set(value, hitsIn(value, results));
+              holds = true;
+            }
           }
+          if (digest !== undefined) this.heldInBytes.set(digest, holds);
+          if (holds) return true;
         }
       }
       i = end;
@@ -200,13 +220,16 @@ export class ProtectedCode {
    */
   find(text: string): ProtectedHit[] {
     if (!this.mayHold(text)) return [];
-    const known = this.found.size === 0 ? undefined : this.found.get(text);
-    if (known !== undefined) {
-      this.found.delete(text);
-      return known;
-    }
+    // UTF-16 code units: what the text is, whatever characters it holds.
+    const digest = text.length * 2 >= MEMO_MIN_BYTES ? this.foundInText.digest('t', Buffer.from(text, 'utf16le')) : undefined;
+    const remembered = digest === undefined ? undefined : this.foundInText.get(digest);
+    if (remembered !== undefined) return remembered;
+    let hits = this.found.size === 0 ? undefined : this.found.get(text);
+    if (hits !== undefined) this.found.delete(text);
     // Tokenised once for every index.
-    return hitsIn(text, matchAll(this.matchers, tokenize(text, MAX_TOKENS)));
+    else hits = hitsIn(text, matchAll(this.matchers, tokenize(text, MAX_TOKENS)));
+    if (digest !== undefined) this.foundInText.set(digest, hits);
+    return hits;
   }
 }
 
