@@ -95,18 +95,26 @@ export const S1 = (ctx) => wrkScenario(ctx, httpContenders(ctx, { bare: true, mi
 /**
  * S1 over HTTP/2 (issue 15): the same 1 KiB POST, 32 streams on 4 connections (h2load), against
  * nginx (`listen … ssl http2`), the bare proxy on node:http2 (Node's floor for HTTP/2) and
- * aigate's gateway. Compare with S1's HTTP/1.1 figures.
+ * aigate's gateway; interleaved with nginx and aigate over HTTP/1.1 as S1 loads them (wrk, 32
+ * connections), so the protocols are compared within one run's rounds.
  */
 export const S1h2 = (ctx) => {
   const { ports, procs } = ctx;
-  const contenders = httpContenders(ctx, { direct: false }).filter((c) => c.name === 'nginx' || c.name === 'aigate');
-  if (procs.bareH2) contenders.splice(1, 0, { name: 'bare Node proxy (h2)', url: (p) => `https://127.0.0.1:${ports.bareH2}/openai/${p}`, pids: () => [procs.bareH2.child.pid] });
+  const doors = httpContenders(ctx, { direct: false }).filter((c) => c.name === 'nginx' || c.name === 'aigate');
+  const contenders = [
+    ...doors,
+    ...(procs.bareH2 ? [{ name: 'bare Node proxy (h2)', url: (p) => `https://127.0.0.1:${ports.bareH2}/openai/${p}`, pids: () => [procs.bareH2.child.pid] }] : []),
+    ...doors.map((c) => ({ ...c, name: `${c.name} over HTTP/1.1 (wrk)`, h1: true })),
+  ];
   return interleave(ctx, contenders, async (c) => {
     const pids = c.pids?.() ?? [];
     const cpu0 = cpuSeconds(pids);
-    const r = await runH2load({ url: c.url('chat/completions'), bodyFile: ctx.bodies.small.file, connections: 4, streams: 8, seconds: ctx.opts.seconds });
+    const url = c.url('chat/completions');
+    const r = c.h1
+      ? await runWrk({ url, lua: ctx.bodies.small.lua, connections: 32, seconds: ctx.opts.seconds })
+      : await runH2load({ url, bodyFile: ctx.bodies.small.file, connections: 4, streams: 8, seconds: ctx.opts.seconds });
     const cpu = cpuSeconds(pids) - cpu0;
-    if (r.protocol !== 'h2') throw new Error(`S1h2 ${c.name}: h2load negotiated ${r.protocol}\n${r.raw}`);
+    if (!c.h1 && r.protocol !== 'h2') throw new Error(`S1h2 ${c.name}: h2load negotiated ${r.protocol}\n${r.raw}`);
     return { ...r, cpuUsPerRequest: pids.length && r.requests ? (cpu * 1e6) / r.requests : NaN };
   });
 };
