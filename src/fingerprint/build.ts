@@ -54,11 +54,29 @@ function periodic(values: Int32Array, k: number): boolean {
   for (let p = 1; p <= k >> 1; p++) {
     let run = 0;
     for (let t = 0; t + p < k; t++) {
-      run = values[t] === values[t + p] ? run + 1 : 0;
+      if (values[t] === values[t + p]) run++;
+      else {
+        run = 0;
+        // A run after t is k − p − t − 1 long at most: too short, this period is done (most
+        // k-grams are not periodic, and the build tests every one it keeps).
+        if (p < enough && k - t - 1 < enough) break;
+      }
       if (run + p >= enough) return true;
     }
   }
   return false;
+}
+
+/** True when `values` hold at least `min` distinct values (stops counting there). */
+function distinctAtLeast(values: Int32Array, min: number): boolean {
+  let count = 0;
+  for (let i = 0; i < values.length && count < min; i++) {
+    const v = values[i];
+    let j = 0;
+    while (j < i && values[j] !== v) j++;
+    if (j === i) count++;
+  }
+  return count >= min;
 }
 
 export class IndexBuilder {
@@ -91,23 +109,21 @@ export class IndexBuilder {
     }
     this.tokens += tokens.length;
     const seen = new Map<number, number>();
-    const distinct = new Set<number>();
     const values = new Int32Array(this.params.k);
     // Both views go into one table (their hashes cannot meet: identifiers hash differently).
     for (const view of ['ids', 'exact'] as const) {
       const fp = winnow(tokens, this.params, view);
       for (let i = 0; i < fp.length; i++) {
         const h = fp.hashes[i]!;
+        // The cheap test first.
+        const count = seen.get(h) ?? 0;
+        if (count >= this.params.maxPerFile) continue;
         gramValues(tokens, fp.positions[i]!, this.params.k, view === 'ids' ? 'context' : 'exact', values);
-        distinct.clear();
-        for (const v of values) distinct.add(v);
         // Names make even a table specific: the exact view only drops plain repetition.
-        if (distinct.size < (view === 'ids' ? this.params.minDistinct : EXACT_MIN_DISTINCT)) continue;
+        if (!distinctAtLeast(values, view === 'ids' ? this.params.minDistinct : EXACT_MIN_DISTINCT)) continue;
         // Without names, a run of same-shaped lines (`this.a = opts.a; this.b = opts.b; …`) is
         // the same in every codebase.
         if (view === 'ids' && periodic(values, this.params.k)) continue;
-        const count = seen.get(h) ?? 0;
-        if (count >= this.params.maxPerFile) continue;
         seen.set(h, count + 1);
         this.hashes.push(h);
         this.fileIds.push(fileId);
