@@ -287,8 +287,51 @@ describe('counting lines', () => {
       if (m.match(`Look:\n\n${part.join('\n')}\n`).length > 0) found++;
     }
     expect(tried).toBeGreaterThan(30);
-    expect(found / tried).toBeGreaterThan(0.8); // 0.88 here, 0.68 without
+    expect(found / tried).toBeGreaterThan(0.95); // 0.98 here; 0.88 without line anchors, 0.68 without the lookups around hits
+  });
+});
 
+describe('line anchors', () => {
+  const file = source('ws/lib/receiver.js');
+  const lines = file.split('\n');
+  const matcher = (lineAnchors: boolean, add = (b: IndexBuilder) => b.add('src/receiver.js', file)) => {
+    const b = new IndexBuilder({ ...DEFAULT_BUILD, lineAnchors, label: 'acme' });
+    add(b);
+    return new FingerprintMatcher(decodeIndex(encodeIndex(b.build())), 8);
+  };
+  const anchored = matcher(true);
+  const plain = matcher(false);
+  /** Lines from..from+7 (1-based) of receiver.js, renamed, in a chat message after 3 lines of prose. */
+  const copy = (from: number) => `Why does this throw?\n\n\n${lines.slice(from - 1, from + 7).join('\n').replace(/\berror\b/g, 'err')}\n`;
+
+  it('count a copy\'s short first and last lines: an 8-line copy is 8 lines', () => {
+    // `const {` (2 tokens) opens one copy, `'WS_ERR_UNEXPECTED_RSV_1'` (1 token) ends the other:
+    // winnowing kept no k-gram starting on the first nor ending on the last, so each counted 7.
+    const first = lines.indexOf('const {') + 1;
+    const last = lines.flatMap((l, i) => (l.includes("'WS_ERR_UNEXPECTED_RSV_1'") ? [i + 1] : []))[1]!;
+    expect(lines[first]).toContain('BINARY_TYPES');
+    for (const from of [first, last - 7]) {
+      expect(plain.match(copy(from)), `lines ${from}–${from + 7}, without anchors`).toEqual([]);
+      expect(anchored.match(copy(from)), `lines ${from}–${from + 7}`).toEqual([{ label: 'acme', file: 'src/receiver.js', fileStart: from, fileEnd: from + 7, lines: 8, textStart: 4, textEnd: 11 }]);
+    }
+  });
+
+  it('a blank line between an anchored line and the next counts, as inside a k-gram', () => {
+    // `'use strict'`, a blank, a require, a blank, then code: the anchor covers line 1 alone.
+    const text = source('undici/lib/interceptor/redirect.js');
+    const m = matcher(true, (b) => b.add('lib/redirect.js', text));
+    expect(m.match(text.split('\n').slice(0, 8).join('\n'))).toMatchObject([{ file: 'lib/redirect.js', fileStart: 1, fileEnd: 8, lines: 8 }]);
+  });
+
+  it('an anchor stands for its own line: a table of the same shape is no 8-line copy', () => {
+    // ioredis's `const SubscriberStatus = {` and zod's `const formatMap = {` each open a table of
+    // five `key: "string",` rows. Spanning its k-gram's lines (7–12), the anchor of the opening
+    // line made zod's table an 8-line match of ioredis's (bench/fingerprint-eval.mjs, seeds 8, 9).
+    const zod = source('zod/v4/core/json-schema-processors.js').split('\n');
+    const at = zod.indexOf('const formatMap = {');
+    expect(at).toBeGreaterThan(0);
+    const m = matcher(true, (b) => b.add('built/ShardedSubscriber.js', source('ioredis/built/cluster/ShardedSubscriber.js')));
+    expect(m.match(zod.slice(at - 2, at + 12).join('\n'))).toEqual([]);
   });
 });
 
