@@ -5,7 +5,8 @@
 // of the very code the body holds (every lookup hits: findings, block); and the S1 body (1 KiB).
 // CPU time of this process, median of the runs; each body is new unless said (a body resent is
 // answered from the lookups remembered, src/inspect/lookup-memo.ts). Reports; asserts nothing.
-//   npm run build && node bench/fingerprint-inspect.mjs [--lines 1000000] [--rounds 40]
+//   npm run build && node bench/fingerprint-inspect.mjs [--lines 1000000] [--rounds 40] [--no-anchors]
+// (--no-anchors: the indexes built without line anchors, src/fingerprint/build.ts, as before them)
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,8 +18,10 @@ const { loadProtectedCode, ProtectedCode } = await import(join(ROOT, 'dist/inspe
 const { configSchema } = await import(join(ROOT, 'dist/config/schema.js'));
 const { writeBodies } = await import(join(ROOT, 'bench/lib/bodies.mjs'));
 const { buildIndex, HIT_ROOTS, MISS_ROOTS } = await import(join(ROOT, 'bench/lib/fingerprint-index.mjs'));
+const { resetWork, work } = await import(join(ROOT, 'dist/fingerprint/work.js'));
 
-const { values: args } = parseArgs({ options: { lines: { type: 'string', default: '1000000' }, rounds: { type: 'string', default: '40' } } });
+const { values: args } = parseArgs({ options: { lines: { type: 'string', default: '1000000' }, rounds: { type: 'string', default: '40' }, 'no-anchors': { type: 'boolean', default: false } } });
+const PARAMS = args['no-anchors'] ? { lineAnchors: false } : {};
 const LINES = Number(args.lines);
 const ROUNDS = Number(args.rounds);
 const dir = mkdtempSync(join(tmpdir(), 'aigate-fp-inspect-'));
@@ -28,10 +31,10 @@ const body = bodies.large.body;
 const missIndex = join(dir, 'miss.fp');
 const hitIndex = join(dir, 'hit.fp');
 let t = performance.now();
-const miss = await buildIndex(missIndex, 'big', MISS_ROOTS, LINES);
+const miss = await buildIndex(missIndex, 'big', MISS_ROOTS, LINES, PARAMS);
 console.log(`index without the body's code: ${miss.lines} lines, ${miss.mib.toFixed(1)} MiB, built in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 t = performance.now();
-const hit = await buildIndex(hitIndex, 'undici', HIT_ROOTS, 0);
+const hit = await buildIndex(hitIndex, 'undici', HIT_ROOTS, 0, PARAMS);
 console.log(`index of the body's code (undici/lib): ${hit.lines} lines, ${hit.mib.toFixed(1)} MiB`);
 
 function inspector(fingerprints) {
@@ -90,7 +93,12 @@ const lookupCpu = (code) => {
   return times[Math.floor(times.length / 2)];
 };
 const missCode = new ProtectedCode(loadProtectedCode(configSchema.parse({ inspect: { fingerprints: [{ file: missIndex }] } }).inspect.fingerprints));
-console.log(`  lookup alone (${message.length} characters of code, 1M-line index, no match): ${lookupCpu(missCode).toFixed(2)} ms CPU`);
+const lookupMs = lookupCpu(missCode);
+// Its work (src/fingerprint/work.ts), which the host's speed does not move; a text not looked up
+// before (not answered from the memo).
+resetWork();
+missCode.find(`// counted\n${message}`);
+console.log(`  lookup alone (${message.length} characters of code, 1M-line index, no match): ${lookupMs.toFixed(2)} ms CPU; ${work.lookups} k-grams looked up, ${work.steps} searches, ${work.hits} hits`);
 const h = inspector([{ file: hitIndex }]);
 const withHit = await cpuPerCall(h.ins);
 console.log(`  + index of the body's own code:    ${withHit.ms.toFixed(2)} ms (p90 ${withHit.p90.toFixed(2)}), +${(((withHit.ms - base.ms) / base.ms) * 100).toFixed(0)}%; decision ${withHit.out.decision}, ${withHit.out.findings.length} findings`);

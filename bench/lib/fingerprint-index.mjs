@@ -25,12 +25,15 @@ function sources(d) {
   return out.sort();
 }
 
-/** Writes an index of `roots` to `file` (renamed copies up to `lines` lines); its size and lines. */
-export async function buildIndex(file, label, roots, lines) {
+/**
+ * Writes an index of `roots` to `file` (renamed copies up to `lines` lines); its size and lines.
+ * `params`: build parameters other than the defaults (`{ lineAnchors: false }`: as before them).
+ */
+export async function buildIndex(file, label, roots, lines, params = {}) {
   const { IndexBuilder, DEFAULT_BUILD } = await import(join(ROOT, 'dist/fingerprint/build.js'));
   const { encodeIndex } = await import(join(ROOT, 'dist/fingerprint/index-file.js'));
   const files = roots.flatMap((r) => sources(join(NM, r)));
-  const b = new IndexBuilder({ ...DEFAULT_BUILD, label });
+  const b = new IndexBuilder({ ...DEFAULT_BUILD, ...params, label });
   let n = 0;
   for (let copy = 0; copy === 0 || n < lines; copy++) {
     for (const f of files) {
