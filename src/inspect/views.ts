@@ -36,17 +36,35 @@ export interface WideReading {
   others: string[];
 }
 
-/** The parameters of a Content-Type value, names lower-case, quotes removed. */
+/** name=token or name="quoted string" (RFC 9110 §5.6.6); the quoted form may hold `;`. */
+const MEDIA_PARAM = /;\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))/g;
+
+/**
+ * The parameters of a Content-Type value, names lower-case, quotes removed. A name given twice
+ * keeps its first value here; the pipeline refuses such a value (repeatedParameter) before a
+ * body is read, since parsers that keep the last one read another boundary or charset.
+ */
 export function mediaParams(contentType: string | undefined): Map<string, string> {
   const params = new Map<string, string>();
   if (!contentType) return params;
-  // name=token or name="quoted string" (RFC 9110 §5.6.6); the quoted form may hold `;`.
-  const re = /;\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))/g;
+  const re = new RegExp(MEDIA_PARAM);
   for (let m = re.exec(contentType); m !== null; m = re.exec(contentType)) {
     const name = m[1]!.toLowerCase();
     if (!params.has(name)) params.set(name, m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3]!.trim());
   }
   return params;
+}
+
+/** The first parameter name (lower-case) a Content-Type value gives more than once, read as mediaParams reads it; undefined when none. */
+export function repeatedParameter(contentType: string): string | undefined {
+  const seen = new Set<string>();
+  const re = new RegExp(MEDIA_PARAM);
+  for (let m = re.exec(contentType); m !== null; m = re.exec(contentType)) {
+    const name = m[1]!.toLowerCase();
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
 }
 
 /** The wide encoding a charset names: exact ('utf-16le'), or generic ('utf-16': byte order from the BOM). */
