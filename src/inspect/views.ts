@@ -68,7 +68,7 @@ export function repeatedParameter(contentType: string): string | undefined {
 }
 
 /** The wide encoding a charset names: exact ('utf-16le'), or generic ('utf-16': byte order from the BOM). */
-function charsetEncoding(charset: string): { width: 2 | 4; order: 'le' | 'be' | null } | null {
+export function charsetEncoding(charset: string): { width: 2 | 4; order: 'le' | 'be' | null } | null {
   const c = charset.toLowerCase().replace(/[-_\s]/g, '');
   switch (c) {
     case 'utf16le':
@@ -129,7 +129,7 @@ function opensJson(bytes: Buffer, encoding: WideEncoding): boolean {
 }
 
 /** Decodes strictly (null when not valid) or leniently (U+FFFD for what is not). */
-function decodeWide(b: Buffer, encoding: WideEncoding, strict: boolean): string | null {
+export function decodeWide(b: Buffer, encoding: WideEncoding, strict: boolean): string | null {
   const width = encoding.startsWith('utf-16') ? 2 : 4;
   const le = encoding.endsWith('le');
   if (b.length % width !== 0 && strict) return null;
@@ -158,7 +158,7 @@ function decodeWide(b: Buffer, encoding: WideEncoding, strict: boolean): string 
   return out + String.fromCodePoint(...chunk);
 }
 
-function encodeWide(text: string, encoding: WideEncoding): Buffer {
+export function encodeWide(text: string, encoding: WideEncoding): Buffer {
   if (encoding === 'utf-16le') return Buffer.from(text, 'utf16le');
   if (encoding === 'utf-16be') return Buffer.from(text, 'utf16le').swap16();
   const out = Buffer.alloc(text.length * 4);
