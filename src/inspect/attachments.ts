@@ -388,8 +388,30 @@ function scan(text: string, budget: AttachmentBudget | null, anyLength: boolean)
   };
   forEachRun(text, BASE64_CHAR, taken, bare);
   if (hit) return 'text';
+  // Base64 from end to end but for line breaks and tabs at irregular places: decoders skip them
+  // (Node's, Python's b64decode, Go's for \r\n), so the whole string is one payload, read as
+  // they read it. Its shape cannot be rebuilt (redaction blocks). Probed the same way: in a raw
+  // body those breaks are escapes (`\n`), inside one run of RAW_RUN_CHAR.
+  if ((anyLength || budget !== null) && taken.length === 0 && !(found.length === 1 && found[0]!.start === 0 && found[0]!.end === n) && brokenWhole(text)) {
+    if (budget === null) return sniffText(text) ? 'text' : found;
+    const a = decodeBase64(text, 0, n, '', null, false, budget);
+    if (a) return [a];
+  }
   if (taken.length > 0) found.sort((x, y) => x.start - y.start);
   return found;
+}
+
+/** True when `text` is base64 characters and padding broken by at least one line break or tab, with at least MIN_WHOLE base64 characters. */
+function brokenWhole(text: string): boolean {
+  let chars = 0;
+  let breaks = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || c === 13 || c === 9) breaks++;
+    else if (c < 128 && BASE64_CHAR[c] === 1) chars++;
+    else if (c !== 61) return false;
+  }
+  return breaks > 0 && chars >= MIN_WHOLE;
 }
 
 interface BlockShape {

@@ -152,6 +152,14 @@ describe('block', () => {
     }
   });
 
+  // Node's, Python's (b64decode) and Go's (\r\n) base64 decoders skip line breaks wherever they are.
+  it('Anthropic SDK: a base64 text source broken by line breaks and tabs at irregular places, under block and redact', async () => {
+    const data = b64(ENV).replace(/.{5,23}?/g, (m, at: number) => m + ['\n', '', '\r\n', '\t'][at % 4]);
+    for (const prefix of ['/claude', '/claude-redact']) {
+      await expectBlocked(() => anthropic(prefix).messages.create({ ...documentMessage(), messages: [{ role: 'user', content: [textDocument(data)] }] }));
+    }
+  });
+
   it('OpenAI SDK: a Responses input_file with file_data', async () => {
     await expectBlocked(() =>
       openai('/openai').responses.create({
