@@ -15,6 +15,7 @@
 // and the caller blocks instead of forwarding something it cannot rewrite.
 import { isUtf8 } from 'node:buffer';
 import { unescapeJson } from './json-escapes.js';
+import { charsetEncoding, decodeWide, encodeWide } from './views.js';
 
 /** An attachment found in a text. */
 export interface Attachment {
@@ -38,7 +39,7 @@ export interface AttachmentForm {
   /** Characters per line (0: one line) and what ends a line. */
   lineLength: number;
   lineBreak: string;
-  charset: 'utf8' | 'latin1' | 'utf16le' | 'utf16be';
+  charset: 'utf8' | 'latin1' | 'utf16le' | 'utf16be' | 'utf32le' | 'utf32be';
 }
 
 /** Thrown when decoded attachments pass the byte budget (inspect.maxBodyBytes). */
@@ -387,8 +388,30 @@ function scan(text: string, budget: AttachmentBudget | null, anyLength: boolean)
   };
   forEachRun(text, BASE64_CHAR, taken, bare);
   if (hit) return 'text';
+  // Base64 from end to end but for line breaks and tabs at irregular places: decoders skip them
+  // (Node's, Python's b64decode, Go's for \r\n), so the whole string is one payload, read as
+  // they read it. Its shape cannot be rebuilt (redaction blocks). Probed the same way: in a raw
+  // body those breaks are escapes (`\n`), inside one run of RAW_RUN_CHAR.
+  if ((anyLength || budget !== null) && taken.length === 0 && !(found.length === 1 && found[0]!.start === 0 && found[0]!.end === n) && brokenWhole(text)) {
+    if (budget === null) return sniffText(text) ? 'text' : found;
+    const a = decodeBase64(text, 0, n, '', null, false, budget);
+    if (a) return [a];
+  }
   if (taken.length > 0) found.sort((x, y) => x.start - y.start);
   return found;
+}
+
+/** True when `text` is base64 characters and padding broken by at least one line break or tab, with at least MIN_WHOLE base64 characters. */
+function brokenWhole(text: string): boolean {
+  let chars = 0;
+  let breaks = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || c === 13 || c === 9) breaks++;
+    else if (c < 128 && BASE64_CHAR[c] === 1) chars++;
+    else if (c !== 61) return false;
+  }
+  return breaks > 0 && chars >= MIN_WHOLE;
 }
 
 interface BlockShape {
@@ -444,7 +467,10 @@ function dataUrl(text: string, start: number, headers: HeaderEnds, budget: Attac
   const parts = params.split(';');
   const base64 = parts.length > 1 && parts[parts.length - 1]!.trim().toLowerCase() === 'base64';
   const mediaType = parts[0]!.trim().toLowerCase();
-  const declaredText = mediaType === '' || TEXT_MEDIA.test(mediaType);
+  // A UTF-16/32 charset parameter says how the payload reads (`data:text/plain;charset=utf-16le;base64,…`):
+  // without a byte-order mark nothing else would tell, and the bytes are not UTF-8 text.
+  const wide = wideDeclared(parts);
+  const declaredText = wide !== null || mediaType === '' || TEXT_MEDIA.test(mediaType);
   const from = start + header.length;
   // A data URL that is the whole string (file_data, image_url.url) runs to its end; one inside
   // prose ends where its characters do.
@@ -458,15 +484,16 @@ function dataUrl(text: string, start: number, headers: HeaderEnds, budget: Attac
     }
   }
   const payload = text.slice(from, end);
-  if (base64) return { end, base64, attachment: decodeBase64(text, start, end, header, null, declaredText, budget) };
-  // Percent-encoded: the text as written is already scanned; only escapes can hide something.
-  if (!payload.includes('%')) return { end, base64, attachment: null };
+  if (base64) return { end, base64, attachment: decodeBase64(text, start, end, header, null, declaredText, budget, wide) };
+  // Percent-encoded: the text as written is already scanned; only escapes can hide something
+  // (or a wide charset, which makes other characters of the same bytes).
+  if (!payload.includes('%') && wide === null) return { end, base64, attachment: null };
   const bytes = percentBytes(payload);
-  const charset = textCharset(bytes, declaredText, false);
+  const charset = wide ? wideCharset(bytes, wide) : textCharset(bytes, declaredText, false);
   if (charset === null) return { end, base64, attachment: null };
   budget.take(bytes.length);
   const form: AttachmentForm = { header, kind: 'percent', alphabet: 'base64', padded: false, lineLength: 0, lineBreak: '', charset };
-  return { end, base64, attachment: { start, end, text: readText(bytes, charset), rewritable: true, form } };
+  return { end, base64, attachment: { start, end, text: readText(bytes, charset), rewritable: wholeUnits(bytes, wide), form } };
 }
 
 function decodeBase64(
@@ -477,6 +504,7 @@ function decodeBase64(
   known: BlockShape | null,
   declaredText: boolean,
   budget: AttachmentBudget,
+  wide: WideDeclared | null = null,
 ): Attachment | null {
   const payload = text.slice(start + header.length, end);
   // Binary is told from its first kilobytes, before anything else reads all of it.
@@ -501,8 +529,9 @@ function decodeBase64(
   const url = /[-_]/.test(unpadded) || (!std && clean.length === unpadded.length && unpadded.length % 4 !== 0);
   if (std && url) rewritable = false;
   const bytes = Buffer.from(unpadded, url ? 'base64url' : 'base64');
-  const charset = textCharset(bytes, declaredText, false);
+  const charset = wide ? wideCharset(bytes, wide) : textCharset(bytes, declaredText, false);
   if (charset === null) return null;
+  if (!wholeUnits(bytes, wide)) rewritable = false;
   budget.take(bytes.length);
   const form: AttachmentForm = {
     header,
@@ -633,13 +662,42 @@ function utf16Text(text: string): boolean {
   return ascii * 2 >= text.length && mostlyPrintable(text);
 }
 
+/** A data URL's UTF-16/32 charset parameter: the code unit's width, and its byte order when the name gives one. */
+type WideDeclared = { width: 2 | 4; order: 'le' | 'be' | null };
+
+function wideDeclared(params: readonly string[]): WideDeclared | null {
+  for (let i = 1; i < params.length; i++) {
+    const m = /^\s*charset\s*=\s*"?([^"]*)"?\s*$/i.exec(params[i]!);
+    if (m) return charsetEncoding(m[1]!);
+  }
+  return null;
+}
+
+/** The charset a declared wide payload is read in: the declared order, else its byte-order mark, else its NULs, else little-endian (Python's default). */
+function wideCharset(bytes: Buffer, wide: WideDeclared): AttachmentForm['charset'] {
+  let order = wide.order;
+  if (order === null) {
+    if (wide.width === 2) order = bytes[0] === 0xfe && bytes[1] === 0xff ? 'be' : bytes[0] === 0xff && bytes[1] === 0xfe ? 'le' : bytes[0] === 0 && bytes[1] !== 0 ? 'be' : 'le';
+    else order = bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 0xfe && bytes[3] === 0xff ? 'be' : bytes[0] === 0xff && bytes[1] === 0xfe ? 'le' : bytes[0] === 0 ? 'be' : 'le';
+  }
+  return `utf${wide.width * 8}${order}` as AttachmentForm['charset'];
+}
+
+/** False when a declared wide payload ends inside a code unit: read without its tail, it cannot be written back the same. */
+function wholeUnits(bytes: Buffer, wide: WideDeclared | null): boolean {
+  return wide === null || bytes.length % wide.width === 0;
+}
+
 function readText(bytes: Buffer, charset: AttachmentForm['charset']): string {
   if (charset === 'utf16be') return Buffer.from(bytes).swap16().toString('utf16le');
+  if (charset === 'utf32le' || charset === 'utf32be') return decodeWide(bytes, charset === 'utf32le' ? 'utf-32le' : 'utf-32be', false)!;
+  if (charset === 'utf16le') return bytes.subarray(0, bytes.length - (bytes.length % 2)).toString('utf16le');
   return bytes.toString(charset);
 }
 
 function writeText(text: string, charset: AttachmentForm['charset']): Buffer {
   if (charset === 'utf16be') return Buffer.from(text, 'utf16le').swap16();
+  if (charset === 'utf32le' || charset === 'utf32be') return encodeWide(text, charset === 'utf32le' ? 'utf-32le' : 'utf-32be');
   return Buffer.from(text, charset);
 }
 

@@ -292,8 +292,29 @@ class DetectorInspector implements Inspector {
     const decision: InspectDecision = blocks ? 'block' : redacts ? 'redact' : total > 0 ? 'monitor' : 'allow';
     const outcome: InspectOutcome = { findings, decision, decodedBytes: decoded.length };
     if (total > findings.length) outcome.omittedFindings = total - findings.length;
-    if (decision === 'redact') outcome.redactedBody = wide.primary ? wide.primary.encode(redacted() ?? text) : Buffer.from(redacted() ?? text, encoding);
+    if (decision === 'redact') {
+      outcome.redactedBody = wide.primary ? wide.primary.encode(redacted() ?? text) : Buffer.from(redacted() ?? text, encoding);
+      return this.checkRedacted(outcome, meta);
+    }
     return outcome;
+  }
+
+  /**
+   * What is forwarded after redaction must hold nothing the scanner would redact or block. A
+   * secret can show only once another is replaced: a token's line glued to the base64 block
+   * below it (read as one block, they decode to binary), a rule's context (azure-sas-token's
+   * `sv=`) moved into reach by a shorter text. The redacted body is scanned again; anything that
+   * would not only be monitored there blocks the request, listed with the first findings.
+   */
+  private async checkRedacted(outcome: InspectOutcome, meta: InspectBodyMeta): Promise<InspectOutcome> {
+    const again = await this.inspectBody(outcome.redactedBody!, { contentType: meta.contentType, action: meta.action });
+    if (again.decision === 'allow' || again.decision === 'monitor') return outcome;
+    const left = again.findings.filter((f) => f.action !== 'monitor').map((f) => ({ ...f, action: 'block' as const }));
+    const findings = [...outcome.findings, ...left].slice(0, MAX_FINDINGS);
+    const omitted = (outcome.omittedFindings ?? 0) + (again.omittedFindings ?? 0) + outcome.findings.length + left.length - findings.length;
+    const blocked: InspectOutcome = { findings, decision: 'block', decodedBytes: outcome.decodedBytes };
+    if (omitted > 0) blocked.omittedFindings = omitted;
+    return blocked;
   }
 
   /**

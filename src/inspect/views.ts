@@ -36,12 +36,18 @@ export interface WideReading {
   others: string[];
 }
 
-/** The parameters of a Content-Type value, names lower-case, quotes removed. */
+/** name=token or name="quoted string" (RFC 9110 §5.6.6); the quoted form may hold `;`. */
+const MEDIA_PARAM = /;\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))/g;
+
+/**
+ * The parameters of a Content-Type value, names lower-case, quotes removed. A name given twice
+ * keeps its first value here; the pipeline refuses such a value (repeatedParameter) before a
+ * body is read, since parsers that keep the last one read another boundary or charset.
+ */
 export function mediaParams(contentType: string | undefined): Map<string, string> {
   const params = new Map<string, string>();
   if (!contentType) return params;
-  // name=token or name="quoted string" (RFC 9110 §5.6.6); the quoted form may hold `;`.
-  const re = /;\s*([^\s=;]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))/g;
+  const re = new RegExp(MEDIA_PARAM);
   for (let m = re.exec(contentType); m !== null; m = re.exec(contentType)) {
     const name = m[1]!.toLowerCase();
     if (!params.has(name)) params.set(name, m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3]!.trim());
@@ -49,8 +55,20 @@ export function mediaParams(contentType: string | undefined): Map<string, string
   return params;
 }
 
+/** The first parameter name (lower-case) a Content-Type value gives more than once, read as mediaParams reads it; undefined when none. */
+export function repeatedParameter(contentType: string): string | undefined {
+  const seen = new Set<string>();
+  const re = new RegExp(MEDIA_PARAM);
+  for (let m = re.exec(contentType); m !== null; m = re.exec(contentType)) {
+    const name = m[1]!.toLowerCase();
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
+}
+
 /** The wide encoding a charset names: exact ('utf-16le'), or generic ('utf-16': byte order from the BOM). */
-function charsetEncoding(charset: string): { width: 2 | 4; order: 'le' | 'be' | null } | null {
+export function charsetEncoding(charset: string): { width: 2 | 4; order: 'le' | 'be' | null } | null {
   const c = charset.toLowerCase().replace(/[-_\s]/g, '');
   switch (c) {
     case 'utf16le':
@@ -111,7 +129,7 @@ function opensJson(bytes: Buffer, encoding: WideEncoding): boolean {
 }
 
 /** Decodes strictly (null when not valid) or leniently (U+FFFD for what is not). */
-function decodeWide(b: Buffer, encoding: WideEncoding, strict: boolean): string | null {
+export function decodeWide(b: Buffer, encoding: WideEncoding, strict: boolean): string | null {
   const width = encoding.startsWith('utf-16') ? 2 : 4;
   const le = encoding.endsWith('le');
   if (b.length % width !== 0 && strict) return null;
@@ -140,7 +158,7 @@ function decodeWide(b: Buffer, encoding: WideEncoding, strict: boolean): string 
   return out + String.fromCodePoint(...chunk);
 }
 
-function encodeWide(text: string, encoding: WideEncoding): Buffer {
+export function encodeWide(text: string, encoding: WideEncoding): Buffer {
   if (encoding === 'utf-16le') return Buffer.from(text, 'utf16le');
   if (encoding === 'utf-16be') return Buffer.from(text, 'utf16le').swap16();
   const out = Buffer.alloc(text.length * 4);

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Exchange } from '../pipeline/exchange.js';
 import { ProxyError, errorBody } from '../pipeline/errors.js';
 import { Flow, type Decision, type MessageCounts } from '../pipeline/flow.js';
-import { inspectMessage } from '../pipeline/stages/inspect.js';
+import { blockMessage, inspectMessage } from '../pipeline/stages/inspect.js';
 import { budgetKey, type BudgetScope } from '../pipeline/body-budget.js';
 import type { WebSocketOptions } from './websocket.js';
 import type { DeflateParams } from './ws-framing.js';
@@ -100,6 +100,34 @@ export function inspectMessages(
     return { forward: verdict.body };
   };
 
+  /**
+   * A control frame's payload (a ping's data, a close reason) is scanned as bytes. It is passed on
+   * as it came or not at all: a finding that would redact blocks, as in an RPC message. Not a
+   * message: only one with findings is counted and audited (a message line naming the frame).
+   */
+  const judgeControl = async (payload: Buffer, kind: 'ping' | 'pong' | 'close'): Promise<Verdict> => {
+    const what = kind === 'close' ? 'close reason' : kind;
+    const verdict = await inspectMessage(opts.inspector, payload, { action: target.action, contentType: 'application/octet-stream' }, opts.maxBodyBytes, what);
+    if (verdict.findings.length === 0) return { forward: payload };
+    const m = messageFlow(payload.length);
+    m.findings = verdict.findings.map((f) => (f.action === 'redact' ? { ...f, action: 'block' } : f));
+    const blocking = m.findings.filter((f) => f.action === 'block');
+    if (blocking.length === 0) {
+      countMessage('monitor');
+      counts.monitored++;
+      audit(m);
+      return { forward: payload };
+    }
+    countMessage('block');
+    counts.blocked++;
+    const event = errorBody('sensitive_content', blockMessage(blocking, what));
+    m.decision = 'block';
+    m.reason = 'sensitive_content';
+    m.bytesOut = Buffer.byteLength(event);
+    audit(m);
+    return { block: { event, reason: blockCloseReason([...new Set(blocking.map((f) => f.rule))]) } };
+  };
+
   let ended: Termination | null = null;
   // What the relay holds of the client's counts against the body budgets, like a request body.
   const budgetKeyOf = budgetKey(flow.client);
@@ -115,6 +143,7 @@ export function inspectMessages(
     deflate,
     maxPayload: opts.maxBodyBytes,
     judge,
+    judgeControl,
     ...(budget ? { budget } : {}),
     onTerminate: (t) => {
       ended = t;

@@ -46,6 +46,11 @@ export interface InspectedRelayOptions {
   /** Largest message, after reassembly and inflation (inspect.maxBodyBytes). */
   maxPayload: number;
   judge(message: Buffer, binary: boolean): Promise<Verdict>;
+  /**
+   * Judges the payload of a client's ping, pong or close frame (its reason) before it is passed on:
+   * up to 125 bytes each, but they reach the upstream as sent, as often as the client likes.
+   */
+  judgeControl?(payload: Buffer, kind: 'ping' | 'pong' | 'close'): Promise<Verdict>;
   /** aigate closed the connection (called once, before the close frames are written). */
   onTerminate(t: Termination): void;
   /** Both sockets are closed. */
@@ -288,15 +293,29 @@ export class InspectedRelay {
             break;
           }
           case 'ping':
-            this.toUpstream((cb) => this.sender.ping(item.data, true, cb));
-            break;
           case 'pong':
-            this.toUpstream((cb) => this.sender.pong(item.data, true, cb));
-            break;
-          case 'close':
+          case 'close': {
+            const payload = item.kind === 'close' ? item.reason : item.data;
+            if (payload.length > 0 && this.opts.judgeControl) {
+              let verdict: Verdict;
+              try {
+                verdict = await this.opts.judgeControl(payload, item.kind);
+              } catch {
+                this.terminate({ kind: 'internal', code: 1011 }, 'internal error in aigate');
+                break;
+              }
+              if (this.terminated) break;
+              if ('block' in verdict) {
+                this.terminate({ kind: 'blocked', code: 1008 }, verdict.block.reason, verdict.block.event);
+                break;
+              }
+            }
             // 1005 is "no code given": the close is passed on as it came, empty.
-            this.toUpstream((cb) => this.sender.close(item.code === 1005 ? undefined : item.code, item.reason, true, cb));
+            if (item.kind === 'close') this.toUpstream((cb) => this.sender.close(item.code === 1005 ? undefined : item.code, item.reason, true, cb));
+            else if (item.kind === 'ping') this.toUpstream((cb) => this.sender.ping(item.data, true, cb));
+            else this.toUpstream((cb) => this.sender.pong(item.data, true, cb));
             break;
+          }
           case 'end':
             this.endUpstream();
             break;

@@ -136,6 +136,30 @@ describe('block', () => {
     await expectBlocked(() => openai('/openai').chat.completions.create(imageMessage()));
   });
 
+  // The charset parameter says how the bytes read; without a byte-order mark nothing else does,
+  // and UTF-16 bytes are not UTF-8 text (every other byte a NUL).
+  it('OpenAI SDK: a file_data data URL whose charset is UTF-16 or UTF-32, without a byte-order mark', async () => {
+    for (const [charset, bytes] of [
+      ['utf-16le', Buffer.from(ENV, 'utf16le')],
+      ['UTF-16BE', Buffer.from(ENV, 'utf16le').swap16()],
+      ['utf-16', Buffer.from(ENV, 'utf16le')],
+      ['utf-32be', Buffer.from(ENV, 'utf16le').swap16().reduce((out, b, i) => (i % 2 === 0 ? [...out, 0, 0, b] : [...out, b]), [] as number[])],
+    ] as const) {
+      const file_data = `data:text/plain;charset=${charset};base64,${Buffer.from(bytes).toString('base64')}`;
+      await expectBlocked(() =>
+        openai('/openai').chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: [{ type: 'file', file: { filename: '.env', file_data } }] }] }),
+      );
+    }
+  });
+
+  // Node's, Python's (b64decode) and Go's (\r\n) base64 decoders skip line breaks wherever they are.
+  it('Anthropic SDK: a base64 text source broken by line breaks and tabs at irregular places, under block and redact', async () => {
+    const data = b64(ENV).replace(/.{5,23}?/g, (m, at: number) => m + ['\n', '', '\r\n', '\t'][at % 4]);
+    for (const prefix of ['/claude', '/claude-redact']) {
+      await expectBlocked(() => anthropic(prefix).messages.create({ ...documentMessage(), messages: [{ role: 'user', content: [textDocument(data)] }] }));
+    }
+  });
+
   it('OpenAI SDK: a Responses input_file with file_data', async () => {
     await expectBlocked(() =>
       openai('/openai').responses.create({
@@ -178,6 +202,17 @@ describe('redact', () => {
       ['generic-password', 2, 'redact'],
       ['github-pat', 4, 'redact'],
     ]);
+  });
+
+  it('a UTF-16LE data URL (charset parameter, no byte-order mark) reaches the vendor redacted, still UTF-16LE', async () => {
+    const header = 'data:text/plain;charset=utf-16le;base64,';
+    const file_data = header + Buffer.from(ENV, 'utf16le').toString('base64');
+    await openai('/openai-redact').chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: [{ type: 'file', file: { filename: '.env', file_data } }] }] });
+    const seen = lastRequest('/chat/completions');
+    const sent = JSON.parse(seen.body.toString()) as { messages: Array<{ content: Array<{ file: { file_data: string } }> }> };
+    const url = sent.messages[0]!.content[0]!.file.file_data;
+    expect(url.startsWith(header)).toBe(true);
+    expect(Buffer.from(url.slice(header.length), 'base64').toString('utf16le')).toBe(REDACTED_ENV);
   });
 
   it('a clean attachment reaches the vendor byte for byte', async () => {

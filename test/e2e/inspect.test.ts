@@ -138,6 +138,25 @@ describe('redact (route override)', () => {
     expect(record).toMatchObject({ decision: 'redact', status: 200 });
     expect(record.findings.map((f) => f.action)).toEqual(['redact', 'redact']);
   });
+
+  it('a secret that shows only once another is redacted blocks the request: nothing forwarded still holding one', async () => {
+    // The token's line (40 base64 characters) is read as the first line of the base64 block
+    // below it, which then decodes to binary; once the token is replaced, the block decodes to
+    // the password. Forwarding the redacted body would send that password.
+    const block = Buffer.from(`password = "${password}"\n`).toString('base64').match(/.{1,16}/g)!.join('\n');
+    const body = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: `my files:\n${token}\n${block}\nthanks` }] });
+    const before = vendors.requests.length;
+    const res = await post('/cursor/echo', body);
+    expect(res.status).toBe(403);
+    expect(JSON.parse(res.text)).toMatchObject({ error: { type: 'sensitive_content', message: expect.stringMatching(/generic-password/) } });
+    expect(vendors.requests.length).toBe(before);
+    const record = await gw.auditWhere((r) => r.id === res.headers['x-aigate-request-id']);
+    expect(record).toMatchObject({ decision: 'block', reason: 'sensitive_content' });
+    expect(record.findings.map((f) => [f.rule, f.action])).toEqual([
+      ['github-pat', 'redact'],
+      ['generic-password', 'block'],
+    ]);
+  });
 });
 
 describe('large bodies (inline when alone, on a scan thread while other requests are open)', () => {

@@ -187,6 +187,21 @@ describe('headers that decide how the body is read, given twice', () => {
     expect(ok.status).toBe(200);
   });
 
+  it('a Content-Type parameter given twice: 400 (aigate read the first boundary; parsers keeping parameters in a map read the last)', async () => {
+    // The part holding the token is delimited by the second boundary and sent in base64: read by
+    // the first boundary, the body had no part to decode and was forwarded.
+    const token = make.githubPat(new Rng(22));
+    const body = `--x\r\nContent-Disposition: form-data; name="file"; filename="notes.txt"\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(`deploy token ${token}\n`).toString('base64')}\r\n--x--\r\n`;
+    const before = vendors.requests.length;
+    for (const ct of ['multipart/form-data; boundary=y; boundary=x', 'multipart/form-data; boundary=y; BOUNDARY="x"']) {
+      const message = await refused(`${post}Content-Type: ${ct}\r\nContent-Length: ${body.length}`, body, 400, 'bad_request');
+      expect(message).toMatch(/boundary/);
+    }
+    expect(vendors.requests.length).toBe(before);
+    // One boundary: the part is read and its token blocked.
+    await refused(`${post}Content-Type: multipart/form-data; boundary=x\r\nContent-Length: ${body.length}`, body, 403, 'sensitive_content');
+  });
+
   it('two Host headers: 400 (RFC 9112 §3.2)', async () => {
     const message = await refused(`POST /claude/v1/messages HTTP/1.1\r\nHost: localhost\r\nHost: evil.example.com\r\nConnection: close\r\nContent-Length: 2`, '{}', 400, 'bad_request');
     expect(message).toMatch(/Host/);

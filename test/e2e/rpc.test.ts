@@ -406,6 +406,33 @@ describe.each(MODES)('%s mode, raw Connect streaming', (mode) => {
     expect(refusedJson.statusCode).toBe(403);
     expect(fake.received.length).toBe(before);
   });
+
+  // Connect servers decode a GET's `message` whether or not `connect=v1` is there (connect-es and
+  // connect-go check it only with requireConnectProtocolHeader): the query string must not be
+  // what decides whether the message is decoded and inspected.
+  it('Connect GET without a literal connect=v1 (none, another version, percent-encoded): still decoded and inspected', async () => {
+    const message = Buffer.from(prompt(leaky)).toString('base64url');
+    const clean = Buffer.from(prompt({ text: 'what does this do?' })).toString('base64url');
+    const before = fake.received.length;
+    for (const query of [`?encoding=proto&base64=1&message=${message}`, `?connect=v2&encoding=proto&base64=1&message=${message}`, `?connect=%761&encoding=proto&base64=1&message=${message}`, `?encoding=proto&base64=1&mess%61ge=${message}`]) {
+      const res = await request(url(mode, `/aigate.test.Chat/Peek${query}`), { dispatcher: dispatcher(mode) });
+      const json = (await res.body.json()) as { code: string; message: string };
+      expect(res.statusCode, query).toBe(403);
+      expect(json.code).toBe('permission_denied');
+    }
+    expect(fake.received.length).toBe(before);
+    // The same parameter twice: a Go server drops a pair holding `;` and reads the next one, so
+    // which message a server decodes is not certain: refused, nothing forwarded.
+    const twice = await request(url(mode, `/aigate.test.Chat/Peek?encoding=proto&base64=1&message=${clean};&message=${message}`), { dispatcher: dispatcher(mode) });
+    await twice.body.arrayBuffer();
+    expect(twice.statusCode).toBe(400);
+    expect(fake.received.length).toBe(before);
+    // A clean message still reaches the service, decoded by it.
+    const ok = await request(url(mode, `/aigate.test.Chat/Peek?encoding=proto&base64=1&message=${clean}`), { dispatcher: dispatcher(mode) });
+    await ok.body.arrayBuffer();
+    expect(ok.statusCode).toBe(200);
+    expect(fake.received.at(-1)).toEqual({ method: 'Peek', text: 'what does this do?' });
+  });
 });
 
 describe('an RPC stream silent for timeouts.idle', () => {

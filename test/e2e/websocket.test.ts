@@ -13,6 +13,7 @@ import type { AuditRecord } from '../../src/audit/log.js';
 import { startTestProxy, startVendors, type TestProxy } from '../support/proxy.js';
 import type { FakeVendors, RecordedWebSocket } from '../support/vendors.js';
 import { githubToken } from '../support/secrets.js';
+import { Rng, make } from '../corpus/secrets.js';
 
 /** A GitHub classic token with a valid checksum, made at run time (never a literal in the repo). */
 const MAX_BODY = 256 * 1024;
@@ -227,6 +228,31 @@ describe('block', () => {
     expect(lines).not.toContain(token);
     const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/aigate_websocket_messages_total\{route="copilot",decision="block"\} [1-9]/);
+  });
+
+  // Control frames reach the upstream as sent (a ping's data, a close reason): up to 125 bytes each,
+  // as many pings as the client likes. Each payload is scanned like a message.
+  it('a token in a ping, a pong or a close reason: not passed on; error event then close 1008; a clean ping still is', async () => {
+    const key = make.awsKeyId(new Rng(31));
+    for (const send of [
+      (s: Session) => s.ws.ping(`k=${key}`),
+      (s: Session) => s.ws.pong(`k=${key}`),
+      (s: Session) => s.ws.close(1000, `leaving ${key}`),
+    ]) {
+      const s = await open('/copilot/ws-control');
+      s.ws.ping('clean');
+      await until(() => s.upstream().pings.length === 1, 'the clean ping');
+      send(s);
+      const closed = await s.closed;
+      expect(closed).toEqual({ code: 1008, reason: 'sensitive_content: aws-access-key' });
+      const upstream = await s.upstreamClosed();
+      expect(upstream.pings.map(String)).toEqual(['clean']);
+      expect(upstream.closed!.code).toBe(1008);
+      expect(JSON.stringify(upstream)).not.toContain(key);
+      const { connection, messages } = await auditOf(s.tag);
+      expect(connection).toMatchObject({ decision: 'block', reason: 'sensitive_content' });
+      expect(messages[0]!.findings).toEqual([expect.objectContaining({ rule: 'aws-access-key', action: 'block' })]);
+    }
   });
 
   it('compressed with context takeover, after clean compressed messages: blocked, the earlier ones intact upstream', async () => {

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:https';
 import { createSecureServer, type Http2SecureServer, type Http2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { create, createFileRegistry, type DescMessage, type DescService } from '@bufbuild/protobuf';
-import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema } from '@bufbuild/protobuf/wkt';
+import { FieldDescriptorProto_Label, FieldDescriptorProto_Type, FileDescriptorProtoSchema, MethodOptions_IdempotencyLevel } from '@bufbuild/protobuf/wkt';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
 import type { ConnectRouter } from '@connectrpc/connect';
 
@@ -46,6 +46,8 @@ const file = create(FileDescriptorProtoSchema, {
       name: 'Chat',
       method: [
         { name: 'Say', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply' },
+        // Without side effects: Connect serves it over GET too, the message in the query string.
+        { name: 'Peek', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply', options: { idempotencyLevel: MethodOptions_IdempotencyLevel.NO_SIDE_EFFECTS } },
         { name: 'Listen', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply', serverStreaming: true },
         { name: 'Upload', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply', clientStreaming: true },
         { name: 'Converse', inputType: '.aigate.test.Prompt', outputType: '.aigate.test.Reply', clientStreaming: true, serverStreaming: true },
@@ -99,6 +101,10 @@ export async function startFakeConnect(tls: { cert: string; key: string }, opts:
     router.service(ChatService, {
       say: (req: Msg) => {
         record('Say', req);
+        return create(ReplySchema, { text: `echo: ${req.text ?? ''}` });
+      },
+      peek: (req: Msg) => {
+        record('Peek', req);
         return create(ReplySchema, { text: `echo: ${req.text ?? ''}` });
       },
       async *listen(req: Msg) {

@@ -36,6 +36,8 @@ describe('provider tokens', () => {
     ['azure-storage-key', make.azureStorageKey, (v) => `DefaultEndpointsProtocol=https;AccountName=a;AccountKey=${v};EndpointSuffix=core.windows.net`],
     ['azure-connection-string', make.azureSharedKey, (v) => `Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=${v}`],
     ['azure-sas-token', make.azureSasSig, (v) => `https://a.blob.core.windows.net/c/f?sv=2022-11-02&sp=r&se=2026-01-01&sig=${v}`],
+    // Parameter order is free: Azure reads a SAS whose sig= comes before its sv= just the same.
+    ['azure-sas-token', make.azureSasSig, (v) => `https://a.blob.core.windows.net/c/f?sig=${v}&se=2026-01-01&sp=r&sv=2022-11-02`],
     ['azure-ad-client-secret', make.azureAdSecret, (v) => `secret: ${v}`],
     ['github-pat', make.githubPat, (v) => `token ${v}`],
     ['github-oauth-token', make.githubOauth, (v) => `gh auth ${v}`],

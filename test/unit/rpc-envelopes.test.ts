@@ -236,6 +236,11 @@ describe('rpcChannel', () => {
     expect(kind('application/proto')).toMatchObject({ kind: 'connect-unary', codec: 'proto' });
     expect(kind('application/json', { 'connect-protocol-version': '1' })).toMatchObject({ kind: 'connect-unary', codec: 'json' });
     expect(kind('', {}, 'GET', '?connect=v1&encoding=json&message=%7B%7D')).toMatchObject({ kind: 'connect-get', codec: 'json', message: '{}' });
+    // A Connect server decodes the message with no connect parameter, or another version in it.
+    expect(kind('', {}, 'GET', '?encoding=proto&base64=1&message=AA')).toMatchObject({ kind: 'connect-get', codec: 'proto', base64: true });
+    expect(kind('', {}, 'GET', '?connect=v2&enc%6Fding=json&message=%7B%7D')).toMatchObject({ kind: 'connect-get', codec: 'json', message: '{}' });
+    expect(kind('', {}, 'GET', '?message=hello')).toBeNull(); // no encoding: no Connect server decodes it
+    expect(() => kind('', {}, 'GET', '?encoding=proto&message=a;&message=b')).toThrow(/message parameter is given more than once/);
     expect(kind('application/json')).toBeNull();
     expect(kind('application/grpcfoo')).toBeNull();
     expect(kind('text/plain')).toBeNull();

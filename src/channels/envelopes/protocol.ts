@@ -60,7 +60,10 @@ export function rpcChannel(method: string | undefined, headers: Headers, query: 
   if (mime.startsWith('application/grpc-web')) return envelopes('grpc-web', sub.slice('grpc-web'.length), false, headers, 'grpc-encoding', contentType);
   if (mime.startsWith('application/grpc')) return envelopes('grpc', sub.slice('grpc'.length), false, headers, 'grpc-encoding', contentType);
   if (mime.startsWith('application/connect+')) return envelopes('connect', '+' + sub.slice('connect+'.length), false, headers, 'connect-content-encoding', contentType);
-  if (method === 'GET' && query.includes('connect=v1')) return connectGet(query);
+  if (method === 'GET' && query.includes('=')) {
+    const get = connectGet(query);
+    if (get !== null) return get;
+  }
   if (header(headers, 'connect-protocol-version') !== undefined || mime === 'application/proto') {
     if (mime === 'application/proto' || mime === 'application/json') return { kind: 'connect-unary', codec: mime === 'application/json' ? 'json' : 'proto' };
   }
@@ -75,9 +78,23 @@ function envelopes(protocol: RpcProtocol, suffix: string, base64: boolean, heade
   return { kind: 'envelopes', protocol, codec: codecOf(suffix.slice(1)), base64, encoding, contentType };
 }
 
+/** The query parameters a Connect server reads from a GET; each given at most once, or the request is refused. */
+const CONNECT_GET_PARAMS = ['connect', 'encoding', 'message', 'base64', 'compression'];
+
+/**
+ * A GET whose query holds a `message` and its `encoding` is a Connect GET, whatever its `connect`
+ * parameter says: connect-es and connect-go decode the message without one (they check it only
+ * with requireConnectProtocolHeader), so `connect=v1` cannot be what decides whether it is inspected.
+ * Throws ConnectGetError when one of the parameters is given twice: servers differ on which one
+ * they read (a Go server drops a pair holding `;` and reads the next), so aigate could inspect
+ * another message than the one decoded.
+ */
 function connectGet(query: string): ConnectGetChannel | null {
   const params = new URLSearchParams(query.startsWith('?') ? query.slice(1) : query);
-  if (params.get('connect') !== 'v1') return null;
+  if (!params.has('message') || !params.has('encoding')) return null;
+  for (const name of CONNECT_GET_PARAMS) {
+    if (params.getAll(name).length > 1) throw new ConnectGetError(`the ${name} parameter is given more than once: send each Connect GET parameter once`);
+  }
   return {
     kind: 'connect-get',
     codec: codecOf(params.get('encoding') ?? 'proto'),
@@ -85,4 +102,12 @@ function connectGet(query: string): ConnectGetChannel | null {
     base64: params.get('base64') === '1',
     compression: (params.get('compression') ?? 'identity').toLowerCase() || 'identity',
   };
+}
+
+/** A Connect GET whose query string servers could read differently. */
+export class ConnectGetError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConnectGetError';
+  }
 }

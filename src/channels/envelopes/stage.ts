@@ -20,7 +20,7 @@ import { auditFinding, blockMessage } from '../../pipeline/stages/inspect.js';
 import { forward, type ForwardOptions } from '../../upstream/forward.js';
 import { EnvelopeAdapter } from './adapter.js';
 import { inspectMessage, MessageError } from './message.js';
-import { MESSAGE_ENCODINGS, rpcChannel, type ConnectGetChannel, type ConnectUnaryChannel, type EnvelopeChannel } from './protocol.js';
+import { ConnectGetError, MESSAGE_ENCODINGS, rpcChannel, type ConnectGetChannel, type ConnectUnaryChannel, type EnvelopeChannel } from './protocol.js';
 import { ResponseFraming } from './framing.js';
 import { finalEnvelope, refusalResponse, RpcRefusal } from './refusal.js';
 
@@ -38,7 +38,14 @@ export interface RpcStageOptions {
 
 export function rpcStage(opts: RpcStageOptions): Stage {
   return (ex) => {
-    const channel = rpcChannel(ex.req.method, ex.req.headers, ex.query);
+    let channel;
+    try {
+      channel = rpcChannel(ex.req.method, ex.req.headers, ex.query);
+    } catch (err) {
+      if (!(err instanceof ConnectGetError)) throw err;
+      ex.errorShape = (e) => refusalResponse({ protocol: 'connect', streaming: false, codec: 'proto', contentType: 'application/json' }, e);
+      throw new ProxyError('bad_request', err.message);
+    }
     if (channel === null) return;
     switch (channel.kind) {
       case 'envelopes':

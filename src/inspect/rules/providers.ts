@@ -109,9 +109,11 @@ const azure: Rule[] = [
     pattern: /sig=((?:[A-Za-z0-9+/]|%2[BbFf]){40,100}(?:=|%3[Dd]){0,2})(?![A-Za-z0-9%+/=])/,
     priority: 3,
     validate: (v, ctx) => {
-      // A SAS URL or connection string carries sv= (service version) and se= (expiry) with sig=.
-      const around = ctx.text.slice(Math.max(0, ctx.keywordAt - 400), ctx.keywordAt);
-      return /(?:^|[?&;])sv=\d{4}-\d{2}-\d{2}/.test(around) && shannonEntropy(v) >= 3.8;
+      // A SAS URL or connection string carries sv= (service version) and se= (expiry) with sig=,
+      // in any order: Azure reads `?sig=…&sv=…` as well as the order its tools write.
+      const before = ctx.text.slice(Math.max(0, ctx.keywordAt - 400), ctx.keywordAt);
+      const after = ctx.text.slice(ctx.end, ctx.end + 400);
+      return (SAS_VERSION.test(before) || SAS_VERSION.test(after)) && shannonEntropy(v) >= 3.8;
     },
   },
   {
@@ -124,6 +126,9 @@ const azure: Rule[] = [
     validate: (v) => mixedAlnum(v) && shannonEntropy(v) >= 3.8,
   },
 ];
+
+/** The sv= parameter of a SAS (a date), at the start of a text or after a separator. */
+const SAS_VERSION = /(?:^|[?&;])sv=\d{4}-\d{2}-\d{2}/;
 
 function githubClassic(id: string, prefixes: string[], description: string): Rule {
   return {

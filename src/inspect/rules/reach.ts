@@ -9,7 +9,7 @@
 //   character that closes an XML value (2) and the blanks that end the line (restOfLineIsEmpty). That
 //   last run is unbounded, but a window cut inside it reads as "rest of line empty", which only
 //   accepts more: a window can then say "maybe" where the whole text says no, never the reverse.
-// - azure-sas-token: 400 characters before `sig=` for the `sv=` parameter.
+// - azure-sas-token: 400 characters before `sig=` and 400 after the value for the `sv=` parameter.
 // - url-credentials: 32 characters before `://` for the scheme.
 // Every other validator reads only the value and the match.
 import type { Reach } from '../reach.js';
@@ -22,7 +22,7 @@ export const RULE_REACH: Readonly<Record<string, Reach>> = {
   'gcp-oauth-client-secret': { before: 1, after: 36 },
   'azure-storage-key': { before: 0, after: 120 },
   'azure-connection-string': { before: 0, after: 65 },
-  'azure-sas-token': { before: 400, after: 311 },
+  'azure-sas-token': { before: 400, after: 711 },
   'azure-ad-client-secret': { before: 5, after: 37 },
   'github-pat': { before: 1, after: 41 },
   'github-oauth-token': { before: 1, after: 41 },

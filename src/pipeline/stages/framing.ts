@@ -7,11 +7,13 @@
 //   Transfer-Encoding    joined with ", " (one list, as RFC 9110 §5.3 says): checked as a list below
 //   Content-Encoding     joined with ", ": inspection undoes the whole list, the upstream gets both
 //                        lines, which mean the same list — nothing to refuse
-//   Content-Type         the first kept in req.headers, both forwarded: refused
+//   Content-Type         the first kept in req.headers, both forwarded: refused; so is one value
+//                        listing two media types, or giving a parameter (boundary, charset) twice
 //   Host                 the first kept; RFC 9112 §3.2 requires a 400: refused
 //   Content-Disposition  joined; the inspector never reads it on a request (multipart parts carry
 //                        their own): nothing to refuse
 import type { IncomingMessage } from 'node:http';
+import { repeatedParameter } from '../../inspect/views.js';
 import { ProxyError } from '../errors.js';
 
 /** The longest piece of a header value quoted back in an error message. */
@@ -45,6 +47,12 @@ export function assertReadableFraming(req: IncomingMessage): void {
   if (ct !== undefined && ct.includes(',') && hasListComma(ct)) {
     // A Fetch-standard parser reads the last media type of such a list, aigate's inspector the first.
     throw refuse('bad_request', `Content-Type "${shown(ct)}" lists more than one media type: send exactly one`);
+  }
+  const repeated = ct !== undefined && ct.includes(';') ? repeatedParameter(ct) : undefined;
+  if (repeated !== undefined) {
+    // The inspector reads the first boundary or charset; parsers that keep parameters in a map
+    // (Django's parse_header, the content-type package) read the last.
+    throw refuse('bad_request', `Content-Type "${shown(ct!)}" gives the ${repeated} parameter more than once: send it once`);
   }
 }
 

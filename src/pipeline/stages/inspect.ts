@@ -11,7 +11,7 @@ import { formatBytes } from './read-body.js';
 /** More than this many findings are summarised as "and N more" in the 403 message. */
 const LISTED_FINDINGS = 10;
 
-export function blockMessage(findings: readonly ScanFinding[], what = 'request'): string {
+export function blockMessage(findings: readonly Pick<ScanFinding, 'rule' | 'line'>[], what = 'request'): string {
   const listed = findings.slice(0, LISTED_FINDINGS).map((f) => `${f.rule} line ${f.line}`);
   if (findings.length > LISTED_FINDINGS) listed.push(`and ${findings.length - LISTED_FINDINGS} more`);
   const n = findings.length;
