@@ -20,7 +20,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { VARIANTS as AIGATE_VARIANTS, startAigate } from './lib/aigate.mjs';
+import { FINGERPRINT_INDEX, VARIANTS as AIGATE_VARIANTS, startAigate } from './lib/aigate.mjs';
+import { buildIndex, MISS_ROOTS } from './lib/fingerprint-index.mjs';
 import { startBareProxy } from './lib/bare.mjs';
 import { writeBodies } from './lib/bodies.mjs';
 import { requireTools } from './lib/env.mjs';
@@ -63,6 +64,7 @@ try {
   for (const p of protocols) if (p !== 'h1' && p !== 'h2') throw new Error(`--protocol h1, h2 or both, not ${p}`);
   const ports = { upstream: await freePort(), sse: await freePort() };
   if (names.some((n) => VARIANTS[n].syslog)) ports.syslog = (await startSyslogReceiver()).port;
+  if (names.some((n) => VARIANTS[n].fingerprints)) await buildIndex(join(dir, FINGERPRINT_INDEX), 'bench', MISS_ROOTS, 1_000_000);
   await startNginx(dir, 'upstream', upstreamConfig(dir, pki, ports.upstream), ports.upstream);
   // Each contender is a front door and a load: wrk over HTTP/1.1 or h2load over HTTP/2.
   const contenders = [];

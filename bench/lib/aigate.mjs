@@ -32,6 +32,8 @@ export const VARIANTS = {
   syslog: { rateLimit: 'memory', syslog: true },
   /** `inline` plus a 1M-line protected-code index that the S2 body's code is not in (issue #16). */
   fingerprints: { rateLimit: 'memory', scanThreads: 0, fingerprints: true },
+  /** `full` (scan threads) with the same index: what bench/run.js's S2 'aigate + 1M-line index' runs. */
+  fpthreads: { rateLimit: 'memory', fingerprints: true },
 };
 
 /** The protected-code index of the `fingerprints` variants, in the bench's temp dir. */
