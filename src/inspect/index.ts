@@ -170,7 +170,8 @@ class DetectorInspector implements Inspector {
     return found.length === 0 ? text : splice(text, found, (i) => `[REDACTED:${this.detector.rules[found[i]!.rule]!.id}]`);
   }
 
-  async inspectBody(body: Buffer, meta: InspectBodyMeta): Promise<InspectOutcome> {
+  /** `recheck`: a redacted outcome is scanned again (checkRedacted); false for that scan itself. */
+  async inspectBody(body: Buffer, meta: InspectBodyMeta, recheck = true): Promise<InspectOutcome> {
     const max = this.cfg.maxBodyBytes;
     if (body.length > max) throw new InspectError('too_large', `body exceeds ${max} bytes`);
     let decoded = body; // already checked against the limit above
@@ -294,7 +295,7 @@ class DetectorInspector implements Inspector {
     if (total > findings.length) outcome.omittedFindings = total - findings.length;
     if (decision === 'redact') {
       outcome.redactedBody = wide.primary ? wide.primary.encode(redacted() ?? text) : Buffer.from(redacted() ?? text, encoding);
-      return this.checkRedacted(outcome, meta);
+      return recheck ? this.checkRedacted(outcome, meta) : outcome;
     }
     return outcome;
   }
@@ -303,11 +304,12 @@ class DetectorInspector implements Inspector {
    * What is forwarded after redaction must hold nothing the scanner would redact or block. A
    * secret can show only once another is replaced: a token's line glued to the base64 block
    * below it (read as one block, they decode to binary), a rule's context (azure-sas-token's
-   * `sv=`) moved into reach by a shorter text. The redacted body is scanned again; anything that
-   * would not only be monitored there blocks the request, listed with the first findings.
+   * `sv=`) moved into reach by a shorter text. The redacted body is scanned again, once (that
+   * scan's own redaction is not checked: whatever it would redact blocks); anything that would not
+   * only be monitored there blocks the request, listed with the first findings.
    */
   private async checkRedacted(outcome: InspectOutcome, meta: InspectBodyMeta): Promise<InspectOutcome> {
-    const again = await this.inspectBody(outcome.redactedBody!, { contentType: meta.contentType, action: meta.action });
+    const again = await this.inspectBody(outcome.redactedBody!, { contentType: meta.contentType, action: meta.action }, false);
     if (again.decision === 'allow' || again.decision === 'monitor') return outcome;
     const left = again.findings.filter((f) => f.action !== 'monitor').map((f) => ({ ...f, action: 'block' as const }));
     const findings = [...outcome.findings, ...left].slice(0, MAX_FINDINGS);

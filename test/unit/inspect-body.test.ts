@@ -1,7 +1,7 @@
 // inspectBody: Content-Encoding decoding (and bombs), JSON bodies walked as unescaped strings,
 // redaction that keeps JSON valid and every other byte as sent.
 import { brotliCompressSync, constants, deflateRawSync, deflateSync, gzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { InspectError, createInspector } from '../../src/inspect/index.js';
 import { Rng, make } from '../corpus/secrets.js';
@@ -88,6 +88,22 @@ describe('JSON bodies', () => {
     expect(out.findings.map((f) => [f.rule, f.line])).toEqual([['generic-password', 2]]);
     const parsed = JSON.parse(out.redactedBody!.toString()) as { messages: Array<{ content: string }> };
     expect(parsed.messages[0]!.content).toBe('x\npassword = "[REDACTED:generic-password]"\nmore');
+  });
+
+  it('scans a redacted body again exactly once before it is forwarded', async () => {
+    const own = createInspector(configSchema.parse({ inspect: {} }).inspect, { fingerprintKey: 'k' });
+    const scans = vi.spyOn(own, 'inspectBody');
+    // The token's line reads as the first line of the base64 block below it until it is replaced;
+    // then the block decodes to a password: the check finds it, and would redact it itself.
+    const block = Buffer.from(`${SECRET_LINE}\n`).toString('base64').match(/.{1,16}/g)!.join('\n');
+    const out = await own.inspectBody(chat(`my files:\n${make.githubPat(rng)}\n${block}\nthanks`), { ...json, action: 'redact' });
+    expect(out.decision).toBe('block');
+    expect(out.findings.map((f) => [f.rule, f.action])).toEqual([
+      ['github-pat', 'redact'],
+      ['generic-password', 'block'],
+    ]);
+    // The call itself, and the check of what it would forward (never a check of the check).
+    expect(scans).toHaveBeenCalledTimes(2);
   });
 
   it('skips the walk only when no keyword is in the raw text, nor any escape that could hide one', async () => {
