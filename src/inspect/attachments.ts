@@ -15,7 +15,7 @@
 // and the caller blocks instead of forwarding something it cannot rewrite.
 import { isUtf8 } from 'node:buffer';
 import { unescapeJson } from './json-escapes.js';
-import { charsetEncoding, decodeWide, encodeWide } from './views.js';
+import { charsetEncoding, declaredWideEncoding, decodeWide, encodeWide, type WideCharset } from './views.js';
 
 /** An attachment found in a text. */
 export interface Attachment {
@@ -504,7 +504,7 @@ function decodeBase64(
   known: BlockShape | null,
   declaredText: boolean,
   budget: AttachmentBudget,
-  wide: WideDeclared | null = null,
+  wide: WideCharset | null = null,
 ): Attachment | null {
   const payload = text.slice(start + header.length, end);
   // Binary is told from its first kilobytes, before anything else reads all of it.
@@ -662,10 +662,8 @@ function utf16Text(text: string): boolean {
   return ascii * 2 >= text.length && mostlyPrintable(text);
 }
 
-/** A data URL's UTF-16/32 charset parameter: the code unit's width, and its byte order when the name gives one. */
-type WideDeclared = { width: 2 | 4; order: 'le' | 'be' | null };
-
-function wideDeclared(params: readonly string[]): WideDeclared | null {
+/** A data URL's UTF-16/32 charset parameter. */
+function wideDeclared(params: readonly string[]): WideCharset | null {
   for (let i = 1; i < params.length; i++) {
     const m = /^\s*charset\s*=\s*"?([^"]*)"?\s*$/i.exec(params[i]!);
     if (m) return charsetEncoding(m[1]!);
@@ -673,18 +671,13 @@ function wideDeclared(params: readonly string[]): WideDeclared | null {
   return null;
 }
 
-/** The charset a declared wide payload is read in: the declared order, else its byte-order mark, else its NULs, else little-endian (Python's default). */
-function wideCharset(bytes: Buffer, wide: WideDeclared): AttachmentForm['charset'] {
-  let order = wide.order;
-  if (order === null) {
-    if (wide.width === 2) order = bytes[0] === 0xfe && bytes[1] === 0xff ? 'be' : bytes[0] === 0xff && bytes[1] === 0xfe ? 'le' : bytes[0] === 0 && bytes[1] !== 0 ? 'be' : 'le';
-    else order = bytes[0] === 0 && bytes[1] === 0 && bytes[2] === 0xfe && bytes[3] === 0xff ? 'be' : bytes[0] === 0xff && bytes[1] === 0xfe ? 'le' : bytes[0] === 0 ? 'be' : 'le';
-  }
-  return `utf${wide.width * 8}${order}` as AttachmentForm['charset'];
+/** The charset a declared wide payload is read in, as a body declared so is (views.ts). */
+function wideCharset(bytes: Buffer, wide: WideCharset): AttachmentForm['charset'] {
+  return declaredWideEncoding(bytes, wide).replace('-', '') as AttachmentForm['charset'];
 }
 
 /** False when a declared wide payload ends inside a code unit: read without its tail, it cannot be written back the same. */
-function wholeUnits(bytes: Buffer, wide: WideDeclared | null): boolean {
+function wholeUnits(bytes: Buffer, wide: WideCharset | null): boolean {
   return wide === null || bytes.length % wide.width === 0;
 }
 

@@ -67,8 +67,14 @@ export function repeatedParameter(contentType: string): string | undefined {
   return undefined;
 }
 
+/** A UTF-16/32 charset: its code unit's width, and its byte order when its name gives one. */
+export interface WideCharset {
+  width: 2 | 4;
+  order: 'le' | 'be' | null;
+}
+
 /** The wide encoding a charset names: exact ('utf-16le'), or generic ('utf-16': byte order from the BOM). */
-export function charsetEncoding(charset: string): { width: 2 | 4; order: 'le' | 'be' | null } | null {
+export function charsetEncoding(charset: string): WideCharset | null {
   const c = charset.toLowerCase().replace(/[-_\s]/g, '');
   switch (c) {
     case 'utf16le':
@@ -100,6 +106,19 @@ function bomEncoding(b: Buffer): WideEncoding | null {
   if (b.length >= 2 && b[0] === 0xff && b[1] === 0xfe) return 'utf-16le';
   if (b.length >= 2 && b[0] === 0xfe && b[1] === 0xff) return 'utf-16be';
   return null;
+}
+
+/**
+ * The encoding of bytes declared `declared`: its named byte order, else the byte-order mark of its
+ * width, else the NUL pattern of its width, else little-endian (what Python assumes).
+ */
+export function declaredWideEncoding(bytes: Buffer, declared: WideCharset): WideEncoding {
+  if (declared.order) return withOrder(declared.width, declared.order);
+  const unit = `utf-${declared.width * 8}`;
+  const bom = bomEncoding(bytes);
+  if (bom?.startsWith(unit)) return bom;
+  const nul = nulPatternEncoding(bytes);
+  return nul?.startsWith(unit) ? nul : withOrder(declared.width, 'le');
 }
 
 /** Python's json.detect_encoding without the BOM cases: the NUL pattern of the first bytes. */
@@ -191,14 +210,9 @@ export function wideReading(body: Buffer, contentType: string | undefined, reade
   let primary: WideEncoding | null = null;
   const others = new Set<WideEncoding>();
   if (declared) {
-    if (declared.order) primary = withOrder(declared.width, declared.order);
-    else if (bom && bom.startsWith(`utf-${declared.width * 8}`)) primary = bom;
-    else {
-      // No mark: Python assumes little-endian, iconv-lite guesses from the NULs: read both ways.
-      const guess = nul && nul.startsWith(`utf-${declared.width * 8}`) ? nul : withOrder(declared.width, 'le');
-      primary = guess;
-      others.add(withOrder(declared.width, guess.endsWith('le') ? 'be' : 'le'));
-    }
+    primary = declaredWideEncoding(body, declared);
+    // Neither named nor marked: Python assumes little-endian, iconv-lite guesses from the NULs: read both ways.
+    if (declared.order === null && primary !== bom) others.add(withOrder(declared.width, primary.endsWith('le') ? 'be' : 'le'));
   } else if (bom && reader !== 'other') primary = bom;
   else if (nul && reader === 'json') primary = nul;
   if (nul && nul !== primary && (reader !== 'other' || opensJson(body, nul))) others.add(nul);
